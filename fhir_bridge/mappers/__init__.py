@@ -1,0 +1,37 @@
+"""Pure translations between internal records and FHIR R4 (US Core, Gravity SDOH).
+
+No I/O and no hidden clock: pass a :class:`MappingContext` for the identifier namespace and
+the time used to stamp imported records.
+"""
+
+from ._context import DEFAULT_NAMESPACE, MappingContext, full_url_for
+from ._conformance import check_resource
+from ._translate import (
+    IMPORTED_TYPES,
+    Entry,
+    ImportResult,
+    check_package,
+    from_fhir,
+    resources_of,
+    to_bundle,
+    to_entries,
+)
+from ._vocab import ALL as VOCABULARIES
+from ._vocab import Vocabulary
+
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "IMPORTED_TYPES",
+    "VOCABULARIES",
+    "Entry",
+    "ImportResult",
+    "MappingContext",
+    "Vocabulary",
+    "check_package",
+    "check_resource",
+    "from_fhir",
+    "full_url_for",
+    "resources_of",
+    "to_bundle",
+    "to_entries",
+]

@@ -1,0 +1,92 @@
+"""CareTeam <-> FHIR CareTeam (US Core CareTeam)."""
+
+from __future__ import annotations
+
+from fhir_bridge import model as m
+
+from . import _vocab as v
+from ._common import US_CORE, head, notes_out, patient_record_in, subject_out
+from ._context import MappingContext
+from ._datatypes import (
+    Json,
+    Reader,
+    clean,
+    concept_in,
+    concept_out,
+    period_in,
+    period_out,
+    telecom_in,
+    telecom_out,
+)
+from ._narrative import concept_text, joined, narrative
+from ._refs import Resolver, parties_in, party_out
+
+
+def _member_label(x: m.CareTeamMember) -> str | None:
+    return joined([x.party.name, joined([concept_text(r) for r in x.roles]), x.party.phone])
+
+
+def careteam_out(ctx: MappingContext, t: m.CareTeam) -> Json:
+    return clean(
+        {
+            **head(ctx, "CareTeam", "careteam", t, [US_CORE + "us-core-careteam"]),
+            "text": narrative(
+                t.name or "Care team", [("Members", "; ".join(filter(None, map(_member_label, t.members))))]
+            ),
+            "status": v.CARETEAM_STATUS.to_fhir(t.status) if t.status else None,
+            "category": [concept_out(c) for c in t.categories],
+            "name": t.name,
+            "subject": subject_out(ctx, t),
+            "period": period_out(t.period),
+            "participant": [
+                clean(
+                    {
+                        "role": [concept_out(r) for r in x.roles],
+                        "member": party_out(ctx, x.party),
+                        "period": period_out(x.period),
+                    }
+                )
+                for x in t.members
+            ],
+            "managingOrganization": [party_out(ctx, o) for o in t.managing_organizations],
+            "telecom": telecom_out(t.phone, None),
+            "note": notes_out(t),
+        }
+    )
+
+
+def careteam_in(
+    ctx: MappingContext, resolver: Resolver, record_id: str, r: Json, reader: Reader
+) -> Json:
+    data = patient_record_in(ctx, resolver, record_id, r, reader)
+    status = r.get("status")
+    members = []
+    for i, p in enumerate(reader.objs(r, "participant")):
+        member = p.get("member")
+        party = resolver.party_in(member) if isinstance(member, dict) else None
+        if party is None:
+            reader.add(f"participant[{i}].member", "required: who takes part")
+            continue
+        members.append(
+            clean(
+                {
+                    "party": party,
+                    "roles": [c for c in (concept_in(x) for x in p.get("role") or []) if c],
+                    "period": period_in(p.get("period")),
+                }
+            )
+        )
+    return clean(
+        data
+        | {
+            "name": r.get("name"),
+            "status": reader.guard(lambda: v.CARETEAM_STATUS.from_fhir(status, reader.at("status")))
+            if status is not None
+            else None,
+            "categories": [c for c in (concept_in(x) for x in reader.objs(r, "category")) if c],
+            "members": members,
+            "period": period_in(reader.obj(r, "period")),
+            "managing_organizations": parties_in(resolver, reader.objs(r, "managingOrganization")),
+            "phone": telecom_in(reader.objs(r, "telecom"), "phone"),
+        }
+    )

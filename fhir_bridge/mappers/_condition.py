@@ -1,0 +1,86 @@
+"""Problem <-> FHIR Condition (US Core Condition Problems and Health Concerns; Gravity SDOHCC)."""
+
+from __future__ import annotations
+
+from fhir_bridge import model as m
+
+from . import _vocab as v
+from ._common import SDOHCC, US_CORE, head, notes_out, patient_record_in, subject_out
+from ._context import MappingContext
+from ._datatypes import Json, Reader, clean, concept_in, concept_out, first_code, period_in, period_out
+from ._narrative import concept_text, narrative
+from ._refs import Resolver, party_out
+
+
+def _status(vocab: v.Vocabulary, value: object) -> Json | None:  # type: ignore[type-arg]
+    if value is None:
+        return None
+    return {"coding": [{"system": vocab.system, "code": vocab.to_fhir(value)}]}
+
+
+def condition_out(ctx: MappingContext, p: m.Problem) -> Json:
+    profiles = [US_CORE + "us-core-condition-problems-health-concerns"]
+    if p.sdoh_category is not None:
+        profiles.append(SDOHCC + "SDOHCC-Condition")
+    return clean(
+        {
+            **head(ctx, "Condition", "problem", p, profiles),
+            "text": narrative(
+                "Problem",
+                [
+                    ("Problem", concept_text(p.code)),
+                    ("Category", p.category.value),
+                    ("Clinical status", p.clinical_status.value if p.clinical_status else None),
+                    ("Onset", p.onset),
+                ],
+            ),
+            "clinicalStatus": _status(v.CLINICAL_STATUS, p.clinical_status),
+            "verificationStatus": _status(v.VERIFICATION_STATUS, p.verification_status),
+            "category": [concept_out(c) for c in p.categories],
+            "code": concept_out(p.code),
+            "subject": subject_out(ctx, p),
+            "onsetDateTime": p.onset,
+            "onsetPeriod": period_out(p.onset_period),
+            "abatementDateTime": p.abatement,
+            "recordedDate": p.recorded_date,
+            "recorder": party_out(ctx, p.recorder) if p.recorder else None,
+            "asserter": party_out(ctx, p.asserter) if p.asserter else None,
+            "note": notes_out(p),
+        }
+    )
+
+
+def _status_in(vocab: v.Vocabulary, data: Json | None, reader: Reader, element: str) -> object:  # type: ignore[type-arg]
+    code = first_code(data, vocab.system) or first_code(data)
+    if code is None:
+        return None
+    return reader.guard(lambda: vocab.from_fhir(code, reader.at(element)))
+
+
+def condition_in(
+    ctx: MappingContext, resolver: Resolver, record_id: str, r: Json, reader: Reader
+) -> Json:
+    data = patient_record_in(ctx, resolver, record_id, r, reader)
+    code = concept_in(reader.obj(r, "code"))
+    if code is None:
+        reader.add("code", "required: the problem's code or text")
+    recorder, asserter = reader.obj(r, "recorder"), reader.obj(r, "asserter")
+    return clean(
+        data
+        | {
+            "code": code,
+            "categories": [c for c in (concept_in(x) for x in reader.objs(r, "category")) if c],
+            "clinical_status": _status_in(
+                v.CLINICAL_STATUS, reader.obj(r, "clinicalStatus"), reader, "clinicalStatus"
+            ),
+            "verification_status": _status_in(
+                v.VERIFICATION_STATUS, reader.obj(r, "verificationStatus"), reader, "verificationStatus"
+            ),
+            "onset": r.get("onsetDateTime"),
+            "onset_period": period_in(reader.obj(r, "onsetPeriod")),
+            "abatement": r.get("abatementDateTime"),
+            "recorded_date": r.get("recordedDate"),
+            "recorder": resolver.party_in(recorder) if recorder else None,
+            "asserter": resolver.party_in(asserter) if asserter else None,
+        }
+    )

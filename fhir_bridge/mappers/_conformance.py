@@ -1,0 +1,94 @@
+"""Checks every emitted resource passes: the R4B model, plus what fhir.resources does not check.
+
+fhir.resources validates structure and cardinality; it does not check required bindings
+(status codes), US Core's mandatory elements, or that a narrative is present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from fhir.resources.R4B import get_fhir_model_class
+from pydantic import ValidationError
+
+from fhir_bridge.errors import Problem
+
+from . import _vocab as v
+from ._datatypes import Json
+
+_REQUIRED_CODES: dict[str, dict[str, list[str]]] = {
+    "CarePlan": {"status": v.CAREPLAN_STATUS.codes, "intent": v.CAREPLAN_INTENT.codes},
+    "Goal": {"lifecycleStatus": v.GOAL_LIFECYCLE.codes},
+    "ServiceRequest": {
+        "status": v.REFERRAL_STATUS.codes,
+        "intent": v.REFERRAL_INTENT.codes,
+        "priority": v.REFERRAL_PRIORITY.codes,
+    },
+    "Task": {
+        "status": v.TASK_STATUS.codes,
+        "intent": ["unknown", "proposal", "plan", "order", "original-order", "reflex-order",
+                   "filler-order", "instance-order", "option"],
+    },
+    "MedicationStatement": {"status": v.MEDICATION_STATUS.codes},
+    "CareTeam": {"status": v.CARETEAM_STATUS.codes},
+    "Patient": {"gender": v.GENDER.codes},
+}
+_REQUIRED_ELEMENTS: dict[str, tuple[str, ...]] = {
+    "Patient": ("identifier", "name", "gender"),
+    "CarePlan": ("status", "intent", "subject", "category"),
+    "Goal": ("lifecycleStatus", "description", "subject"),
+    "ServiceRequest": ("status", "intent", "code", "subject"),
+    "Task": ("status", "intent", "code", "focus", "for"),
+    "Condition": ("category", "code", "subject"),
+    "CareTeam": ("subject", "participant"),
+    "MedicationStatement": ("status", "subject"),
+}
+ASSESS_PLAN = ("http://hl7.org/fhir/us/core/CodeSystem/careplan-category", "assess-plan")
+
+
+def check_resource(resource: Json, path: str) -> list[Problem]:
+    """Every problem of one emitted resource, located under ``path``."""
+    problems: list[Problem] = []
+    resource_type = str(resource.get("resourceType"))
+    problems += _structure(resource, resource_type, path)
+    for element, codes in _REQUIRED_CODES.get(resource_type, {}).items():
+        value = resource.get(element)
+        if value is not None and value not in codes:
+            problems.append(Problem(f"{path}.{element}", f"{value!r} is not in the required value set"))
+    for element in _REQUIRED_ELEMENTS.get(resource_type, ()):
+        if resource.get(element) in (None, [], {}):
+            problems.append(Problem(f"{path}.{element}", "required by US Core"))
+    text = resource.get("text") or {}
+    if text.get("status") not in ("generated", "additional", "extensions") or not str(
+        text.get("div", "")
+    ).startswith("<div"):
+        problems.append(Problem(f"{path}.text", "a narrative (generated XHTML div) is required"))
+    for check in _SPECIFIC.get(resource_type, ()):
+        problems += check(resource, path)
+    return problems
+
+
+def _structure(resource: Json, resource_type: str, path: str) -> list[Problem]:
+    try:
+        model_class = get_fhir_model_class(resource_type)
+    except (KeyError, ValueError):
+        return [Problem(f"{path}.resourceType", f"unknown resource type {resource_type!r}")]
+    try:
+        model_class.model_validate(resource)
+    except ValidationError as exc:
+        return [
+            Problem(f"{path}.{'.'.join(str(p) for p in e['loc'])}", e["msg"]) for e in exc.errors()
+        ]
+    return []
+
+
+def _careplan_assess_plan(resource: Json, path: str) -> list[Problem]:
+    for concept in resource.get("category") or []:
+        for coding in concept.get("coding") or []:
+            if (coding.get("system"), coding.get("code")) == ASSESS_PLAN:
+                return []
+    return [Problem(f"{path}.category", "US Core 6.1/7.0 requires the assess-plan category")]
+
+
+_SPECIFIC: dict[str, tuple[Callable[[Json, str], list[Problem]], ...]] = {
+    "CarePlan": (_careplan_assess_plan,),
+}

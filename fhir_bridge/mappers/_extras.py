@@ -1,0 +1,109 @@
+"""Lossless keeping of FHIR elements the internal model has no field for.
+
+On import, the resource as received is compared with what the mapper renders from the new
+internal record; what the rendering lacks is kept as a *residual*:
+
+    {"add": {key: value as received}, "sub": {key: residual}}        for objects
+    {"items": {"0": residual, ...}, "extra": [value, ...]}           for arrays (by position)
+
+On export the residual is applied to the fresh rendering: missing keys are added back, and
+nothing the record itself renders is ever overwritten. A key of a choice element
+(``occurrence[x]``, ``author[x]``...) is not added when the rendering already holds another
+type of the same element.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+_CHOICE_BASES = frozenset(
+    {
+        "abatement", "age", "allowed", "answer", "author", "born", "collected", "dead", "deceased",
+        "defaultValue", "detail", "dose", "due", "effective", "fixed", "item", "medication",
+        "multipleBirth", "occurrence", "onset", "performed", "product", "rate", "reported",
+        "scheduled", "serviced", "start", "subject", "timing", "used", "value",
+    }
+)
+_CHOICE_RE = re.compile(r"^([a-z][A-Za-z]*?)([A-Z][A-Za-z]*)$")
+_NEVER_KEPT = frozenset({"id", "resourceType"})
+_NEVER_KEPT_META = frozenset({"versionId", "lastUpdated"})
+
+
+def residual_of(received: dict[str, Any], rendered: dict[str, Any]) -> dict[str, Any]:
+    """What ``received`` holds that ``rendered`` lacks (empty dict when nothing)."""
+    trimmed = {k: v for k, v in received.items() if k not in _NEVER_KEPT}
+    if isinstance(trimmed.get("meta"), dict):
+        meta = {k: v for k, v in trimmed["meta"].items() if k not in _NEVER_KEPT_META}
+        if meta:
+            trimmed["meta"] = meta
+        else:
+            del trimmed["meta"]
+    return _residual(trimmed, rendered) or {}
+
+
+def apply_residual(rendered: dict[str, Any], residual: dict[str, Any]) -> dict[str, Any]:
+    """``rendered`` with the kept elements of ``residual`` added back (in place, and returned)."""
+    if residual:
+        _apply(rendered, residual)
+    return rendered
+
+
+def _residual(received: Any, rendered: Any) -> dict[str, Any] | None:
+    if isinstance(received, dict) and isinstance(rendered, dict):
+        add = {k: v for k, v in received.items() if k not in rendered}
+        sub = {}
+        for key, value in received.items():
+            if key in rendered:
+                inner = _residual(value, rendered[key])
+                if inner:
+                    sub[key] = inner
+        node: dict[str, Any] = {}
+        if add:
+            node["add"] = add
+        if sub:
+            node["sub"] = sub
+        return node or None
+    if isinstance(received, list) and isinstance(rendered, list):
+        items = {}
+        for index, (got, made) in enumerate(zip(received, rendered, strict=False)):
+            inner = _residual(got, made)
+            if inner:
+                items[str(index)] = inner
+        extra = received[len(rendered) :]
+        node = {}
+        if items:
+            node["items"] = items
+        if extra:
+            node["extra"] = extra
+        return node or None
+    return None
+
+
+def _choice_base(key: str) -> str | None:
+    m = _CHOICE_RE.match(key)
+    if m and m.group(1) in _CHOICE_BASES:
+        return m.group(1)
+    return None
+
+
+def _apply(rendered: Any, node: dict[str, Any]) -> None:
+    if isinstance(rendered, dict):
+        taken = {b for k in rendered if (b := _choice_base(k))}
+        for key, value in node.get("add", {}).items():
+            if key in rendered:
+                continue
+            base = _choice_base(key)
+            if base and base in taken:
+                continue
+            rendered[key] = copy.deepcopy(value)
+        for key, inner in node.get("sub", {}).items():
+            if key in rendered:
+                _apply(rendered[key], inner)
+    elif isinstance(rendered, list):
+        for index, inner in node.get("items", {}).items():
+            position = int(index)
+            if position < len(rendered):
+                _apply(rendered[position], inner)
+        rendered.extend(copy.deepcopy(node.get("extra", [])))

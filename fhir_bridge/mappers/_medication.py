@@ -1,0 +1,81 @@
+"""Medication <-> FHIR MedicationStatement."""
+
+from __future__ import annotations
+
+from fhir_bridge import model as m
+
+from . import _vocab as v
+from ._common import EXTENSION_BASE, head, notes_out, patient_record_in, subject_out
+from ._context import MappingContext
+from ._datatypes import Json, Reader, clean, concept_in, concept_out, period_in, period_out
+from ._narrative import concept_text, narrative
+from ._refs import Resolver, party_out, ref_out, refs_in
+
+ADHERENCE = EXTENSION_BASE + "medication-adherence"
+
+
+def medicationstatement_out(ctx: MappingContext, x: m.Medication) -> Json:
+    return clean(
+        {
+            **head(ctx, "MedicationStatement", "medication", x, []),
+            "text": narrative(
+                "Medication",
+                [
+                    ("Medication", concept_text(x.medication)),
+                    ("Status", x.status.value),
+                    ("Dosage", x.dosage),
+                    ("Adherence", x.adherence),
+                ],
+            ),
+            "extension": [{"url": ADHERENCE, "valueString": x.adherence}] if x.adherence else None,
+            "status": v.MEDICATION_STATUS.to_fhir(x.status),
+            "medicationCodeableConcept": concept_out(x.medication),
+            "subject": subject_out(ctx, x),
+            "effectiveDateTime": x.effective,
+            "effectivePeriod": period_out(x.effective_period),
+            "dateAsserted": x.date_asserted,
+            "informationSource": party_out(ctx, x.information_source)
+            if x.information_source
+            else None,
+            "reasonReference": [ref_out(ctx, r, "problem") for r in x.reasons],
+            "note": notes_out(x),
+            "dosage": [{"text": x.dosage}] if x.dosage else None,
+        }
+    )
+
+
+def medicationstatement_in(
+    ctx: MappingContext, resolver: Resolver, record_id: str, r: Json, reader: Reader
+) -> Json:
+    data = patient_record_in(ctx, resolver, record_id, r, reader)
+    status = r.get("status")
+    if status is None:
+        reader.add("status", "required")
+    medication = concept_in(reader.obj(r, "medicationCodeableConcept"))
+    if medication is None:
+        reference = reader.obj(r, "medicationReference") or {}
+        medication = {"text": reference["display"]} if reference.get("display") else None
+    if medication is None:
+        reader.add("medication[x]", "required: a coded medication or a display")
+    adherence = next(
+        (e.get("valueString") for e in reader.objs(r, "extension") if e.get("url") == ADHERENCE),
+        None,
+    )
+    source = reader.obj(r, "informationSource")
+    dosages = reader.objs(r, "dosage")
+    return clean(
+        data
+        | {
+            "status": reader.guard(lambda: v.MEDICATION_STATUS.from_fhir(status, reader.at("status")))
+            if status is not None
+            else None,
+            "medication": medication,
+            "dosage": dosages[0].get("text") if dosages else None,
+            "effective": r.get("effectiveDateTime"),
+            "effective_period": period_in(reader.obj(r, "effectivePeriod")),
+            "date_asserted": r.get("dateAsserted"),
+            "reasons": refs_in(resolver, reader.objs(r, "reasonReference"), "problem"),
+            "adherence": adherence,
+            "information_source": resolver.party_in(source) if source else None,
+        }
+    )

@@ -1,0 +1,315 @@
+"""Whole translations: records -> FHIR resources and Bundles, FHIR resources -> records."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from fhir_bridge import model as m
+from fhir_bridge.errors import MappingError, Problem
+
+from ._careplan import careplan_in, careplan_out
+from ._careteam import careteam_in, careteam_out
+from ._common import instant
+from ._condition import condition_in, condition_out
+from ._conformance import check_resource
+from ._context import MappingContext
+from ._datatypes import Json, Reader
+from ._extras import apply_residual, residual_of
+from ._goal import goal_in, goal_out
+from ._medication import medicationstatement_in, medicationstatement_out
+from ._patient import patient_in, patient_out
+from ._referral import (
+    referral_out,
+    referral_task_in,
+    referral_task_out,
+    servicerequest_in,
+    tracking_in,
+)
+from ._refs import DIRECTORY_KINDS, RESOURCE_TYPE, Resolver, party_resource
+
+Reads = Callable[[MappingContext, Resolver, str, Json, Reader], Json]
+
+_READERS: dict[str, tuple[Reads, type[m.Record]]] = {
+    "Patient": (patient_in, m.Patient),
+    "CarePlan": (careplan_in, m.CarePlan),
+    "Goal": (goal_in, m.Goal),
+    "ServiceRequest": (servicerequest_in, m.Referral),
+    "Task": (referral_task_in, m.ReferralTask),
+    "Condition": (condition_in, m.Problem),
+    "MedicationStatement": (medicationstatement_in, m.Medication),
+    "CareTeam": (careteam_in, m.CareTeam),
+}
+IMPORTED_TYPES = frozenset(_READERS)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One emitted resource with the fullUrl that other entries reference it by."""
+
+    full_url: str
+    resource: Json
+
+
+# ------------------------------------------------------------------ internal -> FHIR
+
+
+def _rendered(ctx: MappingContext, record: m.Record) -> list[Json]:
+    """The resources of one record as the model alone describes them (no extras)."""
+    if isinstance(record, m.Patient):
+        return [patient_out(ctx, record)]
+    if isinstance(record, m.CarePlan):
+        return [careplan_out(ctx, record)]
+    if isinstance(record, m.Goal):
+        return [goal_out(ctx, record)]
+    if isinstance(record, m.Referral):
+        return referral_out(ctx, record)
+    if isinstance(record, m.ReferralTask):
+        return [referral_task_out(ctx, record)]
+    if isinstance(record, m.Problem):
+        return [condition_out(ctx, record)]
+    if isinstance(record, m.Medication):
+        return [medicationstatement_out(ctx, record)]
+    if isinstance(record, m.CareTeam):
+        return [careteam_out(ctx, record)]
+    raise TypeError(f"not a record: {type(record).__name__}")
+
+
+def resources_of(ctx: MappingContext, record: m.Record) -> list[Entry]:
+    """The FHIR resources one record becomes, with extras kept from import restored."""
+    entries = []
+    for resource in _rendered(ctx, record):
+        resource_type = resource["resourceType"]
+        apply_residual(resource, record.fhir_extras.get(resource_type, {}))
+        identifier = resource["identifier"][0]
+        kind = ctx.kind_of_system(identifier["system"]) or ""
+        entries.append(Entry(ctx.full_url(kind, identifier["value"]), resource))
+    return entries
+
+
+def _parties(record: m.Record) -> Iterable[m.Party]:
+    """Every Party held anywhere in a record."""
+    stack: list[Any] = [record]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, m.Party):
+            yield item
+        elif isinstance(item, BaseModel):
+            stack.extend(getattr(item, name) for name in type(item).model_fields)
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def directory_entries(ctx: MappingContext, records: Iterable[m.Record]) -> list[Entry]:
+    """One Practitioner/PractitionerRole/Organization per directory party the records name.
+
+    When the same party appears several times, the first value of each detail wins.
+    """
+    merged: dict[tuple[m.PartyKind, str], m.Party] = {}
+    for record in records:
+        for party in _parties(record):
+            if party.id is None or party.reference is not None or party.kind not in DIRECTORY_KINDS:
+                continue
+            key = (party.kind, party.id)
+            if key not in merged:
+                merged[key] = party.model_copy(deep=True)
+                continue
+            known = merged[key]
+            for name in ("name", "phone", "email"):
+                if getattr(known, name) is None and getattr(party, name) is not None:
+                    setattr(known, name, getattr(party, name))
+            if not known.identifiers and party.identifiers:
+                known.identifiers = list(party.identifiers)
+    return [
+        Entry(ctx.full_url(kind.value, party_id), party_resource(ctx, party))
+        for (kind, party_id), party in merged.items()
+    ]
+
+
+def to_entries(
+    records: Iterable[m.Record], ctx: MappingContext | None = None, *, check: bool = True
+) -> list[Entry]:
+    """All resources of ``records`` plus the directory resources they name.
+
+    With ``check`` every resource is validated (R4B model, required bindings, US Core
+    mandatory elements, narrative) and a MappingError lists every problem.
+    """
+    ctx = ctx or MappingContext()
+    records = list(records)
+    entries = [e for r in records for e in resources_of(ctx, r)]
+    entries += directory_entries(ctx, records)
+    if check:
+        problems = [
+            p
+            for e in entries
+            for p in check_resource(e.resource, f"{e.resource['resourceType']}[{_label(e)}]")
+        ]
+        if problems:
+            raise MappingError(problems)
+    return entries
+
+
+def _label(entry: Entry) -> str:
+    return str(entry.resource["identifier"][0]["value"])
+
+
+def to_bundle(
+    records: Iterable[m.Record],
+    ctx: MappingContext | None = None,
+    *,
+    bundle_type: str = "collection",
+    check: bool = True,
+) -> Json:
+    """A Bundle (``collection`` by default) of every resource of ``records``."""
+    ctx = ctx or MappingContext()
+    entries = to_entries(records, ctx, check=check)
+    return {
+        "resourceType": "Bundle",
+        "type": bundle_type,
+        "timestamp": instant(ctx.now),
+        "entry": [{"fullUrl": e.full_url, "resource": e.resource} for e in entries],
+    }
+
+
+def check_package(package: m.PatientPackage) -> None:
+    """Every internal reference of a package points at a record of it; MappingError if not."""
+    known: dict[str, set[str]] = {kind: set() for kind in RESOURCE_TYPE}
+    for record in package.records():
+        known[record.kind].add(record.id)  # type: ignore[attr-defined]
+    problems: list[Problem] = []
+    groups = {
+        "care_plans": package.care_plans,
+        "goals": package.goals,
+        "referrals": package.referrals,
+        "referral_tasks": package.referral_tasks,
+        "problems": package.problems,
+        "medications": package.medications,
+        "care_teams": package.care_teams,
+    }
+    for group, items in groups.items():
+        for index, record in enumerate(items):
+            path = f"{group}[{index}]"
+            if record.patient.id is not None and record.patient.id != package.patient.id:
+                problems.append(
+                    Problem(f"{path}.patient", f"{record.patient.id!r} is not the package's patient")
+                )
+            for where, ref, kind in _internal_refs(record):
+                if ref.id is not None and ref.reference is None and ref.id not in known[kind]:
+                    problems.append(Problem(f"{path}.{where}", f"no {kind} {ref.id!r} in this package"))
+    if problems:
+        raise MappingError(problems)
+
+
+def _internal_refs(record: m.PatientRecord) -> Iterable[tuple[str, m.Ref, str]]:
+    if isinstance(record, m.CarePlan):
+        for name, kind in (("goals", "goal"), ("addresses", "problem"), ("care_teams", "careteam")):
+            for i, ref in enumerate(getattr(record, name)):
+                yield f"{name}[{i}]", ref, kind
+        for i, activity in enumerate(record.activities):
+            if activity.referral is not None:
+                yield f"activities[{i}].referral", activity.referral, "referral"
+            if activity.planned is not None:
+                for j, ref in enumerate(activity.planned.goals):
+                    yield f"activities[{i}].planned.goals[{j}]", ref, "goal"
+                for j, ref in enumerate(activity.planned.reasons):
+                    yield f"activities[{i}].planned.reasons[{j}]", ref, "problem"
+    elif isinstance(record, m.Goal):
+        for i, ref in enumerate(record.addresses):
+            yield f"addresses[{i}]", ref, "problem"
+    elif isinstance(record, m.Referral):
+        for i, ref in enumerate(record.reasons):
+            yield f"reasons[{i}]", ref, "problem"
+        for i, ref in enumerate(record.goals):
+            yield f"goals[{i}]", ref, "goal"
+    elif isinstance(record, m.Medication):
+        for i, ref in enumerate(record.reasons):
+            yield f"reasons[{i}]", ref, "problem"
+
+
+# ------------------------------------------------------------------ FHIR -> internal
+
+
+@dataclass
+class ImportResult:
+    """Records read from FHIR, and the resources of types the internal model does not hold."""
+
+    records: list[m.Record] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+def from_fhir(
+    resources: Iterable[tuple[Json, str | None]], ctx: MappingContext | None = None
+) -> ImportResult:
+    """Read (resource, fullUrl) pairs, references resolved among them, into internal records.
+
+    Resources of types the model does not hold are counted in ``skipped`` (and used to
+    resolve references, e.g. Practitioner details). A MappingError lists every problem.
+    """
+    ctx = ctx or MappingContext()
+    resolver = Resolver(ctx)
+    items = [(resource, resolver.register(resource, full_url)) for resource, full_url in resources]
+    tasks_by_focus = _tasks_by_focus(resolver, items)
+    attached = {id(task) for task in tasks_by_focus.values()}
+
+    result = ImportResult()
+    problems: list[Problem] = []
+    for resource, found in items:
+        resource_type = found.resource_type
+        if resource_type not in _READERS:
+            result.skipped[resource_type] += 1
+            continue
+        if resource_type == "Task" and id(resource) in attached:
+            continue
+        label = f"{resource_type}[{resource.get('id') or found.internal_id}]"
+        reader = Reader(label)
+        read, record_type = _READERS[resource_type]
+        data = read(ctx, resolver, found.internal_id, resource, reader)
+        task = tasks_by_focus.get(id(resource))
+        if task is not None:
+            task_reader = Reader(f"Task[{task.get('id')}]")
+            data["tracking"] = tracking_in(resolver, task, task_reader)
+            reader.problems += task_reader.problems
+        if reader.problems:
+            problems += reader.problems
+            continue
+        try:
+            record = record_type.model_validate(data)
+        except ValidationError as exc:
+            problems += [
+                Problem(f"{label}.{'.'.join(str(p) for p in e['loc'])}", e["msg"]) for e in exc.errors()
+            ]
+            continue
+        _keep_extras(ctx, record, resource, task)
+        result.records.append(record)
+    if problems:
+        raise MappingError(problems)
+    return result
+
+
+def _tasks_by_focus(resolver: Resolver, items: list[tuple[Json, Any]]) -> dict[int, Json]:
+    """For each ServiceRequest of the input, the first Task that tracks it (not a subtask)."""
+    out: dict[int, Json] = {}
+    for resource, found in items:
+        if found.resource_type != "Task" or resource.get("partOf"):
+            continue
+        focus = resolver.find((resource.get("focus") or {}).get("reference"))
+        if focus is not None and focus.resource_type == "ServiceRequest":
+            out.setdefault(id(focus.resource), resource)
+    return out
+
+
+def _keep_extras(ctx: MappingContext, record: m.Record, resource: Json, task: Json | None) -> None:
+    received = {resource["resourceType"]: resource}
+    if task is not None:
+        received["Task"] = task
+    for rendered in _rendered(ctx, record):
+        source = received.get(rendered["resourceType"])
+        if source is not None:
+            residual = residual_of(source, rendered)
+            if residual:
+                record.fhir_extras[rendered["resourceType"]] = residual
+

@@ -1,0 +1,45 @@
+"""A patient package: one patient with everything the care manager holds for them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from ._careplan import CarePlan
+from ._clinical import CareTeam, Medication, Problem
+from ._goal import Goal
+from ._patient import Patient
+from ._record import PatientRecord
+from ._referral import Referral, ReferralTask
+from ._types import Model
+
+AnyRecord = Annotated[
+    Patient | CarePlan | Goal | Referral | ReferralTask | Problem | Medication | CareTeam,
+    Field(discriminator="kind"),
+]
+
+
+class PatientPackage(Model):
+    kind: Literal["package"] = "package"
+    patient: Patient
+    care_plans: list[CarePlan] = Field(default_factory=list)
+    goals: list[Goal] = Field(default_factory=list)
+    referrals: list[Referral] = Field(default_factory=list)
+    referral_tasks: list[ReferralTask] = Field(default_factory=list)
+    problems: list[Problem] = Field(default_factory=list)
+    medications: list[Medication] = Field(default_factory=list)
+    care_teams: list[CareTeam] = Field(default_factory=list)
+
+    def records(self) -> list[Patient | PatientRecord]:
+        """Every record of the package, patient first."""
+        return [
+            self.patient,
+            *self.problems,
+            *self.goals,
+            *self.care_teams,
+            *self.referrals,
+            *self.referral_tasks,
+            *self.medications,
+            *self.care_plans,
+        ]
