@@ -1,1 +1,106 @@
-def main() -> None: ...
+"""The ``fhir-bridge`` command line.
+
+Exit codes: 0 success; 2 invalid input or usage (message on stderr names file, record and
+field); 1 any other failure. No tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+
+from fhir_bridge import model as m
+from fhir_bridge.documents import read_fhir, read_records
+from fhir_bridge.errors import BridgeError, InputError, MappingError
+from fhir_bridge.mappers import MappingContext, from_fhir, to_bundle
+
+app = typer.Typer(
+    name="fhir-bridge",
+    help="Sync care plans, goals and referrals between care management and FHIR R4 EHRs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+Files = Annotated[list[Path], typer.Argument(help="Input files", show_default=False)]
+Namespace = Annotated[
+    str | None,
+    typer.Option(help="Identifier namespace (default: $FHIR_BRIDGE_NAMESPACE or built-in)"),
+]
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"fhir-bridge: {message}", err=True)
+    return typer.Exit(code)
+
+
+def reports_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn fhir-bridge's errors into messages and exit codes (2 for bad input, 1 otherwise)."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except MappingError as exc:
+            lines = "\n".join(f"  {p}" for p in exc.problems)
+            raise _fail(f"invalid input ({len(exc.problems)} problems):\n{lines}", 2) from None
+        except InputError as exc:
+            raise _fail(str(exc), 2) from None
+        except BridgeError as exc:
+            raise _fail(str(exc), 1) from None
+
+    return wrapper
+
+
+def _context(namespace: str | None) -> MappingContext:
+    return MappingContext(namespace=namespace.rstrip("/")) if namespace else MappingContext()
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False))
+    sys.stdout.write("\n")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the internal record format."""
+    _print_json(m.json_schema())
+
+
+@app.command("map")
+@reports_errors
+def map_(files: Files, namespace: Namespace = None) -> None:
+    """Translate internal JSON (a record, a list, or a patient package) into one FHIR Bundle."""
+    records = [r for path in files for r in read_records(path)]
+    _print_json(to_bundle(records, _context(namespace)))
+
+
+@app.command("import")
+@reports_errors
+def import_(files: Files, namespace: Namespace = None) -> None:
+    """Translate FHIR JSON (a resource, a Bundle or NDJSON) into internal records."""
+    items = [item for path in files for item in read_fhir(path)]
+    result = from_fhir(
+        [(i.resource, i.full_url) for i in items], _context(namespace), where=[i.where for i in items]
+    )
+    if result.skipped:
+        kinds = ", ".join(f"{t} {n}" for t, n in sorted(result.skipped.items()))
+        typer.echo(f"fhir-bridge: not held by the internal model, skipped: {kinds}", err=True)
+    _print_json([r.model_dump(mode="json", exclude_none=True) for r in result.records])
+
+
+def main() -> None:
+    try:
+        app()
+    except Exception as exc:
+        typer.echo(f"fhir-bridge: error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)

@@ -4,8 +4,8 @@ No I/O and no hidden clock: pass a :class:`MappingContext` for the identifier na
 the time used to stamp imported records.
 """
 
-from ._context import DEFAULT_NAMESPACE, MappingContext, full_url_for
 from ._conformance import check_resource
+from ._context import DEFAULT_NAMESPACE, MappingContext, full_url_for
 from ._translate import (
     IMPORTED_TYPES,
     Entry,

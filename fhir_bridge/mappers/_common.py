@@ -28,14 +28,14 @@ def head(
     identifiers: list[Json] | None = None,
     record_id: str | None = None,
 ) -> Json:
-    """resourceType, meta and identifier (ours first) of an emitted resource."""
+    """resourceType, meta and identifier (the record's own last) of an emitted resource."""
     meta: Json = {"lastUpdated": instant(record.updated_at)}
     if profiles:
         meta = {"profile": profiles, **meta}
     return {
         "resourceType": resource_type,
         "meta": meta,
-        "identifier": [ctx.identifier(kind, record_id or record.id), *(identifiers or [])],
+        "identifier": [*(identifiers or []), ctx.identifier(kind, record_id or record.id)],
     }
 
 

@@ -7,7 +7,16 @@ from fhir_bridge import model as m
 from . import _vocab as v
 from ._common import SDOHCC, US_CORE, head, notes_out, patient_record_in, subject_out
 from ._context import MappingContext
-from ._datatypes import Json, Reader, clean, concept_in, concept_out, first_code, period_in, period_out
+from ._datatypes import (
+    Json,
+    Reader,
+    clean,
+    concept_in,
+    concept_out,
+    first_code,
+    period_in,
+    period_out,
+)
 from ._narrative import concept_text, narrative
 from ._refs import Resolver, party_out
 

@@ -7,6 +7,7 @@ fhir.resources validates structure and cardinality; it does not check required b
 from __future__ import annotations
 
 from collections.abc import Callable
+
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 

@@ -5,6 +5,7 @@ internal record; what the rendering lacks is kept as a *residual*:
 
     {"add": {key: value as received}, "sub": {key: residual}}        for objects
     {"items": {"0": residual, ...}, "extra": [value, ...]}           for arrays (by position)
+    {"extra": [value, ...]}                                          for arrays of plain values
 
 On export the residual is applied to the fresh rendering: missing keys are added back, and
 nothing the record itself renders is ever overwritten. A key of a choice element
@@ -66,6 +67,10 @@ def _residual(received: Any, rendered: Any) -> dict[str, Any] | None:
             node["sub"] = sub
         return node or None
     if isinstance(received, list) and isinstance(rendered, list):
+        if not any(isinstance(x, dict | list) for x in received):
+            # a list of plain values (e.g. meta.profile): keep those the rendering lacks
+            missing = [x for x in received if x not in rendered]
+            return {"extra": missing} if missing else None
         items = {}
         for index, (got, made) in enumerate(zip(received, rendered, strict=False)):
             inner = _residual(got, made)

@@ -8,7 +8,7 @@ from . import _vocab as v
 from ._common import SDOHCC, US_CORE, head, notes_out, patient_record_in, subject_out
 from ._context import MappingContext
 from ._datatypes import Json, Reader, clean, concept_in, concept_out, period_in, period_out
-from ._narrative import concept_text, joined, narrative
+from ._narrative import concept_text, narrative
 from ._refs import Resolver, party_out, ref_out, refs_in
 
 PERTAINS_TO_GOAL = "http://hl7.org/fhir/StructureDefinition/resource-pertainsToGoal"

@@ -11,6 +11,7 @@ from fhir_bridge import model as m
 
 from ._context import MappingContext
 from ._datatypes import Json, clean, identifier_in, identifier_out, name_in, telecom_in, telecom_out
+from ._narrative import narrative
 
 RESOURCE_TYPE = {
     "patient": "Patient",
@@ -85,12 +86,16 @@ def party_resource(ctx: MappingContext, party: m.Party) -> Json:
     """The Practitioner, PractitionerRole or Organization resource of a directory party."""
     assert party.id is not None and party.kind in DIRECTORY_KINDS
     identifiers = [
-        ctx.identifier(party.kind.value, party.id),
         *(identifier_out(i) for i in party.identifiers),
+        ctx.identifier(party.kind.value, party.id),
     ]
     telecom = telecom_out(party.phone, party.email)
     resource_type = PARTY_TYPE[party.kind]
-    body: Json = {"resourceType": resource_type, "identifier": identifiers}
+    body: Json = {
+        "resourceType": resource_type,
+        "text": narrative(resource_type, [("Name", party.name), ("Phone", party.phone)]),
+        "identifier": identifiers,
+    }
     if party.kind is m.PartyKind.organization:
         body |= clean({"name": party.name, "telecom": telecom})
     elif party.kind is m.PartyKind.practitioner_role:

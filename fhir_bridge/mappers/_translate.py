@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +53,7 @@ class Entry:
 
     full_url: str
     resource: Json
+    record_id: str
 
 
 # ------------------------------------------------------------------ internal -> FHIR
@@ -83,11 +84,10 @@ def resources_of(ctx: MappingContext, record: m.Record) -> list[Entry]:
     """The FHIR resources one record becomes, with extras kept from import restored."""
     entries = []
     for resource in _rendered(ctx, record):
-        resource_type = resource["resourceType"]
-        apply_residual(resource, record.fhir_extras.get(resource_type, {}))
-        identifier = resource["identifier"][0]
-        kind = ctx.kind_of_system(identifier["system"]) or ""
-        entries.append(Entry(ctx.full_url(kind, identifier["value"]), resource))
+        own = resource["identifier"][-1]
+        full_url = ctx.full_url(ctx.kind_of_system(own["system"]) or "", own["value"])
+        apply_residual(resource, record.fhir_extras.get(resource["resourceType"], {}))
+        entries.append(Entry(full_url, resource, own["value"]))
     return entries
 
 
@@ -125,7 +125,7 @@ def directory_entries(ctx: MappingContext, records: Iterable[m.Record]) -> list[
             if not known.identifiers and party.identifiers:
                 known.identifiers = list(party.identifiers)
     return [
-        Entry(ctx.full_url(kind.value, party_id), party_resource(ctx, party))
+        Entry(ctx.full_url(kind.value, party_id), party_resource(ctx, party), party_id)
         for (kind, party_id), party in merged.items()
     ]
 
@@ -146,15 +146,11 @@ def to_entries(
         problems = [
             p
             for e in entries
-            for p in check_resource(e.resource, f"{e.resource['resourceType']}[{_label(e)}]")
+            for p in check_resource(e.resource, f"{e.resource['resourceType']}[{e.record_id}]")
         ]
         if problems:
             raise MappingError(problems)
     return entries
-
-
-def _label(entry: Entry) -> str:
-    return str(entry.resource["identifier"][0]["value"])
 
 
 def to_bundle(
@@ -242,12 +238,16 @@ class ImportResult:
 
 
 def from_fhir(
-    resources: Iterable[tuple[Json, str | None]], ctx: MappingContext | None = None
+    resources: Iterable[tuple[Json, str | None]],
+    ctx: MappingContext | None = None,
+    *,
+    where: Sequence[str] | None = None,
 ) -> ImportResult:
     """Read (resource, fullUrl) pairs, references resolved among them, into internal records.
 
     Resources of types the model does not hold are counted in ``skipped`` (and used to
-    resolve references, e.g. Practitioner details). A MappingError lists every problem.
+    resolve references, e.g. Practitioner details). A MappingError lists every problem,
+    located by ``where`` (one label per resource, e.g. its file and line) when given.
     """
     ctx = ctx or MappingContext()
     resolver = Resolver(ctx)
@@ -257,14 +257,16 @@ def from_fhir(
 
     result = ImportResult()
     problems: list[Problem] = []
-    for resource, found in items:
+    for index, (resource, found) in enumerate(items):
         resource_type = found.resource_type
         if resource_type not in _READERS:
             result.skipped[resource_type] += 1
             continue
         if resource_type == "Task" and id(resource) in attached:
             continue
-        label = f"{resource_type}[{resource.get('id') or found.internal_id}]"
+        label = f"{resource_type}[{resource.get('id') or f'#{index + 1}'}]"
+        if where is not None:
+            label = f"{where[index]} {label}"
         reader = Reader(label)
         read, record_type = _READERS[resource_type]
         data = read(ctx, resolver, found.internal_id, resource, reader)
@@ -273,21 +275,28 @@ def from_fhir(
             task_reader = Reader(f"Task[{task.get('id')}]")
             data["tracking"] = tracking_in(resolver, task, task_reader)
             reader.problems += task_reader.problems
-        if reader.problems:
-            problems += reader.problems
-            continue
         try:
             record = record_type.model_validate(data)
         except ValidationError as exc:
-            problems += [
-                Problem(f"{label}.{'.'.join(str(p) for p in e['loc'])}", e["msg"]) for e in exc.errors()
+            # a required element the reader already reported comes back as 'missing': skip it
+            problems += reader.problems + [
+                Problem(f"{label}.{_dotted(e['loc'])}", e["msg"])
+                for e in exc.errors()
+                if not (reader.problems and e["type"] == "missing")
             ]
+            continue
+        if reader.problems:
+            problems += reader.problems
             continue
         _keep_extras(ctx, record, resource, task)
         result.records.append(record)
     if problems:
         raise MappingError(problems)
     return result
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
 
 
 def _tasks_by_focus(resolver: Resolver, items: list[tuple[Json, Any]]) -> dict[int, Json]:

@@ -7,12 +7,12 @@ from pydantic import Field, model_validator
 from ._categories import normalise_careplan
 from ._record import PatientRecord
 from ._statuses import ActivityStatus, CarePlanStatus, PlanIntent
-from ._types import Concept, Model, Note, Party, Period, Ref, Timestamp
+from ._types import Concept, Element, Model, Note, Party, Period, Ref, Timestamp
 
 US_CORE_CAREPLAN_CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/careplan-category"
 
 
-class Schedule(Model):
+class Schedule(Element):
     """When a planned activity happens: e.g. every 1 week, 20 minutes each."""
 
     frequency: int | None = Field(default=None, ge=1)

@@ -77,6 +77,7 @@ def normalise_referral(data: Any) -> Any:
         return data
     data = dict(data)
     categories = list(data.get("categories") or [])
+    _sdoh(data, categories)
     kind = getattr(data.get("referral_kind"), "value", data.get("referral_kind"))
     if kind in (None, "other"):
         for name, (system, code, _) in REFERRAL_KIND_CODES.items():
@@ -88,7 +89,6 @@ def normalise_referral(data: Any) -> Any:
                 data["referral_kind"] = kind = "community_resource"
     if kind in REFERRAL_KIND_CODES and not _has(categories, *REFERRAL_KIND_CODES[kind][:2]):
         categories.append(_concept(REFERRAL_KIND_CODES[kind]))
-    _sdoh(data, categories)
     data["categories"] = categories
     return data
 

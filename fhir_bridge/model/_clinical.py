@@ -5,7 +5,6 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from ._categories import normalise_problem
-
 from ._record import PatientRecord
 from ._statuses import (
     CareTeamStatus,

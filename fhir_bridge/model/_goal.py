@@ -6,10 +6,10 @@ from pydantic import Field, model_validator
 
 from ._record import PatientRecord
 from ._statuses import GoalAchievement, GoalLifecycle, GoalPriority
-from ._types import Concept, FhirDate, Model, Party, Quantity, Range, Ref
+from ._types import Concept, Element, FhirDate, Party, Quantity, Range, Ref
 
 
-class GoalTarget(Model):
+class GoalTarget(Element):
     """What counts as reaching the goal: a measure (e.g. LOINC 4548-4 HbA1c), a value, a due date."""
 
     measure: Concept | None = None

@@ -74,6 +74,16 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
 
+class Element(Model):
+    """A value type that must hold something: FHIR has no empty elements."""
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Element:
+        if all(getattr(self, name) in (None, []) for name in type(self).model_fields):
+            raise ValueError(f"an empty {type(self).__name__} says nothing: leave it out")
+        return self
+
+
 class Code(Model):
     """One code from a code system, e.g. ``{system: http://snomed.info/sct, code: 44054006}``."""
 
@@ -179,7 +189,7 @@ class Party(Model):
         return self
 
 
-class Period(Model):
+class Period(Element):
     start: FhirDateTime | None = None
     end: FhirDateTime | None = None
 
@@ -192,7 +202,7 @@ class Quantity(Model):
     comparator: str | None = Field(default=None, pattern=r"^(<|<=|>=|>)$")
 
 
-class Range(Model):
+class Range(Element):
     low: Quantity | None = None
     high: Quantity | None = None
 
@@ -205,7 +215,7 @@ class Note(Model):
     author: str | None = None
 
 
-class PersonName(Model):
+class PersonName(Element):
     family: str | None = None
     given: list[str] = Field(default_factory=list)
     prefix: list[str] = Field(default_factory=list)
@@ -219,7 +229,7 @@ class PersonName(Model):
         return " ".join([*self.given, self.family or ""]).strip()
 
 
-class Address(Model):
+class Address(Element):
     lines: list[str] = Field(default_factory=list)
     city: str | None = None
     district: str | None = None

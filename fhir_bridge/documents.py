@@ -1,0 +1,148 @@
+"""Reading input documents: internal records (JSON) and FHIR (resource, Bundle or NDJSON).
+
+Every failure is an InputError or MappingError naming the file, the line or record, and the
+field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from fhir.resources.R4B import get_fhir_model_class
+from pydantic import TypeAdapter, ValidationError
+
+from fhir_bridge import model as m
+from fhir_bridge.errors import InputError, MappingError, Problem
+from fhir_bridge.mappers import check_package
+
+Json = dict[str, Any]
+_RECORDS = TypeAdapter(m.AnyRecord)
+
+
+def parse_json(text: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(source, f"malformed JSON: {exc.msg} (column {exc.colno})", exc.lineno) from None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(str(path), "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(str(path), f"cannot read: {exc}") from None
+
+
+def _problems(exc: ValidationError, prefix: str) -> list[Problem]:
+    out = []
+    for error in exc.errors():
+        loc = [str(p) for p in error["loc"]]
+        # drop the discriminator tag pydantic puts in the path of a tagged union
+        loc = [p for p in loc if p not in m.RECORD_TYPES]
+        path = prefix + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc)
+        out.append(Problem(path, error["msg"]))
+    return out
+
+
+def records_from_data(data: Any, source: str) -> list[m.Record]:
+    """Internal records from parsed JSON: one record, a list of records, or a patient package."""
+    if isinstance(data, dict) and (data.get("kind") == "package" or ("kind" not in data and "patient" in data)):
+        try:
+            package = m.PatientPackage.model_validate(data)
+        except ValidationError as exc:
+            raise MappingError(_problems(exc, source)) from None
+        try:
+            check_package(package)
+        except MappingError as exc:
+            raise exc.prefixed(source) from None
+        return list(package.records())
+    items = data if isinstance(data, list) else [data]
+    records: list[m.Record] = []
+    problems: list[Problem] = []
+    for index, item in enumerate(items):
+        where = f"{source}[{index}]" if isinstance(data, list) else source
+        if not isinstance(item, dict):
+            problems.append(Problem(where, "expected a JSON object (a record)"))
+            continue
+        if "kind" not in item:
+            kinds = ", ".join(m.RECORD_TYPES)
+            problems.append(Problem(f"{where}.kind", f"required: one of {kinds} (or a package)"))
+            continue
+        try:
+            records.append(_RECORDS.validate_python(item))
+        except ValidationError as exc:
+            problems += _problems(exc, where)
+    if problems:
+        raise MappingError(problems)
+    return records
+
+
+def read_records(path: Path) -> list[m.Record]:
+    return records_from_data(parse_json(_read_text(path), str(path)), str(path))
+
+
+def _check_resource_type(resource: Any, source: str, line: int | None) -> Json:
+    if not isinstance(resource, dict):
+        raise InputError(source, "expected a FHIR resource (a JSON object)", line)
+    resource_type = resource.get("resourceType")
+    if not isinstance(resource_type, str):
+        raise InputError(source, "not a FHIR resource: resourceType is missing", line)
+    try:
+        get_fhir_model_class(resource_type)
+    except (KeyError, ValueError):
+        raise InputError(source, f"unknown resourceType {resource_type!r}", line) from None
+    return resource
+
+
+class FhirItem(NamedTuple):
+    """A resource read from a file, with its fullUrl and where it stood (file, line, entry)."""
+
+    resource: Json
+    full_url: str | None
+    where: str
+
+
+def _flatten(
+    resource: Json, full_url: str | None, source: str, line: int | None
+) -> Iterator[FhirItem]:
+    if resource.get("resourceType") != "Bundle":
+        yield FhirItem(resource, full_url, f"{source}:{line}" if line is not None else source)
+        return
+    for index, entry in enumerate(resource.get("entry") or []):
+        inner = entry.get("resource") if isinstance(entry, dict) else None
+        if inner is None:
+            continue
+        where = f"{source} entry[{index}]"
+        yield from _flatten(_check_resource_type(inner, where, line), entry.get("fullUrl"), where, line)
+
+
+def fhir_from_text(text: str, source: str) -> list[FhirItem]:
+    """(resource, fullUrl) pairs from a FHIR JSON resource, a Bundle of any type, or NDJSON."""
+    stripped = text.strip()
+    if not stripped:
+        raise InputError(source, "empty file")
+    lines = [line for line in stripped.splitlines() if line.strip()]
+    is_ndjson = len(lines) > 1 and lines[0].lstrip().startswith("{") and lines[0].rstrip().endswith("}")
+    if is_ndjson:
+        try:
+            json.loads(lines[0])
+        except json.JSONDecodeError:
+            is_ndjson = False
+    out: list[FhirItem] = []
+    if is_ndjson:
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                resource = _check_resource_type(parse_json(line, f"{source}:{number}"), source, number)
+                out += _flatten(resource, None, source, number)
+        return out
+    resource = _check_resource_type(parse_json(text, source), source, None)
+    return list(_flatten(resource, None, source, None))
+
+
+def read_fhir(path: Path) -> list[FhirItem]:
+    return fhir_from_text(_read_text(path), str(path))

@@ -1,0 +1,278 @@
+"""Hypothesis strategies for internal records: whole patient packages with consistent links."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import strategies as st
+
+from fhir_bridge import model as m
+
+TEXT = st.text(
+    alphabet=st.characters(whitelist_categories=("Lu", "Ll", "Nd"), whitelist_characters=" -<&'\""),
+    min_size=1,
+    max_size=24,
+).map(str.strip).filter(bool)
+IDS = st.from_regex(r"\A[a-z][a-z0-9\-]{0,11}\Z")
+SYSTEMS = st.sampled_from(
+    ["http://snomed.info/sct", "http://loinc.org", "http://hl7.org/fhir/sid/icd-10-cm", None]
+)
+DATES = st.dates(min_value=datetime(1930, 1, 1).date(), max_value=datetime(2035, 12, 31).date()).map(
+    lambda d: d.isoformat()
+)
+DATETIMES = st.one_of(
+    DATES,
+    st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2035, 1, 1)).map(
+        lambda d: d.replace(microsecond=0).isoformat() + "+00:00"
+    ),
+)
+TIMESTAMPS = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2035, 1, 1)).map(
+    lambda d: d.replace(tzinfo=UTC)
+)
+
+
+def _opt(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(st.none(), strategy)
+
+
+CODES = st.builds(m.Code, system=SYSTEMS, code=st.from_regex(r"\A[A-Z0-9]{1,8}\Z"), display=_opt(TEXT))
+CONCEPTS = st.one_of(
+    st.builds(m.Concept, codings=st.lists(CODES, min_size=1, max_size=2), text=_opt(TEXT)),
+    st.builds(m.Concept, text=TEXT),
+)
+PERIODS = st.builds(m.Period, start=DATETIMES, end=_opt(DATETIMES))
+NOTES = st.builds(m.Note, text=TEXT, time=_opt(DATETIMES), author=_opt(TEXT))
+QUANTITIES = st.builds(
+    m.Quantity,
+    value=st.integers(0, 500).map(float) | st.floats(0, 500, allow_nan=False).map(lambda x: round(x, 2)),
+    unit=_opt(TEXT),
+    code=_opt(st.sampled_from(["%", "kg", "mg/dL", "mm[Hg]"])),
+    comparator=_opt(st.sampled_from(["<", "<=", ">=", ">"])),
+)
+IDENTIFIERS = st.builds(
+    m.Identifier,
+    system=st.sampled_from(["http://hospital.example/mrn", "http://hl7.org/fhir/sid/us-npi"]),
+    value=st.from_regex(r"\A[0-9]{4,10}\Z"),
+    assigner=_opt(TEXT),
+)
+PHONES = st.from_regex(r"\A555-01[0-9]{2}\Z")
+
+
+@st.composite
+def directory(draw: st.DrawFn) -> list[m.Party]:
+    """A small pool of directory parties; records pick from it so details stay consistent."""
+    ids = draw(st.lists(IDS, min_size=1, max_size=3, unique=True))
+    return [
+        m.Party(
+            kind=draw(st.sampled_from([m.PartyKind.practitioner, m.PartyKind.organization])),
+            id=party_id,
+            name=draw(TEXT),
+            identifiers=draw(st.lists(IDENTIFIERS, max_size=1)),
+            phone=draw(_opt(PHONES)),
+        )
+        for party_id in ids
+    ]
+
+
+def _refs(draw: st.DrawFn, ids: list[str]) -> list[m.Ref]:
+    if not ids:
+        return []
+    return [m.Ref(id=i) for i in draw(st.lists(st.sampled_from(ids), max_size=2, unique=True))]
+
+
+@st.composite
+def packages(draw: st.DrawFn) -> m.PatientPackage:
+    pid = "p-" + draw(IDS)
+    parties = draw(directory())
+    party = st.sampled_from(parties)
+    stamp = draw(TIMESTAMPS)
+    patient = m.Patient(
+        id=pid,
+        updated_at=stamp,
+        identifiers=draw(st.lists(IDENTIFIERS, max_size=2)),
+        names=[m.PersonName(family=draw(TEXT), given=draw(st.lists(TEXT, min_size=1, max_size=2)))],
+        birth_date=draw(DATES),
+        sex=draw(st.sampled_from(list(m.Sex))),
+        phone=draw(_opt(PHONES)),
+        address=draw(_opt(st.builds(m.Address, lines=st.lists(TEXT, max_size=2), city=TEXT))),
+        preferred_language=draw(_opt(st.just(m.Concept.model_validate({"system": "urn:ietf:bcp:47", "code": "es"})))),
+        caregivers=draw(
+            st.lists(
+                st.builds(
+                    m.Caregiver,
+                    name=st.builds(m.PersonName, text=TEXT),
+                    relationship=_opt(CONCEPTS),
+                    phone=_opt(PHONES),
+                ),
+                max_size=1,
+            )
+        ),
+    )
+    n_problems = draw(st.integers(0, 3))
+    problems = [
+        m.Problem(
+            id=f"{pid}-prob{i}",
+            updated_at=stamp,
+            patient=pid,
+            code=draw(CONCEPTS),
+            category=draw(st.sampled_from(list(m.ProblemCategory))),
+            sdoh_category=draw(_opt(st.sampled_from(list(m.SdohCategory)))),
+            clinical_status=draw(_opt(st.sampled_from(list(m.ClinicalStatus)))),
+            verification_status=draw(_opt(st.sampled_from(list(m.VerificationStatus)))),
+            onset=draw(_opt(DATETIMES)),
+            recorded_date=draw(_opt(DATETIMES)),
+            recorder=draw(_opt(party)),
+            notes=draw(st.lists(NOTES, max_size=1)),
+        )
+        for i in range(n_problems)
+    ]
+    problem_ids = [p.id for p in problems]
+    goals = [
+        m.Goal(
+            id=f"{pid}-goal{i}",
+            updated_at=stamp,
+            patient=pid,
+            description=draw(CONCEPTS),
+            lifecycle_status=draw(st.sampled_from(list(m.GoalLifecycle))),
+            achievement_status=draw(_opt(st.sampled_from(list(m.GoalAchievement)))),
+            priority=draw(_opt(st.sampled_from(list(m.GoalPriority)))),
+            categories=draw(st.lists(CONCEPTS, max_size=1)),
+            start_date=draw(_opt(DATES)),
+            targets=draw(
+                st.lists(
+                    st.one_of(
+                        st.builds(m.GoalTarget, measure=_opt(CONCEPTS), quantity=QUANTITIES, due_date=_opt(DATES)),
+                        st.builds(m.GoalTarget, text=TEXT, due_date=_opt(DATES)),
+                        st.builds(m.GoalTarget, range=st.builds(m.Range, low=QUANTITIES, high=QUANTITIES)),
+                        st.builds(m.GoalTarget, due_date=DATES),
+                    ),
+                    max_size=2,
+                )
+            ),
+            addresses=_refs(draw, problem_ids),
+            expressed_by=draw(_opt(party)),
+            notes=draw(st.lists(NOTES, max_size=1)),
+        )
+        for i in range(draw(st.integers(0, 3)))
+    ]
+    goal_ids = [g.id for g in goals]
+    referrals = []
+    for i in range(draw(st.integers(0, 2))):
+        tracking = draw(
+            _opt(
+                st.builds(
+                    m.Tracking,
+                    status=st.sampled_from(list(m.TrackingStatus)),
+                    reason=_opt(TEXT),
+                    owner=_opt(party),
+                    outputs=st.lists(
+                        st.builds(m.Output, reference=st.just("Procedure/abc"), type=_opt(CONCEPTS)), max_size=1
+                    ),
+                    authored_on=_opt(DATETIMES),
+                )
+            )
+        )
+        referrals.append(
+            m.Referral(
+                id=f"{pid}-ref{i}",
+                updated_at=stamp,
+                patient=pid,
+                status=draw(st.sampled_from(list(m.ReferralStatus))),
+                intent=draw(st.sampled_from(list(m.ReferralIntent))),
+                priority=draw(_opt(st.sampled_from(list(m.ReferralPriority)))),
+                referral_kind=draw(st.sampled_from(list(m.ReferralKind))),
+                sdoh_category=draw(_opt(st.sampled_from(list(m.SdohCategory)))),
+                service=draw(CONCEPTS),
+                reasons=_refs(draw, problem_ids),
+                requester=draw(_opt(party)),
+                performer=draw(_opt(party)),
+                occurrence=draw(_opt(DATETIMES)),
+                authored_on=draw(_opt(DATETIMES)),
+                goals=_refs(draw, goal_ids),
+                consent=draw(_opt(st.just("Consent/c1"))),
+                tracking=tracking,
+                notes=draw(st.lists(NOTES, max_size=1)),
+            )
+        )
+    referral_ids = [r.id for r in referrals]
+    team = m.CareTeam(
+        id=f"{pid}-team",
+        updated_at=stamp,
+        patient=pid,
+        name=draw(_opt(TEXT)),
+        status=draw(_opt(st.sampled_from(list(m.CareTeamStatus)))),
+        members=[
+            m.CareTeamMember(party=p, roles=draw(st.lists(CONCEPTS, min_size=1, max_size=1)))
+            for p in parties
+        ],
+    )
+    medications = [
+        m.Medication(
+            id=f"{pid}-med{i}",
+            updated_at=stamp,
+            patient=pid,
+            medication=draw(CONCEPTS),
+            status=draw(st.sampled_from(list(m.MedicationStatus))),
+            dosage=draw(_opt(TEXT)),
+            effective=draw(_opt(DATETIMES)),
+            reasons=_refs(draw, problem_ids),
+            adherence=draw(_opt(TEXT)),
+        )
+        for i in range(draw(st.integers(0, 2)))
+    ]
+    activities = [m.Activity(referral=m.Ref(id=r)) for r in referral_ids]
+    activities += [
+        m.Activity(
+            planned=m.PlannedActivity(
+                kind=draw(_opt(st.sampled_from(["Appointment", "Task", "CommunicationRequest"]))),
+                code=draw(_opt(CONCEPTS)),
+                status=draw(st.sampled_from(list(m.ActivityStatus))),
+                description=draw(_opt(TEXT)),
+                schedule=draw(
+                    _opt(
+                        st.builds(
+                            m.Schedule,
+                            frequency=st.integers(1, 3),
+                            period=st.just(1.0),
+                            period_unit=st.sampled_from(["d", "wk"]),
+                            duration=st.just(20.0),
+                            duration_unit=st.just("min"),
+                        )
+                    )
+                ),
+                performers=draw(st.lists(party, max_size=1)),
+                goals=_refs(draw, goal_ids),
+            ),
+            progress=draw(st.lists(NOTES, max_size=1)),
+        )
+        for _ in range(draw(st.integers(0, 2)))
+    ]
+    plan = m.CarePlan(
+        id=f"{pid}-plan",
+        updated_at=stamp,
+        patient=pid,
+        title=draw(_opt(TEXT)),
+        description=draw(_opt(TEXT)),
+        status=draw(st.sampled_from(list(m.CarePlanStatus))),
+        intent=draw(st.sampled_from(list(m.PlanIntent))),
+        categories=draw(st.lists(CONCEPTS, max_size=2)),
+        period=draw(_opt(PERIODS)),
+        author=draw(_opt(party)),
+        contributors=draw(st.lists(party, max_size=1)),
+        care_teams=[m.Ref(id=team.id)],
+        addresses=_refs(draw, problem_ids),
+        goals=[m.Ref(id=g) for g in goal_ids],
+        activities=activities,
+        created_at=draw(_opt(TIMESTAMPS)),
+        notes=draw(st.lists(NOTES, max_size=2)),
+    )
+    return m.PatientPackage(
+        patient=patient,
+        care_plans=[plan],
+        goals=goals,
+        referrals=referrals,
+        problems=problems,
+        medications=medications,
+        care_teams=[team],
+    )
