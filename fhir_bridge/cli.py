@@ -90,7 +90,9 @@ def import_(files: Files, namespace: Namespace = None) -> None:
     """Translate FHIR JSON (a resource, a Bundle or NDJSON) into internal records."""
     items = [item for path in files for item in read_fhir(path)]
     result = from_fhir(
-        [(i.resource, i.full_url) for i in items], _context(namespace), where=[i.where for i in items]
+        [(i.resource, i.full_url) for i in items],
+        _context(namespace),
+        where=[i.where for i in items],
     )
     if result.skipped:
         kinds = ", ".join(f"{t} {n}" for t, n in sorted(result.skipped.items()))

@@ -26,7 +26,9 @@ def parse_json(text: str, source: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(source, f"malformed JSON: {exc.msg} (column {exc.colno})", exc.lineno) from None
+        raise InputError(
+            source, f"malformed JSON: {exc.msg} (column {exc.colno})", exc.lineno
+        ) from None
 
 
 def _read_text(path: Path) -> str:
@@ -38,20 +40,26 @@ def _read_text(path: Path) -> str:
         raise InputError(str(path), f"cannot read: {exc}") from None
 
 
-def _problems(exc: ValidationError, prefix: str) -> list[Problem]:
+def _problems(exc: ValidationError, prefix: str, *, tagged: bool = False) -> list[Problem]:
     out = []
     for error in exc.errors():
         loc = [str(p) for p in error["loc"]]
-        # drop the discriminator tag pydantic puts in the path of a tagged union
-        loc = [p for p in loc if p not in m.RECORD_TYPES]
+        if tagged and loc and loc[0] in m.RECORD_TYPES:
+            loc = loc[1:]  # the union's tag, not a field
         path = prefix + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc)
-        out.append(Problem(path, error["msg"]))
+        reason = error["msg"]
+        if error["type"] != "missing" and isinstance(error.get("input"), str | int | float | bool):
+            reason += f" (got {error['input']!r})"
+        out.append(Problem(path, reason))
     return out
 
 
 def records_from_data(data: Any, source: str) -> list[m.Record]:
     """Internal records from parsed JSON: one record, a list of records, or a patient package."""
-    if isinstance(data, dict) and (data.get("kind") == "package" or ("kind" not in data and "patient" in data)):
+    if isinstance(data, dict) and (
+        data.get("kind") == "package"
+        or ("kind" not in data and isinstance(data.get("patient"), dict))
+    ):
         try:
             package = m.PatientPackage.model_validate(data)
         except ValidationError as exc:
@@ -76,7 +84,7 @@ def records_from_data(data: Any, source: str) -> list[m.Record]:
         try:
             records.append(_RECORDS.validate_python(item))
         except ValidationError as exc:
-            problems += _problems(exc, where)
+            problems += _problems(exc, where, tagged=True)
     if problems:
         raise MappingError(problems)
     return records
@@ -118,7 +126,9 @@ def _flatten(
         if inner is None:
             continue
         where = f"{source} entry[{index}]"
-        yield from _flatten(_check_resource_type(inner, where, line), entry.get("fullUrl"), where, line)
+        yield from _flatten(
+            _check_resource_type(inner, where, line), entry.get("fullUrl"), where, line
+        )
 
 
 def fhir_from_text(text: str, source: str) -> list[FhirItem]:
@@ -127,7 +137,9 @@ def fhir_from_text(text: str, source: str) -> list[FhirItem]:
     if not stripped:
         raise InputError(source, "empty file")
     lines = [line for line in stripped.splitlines() if line.strip()]
-    is_ndjson = len(lines) > 1 and lines[0].lstrip().startswith("{") and lines[0].rstrip().endswith("}")
+    is_ndjson = (
+        len(lines) > 1 and lines[0].lstrip().startswith("{") and lines[0].rstrip().endswith("}")
+    )
     if is_ndjson:
         try:
             json.loads(lines[0])
@@ -137,7 +149,9 @@ def fhir_from_text(text: str, source: str) -> list[FhirItem]:
     if is_ndjson:
         for number, line in enumerate(text.splitlines(), start=1):
             if line.strip():
-                resource = _check_resource_type(parse_json(line, f"{source}:{number}"), source, number)
+                resource = _check_resource_type(
+                    parse_json(line, f"{source}:{number}"), source, number
+                )
                 out += _flatten(resource, None, source, number)
         return out
     resource = _check_resource_type(parse_json(text, source), source, None)

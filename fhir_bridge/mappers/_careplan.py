@@ -141,7 +141,9 @@ def _activity_in(resolver: Resolver, a: Json, reader: Reader, path: str) -> Json
             return clean({"reference": reference["reference"], "progress": progress})
     if isinstance(detail, dict):
         status = reader.guard(
-            lambda: v.ACTIVITY_STATUS.from_fhir(detail.get("status"), reader.at(f"{path}.detail.status"))
+            lambda: v.ACTIVITY_STATUS.from_fhir(
+                detail.get("status"), reader.at(f"{path}.detail.status")
+            )
         )
         timing = detail.get("scheduledTiming")
         location = detail.get("location") or {}
@@ -206,4 +208,3 @@ def careplan_in(
             "created_at": created if created and "T" in str(created) else None,
         }
     )
-

@@ -31,7 +31,8 @@ def careteam_out(ctx: MappingContext, t: m.CareTeam) -> Json:
         {
             **head(ctx, "CareTeam", "careteam", t, [US_CORE + "us-core-careteam"]),
             "text": narrative(
-                t.name or "Care team", [("Members", "; ".join(filter(None, map(_member_label, t.members))))]
+                t.name or "Care team",
+                [("Members", "; ".join(filter(None, map(_member_label, t.members))))],
             ),
             "status": v.CARETEAM_STATUS.to_fhir(t.status) if t.status else None,
             "category": [concept_out(c) for c in t.categories],

@@ -25,6 +25,7 @@ def head(
     kind: str,
     record: m.Record,
     profiles: list[str],
+    *,
     identifiers: list[Json] | None = None,
     record_id: str | None = None,
 ) -> Json:
@@ -47,9 +48,7 @@ def notes_out(record: m.PatientRecord) -> list[Json]:
     return [note_out(n) for n in record.notes]
 
 
-def base_in(
-    ctx: MappingContext, record_id: str, resource: Json, reader: Reader
-) -> Json:
+def base_in(ctx: MappingContext, record_id: str, resource: Json, reader: Reader) -> Json:
     """id and updated_at of a record read from ``resource``."""
     updated = (resource.get("meta") or {}).get("lastUpdated")
     if updated is not None and not isinstance(updated, str):
@@ -65,6 +64,7 @@ def patient_record_in(
     record_id: str,
     resource: Json,
     reader: Reader,
+    *,
     subject_element: str = "subject",
 ) -> Json:
     """id, updated_at, patient and notes of a patient-owned record."""

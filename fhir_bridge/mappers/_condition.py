@@ -83,7 +83,10 @@ def condition_in(
                 v.CLINICAL_STATUS, reader.obj(r, "clinicalStatus"), reader, "clinicalStatus"
             ),
             "verification_status": _status_in(
-                v.VERIFICATION_STATUS, reader.obj(r, "verificationStatus"), reader, "verificationStatus"
+                v.VERIFICATION_STATUS,
+                reader.obj(r, "verificationStatus"),
+                reader,
+                "verificationStatus",
             ),
             "onset": r.get("onsetDateTime"),
             "onset_period": period_in(reader.obj(r, "onsetPeriod")),

@@ -26,8 +26,17 @@ _REQUIRED_CODES: dict[str, dict[str, list[str]]] = {
     },
     "Task": {
         "status": v.TASK_STATUS.codes,
-        "intent": ["unknown", "proposal", "plan", "order", "original-order", "reflex-order",
-                   "filler-order", "instance-order", "option"],
+        "intent": [
+            "unknown",
+            "proposal",
+            "plan",
+            "order",
+            "original-order",
+            "reflex-order",
+            "filler-order",
+            "instance-order",
+            "option",
+        ],
     },
     "MedicationStatement": {"status": v.MEDICATION_STATUS.codes},
     "CareTeam": {"status": v.CARETEAM_STATUS.codes},
@@ -54,7 +63,9 @@ def check_resource(resource: Json, path: str) -> list[Problem]:
     for element, codes in _REQUIRED_CODES.get(resource_type, {}).items():
         value = resource.get(element)
         if value is not None and value not in codes:
-            problems.append(Problem(f"{path}.{element}", f"{value!r} is not in the required value set"))
+            problems.append(
+                Problem(f"{path}.{element}", f"{value!r} is not in the required value set")
+            )
     for element in _REQUIRED_ELEMENTS.get(resource_type, ()):
         if resource.get(element) in (None, [], {}):
             problems.append(Problem(f"{path}.{element}", "required by US Core"))

@@ -14,7 +14,7 @@ Json = dict[str, Any]
 
 def clean(data: Json) -> Json:
     """``data`` without None values and empty lists/objects (FHIR forbids empty elements)."""
-    return {k: v for k, v in data.items() if v is not None and v != [] and v != {}}
+    return {k: v for k, v in data.items() if v is not None and v not in ([], {})}
 
 
 # ---------------------------------------------------------------- internal -> FHIR
@@ -53,7 +53,13 @@ def quantity_out(q: m.Quantity | None) -> Json | None:
         return None
     value: float | int = int(q.value) if q.value.is_integer() else q.value
     return clean(
-        {"value": value, "comparator": q.comparator, "unit": q.unit, "system": q.system, "code": q.code}
+        {
+            "value": value,
+            "comparator": q.comparator,
+            "unit": q.unit,
+            "system": q.system,
+            "code": q.code,
+        }
     )
 
 
@@ -218,7 +224,9 @@ def quantity_in(data: Json | None) -> Json | None:
 def range_in(data: Json | None) -> Json | None:
     if not data:
         return None
-    return clean({"low": quantity_in(data.get("low")), "high": quantity_in(data.get("high"))}) or None
+    return (
+        clean({"low": quantity_in(data.get("low")), "high": quantity_in(data.get("high"))}) or None
+    )
 
 
 def note_in(data: Json) -> Json | None:
@@ -251,15 +259,18 @@ def telecom_in(items: list[Json], system: str) -> str | None:
 def address_in(data: Json | None) -> Json | None:
     if not data:
         return None
-    return clean(
-        {
-            "use": data.get("use"),
-            "text": data.get("text"),
-            "lines": data.get("line"),
-            "city": data.get("city"),
-            "district": data.get("district"),
-            "state": data.get("state"),
-            "postal_code": data.get("postalCode"),
-            "country": data.get("country"),
-        }
-    ) or None
+    return (
+        clean(
+            {
+                "use": data.get("use"),
+                "text": data.get("text"),
+                "lines": data.get("line"),
+                "city": data.get("city"),
+                "district": data.get("district"),
+                "state": data.get("state"),
+                "postal_code": data.get("postalCode"),
+                "country": data.get("country"),
+            }
+        )
+        or None
+    )

@@ -66,7 +66,9 @@ def medicationstatement_in(
     return clean(
         data
         | {
-            "status": reader.guard(lambda: v.MEDICATION_STATUS.from_fhir(status, reader.at("status")))
+            "status": reader.guard(
+                lambda: v.MEDICATION_STATUS.from_fhir(status, reader.at("status"))
+            )
             if status is not None
             else None,
             "medication": medication,

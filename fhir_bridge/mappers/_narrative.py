@@ -12,7 +12,9 @@ XHTML = "http://www.w3.org/1999/xhtml"
 def narrative(title: str, rows: list[tuple[str, str | None]]) -> Json:
     """A ``generated`` narrative: a heading and a table of the rows that have a value."""
     cells = "".join(
-        f"<tr><th>{escape(label)}</th><td>{escape(value)}</td></tr>" for label, value in rows if value
+        f"<tr><th>{escape(label)}</th><td>{escape(value)}</td></tr>"
+        for label, value in rows
+        if value
     )
     table = f"<table>{cells}</table>" if cells else ""
     return {

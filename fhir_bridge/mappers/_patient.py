@@ -40,8 +40,14 @@ def patient_out(ctx: MappingContext, p: m.Patient) -> Json:
     ]
     return clean(
         {
-            **head(ctx, "Patient", "patient", p, [US_CORE + "us-core-patient"],
-                   [identifier_out(i) for i in p.identifiers]),
+            **head(
+                ctx,
+                "Patient",
+                "patient",
+                p,
+                [US_CORE + "us-core-patient"],
+                identifiers=[identifier_out(i) for i in p.identifiers],
+            ),
             "text": narrative(
                 "Patient",
                 [
@@ -77,7 +83,9 @@ def patient_in(
     telecom = reader.objs(r, "telecom")
     gender = r.get("gender")
     languages = reader.objs(r, "communication")
-    preferred = next((c for c in languages if c.get("preferred")), languages[0] if languages else None)
+    preferred = next(
+        (c for c in languages if c.get("preferred")), languages[0] if languages else None
+    )
     addresses = reader.objs(r, "address")
     caregivers = []
     for contact in reader.objs(r, "contact"):

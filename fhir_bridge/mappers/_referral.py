@@ -1,4 +1,4 @@
-"""Referral <-> FHIR ServiceRequest (US Core, Gravity SDOHCC) plus its Task for referral management."""
+"""Referral <-> FHIR ServiceRequest (US Core, Gravity SDOHCC) plus its referral-management Task."""
 
 from __future__ import annotations
 
@@ -65,6 +65,7 @@ def task_out(
     ctx: MappingContext,
     record: m.PatientRecord,
     tracking: m.Tracking,
+    *,
     focus: Json,
     requester: m.Party | None,
     task_id: str,
@@ -87,7 +88,9 @@ def task_out(
             ),
             "status": v.TASK_STATUS.to_fhir(tracking.status),
             "statusReason": status_reason,
-            "businessStatus": {"text": tracking.business_status} if tracking.business_status else None,
+            "businessStatus": {"text": tracking.business_status}
+            if tracking.business_status
+            else None,
             "intent": "order",
             "code": TASK_CODE,
             "focus": focus,
@@ -114,13 +117,13 @@ def referral_out(ctx: MappingContext, r: m.Referral) -> list[Json]:
     out = [servicerequest_out(ctx, r)]
     if r.tracking is not None:
         focus = ref_out(ctx, m.Ref(id=r.id), "referral")
-        out.append(task_out(ctx, r, r.tracking, focus, r.requester, r.id))
+        out.append(task_out(ctx, r, r.tracking, focus=focus, requester=r.requester, task_id=r.id))
     return out
 
 
 def referral_task_out(ctx: MappingContext, t: m.ReferralTask) -> Json:
     focus = ref_out(ctx, t.referral, "referral")
-    task = task_out(ctx, t, t.tracking, focus, t.requester, t.id)
+    task = task_out(ctx, t, t.tracking, focus=focus, requester=t.requester, task_id=t.id)
     task["note"] = notes_out(t) or None
     return clean(task)
 
@@ -188,7 +191,8 @@ def tracking_in(resolver: Resolver, t: Json, reader: Reader) -> Json:
     owner = reader.obj(t, "owner")
     outputs = []
     for o in reader.objs(t, "output"):
-        ref = o.get("valueReference") if isinstance(o.get("valueReference"), dict) else {}
+        value = o.get("valueReference")
+        ref: Json = value if isinstance(value, dict) else {}
         outputs.append(
             clean(
                 {

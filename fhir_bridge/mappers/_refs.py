@@ -36,7 +36,11 @@ PARTY_TYPE = {
 }
 PARTY_KIND_OF_TYPE = {v: k for k, v in PARTY_TYPE.items()}
 # Parties of these kinds travel as resources of their own; the others stay references.
-DIRECTORY_KINDS = (m.PartyKind.practitioner, m.PartyKind.practitioner_role, m.PartyKind.organization)
+DIRECTORY_KINDS = (
+    m.PartyKind.practitioner,
+    m.PartyKind.practitioner_role,
+    m.PartyKind.organization,
+)
 _RECORD_KIND_OF_PARTY = {m.PartyKind.patient: "patient", m.PartyKind.care_team: "careteam"}
 
 
@@ -84,7 +88,8 @@ def party_out(ctx: MappingContext, party: m.Party) -> Json:
 
 def party_resource(ctx: MappingContext, party: m.Party) -> Json:
     """The Practitioner, PractitionerRole or Organization resource of a directory party."""
-    assert party.id is not None and party.kind in DIRECTORY_KINDS
+    assert party.id is not None
+    assert party.kind in DIRECTORY_KINDS
     identifiers = [
         *(identifier_out(i) for i in party.identifiers),
         ctx.identifier(party.kind.value, party.id),
@@ -158,9 +163,13 @@ class Resolver:
         if found is not None and found.resource_type == RESOURCE_TYPE[kind]:
             return clean({"id": found.internal_id, "display": display})
         identifier = data.get("identifier") or {}
-        if self.ctx.kind_of_system(identifier.get("system")) == kind and identifier.get("value"):
-            if reference is None or reference == self.ctx.full_url(kind, identifier["value"]):
-                return clean({"id": identifier["value"], "display": display})
+        value = identifier.get("value")
+        if (
+            value
+            and self.ctx.kind_of_system(identifier.get("system")) == kind
+            and reference in (None, self.ctx.full_url(kind, value))
+        ):
+            return clean({"id": value, "display": display})
         if reference is None and display is None:
             return None
         return clean({"reference": reference, "display": display})
@@ -181,15 +190,25 @@ class Resolver:
         if found is not None and found.resource_type in ("Patient", "CareTeam"):
             return clean({"kind": kind.value, "id": found.internal_id, "name": display})
         ours = self.ctx.kind_of_system(identifier.get("system")) == system_kind
-        if ours and identifier.get("value") and (
-            reference is None or reference == self.ctx.full_url(system_kind, identifier["value"])
+        if (
+            ours
+            and identifier.get("value")
+            and (
+                reference is None
+                or reference == self.ctx.full_url(system_kind, identifier["value"])
+            )
         ):
             return clean({"kind": kind.value, "id": identifier["value"], "name": display})
         identifiers = [identifier_in(identifier)] if identifier.get("value") else []
         if not (reference or display or identifiers):
             return None
         return clean(
-            {"kind": kind.value, "reference": reference, "name": display, "identifiers": identifiers}
+            {
+                "kind": kind.value,
+                "reference": reference,
+                "name": display,
+                "identifiers": identifiers,
+            }
         )
 
 

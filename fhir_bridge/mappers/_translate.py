@@ -175,9 +175,9 @@ def check_package(package: m.PatientPackage) -> None:
     """Every internal reference of a package points at a record of it; MappingError if not."""
     known: dict[str, set[str]] = {kind: set() for kind in RESOURCE_TYPE}
     for record in package.records():
-        known[record.kind].add(record.id)  # type: ignore[attr-defined]
+        known[record.kind].add(record.id)
     problems: list[Problem] = []
-    groups = {
+    groups: dict[str, Sequence[m.PatientRecord]] = {
         "care_plans": package.care_plans,
         "goals": package.goals,
         "referrals": package.referrals,
@@ -191,11 +191,15 @@ def check_package(package: m.PatientPackage) -> None:
             path = f"{group}[{index}]"
             if record.patient.id is not None and record.patient.id != package.patient.id:
                 problems.append(
-                    Problem(f"{path}.patient", f"{record.patient.id!r} is not the package's patient")
+                    Problem(
+                        f"{path}.patient", f"{record.patient.id!r} is not the package's patient"
+                    )
                 )
             for where, ref, kind in _internal_refs(record):
                 if ref.id is not None and ref.reference is None and ref.id not in known[kind]:
-                    problems.append(Problem(f"{path}.{where}", f"no {kind} {ref.id!r} in this package"))
+                    problems.append(
+                        Problem(f"{path}.{where}", f"no {kind} {ref.id!r} in this package")
+                    )
     if problems:
         raise MappingError(problems)
 
@@ -321,4 +325,3 @@ def _keep_extras(ctx: MappingContext, record: m.Record, resource: Json, task: Js
             residual = residual_of(source, rendered)
             if residual:
                 record.fhir_extras[rendered["resourceType"]] = residual
-

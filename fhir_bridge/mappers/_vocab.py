@@ -44,7 +44,11 @@ class Vocabulary(Generic[E]):
             if fhir_code == code:
                 return member
         raise MappingError(
-            [Problem(path, f"unknown {self.name} {code!r}; expected one of {', '.join(self.codes)}")]
+            [
+                Problem(
+                    path, f"unknown {self.name} {code!r}; expected one of {', '.join(self.codes)}"
+                )
+            ]
         )
 
 
@@ -101,7 +105,10 @@ REFERRAL_PRIORITY = Vocabulary(
     _hyphenated(m.ReferralPriority),
 )
 TASK_STATUS = Vocabulary(
-    "Task status", m.TrackingStatus, "http://hl7.org/fhir/task-status", _hyphenated(m.TrackingStatus)
+    "Task status",
+    m.TrackingStatus,
+    "http://hl7.org/fhir/task-status",
+    _hyphenated(m.TrackingStatus),
 )
 ACTIVITY_STATUS = Vocabulary(
     "CarePlan activity status",

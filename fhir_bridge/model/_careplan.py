@@ -9,8 +9,6 @@ from ._record import PatientRecord
 from ._statuses import ActivityStatus, CarePlanStatus, PlanIntent
 from ._types import Concept, Element, Model, Note, Party, Period, Ref, Timestamp
 
-US_CORE_CAREPLAN_CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/careplan-category"
-
 
 class Schedule(Element):
     """When a planned activity happens: e.g. every 1 week, 20 minutes each."""
@@ -26,16 +24,19 @@ class Schedule(Element):
 class PlannedActivity(Model):
     """An intervention the plan schedules itself: a check-in call, adherence monitoring, a visit."""
 
-    kind: Literal[
-        "Appointment",
-        "CommunicationRequest",
-        "DeviceRequest",
-        "MedicationRequest",
-        "NutritionOrder",
-        "Task",
-        "ServiceRequest",
-        "VisionPrescription",
-    ] | None = None
+    kind: (
+        Literal[
+            "Appointment",
+            "CommunicationRequest",
+            "DeviceRequest",
+            "MedicationRequest",
+            "NutritionOrder",
+            "Task",
+            "ServiceRequest",
+            "VisionPrescription",
+        ]
+        | None
+    ) = None
     code: Concept | None = None
     status: ActivityStatus
     description: str | None = None
@@ -56,7 +57,7 @@ class PlannedActivity(Model):
 
 
 class Activity(Model):
-    """One line of the plan: a referral (or other request) by reference, or a planned intervention."""
+    """One line of the plan: a referral (or another request) by reference, or planned work."""
 
     referral: Ref | None = Field(default=None, description="A Referral record of this patient")
     reference: str | None = Field(

@@ -16,6 +16,8 @@ SDOHCC_CODES = "http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeS
 CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 US_CORE_CONDITION_CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/condition-category"
 
+US_CORE_CAREPLAN_CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/careplan-category"
+
 SOCIAL_SERVICE = (SNOMED, "410606002", "Social service procedure")
 PATIENT_REFERRAL = (SNOMED, "3457005", "Patient referral")
 SDOH = (US_CORE_CATEGORY, "sdoh", "SDOH")
@@ -35,7 +37,9 @@ def _codings(raw: Any) -> list[tuple[str | None, str | None]]:
     if isinstance(raw, dict):
         if "codings" in raw:
             return [
-                (c.get("system"), c.get("code")) for c in raw["codings"] or [] if isinstance(c, dict)
+                (c.get("system"), c.get("code"))
+                for c in raw["codings"] or []
+                if isinstance(c, dict)
             ]
         return [(raw.get("system"), raw.get("code"))]
     return []
@@ -106,7 +110,8 @@ def normalise_problem(data: Any) -> Any:
     if category in PROBLEM_CATEGORY_CODES:
         _, code, _ = PROBLEM_CATEGORY_CODES[category]
         if not any(
-            _has(categories, system, code) for system in (CONDITION_CATEGORY, US_CORE_CONDITION_CATEGORY)
+            _has(categories, system, code)
+            for system in (CONDITION_CATEGORY, US_CORE_CONDITION_CATEGORY)
         ):
             categories.append(_concept(PROBLEM_CATEGORY_CODES[category]))
     _sdoh(data, categories)
@@ -115,8 +120,6 @@ def normalise_problem(data: Any) -> Any:
 
 
 def normalise_careplan(data: Any) -> Any:
-    from ._careplan import US_CORE_CAREPLAN_CATEGORY
-
     if not isinstance(data, dict) or not isinstance(data.get("categories", []), list):
         return data
     data = dict(data)

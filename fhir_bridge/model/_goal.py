@@ -10,7 +10,7 @@ from ._types import Concept, Element, FhirDate, Party, Quantity, Range, Ref
 
 
 class GoalTarget(Element):
-    """What counts as reaching the goal: a measure (e.g. LOINC 4548-4 HbA1c), a value, a due date."""
+    """What reaching the goal means: a measure (e.g. LOINC 4548-4 HbA1c), a value, a due date."""
 
     measure: Concept | None = None
     quantity: Quantity | None = None
@@ -25,7 +25,14 @@ class GoalTarget(Element):
     def _one_detail(self) -> GoalTarget:
         details = [
             x
-            for x in (self.quantity, self.range, self.text, self.concept, self.boolean, self.integer)
+            for x in (
+                self.quantity,
+                self.range,
+                self.text,
+                self.concept,
+                self.boolean,
+                self.integer,
+            )
             if x is not None
         ]
         if len(details) > 1:

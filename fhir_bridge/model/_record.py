@@ -17,8 +17,12 @@ class Record(Model):
     FHIR restores them.
     """
 
-    id: str = Field(pattern=ID_PATTERN, description="Stable internal id; also the value of "
-                    "the record's identifier on the FHIR side")
+    kind: str
+    id: str = Field(
+        pattern=ID_PATTERN,
+        description="Stable internal id; also the value of "
+        "the record's identifier on the FHIR side",
+    )
     updated_at: Timestamp
     fhir_extras: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

@@ -107,7 +107,11 @@ class Concept(Model):
     @model_validator(mode="before")
     @classmethod
     def _accept_single_code(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "codings" not in data and ("code" in data or "system" in data):
+        if (
+            isinstance(data, dict)
+            and "codings" not in data
+            and ("code" in data or "system" in data)
+        ):
             return {"codings": [data]}
         if isinstance(data, str):
             return {"text": data}

@@ -9,18 +9,24 @@ from hypothesis import strategies as st
 
 from fhir_bridge import model as m
 
-TEXT = st.text(
-    alphabet=st.characters(whitelist_categories=("Lu", "Ll", "Nd"), whitelist_characters=" -<&'\""),
-    min_size=1,
-    max_size=24,
-).map(str.strip).filter(bool)
+TEXT = (
+    st.text(
+        alphabet=st.characters(
+            whitelist_categories=("Lu", "Ll", "Nd"), whitelist_characters=" -<&'\""
+        ),
+        min_size=1,
+        max_size=24,
+    )
+    .map(str.strip)
+    .filter(bool)
+)
 IDS = st.from_regex(r"\A[a-z][a-z0-9\-]{0,11}\Z")
 SYSTEMS = st.sampled_from(
     ["http://snomed.info/sct", "http://loinc.org", "http://hl7.org/fhir/sid/icd-10-cm", None]
 )
-DATES = st.dates(min_value=datetime(1930, 1, 1).date(), max_value=datetime(2035, 12, 31).date()).map(
-    lambda d: d.isoformat()
-)
+DATES = st.dates(
+    min_value=datetime(1930, 1, 1).date(), max_value=datetime(2035, 12, 31).date()
+).map(lambda d: d.isoformat())
 DATETIMES = st.one_of(
     DATES,
     st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2035, 1, 1)).map(
@@ -36,7 +42,9 @@ def _opt(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.one_of(st.none(), strategy)
 
 
-CODES = st.builds(m.Code, system=SYSTEMS, code=st.from_regex(r"\A[A-Z0-9]{1,8}\Z"), display=_opt(TEXT))
+CODES = st.builds(
+    m.Code, system=SYSTEMS, code=st.from_regex(r"\A[A-Z0-9]{1,8}\Z"), display=_opt(TEXT)
+)
 CONCEPTS = st.one_of(
     st.builds(m.Concept, codings=st.lists(CODES, min_size=1, max_size=2), text=_opt(TEXT)),
     st.builds(m.Concept, text=TEXT),
@@ -45,7 +53,8 @@ PERIODS = st.builds(m.Period, start=DATETIMES, end=_opt(DATETIMES))
 NOTES = st.builds(m.Note, text=TEXT, time=_opt(DATETIMES), author=_opt(TEXT))
 QUANTITIES = st.builds(
     m.Quantity,
-    value=st.integers(0, 500).map(float) | st.floats(0, 500, allow_nan=False).map(lambda x: round(x, 2)),
+    value=st.integers(0, 500).map(float)
+    | st.floats(0, 500, allow_nan=False).map(lambda x: round(x, 2)),
     unit=_opt(TEXT),
     code=_opt(st.sampled_from(["%", "kg", "mg/dL", "mm[Hg]"])),
     comparator=_opt(st.sampled_from(["<", "<=", ">=", ">"])),
@@ -96,7 +105,9 @@ def packages(draw: st.DrawFn) -> m.PatientPackage:
         sex=draw(st.sampled_from(list(m.Sex))),
         phone=draw(_opt(PHONES)),
         address=draw(_opt(st.builds(m.Address, lines=st.lists(TEXT, max_size=2), city=TEXT))),
-        preferred_language=draw(_opt(st.just(m.Concept.model_validate({"system": "urn:ietf:bcp:47", "code": "es"})))),
+        preferred_language=draw(
+            _opt(st.just(m.Concept.model_validate({"system": "urn:ietf:bcp:47", "code": "es"})))
+        ),
         caregivers=draw(
             st.lists(
                 st.builds(
@@ -142,9 +153,16 @@ def packages(draw: st.DrawFn) -> m.PatientPackage:
             targets=draw(
                 st.lists(
                     st.one_of(
-                        st.builds(m.GoalTarget, measure=_opt(CONCEPTS), quantity=QUANTITIES, due_date=_opt(DATES)),
+                        st.builds(
+                            m.GoalTarget,
+                            measure=_opt(CONCEPTS),
+                            quantity=QUANTITIES,
+                            due_date=_opt(DATES),
+                        ),
                         st.builds(m.GoalTarget, text=TEXT, due_date=_opt(DATES)),
-                        st.builds(m.GoalTarget, range=st.builds(m.Range, low=QUANTITIES, high=QUANTITIES)),
+                        st.builds(
+                            m.GoalTarget, range=st.builds(m.Range, low=QUANTITIES, high=QUANTITIES)
+                        ),
                         st.builds(m.GoalTarget, due_date=DATES),
                     ),
                     max_size=2,
@@ -167,7 +185,10 @@ def packages(draw: st.DrawFn) -> m.PatientPackage:
                     reason=_opt(TEXT),
                     owner=_opt(party),
                     outputs=st.lists(
-                        st.builds(m.Output, reference=st.just("Procedure/abc"), type=_opt(CONCEPTS)), max_size=1
+                        st.builds(
+                            m.Output, reference=st.just("Procedure/abc"), type=_opt(CONCEPTS)
+                        ),
+                        max_size=1,
                     ),
                     authored_on=_opt(DATETIMES),
                 )

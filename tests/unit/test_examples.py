@@ -65,8 +65,12 @@ def test_example_imports_and_comes_back_whole(path: Path) -> None:
         if rtype == "Task" and not candidates:
             # a Task tracking a ServiceRequest of the same input travels with that referral
             focus = resource["focus"]["reference"]
-            candidates = [e for e in emitted if e["resourceType"] == "Task"
-                          and e["focus"].get("reference", "").startswith("urn:uuid:")]
+            candidates = [
+                e
+                for e in emitted
+                if e["resourceType"] == "Task"
+                and e["focus"].get("reference", "").startswith("urn:uuid:")
+            ]
             assert candidates, f"Task focusing {focus} is lost"
         assert candidates, f"{rtype}/{resource.get('id')} was not emitted"
         gaps = min((contains(resource, c) for c in candidates), key=len)

@@ -48,5 +48,7 @@ def test_every_reference_of_a_package_resolves_inside_its_bundle(package: m.Pati
             return [r for v in node for r in refs(v)]
         return []
 
-    internal = [r for e in bundle["entry"] for r in refs(e["resource"]) if r.startswith("urn:uuid:")]
+    internal = [
+        r for e in bundle["entry"] for r in refs(e["resource"]) if r.startswith("urn:uuid:")
+    ]
     assert set(internal) <= full_urls

@@ -12,9 +12,7 @@ from fhir_bridge.mappers import VOCABULARIES, Vocabulary
 CASES = [(vocab, member) for vocab in VOCABULARIES for member in vocab.enum]
 
 
-@pytest.mark.parametrize(
-    ("vocab", "member"), CASES, ids=[f"{v.name}:{m.value}" for v, m in CASES]
-)
+@pytest.mark.parametrize(("vocab", "member"), CASES, ids=[f"{v.name}:{m.value}" for v, m in CASES])
 def test_status_maps_both_ways(vocab: Vocabulary[StrEnum], member: StrEnum) -> None:
     code = vocab.to_fhir(member)
     assert vocab.from_fhir(code, "x") is member
@@ -59,7 +57,17 @@ def test_known_pairs(name: str, internal: str, fhir: str) -> None:
 def test_task_statuses_cover_the_fhir_value_set() -> None:
     vocab = next(v for v in VOCABULARIES if v.name == "Task status")
     fhir_task_status = {
-        "draft", "requested", "received", "accepted", "rejected", "ready", "cancelled",
-        "in-progress", "on-hold", "failed", "completed", "entered-in-error",
+        "draft",
+        "requested",
+        "received",
+        "accepted",
+        "rejected",
+        "ready",
+        "cancelled",
+        "in-progress",
+        "on-hold",
+        "failed",
+        "completed",
+        "entered-in-error",
     }
     assert set(vocab.codes) == fhir_task_status
