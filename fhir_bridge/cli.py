@@ -100,6 +100,20 @@ def import_(files: Files, namespace: Namespace = None) -> None:
     _print_json([r.model_dump(mode="json", exclude_none=True) for r in result.records])
 
 
+@app.command()
+@reports_errors
+def demo(
+    out: Annotated[Path, typer.Option(help="Where to write the FHIR Bundles")] = Path(
+        "demo-output"
+    ),
+) -> None:
+    """Translate the fixture patients to FHIR and back, and show what happened."""
+    from fhir_bridge import demo as demo_module
+
+    if demo_module.run(out) != 0:
+        raise _fail("a round trip differed", 1)
+
+
 def main() -> None:
     try:
         app()

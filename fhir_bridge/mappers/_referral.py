@@ -102,7 +102,7 @@ def task_out(
             "output": [
                 clean(
                     {
-                        "type": concept_out(o.type) or {"text": "Resulting activity"},
+                        "type": concept_out(o.type),
                         "valueReference": {"reference": o.reference} if o.reference else None,
                         "valueString": o.text if not o.reference else None,
                     }

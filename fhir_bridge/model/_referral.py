@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ._categories import normalise_referral
+from ._categories import SDOHCC_CODES, normalise_referral
 from ._record import PatientRecord
 from ._statuses import (
     ReferralIntent,
@@ -17,10 +17,17 @@ from ._statuses import (
 from ._types import Concept, FhirDateTime, Model, Party, Period, Ref
 
 
+RESULTING_ACTIVITY = {
+    "system": SDOHCC_CODES,
+    "code": "resulting-activity",
+    "display": "Resulting Activity",
+}
+
+
 class Output(Model):
     """What the performer reports as the result, e.g. the Procedure that was done."""
 
-    type: Concept | None = None
+    type: Concept = Field(default_factory=lambda: Concept.model_validate(RESULTING_ACTIVITY))
     reference: str | None = None
     text: str | None = None
 

@@ -185,9 +185,7 @@ def packages(draw: st.DrawFn) -> m.PatientPackage:
                     reason=_opt(TEXT),
                     owner=_opt(party),
                     outputs=st.lists(
-                        st.builds(
-                            m.Output, reference=st.just("Procedure/abc"), type=_opt(CONCEPTS)
-                        ),
+                        st.builds(m.Output, reference=st.just("Procedure/abc"), type=CONCEPTS),
                         max_size=1,
                     ),
                     authored_on=_opt(DATETIMES),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 
 from fhir_bridge import model as m
 from fhir_bridge.mappers import MappingContext, check_package, from_fhir, to_bundle
@@ -15,7 +15,6 @@ def _by_key(records: list[m.Record]) -> dict[tuple[str, str], m.Record]:
     return {(type(r).__name__, r.id): r for r in records}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(packages())
 def test_internal_to_fhir_to_internal_is_identity(package: m.PatientPackage) -> None:
     check_package(package)
@@ -24,7 +23,6 @@ def test_internal_to_fhir_to_internal_is_identity(package: m.PatientPackage) -> 
     assert _by_key(back.records) == _by_key(package.records())
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(packages())
 def test_fhir_to_internal_to_fhir_is_a_fixed_point(package: m.PatientPackage) -> None:
     first = to_bundle(package.records(), CTX)
@@ -33,7 +31,6 @@ def test_fhir_to_internal_to_fhir_is_a_fixed_point(package: m.PatientPackage) ->
     assert second["entry"] == first["entry"]
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(packages())
 def test_every_reference_of_a_package_resolves_inside_its_bundle(package: m.PatientPackage) -> None:
     bundle = to_bundle(package.records(), CTX)
