@@ -16,6 +16,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 
 from fhir_bridge import model as m
+from fhir_bridge.demo import run as run_demo
 from fhir_bridge.documents import read_fhir, read_records
 from fhir_bridge.errors import BridgeError, InputError, MappingError
 from fhir_bridge.mappers import MappingContext, from_fhir, to_bundle
@@ -108,9 +109,7 @@ def demo(
     ),
 ) -> None:
     """Translate the fixture patients to FHIR and back, and show what happened."""
-    from fhir_bridge import demo as demo_module
-
-    if demo_module.run(out) != 0:
+    if run_demo(out) != 0:
         raise _fail("a round trip differed", 1)
 
 

@@ -16,7 +16,6 @@ from ._statuses import (
 )
 from ._types import Concept, FhirDateTime, Model, Party, Period, Ref
 
-
 RESULTING_ACTIVITY = {
     "system": SDOHCC_CODES,
     "code": "resulting-activity",
