@@ -1,0 +1,105 @@
+"""Configuration: ``fhir-bridge.toml`` (path from ``FHIR_BRIDGE_CONFIG``) and environment.
+
+```toml
+database_url = "sqlite:///fhir-bridge.db"
+namespace = "https://care.example.org/fhir-bridge"
+
+[connections.county-hospital]
+base_url = "https://ehr.example.org/fhir"
+conflict_policy = "manual"          # or "ehr-wins", "local-wins"
+auth = { kind = "smart-backend", client_id = "bridge", private_key_file = "/run/keys/bridge.pem",
+         key_id = "k1", algorithm = "RS384", scope = "system/CarePlan.rs system/Goal.cruds" }
+```
+
+Environment variables override the file: ``FHIR_BRIDGE_DATABASE_URL``,
+``FHIR_BRIDGE_NAMESPACE``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from fhir_bridge.errors import InputError
+from fhir_bridge.mappers import DEFAULT_NAMESPACE
+
+CONFIG_ENV = "FHIR_BRIDGE_CONFIG"
+DEFAULT_CONFIG = "fhir-bridge.toml"
+
+
+class AuthConfig(BaseModel):
+    """How to reach one FHIR server. Secrets are named by file or env var, never inline."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["none", "bearer", "client-credentials", "smart-backend"] = "none"
+    token_env: str | None = None
+    token_file: Path | None = None
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret_env: str | None = None
+    client_secret_file: Path | None = None
+    private_key_file: Path | None = None
+    private_key_env: str | None = None
+    key_id: str | None = None
+    algorithm: Literal["RS384", "ES384"] = "RS384"
+    scope: str | None = None
+
+
+class ConnectionConfig(BaseModel):
+    """One EHR FHIR server."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    max_in_flight: int = Field(default=8, ge=1, le=64)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    bundle_size: int = Field(default=50, ge=1, le=500)
+    conflict_policy: Literal["manual", "ehr-wins", "local-wins"] = "manual"
+
+
+class Settings(BaseSettings):
+    """Everything fhir-bridge is configured with."""
+
+    model_config = SettingsConfigDict(env_prefix="FHIR_BRIDGE_", extra="forbid")
+
+    database_url: str = "sqlite:///fhir-bridge.db"
+    namespace: str = DEFAULT_NAMESPACE
+    connections: dict[str, ConnectionConfig] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=path))
+
+
+def load_settings() -> Settings:
+    """The settings in force; a broken config file is an InputError naming the field."""
+    path = os.environ.get(CONFIG_ENV, DEFAULT_CONFIG)
+    if CONFIG_ENV in os.environ and not Path(path).is_file():
+        raise InputError(path, "no such configuration file")
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InputError(path, f"{where}: {first['msg']}") from None
+    except ValueError as exc:  # TOML syntax
+        raise InputError(path, f"not valid TOML: {exc}") from None

@@ -1,0 +1,427 @@
+"""The store: internal records, their links to server resources, the outbox, the sync log.
+
+All SQL lives here; sync code talks to :class:`Store` only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from pydantic import TypeAdapter
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from fhir_bridge import model as m
+
+from ._tables import LinkRow, OutboxRow, OutboxStatus, RecordRow, SyncLogRow, SyncRunRow
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_RECORD = TypeAdapter(m.AnyRecord)
+
+
+def utc(value: datetime) -> datetime:
+    """SQLite hands timestamps back without a zone; they were written in UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def content_hash(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    kind: str
+    id: str
+    version: int
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    id: int
+    connection: str
+    kind: str
+    record_id: str
+    patient_id: str | None
+    record_version: int
+    status: OutboxStatus
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    connection: str
+    resource_type: str
+    identifier: str
+    kind: str | None
+    record_id: str | None
+    resource_id: str
+    version_id: str | None
+    last_updated: str | None
+    sent_hash: str | None
+    sent_json: dict[str, Any] | None
+    server_json: dict[str, Any] | None
+
+
+def _entry(row: OutboxRow) -> OutboxEntry:
+    return OutboxEntry(
+        row.id,
+        row.connection,
+        row.kind,
+        row.record_id,
+        row.patient_id,
+        row.record_version,
+        OutboxStatus(row.status),
+        row.attempts,
+        utc(row.next_attempt_at),
+        row.last_error,
+    )
+
+
+def _link(row: LinkRow) -> Link:
+    return Link(
+        row.connection,
+        row.resource_type,
+        row.identifier,
+        row.kind,
+        row.record_id,
+        row.resource_id,
+        row.version_id,
+        row.last_updated,
+        row.sent_hash,
+        row.sent_json,
+        row.server_json,
+    )
+
+
+class Store:
+    """A SQLAlchemy database (SQLite file by default) holding everything fhir-bridge remembers."""
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url, future=True)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if migrate:
+            self.migrate()
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # ------------------------------------------------------------------ records
+
+    def put_records(
+        self, records: Iterable[m.Record], connections: Sequence[str], now: datetime
+    ) -> list[PutResult]:
+        """Store records; each changed one is queued for every connection, in one transaction."""
+        results = []
+        with self.session() as s:
+            for record in records:
+                kind = record.kind
+                data = record.model_dump(mode="json", exclude_none=True)
+                patient_id = record.id if kind == "patient" else record.patient.id  # type: ignore[attr-defined]
+                row = s.get(RecordRow, (kind, record.id))
+                if row is not None and row.data == data and not row.deleted:
+                    results.append(PutResult(kind, record.id, row.version, changed=False))
+                    continue
+                if row is None:
+                    row = RecordRow(kind=kind, id=record.id, version=1)
+                    s.add(row)
+                else:
+                    row.version += 1
+                row.data, row.updated_at, row.patient_id, row.deleted = data, now, patient_id, False
+                s.flush()
+                for connection in connections:
+                    _enqueue(
+                        s,
+                        connection=connection,
+                        kind=kind,
+                        record_id=record.id,
+                        patient_id=patient_id,
+                        version=row.version,
+                        now=now,
+                    )
+                results.append(PutResult(kind, record.id, row.version, changed=True))
+        return results
+
+    def get_record(self, kind: str, record_id: str) -> m.Record | None:
+        with self.session() as s:
+            row = s.get(RecordRow, (kind, record_id))
+            return None if row is None or row.deleted else _RECORD.validate_python(row.data)
+
+    def record_version(self, kind: str, record_id: str) -> int | None:
+        with self.session() as s:
+            row = s.get(RecordRow, (kind, record_id))
+            return None if row is None else row.version
+
+    def records_of_patient(self, patient_id: str) -> list[m.Record]:
+        with self.session() as s:
+            rows = s.scalars(
+                select(RecordRow).where(RecordRow.patient_id == patient_id, ~RecordRow.deleted)
+            )
+            return [_RECORD.validate_python(r.data) for r in rows]
+
+    def patient_ids(self) -> list[str]:
+        with self.session() as s:
+            return list(s.scalars(select(RecordRow.id).where(RecordRow.kind == "patient")))
+
+    # ------------------------------------------------------------------ outbox
+
+    def enqueue_unsynced(self, connection: str, now: datetime) -> int:
+        """Queue every record the connection has never been sent or whose version moved on."""
+        with self.session() as s:
+            queued = {
+                (k, r): v
+                for k, r, v in s.execute(
+                    select(OutboxRow.kind, OutboxRow.record_id, OutboxRow.record_version).where(
+                        OutboxRow.connection == connection
+                    )
+                )
+            }
+            count = 0
+            for row in s.scalars(select(RecordRow).where(~RecordRow.deleted)):
+                if queued.get((row.kind, row.id)) != row.version:
+                    _enqueue(
+                        s,
+                        connection=connection,
+                        kind=row.kind,
+                        record_id=row.id,
+                        patient_id=row.patient_id,
+                        version=row.version,
+                        now=now,
+                    )
+                    count += 1
+            return count
+
+    def due(
+        self, connection: str, now: datetime, patient_id: str | None = None
+    ) -> list[OutboxEntry]:
+        with self.session() as s:
+            query = select(OutboxRow).where(
+                OutboxRow.connection == connection,
+                OutboxRow.status == OutboxStatus.pending,
+                OutboxRow.next_attempt_at <= now,
+            )
+            if patient_id is not None:
+                query = query.where(OutboxRow.patient_id == patient_id)
+            return [_entry(r) for r in s.scalars(query.order_by(OutboxRow.id))]
+
+    def mark_done(self, entry: OutboxEntry, now: datetime) -> None:
+        """Done, unless the record changed again meanwhile (then it stays queued)."""
+        with self.session() as s:
+            s.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == entry.id, OutboxRow.record_version == entry.record_version)
+                .values(status=OutboxStatus.done, last_error=None, updated_at=now)
+            )
+
+    def mark_failed(
+        self, entry: OutboxEntry, error: str, retry_at: datetime | None, now: datetime
+    ) -> None:
+        """A failed attempt: retried at ``retry_at``, or dead-lettered when that is None."""
+        with self.session() as s:
+            values: dict[str, Any] = {
+                "attempts": OutboxRow.attempts + 1,
+                "last_error": error[:4000],
+                "updated_at": now,
+            }
+            if retry_at is None:
+                values["status"] = OutboxStatus.dead
+            else:
+                values["next_attempt_at"] = retry_at
+            s.execute(update(OutboxRow).where(OutboxRow.id == entry.id).values(**values))
+
+    def dead_letters(self, connection: str | None = None) -> list[OutboxEntry]:
+        with self.session() as s:
+            query = select(OutboxRow).where(OutboxRow.status == OutboxStatus.dead)
+            if connection is not None:
+                query = query.where(OutboxRow.connection == connection)
+            return [_entry(r) for r in s.scalars(query.order_by(OutboxRow.id))]
+
+    def requeue(self, ids: Sequence[int] | None, now: datetime) -> int:
+        """Send dead letters again (all of them when ``ids`` is None)."""
+        with self.session() as s:
+            query = update(OutboxRow).where(OutboxRow.status == OutboxStatus.dead)
+            if ids is not None:
+                query = query.where(OutboxRow.id.in_(ids))
+            result = s.execute(
+                query.values(status=OutboxStatus.pending, attempts=0, next_attempt_at=now)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def queue_depth(self, connection: str | None = None) -> dict[str, int]:
+        with self.session() as s:
+            query = select(OutboxRow.status, func.count()).group_by(OutboxRow.status)
+            if connection is not None:
+                query = query.where(OutboxRow.connection == connection)
+            return {str(status): int(count) for status, count in s.execute(query)}
+
+    # ------------------------------------------------------------------ links
+
+    def links(
+        self, connection: str, resource_type: str, identifiers: Sequence[str]
+    ) -> dict[str, Link]:
+        if not identifiers:
+            return {}
+        with self.session() as s:
+            rows = s.scalars(
+                select(LinkRow).where(
+                    LinkRow.connection == connection,
+                    LinkRow.resource_type == resource_type,
+                    LinkRow.identifier.in_(identifiers),
+                )
+            )
+            return {r.identifier: _link(r) for r in rows}
+
+    def links_of_connection(self, connection: str) -> list[Link]:
+        with self.session() as s:
+            rows = s.scalars(select(LinkRow).where(LinkRow.connection == connection))
+            return [_link(r) for r in rows]
+
+    def save_links(self, links: Iterable[Link], now: datetime) -> None:
+        with self.session() as s:
+            for link in links:
+                s.merge(
+                    LinkRow(
+                        connection=link.connection,
+                        resource_type=link.resource_type,
+                        identifier=link.identifier,
+                        kind=link.kind,
+                        record_id=link.record_id,
+                        resource_id=link.resource_id,
+                        version_id=link.version_id,
+                        last_updated=link.last_updated,
+                        sent_hash=link.sent_hash,
+                        sent_json=link.sent_json,
+                        server_json=link.server_json,
+                        synced_at=now,
+                    )
+                )
+
+    # ------------------------------------------------------------------ runs and log
+
+    def start_run(self, connection: str, direction: str, now: datetime) -> int:
+        with self.session() as s:
+            row = SyncRunRow(connection=connection, direction=direction, started_at=now, counts={})
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def finish_run(self, run_id: int, outcome: str, counts: dict[str, int], now: datetime) -> None:
+        with self.session() as s:
+            s.execute(
+                update(SyncRunRow)
+                .where(SyncRunRow.id == run_id)
+                .values(finished_at=now, outcome=outcome, counts=counts)
+            )
+
+    def log(
+        self,
+        run_id: int,
+        now: datetime,
+        resource_type: str,
+        identifier: str,
+        action: str,
+        *,
+        record_version: int | None = None,
+        server_version: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        with self.session() as s:
+            s.add(
+                SyncLogRow(
+                    run_id=run_id,
+                    at=now,
+                    resource_type=resource_type,
+                    identifier=identifier,
+                    action=action,
+                    record_version=record_version,
+                    server_version=server_version,
+                    detail=detail,
+                )
+            )
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        with self.session() as s:
+            rows = s.scalars(select(SyncRunRow).order_by(SyncRunRow.id.desc()).limit(limit))
+            return [
+                {
+                    "id": r.id,
+                    "connection": r.connection,
+                    "direction": r.direction,
+                    "started_at": utc(r.started_at).isoformat(),
+                    "outcome": r.outcome,
+                    "counts": r.counts,
+                }
+                for r in rows
+            ]
+
+
+def _enqueue(
+    s: Session,
+    *,
+    connection: str,
+    kind: str,
+    record_id: str,
+    patient_id: str | None,
+    version: int,
+    now: datetime,
+) -> None:
+    row = s.scalar(
+        select(OutboxRow).where(
+            OutboxRow.connection == connection,
+            OutboxRow.kind == kind,
+            OutboxRow.record_id == record_id,
+        )
+    )
+    if row is None:
+        s.add(
+            OutboxRow(
+                connection=connection,
+                kind=kind,
+                record_id=record_id,
+                patient_id=patient_id,
+                record_version=version,
+                status=OutboxStatus.pending,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        return
+    row.record_version, row.status, row.attempts = version, OutboxStatus.pending, 0
+    row.next_attempt_at, row.updated_at, row.last_error, row.patient_id = now, now, None, patient_id
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,109 @@
+"""The store's tables (SQLAlchemy 2.0 ORM). Changed only through Alembic migrations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class OutboxStatus(StrEnum):
+    pending = "pending"
+    done = "done"
+    dead = "dead"
+
+
+class RecordRow(Base):
+    """One internal record, as JSON, with a version that grows on every change."""
+
+    __tablename__ = "records"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    data: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+    deleted: Mapped[bool] = mapped_column(default=False)
+
+
+class LinkRow(Base):
+    """Where one emitted resource lives on one connection's server, and what we last sent."""
+
+    __tablename__ = "links"
+
+    connection: Mapped[str] = mapped_column(String(100), primary_key=True)
+    resource_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(300), primary_key=True)
+    kind: Mapped[str | None] = mapped_column(String(32))
+    record_id: Mapped[str | None] = mapped_column(String(64))
+    resource_id: Mapped[str] = mapped_column(String(64))
+    version_id: Mapped[str | None] = mapped_column(String(64))
+    last_updated: Mapped[str | None] = mapped_column(String(40))
+    sent_hash: Mapped[str | None] = mapped_column(String(64))
+    sent_json: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    server_json: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    synced_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_links_record", "connection", "kind", "record_id"),)
+
+
+class OutboxRow(Base):
+    """A record waiting to be pushed to one connection (one row per record and connection)."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    connection: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(32))
+    record_id: Mapped[str] = mapped_column(String(64))
+    patient_id: Mapped[str | None] = mapped_column(String(64))
+    record_version: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.pending)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("connection", "kind", "record_id", name="uq_outbox_record"),
+        Index("ix_outbox_due", "connection", "status", "next_attempt_at"),
+    )
+
+
+class SyncRunRow(Base):
+    """One push or pull run: when, where, and what it did."""
+
+    __tablename__ = "sync_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    connection: Mapped[str] = mapped_column(String(100))
+    direction: Mapped[str] = mapped_column(String(8))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class SyncLogRow(Base):
+    """One thing a run did to one resource (written, skipped, failed), in order."""
+
+    __tablename__ = "sync_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id"))
+    at: Mapped[datetime]
+    resource_type: Mapped[str] = mapped_column(String(64))
+    identifier: Mapped[str] = mapped_column(String(300))
+    action: Mapped[str] = mapped_column(String(16))
+    record_version: Mapped[int | None]
+    server_version: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)
