@@ -53,6 +53,7 @@ class Entry:
 
     full_url: str
     resource: Json
+    kind: str
     record_id: str
 
 
@@ -87,7 +88,7 @@ def resources_of(ctx: MappingContext, record: m.Record) -> list[Entry]:
         own = resource["identifier"][-1]
         full_url = ctx.full_url(ctx.kind_of_system(own["system"]) or "", own["value"])
         apply_residual(resource, record.fhir_extras.get(resource["resourceType"], {}))
-        entries.append(Entry(full_url, resource, own["value"]))
+        entries.append(Entry(full_url, resource, record.kind, own["value"]))
     return entries
 
 
@@ -125,7 +126,7 @@ def directory_entries(ctx: MappingContext, records: Iterable[m.Record]) -> list[
             if not known.identifiers and party.identifiers:
                 known.identifiers = list(party.identifiers)
     return [
-        Entry(ctx.full_url(kind.value, party_id), party_resource(ctx, party), party_id)
+        Entry(ctx.full_url(kind.value, party_id), party_resource(ctx, party), kind.value, party_id)
         for (kind, party_id), party in merged.items()
     ]
 
