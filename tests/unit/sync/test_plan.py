@@ -151,5 +151,5 @@ def test_entries_are_conditional_updates_with_if_match_when_known() -> None:
         assert "ifMatch" not in entry["request"]
     goal = next(w for w in writes if w.resource_type == "Goal")
     link = Link("c", "Goal", goal.identifier, "goal", "g1", "42", "5", None, "x", {}, None)
-    (update,) = [w for w in plan([goal.entry], {("Goal", goal.identifier): link})]
+    (update,) = plan([goal.entry], {("Goal", goal.identifier): link})
     assert bundle_of([update], "transaction", {})["entry"][0]["request"]["ifMatch"] == 'W/"5"'
