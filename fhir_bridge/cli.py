@@ -9,17 +9,22 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from fhir_bridge import model as m
+from fhir_bridge.config import Settings, load_settings
 from fhir_bridge.demo import run as run_demo
 from fhir_bridge.documents import read_fhir, read_records
 from fhir_bridge.errors import BridgeError, InputError, MappingError
 from fhir_bridge.mappers import MappingContext, from_fhir, to_bundle
+from fhir_bridge.store import Store
 
 app = typer.Typer(
     name="fhir-bridge",
@@ -99,6 +104,90 @@ def import_(files: Files, namespace: Namespace = None) -> None:
         kinds = ", ".join(f"{t} {n}" for t, n in sorted(result.skipped.items()))
         typer.echo(f"fhir-bridge: not held by the internal model, skipped: {kinds}", err=True)
     _print_json([r.model_dump(mode="json", exclude_none=True) for r in result.records])
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _store(settings: Settings) -> Store:
+    return Store(settings.database_url)
+
+
+@app.command()
+@reports_errors
+def load(files: Files) -> None:
+    """Put internal records (or `fhir-bridge import` output) into the store and queue them."""
+    settings = _settings()
+    records = [r for path in files for r in read_records(path)]
+    store = _store(settings)
+    try:
+        results = store.put_records(records, list(settings.connections), datetime.now(UTC))
+    finally:
+        store.close()
+    changed = sum(r.changed for r in results)
+    typer.echo(
+        f"loaded {len(results)} records: {changed} new or changed, "
+        f"{len(results) - changed} unchanged"
+    )
+
+
+@app.command()
+@reports_errors
+def get(
+    kind: Annotated[
+        str, typer.Argument(help="patient, careplan, goal, referral, problem, medication, careteam")
+    ],
+    record_id: Annotated[str, typer.Argument(metavar="ID", help="The internal id")],
+) -> None:
+    """Print one stored record as internal JSON."""
+    if kind not in m.RECORD_TYPES:
+        raise InputError("KIND", f"unknown kind {kind!r}; one of {', '.join(m.RECORD_TYPES)}")
+    store = _store(_settings())
+    try:
+        record = store.get_record(kind, record_id)
+    finally:
+        store.close()
+    if record is None:
+        raise _fail(f"no {kind} {record_id!r} in the store", 1)
+    _print_json(record.model_dump(mode="json", exclude_none=True))
+
+
+@app.command("dead-letters")
+@reports_errors
+def dead_letters(
+    connection: Annotated[str | None, typer.Option(help="Only this connection")] = None,
+) -> None:
+    """List records that failed permanently, with the server's reason."""
+    store = _store(_settings())
+    try:
+        entries = store.dead_letters(connection)
+    finally:
+        store.close()
+    table = Table("id", "connection", "record", "attempts", "reason")
+    for e in entries:
+        table.add_row(
+            str(e.id), e.connection, f"{e.kind}/{e.record_id}", str(e.attempts), e.last_error or ""
+        )
+    Console().print(table)
+    typer.echo(f"{len(entries)} dead letters")
+
+
+@app.command()
+@reports_errors
+def retry(
+    ids: Annotated[list[int] | None, typer.Argument(metavar="ID", help="Dead-letter ids")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every dead letter")] = False,
+) -> None:
+    """Queue dead letters for another push."""
+    if not ids and not all_:
+        raise InputError("retry", "give dead-letter ids or --all")
+    store = _store(_settings())
+    try:
+        count = store.requeue(None if all_ else ids, datetime.now(UTC))
+    finally:
+        store.close()
+    typer.echo(f"requeued {count}")
 
 
 @app.command()
