@@ -185,8 +185,7 @@ def bundles(
         if (
             not groups
             or len(groups[-1]) >= size
-            or (kind == "batch"
-            and LEVELS.get(groups[-1][0].resource_type, 9) != level)
+            or (kind == "batch" and LEVELS.get(groups[-1][0].resource_type, 9) != level)
         ):
             groups.append([])
         groups[-1].append(write)
