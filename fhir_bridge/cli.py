@@ -6,6 +6,7 @@ field); 1 any other failure. No tracebacks.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from fhir_bridge import model as m
@@ -24,7 +26,9 @@ from fhir_bridge.demo import run as run_demo
 from fhir_bridge.documents import read_fhir, read_records
 from fhir_bridge.errors import BridgeError, InputError, MappingError
 from fhir_bridge.mappers import MappingContext, from_fhir, to_bundle
+from fhir_bridge.sandbox.cli import app as sandbox_app
 from fhir_bridge.store import Store
+from fhir_bridge.sync import Connection, Pusher, PushSummary, resolve_connection
 
 app = typer.Typer(
     name="fhir-bridge",
@@ -33,6 +37,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+app.add_typer(sandbox_app, name="sandbox")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -151,6 +157,63 @@ def get(
     if record is None:
         raise _fail(f"no {kind} {record_id!r} in the store", 1)
     _print_json(record.model_dump(mode="json", exclude_none=True))
+
+
+@app.command()
+@reports_errors
+def push(
+    connection: Annotated[
+        str | None, typer.Option(help="A connection from fhir-bridge.toml")
+    ] = None,
+    fhir_url: Annotated[str | None, typer.Option(help="An ad-hoc FHIR base URL, no auth")] = None,
+    patient: Annotated[str | None, typer.Option(help="Only this patient's records")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Show the plan; write nothing")] = False,
+) -> None:
+    """Push queued records to a FHIR server. Exit 1 when any record failed."""
+    settings = _settings()
+    target = resolve_connection(settings, connection, fhir_url)
+    store = _store(settings)
+    try:
+        summary = asyncio.run(_push(store, target, settings, patient, dry_run))
+    finally:
+        store.close()
+    if dry_run:
+        _print_plan(summary)
+    table = Table(*summary.counts(), title=f"push to {target.name}")
+    table.add_row(*(str(v) for v in summary.counts().values()))
+    Console(stderr=True).print(table)
+    if summary.failed or summary.dead_lettered:
+        raise typer.Exit(1)
+
+
+async def _push(
+    store: Store, target: Connection, settings: Settings, patient: str | None, dry_run: bool
+) -> PushSummary:
+    ctx = MappingContext(namespace=settings.namespace)
+    with Progress(transient=True, console=Console(stderr=True)) as progress:
+        task = progress.add_task("pushing", total=None)
+        async with target.client() as client:
+            pusher = Pusher(
+                store,
+                client,
+                target.name,
+                ctx,
+                bundle_size=target.config.bundle_size,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+            return await pusher.push(patient_id=patient, dry_run=dry_run)
+
+
+def _print_plan(summary: PushSummary) -> None:
+    table = Table("action", "resource", "identifier", "changes", title="dry run: nothing written")
+    for write in summary.planned:
+        table.add_row(
+            write.action,
+            write.resource_type,
+            write.identifier.rsplit("|", 1)[-1],
+            "\n".join(write.changes) if write.changes else "",
+        )
+    Console().print(table)
 
 
 @app.command("dead-letters")

@@ -1,0 +1,61 @@
+"""Which FHIR server a command talks to: a named connection from the settings, or a URL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from fhir_bridge.config import ConnectionConfig, Settings
+from fhir_bridge.errors import InputError
+from fhir_bridge.fhir import FhirClient, make_auth
+
+
+@dataclass(frozen=True)
+class Connection:
+    name: str
+    config: ConnectionConfig
+
+    def client(self) -> FhirClient:
+        """A pooled client for this connection (use it as an async context manager)."""
+        auth = self.config.auth
+        return FhirClient(
+            self.config.base_url,
+            auth=make_auth(
+                auth.kind,
+                base_url=self.config.base_url,
+                token_env=auth.token_env,
+                token_file=auth.token_file,
+                token_url=auth.token_url,
+                client_id=auth.client_id,
+                client_secret_env=auth.client_secret_env,
+                client_secret_file=auth.client_secret_file,
+                private_key_file=auth.private_key_file,
+                private_key_env=auth.private_key_env,
+                key_id=auth.key_id,
+                algorithm=auth.algorithm,
+                scope=auth.scope,
+            ),
+            max_in_flight=self.config.max_in_flight,
+            timeout=httpx.Timeout(self.config.timeout_seconds, connect=10.0),
+        )
+
+
+def resolve_connection(settings: Settings, name: str | None, fhir_url: str | None) -> Connection:
+    """``--connection NAME`` from the settings, or ``--fhir-url URL`` (unauthenticated)."""
+    if name and fhir_url:
+        raise InputError("--connection/--fhir-url", "give one of them, not both")
+    if fhir_url:
+        if not fhir_url.startswith(("http://", "https://")):
+            raise InputError("--fhir-url", f"not an http(s) URL: {fhir_url!r}")
+        return Connection(fhir_url.rstrip("/"), ConnectionConfig(base_url=fhir_url.rstrip("/")))
+    if name is None:
+        if len(settings.connections) == 1:
+            name = next(iter(settings.connections))
+        else:
+            known = ", ".join(settings.connections) or "none configured"
+            raise InputError("--connection", f"name a connection ({known}) or give --fhir-url")
+    if name not in settings.connections:
+        known = ", ".join(settings.connections) or "none configured"
+        raise InputError("--connection", f"no connection {name!r} (known: {known})")
+    return Connection(name, settings.connections[name])
