@@ -7,7 +7,16 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 _DATE_RE = re.compile(r"^(\d{4})(-(\d{2})(-(\d{2}))?)?$")
 _DATETIME_RE = re.compile(
@@ -123,6 +132,18 @@ class Concept(Model):
             raise ValueError("a concept needs a coding or a text")
         return self
 
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """Also accepted: one code ``{system, code, display}``, or a plain text."""
+        single = {
+            "type": "object",
+            "properties": {k: {"type": "string"} for k in ("system", "code", "display")},
+            "additionalProperties": False,
+        }
+        return {"anyOf": [handler(core_schema), single, {"type": "string", "minLength": 1}]}
+
     def has(self, system: str, code: str) -> bool:
         return any(c.system == system and c.code == code for c in self.codings)
 
@@ -153,6 +174,13 @@ class Ref(Model):
     @classmethod
     def _accept_string(cls, data: Any) -> Any:
         return {"id": data} if isinstance(data, str) else data
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """Also accepted: the target's internal id as a plain string."""
+        return {"anyOf": [{"type": "string", "pattern": ID_PATTERN}, handler(core_schema)]}
 
     @model_validator(mode="after")
     def _something(self) -> Ref:

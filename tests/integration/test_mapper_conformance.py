@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from fhir_bridge import sandbox
 from fhir_bridge.documents import read_records
 from fhir_bridge.mappers import MappingContext, to_entries
 from tests.helpers import fixture_files
 
 pytestmark = pytest.mark.integration
-VALIDATING_PORT = int(os.environ.get("FHIR_BRIDGE_TEST_VALIDATING_PORT", "8081"))
 CTX = MappingContext(namespace="https://bridge.test/id")
-
-
-@pytest.fixture(scope="module")
-def validating_url() -> Iterator[str]:
-    """A HAPI sandbox that validates every request against base R4 (started for this module)."""
-    if os.environ.get("FHIR_BRIDGE_TEST_VALIDATING_URL"):
-        yield os.environ["FHIR_BRIDGE_TEST_VALIDATING_URL"]
-        return
-    already = sandbox.status(VALIDATING_PORT).running
-    info = sandbox.start(VALIDATING_PORT, validate=True)
-    yield info.base_url
-    if not already:
-        sandbox.stop(VALIDATING_PORT)
 
 
 def _transaction(entries: list[dict]) -> dict:
@@ -53,14 +36,14 @@ def _transaction(entries: list[dict]) -> dict:
 
 @pytest.mark.parametrize("path", fixture_files(), ids=lambda p: p.name)
 def test_every_resource_of_a_fixture_is_accepted_by_validating_hapi(
-    validating_url: str, path: Path
+    validating_base_url: str, path: Path
 ) -> None:
     entries = [
         {"fullUrl": e.full_url, "resource": e.resource} for e in to_entries(read_records(path), CTX)
     ]
     with httpx.Client(timeout=120) as client:
         response = client.post(
-            validating_url,
+            validating_base_url,
             json=_transaction(entries),
             headers={"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"},
         )
