@@ -4,10 +4,24 @@ Every error fhir-bridge raises on purpose derives from :class:`BridgeError`::
 
     BridgeError
     ├── InputError                 a file or document could not be read (file, line, reason)
-    └── MappingError               records that cannot be translated; carries every Problem
-                                   (path, reason) found, not just the first
+    ├── MappingError               records that cannot be translated; carries every Problem
+    │                              (path, reason) found, not just the first
+    └── FhirError                  talking to a FHIR server failed (resource_type, attempts)
+        ├── FhirTransportError     no HTTP answer: connect/read timeout, network (error_type)
+        ├── FhirStatusError        the server answered 4xx/5xx (status, outcome, retry_after)
+        │   ├── VersionConflict    412, or HAPI's 409 "HAPI-0989 ... not the current version"
+        │   ├── ResourceNotFound   404
+        │   ├── ResourceGone       410 (deleted)
+        │   └── RateLimited        429 (retry_after seconds when the server said)
+        ├── NotSupportedByServer   the CapabilityStatement rules it out (resource_type,
+        │                          interaction)
+        ├── MalformedResponse      a success answer that is not the FHIR JSON expected
+        └── AuthError              no access token: token endpoint or discovery failed
 
-Later layers (FHIR client, sync, store) add their own branches under BridgeError.
+No message ever holds a secret, a token, a query string or resource content: ids, statuses,
+codes and counts only. Data is on attributes.
+
+Later layers (sync, store) add their own branches under BridgeError.
 """
 
 from __future__ import annotations
@@ -53,3 +67,163 @@ class InputError(BridgeError):
         self.line = line
         where = f"{source}:{line}" if line is not None else source
         super().__init__(f"{where}: {reason}")
+
+
+# --- FHIR client -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeIssue:
+    """One ``OperationOutcome.issue``; ``diagnostics`` may quote data, so never log it."""
+
+    severity: str
+    code: str
+    diagnostics: str | None = None
+    expression: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OperationOutcome:
+    """The issues a FHIR server gave with an error (empty when the body held none)."""
+
+    issues: tuple[OutcomeIssue, ...] = ()
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """The issue codes (``not-found``, ``conflict``, ...), safe to log."""
+        return tuple(i.code for i in self.issues)
+
+
+class FhirError(BridgeError):
+    """A FHIR server could not be asked, or did not do what was asked.
+
+    ``attempts`` counts the requests sent for this call (more than one after retries).
+    """
+
+    def __init__(self, message: str, *, resource_type: str | None = None) -> None:
+        self.resource_type = resource_type
+        self.attempts = 1
+        super().__init__(message)
+
+
+class FhirTransportError(FhirError):
+    """No HTTP answer arrived (connect or read timeout, refused or dropped connection)."""
+
+    def __init__(
+        self,
+        error_type: str,
+        method: str,
+        path: str,
+        *,
+        resource_type: str | None = None,
+        retryable: bool = True,
+    ) -> None:
+        self.error_type = error_type
+        self.method = method
+        self.path = path
+        self.retryable = retryable
+        super().__init__(f"{error_type} on {method} {path}", resource_type=resource_type)
+
+
+class FhirStatusError(FhirError):
+    """The server answered with an HTTP error status; ``outcome`` holds its issues."""
+
+    def __init__(
+        self,
+        status: int,
+        outcome: OperationOutcome | None = None,
+        retry_after: float | None = None,
+        *,
+        method: str = "",
+        path: str = "",
+        resource_type: str | None = None,
+    ) -> None:
+        self.status = status
+        self.outcome = outcome if outcome is not None else OperationOutcome()
+        self.retry_after = retry_after
+        self.method = method
+        self.path = path
+        where = f" on {method} {path}" if method else ""
+        codes = ", ".join(dict.fromkeys(self.outcome.codes))
+        hapi = ", ".join(_hapi_codes(self.outcome))
+        detail = "; ".join(x for x in (codes, hapi) if x)
+        super().__init__(
+            f"HTTP {status}{where}" + (f": {detail}" if detail else ""),
+            resource_type=resource_type,
+        )
+
+
+class VersionConflict(FhirStatusError):  # noqa: N818 - names the domain uses
+    """The resource changed on the server since the version named in If-Match (412/409)."""
+
+
+class ResourceNotFound(FhirStatusError):  # noqa: N818 - names the domain uses
+    """The server has no such resource (404)."""
+
+
+class ResourceGone(FhirStatusError):  # noqa: N818 - names the domain uses
+    """The resource was deleted (410)."""
+
+
+class RateLimited(FhirStatusError):  # noqa: N818 - names the domain uses
+    """The server asks us to slow down (429); ``retry_after`` is in seconds when given."""
+
+
+class NotSupportedByServer(FhirError):  # noqa: N818 - names the domain uses
+    """The server's CapabilityStatement says it cannot do this interaction on this type."""
+
+    def __init__(self, resource_type: str | None, interaction: str) -> None:
+        self.interaction = interaction
+        subject = resource_type or "system"
+        super().__init__(
+            f"{subject}: the server does not support {interaction}", resource_type=resource_type
+        )
+
+
+class MalformedResponse(FhirError):  # noqa: N818 - names the domain uses
+    """A success answer whose body is not the FHIR JSON expected (e.g. HTML from a proxy)."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int | None = None,
+        method: str = "",
+        path: str = "",
+        resource_type: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.status = status
+        self.method = method
+        self.path = path
+        where = f"{method} {path}: " if method else ""
+        super().__init__(f"{where}{reason}", resource_type=resource_type)
+
+
+class AuthError(FhirError):
+    """No access token could be obtained; ``error`` is the OAuth error code when given."""
+
+    def __init__(self, reason: str, *, status: int | None = None, error: str | None = None) -> None:
+        self.reason = reason
+        self.status = status
+        self.error = error
+        parts = [reason]
+        if status is not None:
+            parts.append(f"HTTP {status}")
+        if error:
+            parts.append(error)
+        super().__init__(": ".join(parts[:1]) + "".join(f" ({p})" for p in parts[1:]))
+
+
+def _hapi_codes(outcome: OperationOutcome) -> list[str]:
+    """HAPI message codes (``HAPI-0989``) found in diagnostics: safe to show, unlike the text."""
+    found: list[str] = []
+    for issue in outcome.issues:
+        text = issue.diagnostics or ""
+        at = text.find("HAPI-")
+        while at != -1:
+            code = text[at : at + 9]
+            if code[5:].isdigit() and code not in found:
+                found.append(code)
+            at = text.find("HAPI-", at + 5)
+    return found
