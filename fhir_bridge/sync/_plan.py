@@ -193,16 +193,28 @@ def bundles(
 
 
 def request_of(write: Write, body: Json) -> Json:
-    """The Bundle entry for one write: a conditional update by our identifier.
+    """The Bundle entry for one write.
 
-    Re-sending it after a crash or a lost response updates the same resource instead of
-    creating a second one. With a known server version, ``ifMatch`` guards a clinician's
-    concurrent edit.
+    A resource the server has not confirmed yet is a conditional update by our identifier,
+    so re-sending it after a crash or a lost response updates the same resource instead of
+    creating a second one. A known resource is updated by its id with ``ifMatch`` on the last
+    version we saw, so a clinician's concurrent edit is never overwritten unseen.
     """
-    request: Json = {"method": "PUT", "url": f"{write.resource_type}?identifier={write.identifier}"}
-    if write.link is not None and write.link.version_id:
+    if write.link is None:
+        url = f"{write.resource_type}?identifier={write.identifier}"
+        return {
+            "fullUrl": write.full_url,
+            "resource": body,
+            "request": {"method": "PUT", "url": url},
+        }
+    request: Json = {"method": "PUT", "url": f"{write.resource_type}/{write.link.resource_id}"}
+    if write.link.version_id:
         request["ifMatch"] = f'W/"{write.link.version_id}"'
-    return {"fullUrl": write.full_url, "resource": body, "request": request}
+    return {
+        "fullUrl": write.full_url,
+        "resource": {**body, "id": write.link.resource_id},
+        "request": request,
+    }
 
 
 def bundle_of(

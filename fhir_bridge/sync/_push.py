@@ -55,6 +55,7 @@ class Server(Protocol):
     async def conditional_update(
         self, resource: Json, query: str, if_match: str | None = None
     ) -> Any: ...
+    async def update(self, resource: Json, if_match: str | None = None) -> Any: ...
 
 
 @dataclass
@@ -308,11 +309,15 @@ class Pusher:
 
     async def _send_single(self, write: Write, known: dict[str, str]) -> Outcome:
         body = point_references(write.body, set(), known)
-        if_match = write.link.version_id if write.link else None
         try:
-            result = await self.server.conditional_update(
-                body, f"identifier={write.identifier}", if_match=if_match
-            )
+            if write.link is None:
+                result = await self.server.conditional_update(
+                    body, f"identifier={write.identifier}"
+                )
+            else:
+                result = await self.server.update(
+                    {**body, "id": write.link.resource_id}, if_match=write.link.version_id
+                )
         except BridgeError as exc:
             return Outcome(write, _status_of(exc), error=_describe(exc))
         return Outcome(

@@ -175,7 +175,7 @@ def test_clinician_extension_and_note_survive_our_next_update(
     edited = fhir.put(f"/Goal/{on_server['id']}", json=on_server)
     assert edited.status_code == 200, edited.text
 
-    goal.priority = m.GoalPriority.high
+    goal.priority = m.GoalPriority.low
     store.put_records([goal], ["hapi"], NOW)
     summary = _push(store, fhir_base_url, ctx)
     assert summary.updated == 1
@@ -183,7 +183,7 @@ def test_clinician_extension_and_note_survive_our_next_update(
     final = fhir.get(f"/Goal/{on_server['id']}", headers={"Cache-Control": "no-cache"}).json()
     assert extension in final["extension"]
     assert {"text": "Discussed at clinic, patient motivated"} in final["note"]
-    assert final["priority"]["coding"][0]["code"] == "high-priority"
+    assert final["priority"]["coding"][0]["code"] == "low-priority"
 
 
 def test_killed_push_runs_leave_exactly_one_copy(

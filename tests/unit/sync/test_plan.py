@@ -141,7 +141,7 @@ def test_bundles_are_bounded_and_batches_hold_one_level() -> None:
         assert len({LEVELS[w.resource_type] for w in group}) == 1
 
 
-def test_entries_are_conditional_updates_with_if_match_when_known() -> None:
+def test_new_resources_are_conditional_updates_known_ones_versioned_updates() -> None:
     """Re-sending a bundle cannot create a duplicate; a known version guards concurrent edits."""
     writes = plan(to_entries(records(), CTX), {})
     bundle = bundle_of(writes, "transaction", {})
@@ -152,4 +152,6 @@ def test_entries_are_conditional_updates_with_if_match_when_known() -> None:
     goal = next(w for w in writes if w.resource_type == "Goal")
     link = Link("c", "Goal", goal.identifier, "goal", "g1", "42", "5", None, "x", {}, None)
     (update,) = plan([goal.entry], {("Goal", goal.identifier): link})
-    assert bundle_of([update], "transaction", {})["entry"][0]["request"]["ifMatch"] == 'W/"5"'
+    entry = bundle_of([update], "transaction", {})["entry"][0]
+    assert entry["request"] == {"method": "PUT", "url": "Goal/42", "ifMatch": 'W/"5"'}
+    assert entry["resource"]["id"] == "42"
