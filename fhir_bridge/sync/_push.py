@@ -446,4 +446,11 @@ def _status_of(exc: BridgeError) -> int:
 
 
 def _describe(exc: BridgeError) -> str:
-    return f"{type(exc).__name__}: {exc}"
+    """What to keep in the outbox about a failure: the error and the server's own words.
+
+    (Stored for the operator in the dead-letter view; never logged, as diagnostics can quote
+    resource content.)
+    """
+    issues = getattr(getattr(exc, "outcome", None), "issues", ())
+    said = "; ".join(i.diagnostics for i in issues if getattr(i, "diagnostics", None))
+    return f"{type(exc).__name__}: {exc}" + (f" - {said}" if said else "")

@@ -1,0 +1,62 @@
+"""An async FHIR R4 client on httpx: retries that never duplicate, bounded concurrency,
+paging that follows the server's links, capability discovery, and auth (bearer, client
+credentials, SMART Backend Services).
+
+Errors are in :mod:`fhir_bridge.errors` (``FhirError`` and below); see docs/fhir-client.md.
+"""
+
+from fhir_bridge.errors import OperationOutcome, OutcomeIssue
+
+from ._auth import (
+    BearerToken,
+    ClientCredentials,
+    SmartBackendServices,
+    make_auth,
+    secret_from_env,
+    secret_from_file,
+)
+from ._capabilities import (
+    ResourceCapabilities,
+    ServerCapabilities,
+    WriteStrategy,
+    change_detection,
+    write_strategy,
+)
+from ._client import (
+    EntryResult,
+    FhirClient,
+    FhirResponse,
+    WriteResult,
+    entry_results,
+    if_match_value,
+    version_of_etag,
+)
+from ._outcome import parse_outcome
+from ._retry import RetryPolicy, is_safe_to_repeat, parse_retry_after
+
+__all__ = [
+    "BearerToken",
+    "ClientCredentials",
+    "EntryResult",
+    "FhirClient",
+    "FhirResponse",
+    "OperationOutcome",
+    "OutcomeIssue",
+    "ResourceCapabilities",
+    "RetryPolicy",
+    "ServerCapabilities",
+    "SmartBackendServices",
+    "WriteResult",
+    "WriteStrategy",
+    "change_detection",
+    "entry_results",
+    "if_match_value",
+    "is_safe_to_repeat",
+    "make_auth",
+    "parse_outcome",
+    "parse_retry_after",
+    "secret_from_env",
+    "secret_from_file",
+    "version_of_etag",
+    "write_strategy",
+]

@@ -1,0 +1,153 @@
+"""Push adapts to what the server says it can do, and dead-letters what it refuses.
+
+The server is the real HAPI sandbox; only its CapabilityStatement is rewritten on the way
+(an EHR that declares no transactions, or read-only care plans), and requests are counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from fhir_bridge import model as m
+from fhir_bridge.documents import read_records
+from fhir_bridge.fhir import FhirClient
+from fhir_bridge.mappers import MappingContext
+from fhir_bridge.store import Store
+from fhir_bridge.sync import Pusher, PushSummary
+from tests.helpers import FIXTURES
+
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+Statement = dict[str, Any]
+
+
+class RewritingTransport(httpx.AsyncBaseTransport):
+    """Forwards to the real server; rewrites /metadata; counts requests by method and path head."""
+
+    def __init__(self, rewrite: Callable[[Statement], None]) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.rewrite = rewrite
+        self.seen: Counter[str] = Counter()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        head = request.url.path.rstrip("/").split("/fhir")[-1].strip("/").split("/")[0] or "(base)"
+        self.seen[f"{request.method} {head}"] += 1
+        response = await self.inner.handle_async_request(request)
+        if request.url.path.endswith("/metadata"):
+            await response.aread()
+            statement = json.loads(response.content)
+            self.rewrite(statement)
+            return httpx.Response(
+                200, json=statement, headers={"Content-Type": "application/fhir+json"}
+            )
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _no_bundles(statement: Statement) -> None:
+    for rest in statement["rest"]:
+        rest["interaction"] = [
+            i for i in rest.get("interaction", []) if i["code"] not in ("transaction", "batch")
+        ]
+
+
+def _read_only_care_plans(statement: Statement) -> None:
+    for rest in statement["rest"]:
+        for resource in rest["resource"]:
+            if resource["type"] == "CarePlan":
+                resource["interaction"] = [{"code": "read"}, {"code": "search-type"}]
+
+
+def _push(
+    store: Store, url: str, ctx: MappingContext, transport: httpx.AsyncBaseTransport | None
+) -> PushSummary:
+    async def run() -> PushSummary:
+        async with FhirClient(url, transport=transport) as client:
+            return await Pusher(store, client, "ehr", ctx).push()
+
+    return asyncio.run(run())
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(f"sqlite:///{tmp_path / 'bridge.db'}")
+    s.put_records(read_records(FIXTURES / "cc-diabetes-heart-failure.json"), ["ehr"], NOW)
+    return s
+
+
+def _ctx() -> MappingContext:
+    return MappingContext(namespace=f"https://bridge.test/{uuid.uuid4().hex[:10]}", now=NOW)
+
+
+def test_without_transactions_single_conditional_writes_in_dependency_order(
+    store: Store, fhir_base_url: str
+) -> None:
+    """No transaction or batch declared: one conditional PUT per resource, nothing else."""
+    transport = RewritingTransport(_no_bundles)
+    summary = _push(store, fhir_base_url, _ctx(), transport)
+    assert summary.failed == summary.dead_lettered == 0
+    assert transport.seen["POST (base)"] == 0
+    puts = sum(n for key, n in transport.seen.items() if key.startswith("PUT "))
+    assert puts == summary.created + summary.updated > 0
+    again = _push(store, fhir_base_url, _ctx(), RewritingTransport(_no_bundles))
+    del again  # a new namespace is a new set of resources; idempotency is covered elsewhere
+
+
+def test_read_only_care_plans_are_reported_and_never_attempted(
+    store: Store, fhir_base_url: str
+) -> None:
+    """A type the server cannot write is dead-lettered with the reason, not sent."""
+    transport = RewritingTransport(_read_only_care_plans)
+    ctx = _ctx()
+    summary = _push(store, fhir_base_url, ctx, transport)
+    assert summary.not_supported == 1
+    (dead,) = store.dead_letters("ehr")
+    assert dead.kind == "careplan"
+    assert "read-only" in (dead.last_error or "")
+
+    async def plans() -> int:
+        async with FhirClient(fhir_base_url) as client:
+            found = [
+                r
+                async for r in client.search(
+                    "CarePlan", {"identifier": f"{ctx.system('careplan')}|"}
+                )
+            ]
+            return len(found)
+
+    assert asyncio.run(plans()) == 0
+    assert summary.created > 0  # everything else went through
+
+
+def test_a_refused_record_is_dead_lettered_with_the_servers_reason(
+    store: Store, fhir_base_url: str
+) -> None:
+    """One bad record does not block the others; its dead letter carries the server's message."""
+    bad = m.Goal(
+        id="goal-broken-reference",
+        updated_at=NOW,
+        patient="pat-rivera",
+        description=m.Concept(text="Points at a resource type the server does not know"),
+        lifecycle_status=m.GoalLifecycle.active,
+        addresses=[m.Ref(reference="Unicorn/no-such-thing")],
+    )
+    store.put_records([bad], ["ehr"], NOW)
+    summary = _push(store, fhir_base_url, _ctx(), None)
+    assert summary.dead_lettered == 1
+    assert summary.created > 0
+    (dead,) = store.dead_letters("ehr")
+    assert dead.record_id == "goal-broken-reference"
+    assert "no-such-condition-anywhere" in (dead.last_error or "") or "HTTP 4" in (
+        dead.last_error or ""
+    )
