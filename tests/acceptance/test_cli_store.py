@@ -1,0 +1,66 @@
+"""`load`, `get`, `dead-letters`, `retry` and `push` argument handling, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.acceptance.conftest import Run
+from tests.helpers import FIXTURES
+
+PACKAGE = FIXTURES / "cc-diabetes-heart-failure.json"
+
+
+def test_load_stores_and_a_second_load_changes_nothing(cli: Run) -> None:
+    first = cli("load", PACKAGE)
+    assert first.returncode == 0, first.stderr
+    package = json.loads(PACKAGE.read_text())
+    total = 1 + sum(len(v) for v in package.values() if isinstance(v, list))
+    assert f"loaded {total} records: {total} new or changed, 0 unchanged" in first.stdout
+    second = cli("load", PACKAGE)
+    assert f"loaded {total} records: 0 new or changed, {total} unchanged" in second.stdout
+
+
+def test_get_prints_the_stored_record(cli: Run) -> None:
+    cli("load", PACKAGE)
+    done = cli("get", "goal", "goal-rivera-a1c")
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    expected = next(
+        g for g in json.loads(PACKAGE.read_text())["goals"] if g["id"] == "goal-rivera-a1c"
+    )
+    assert record["description"]["text"] == expected["description"]["text"]
+    assert record["targets"][0]["due_date"] == expected["targets"][0]["due_date"]
+
+
+def test_get_unknown_kind_is_usage_and_unknown_id_is_failure(cli: Run) -> None:
+    cli("load", PACKAGE)
+    assert cli("get", "gaol", "x").returncode == 2
+    missing = cli("get", "goal", "no-such-goal")
+    assert missing.returncode == 1
+    assert "no goal 'no-such-goal'" in missing.stderr
+
+
+def test_dead_letters_start_empty_and_retry_needs_ids(cli: Run) -> None:
+    listed = cli("dead-letters")
+    assert listed.returncode == 0, listed.stderr
+    assert "0 dead letters" in listed.stdout
+    assert cli("retry").returncode == 2
+    assert "requeued 0" in cli("retry", "--all").stdout
+
+
+def test_push_needs_a_connection(cli: Run) -> None:
+    done = cli("push")
+    assert done.returncode == 2
+    assert "--connection" in done.stderr
+    assert "Traceback" not in done.stderr
+    bad_url = cli("push", "--fhir-url", "ftp://nowhere")
+    assert bad_url.returncode == 2
+
+
+def test_a_broken_config_file_is_reported(cli: Run, tmp_path: Path) -> None:
+    (tmp_path / "fhir-bridge.toml").write_text("[connections.x]\nbase_url = 5\n")
+    done = cli("push", "--connection", "x")
+    assert done.returncode == 2
+    assert "fhir-bridge.toml" in done.stderr
+    assert "connections.x.base_url" in done.stderr
