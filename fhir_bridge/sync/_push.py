@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -43,6 +43,8 @@ class Capabilities(Protocol):
     def supports_transaction(self) -> bool: ...
     def supports_batch(self) -> bool: ...
     def writable(self, resource_type: str) -> bool: ...
+    def supports_conditional_update(self, resource_type: str) -> bool: ...
+    def supports_conditional_create(self, resource_type: str) -> bool: ...
 
 
 class Server(Protocol):
@@ -56,6 +58,8 @@ class Server(Protocol):
         self, resource: Json, query: str, if_match: str | None = None
     ) -> Any: ...
     async def update(self, resource: Json, if_match: str | None = None) -> Any: ...
+    async def create(self, resource: Json, if_none_exist: str | None = None) -> Any: ...
+    def search(self, resource_type: str, params: dict[str, str]) -> AsyncIterator[Json]: ...
 
 
 @dataclass
@@ -108,6 +112,8 @@ def backoff(attempts: int) -> timedelta:
 class Pusher:
     """Pushes one connection's outbox; safe to stop at any point and run again."""
 
+    caps: Capabilities  # read from the server at the start of each push
+
     def __init__(
         self,
         store: Store,
@@ -130,6 +136,7 @@ class Pusher:
     async def push(self, *, patient_id: str | None = None, dry_run: bool = False) -> PushSummary:
         summary = PushSummary()
         caps = await self.server.capabilities()
+        self.caps = caps
         mode: Mode = (
             "transaction"
             if caps.supports_transaction()
@@ -310,14 +317,16 @@ class Pusher:
     async def _send_single(self, write: Write, known: dict[str, str]) -> Outcome:
         body = point_references(write.body, set(), known)
         try:
-            if write.link is None:
+            if write.link is not None:
+                result = await self.server.update(
+                    {**body, "id": write.link.resource_id}, if_match=write.link.version_id
+                )
+            elif self.caps.supports_conditional_update(write.resource_type):
                 result = await self.server.conditional_update(
                     body, f"identifier={write.identifier}"
                 )
             else:
-                result = await self.server.update(
-                    {**body, "id": write.link.resource_id}, if_match=write.link.version_id
-                )
+                result = await self._search_then_write(write, body)
         except BridgeError as exc:
             return Outcome(write, _status_of(exc), error=_describe(exc))
         return Outcome(
@@ -328,6 +337,21 @@ class Pusher:
             last_updated=getattr(result, "last_modified", None),
             resource=getattr(result, "resource", None),
         )
+
+    async def _search_then_write(self, write: Write, body: Json) -> Any:
+        """For servers without conditional update: find ours by identifier, then PUT or POST.
+
+        The create is conditional (If-None-Exist) where the server allows it; otherwise it is a
+        plain POST, which the client never resends on its own.
+        """
+        query = {"identifier": write.identifier}
+        async for existing in self.server.search(write.resource_type, query):
+            version = (existing.get("meta") or {}).get("versionId")
+            merged = keep_server_additions(body, None, existing)
+            return await self.server.update({**merged, "id": existing["id"]}, if_match=version)
+        if self.caps.supports_conditional_create(write.resource_type):
+            return await self.server.create(body, if_none_exist=f"identifier={write.identifier}")
+        return await self.server.create(body)
 
     async def _refresh(self, write: Write) -> Write:
         """The write rebuilt on the server's current copy (a clinician changed it meanwhile)."""

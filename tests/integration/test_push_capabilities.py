@@ -37,10 +37,12 @@ class RewritingTransport(httpx.AsyncBaseTransport):
         self.inner = httpx.AsyncHTTPTransport()
         self.rewrite = rewrite
         self.seen: Counter[str] = Counter()
+        self.requests: list[tuple[str, str, str]] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         head = request.url.path.rstrip("/").split("/fhir")[-1].strip("/").split("/")[0] or "(base)"
         self.seen[f"{request.method} {head}"] += 1
+        self.requests.append((request.method, head, request.url.query.decode()))
         response = await self.inner.handle_async_request(request)
         if request.url.path.endswith("/metadata"):
             await response.aread()
@@ -67,6 +69,13 @@ def _read_only_care_plans(statement: Statement) -> None:
         for resource in rest["resource"]:
             if resource["type"] == "CarePlan":
                 resource["interaction"] = [{"code": "read"}, {"code": "search-type"}]
+
+
+def _no_conditional_update(statement: Statement) -> None:
+    _no_bundles(statement)
+    for rest in statement["rest"]:
+        for resource in rest["resource"]:
+            resource["conditionalUpdate"] = False
 
 
 def _push(
@@ -100,8 +109,6 @@ def test_without_transactions_single_conditional_writes_in_dependency_order(
     assert transport.seen["POST (base)"] == 0
     puts = sum(n for key, n in transport.seen.items() if key.startswith("PUT "))
     assert puts == summary.created + summary.updated > 0
-    again = _push(store, fhir_base_url, _ctx(), RewritingTransport(_no_bundles))
-    del again  # a new namespace is a new set of resources; idempotency is covered elsewhere
 
 
 def test_read_only_care_plans_are_reported_and_never_attempted(
@@ -151,3 +158,23 @@ def test_a_refused_record_is_dead_lettered_with_the_servers_reason(
     assert "no-such-condition-anywhere" in (dead.last_error or "") or "HTTP 4" in (
         dead.last_error or ""
     )
+
+
+def test_without_conditional_update_it_searches_then_writes(
+    store: Store, fhir_base_url: str
+) -> None:
+    """No conditional update: search by identifier, then create; later changes update."""
+    ctx = _ctx()
+    transport = RewritingTransport(_no_conditional_update)
+    first = _push(store, fhir_base_url, ctx, transport)
+    assert first.failed == first.dead_lettered == 0
+    assert not [r for r in transport.requests if r[0] == "PUT" and r[2]]  # no PUT Type?query
+    assert any(r[0] == "GET" and "identifier" in r[2] for r in transport.requests)
+    creates = [r for r in transport.requests if r[0] == "POST"]
+    assert len(creates) == first.created
+
+    goal = next(r for r in store.records_of_patient("pat-rivera") if isinstance(r, m.Goal))
+    goal.status_date = "2025-03-02"
+    store.put_records([goal], ["ehr"], NOW)
+    second = _push(store, fhir_base_url, ctx, RewritingTransport(_no_conditional_update))
+    assert (second.created, second.updated) == (0, 1)
