@@ -22,7 +22,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fhir_bridge import model as m
 
-from ._tables import LinkRow, OutboxRow, OutboxStatus, RecordRow, SyncLogRow, SyncRunRow
+from ._tables import (
+    ConflictRow,
+    LinkRow,
+    OutboxRow,
+    OutboxStatus,
+    RecordRow,
+    SyncLogRow,
+    SyncRunRow,
+    WatermarkRow,
+)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _RECORD = TypeAdapter(m.AnyRecord)
@@ -57,6 +66,45 @@ class OutboxEntry:
     attempts: int
     next_attempt_at: datetime
     last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewConflict:
+    kind: str
+    record_id: str
+    fields: list[str]
+    base: dict[str, Any] | None
+    local: dict[str, Any]
+    remote: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    id: int
+    connection: str
+    kind: str
+    record_id: str
+    fields: list[str]
+    base: dict[str, Any] | None
+    local: dict[str, Any]
+    remote: dict[str, Any]
+    status: str
+    created_at: datetime
+
+
+def _conflict(row: ConflictRow) -> Conflict:
+    return Conflict(
+        row.id,
+        row.connection,
+        row.kind,
+        row.record_id,
+        list(row.fields),
+        row.base,
+        row.local,
+        row.remote,
+        row.status,
+        utc(row.created_at),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,35 +187,8 @@ class Store:
         self, records: Iterable[m.Record], connections: Sequence[str], now: datetime
     ) -> list[PutResult]:
         """Store records; each changed one is queued for every connection, in one transaction."""
-        results = []
         with self.session() as s:
-            for record in records:
-                kind = record.kind
-                data = record.model_dump(mode="json", exclude_none=True)
-                patient_id = record.id if kind == "patient" else record.patient.id  # type: ignore[attr-defined]
-                row = s.get(RecordRow, (kind, record.id))
-                if row is not None and row.data == data and not row.deleted:
-                    results.append(PutResult(kind, record.id, row.version, changed=False))
-                    continue
-                if row is None:
-                    row = RecordRow(kind=kind, id=record.id, version=1)
-                    s.add(row)
-                else:
-                    row.version += 1
-                row.data, row.updated_at, row.patient_id, row.deleted = data, now, patient_id, False
-                s.flush()
-                for connection in connections:
-                    _enqueue(
-                        s,
-                        connection=connection,
-                        kind=kind,
-                        record_id=record.id,
-                        patient_id=patient_id,
-                        version=row.version,
-                        now=now,
-                    )
-                results.append(PutResult(kind, record.id, row.version, changed=True))
-        return results
+            return [_put(s, record, connections, now) for record in records]
 
     def get_record(self, kind: str, record_id: str) -> m.Record | None:
         with self.session() as s:
@@ -306,22 +327,95 @@ class Store:
     def save_links(self, links: Iterable[Link], now: datetime) -> None:
         with self.session() as s:
             for link in links:
-                s.merge(
-                    LinkRow(
-                        connection=link.connection,
-                        resource_type=link.resource_type,
-                        identifier=link.identifier,
-                        kind=link.kind,
-                        record_id=link.record_id,
-                        resource_id=link.resource_id,
-                        version_id=link.version_id,
-                        last_updated=link.last_updated,
-                        sent_hash=link.sent_hash,
-                        sent_json=link.sent_json,
-                        server_json=link.server_json,
-                        synced_at=now,
+                _save_link(s, link, now)
+
+    def links_by_server_id(self, connection: str) -> dict[str, Link]:
+        """Every link of a connection, by the server's ``Type/id``."""
+        with self.session() as s:
+            rows = s.scalars(select(LinkRow).where(LinkRow.connection == connection))
+            return {f"{r.resource_type}/{r.resource_id}": _link(r) for r in rows}
+
+    # ------------------------------------------------------------------ pull
+
+    def watermark(self, connection: str, resource_type: str) -> str | None:
+        with self.session() as s:
+            row = s.get(WatermarkRow, (connection, resource_type))
+            return None if row is None else row.last_updated
+
+    def apply_pull(
+        self,
+        connection: str,
+        resource_type: str,
+        *,
+        records: Sequence[tuple[m.Record, bool]],
+        links: Sequence[Link],
+        conflicts: Sequence[NewConflict],
+        watermark: str | None,
+        now: datetime,
+    ) -> list[PutResult]:
+        """Apply one page of pulled changes in one transaction.
+
+        ``records`` pairs each record with whether it must go back to this connection (it
+        holds local changes the EHR does not have yet). The watermark advances with them, so
+        a crash leaves either the whole page applied or none of it.
+        """
+        with self.session() as s:
+            results = [
+                _put(s, record, [connection] if push_back else [], now)
+                for record, push_back in records
+            ]
+            for link in links:
+                _save_link(s, link, now)
+            for c in conflicts:
+                s.add(
+                    ConflictRow(
+                        connection=connection,
+                        kind=c.kind,
+                        record_id=c.record_id,
+                        fields=c.fields,
+                        base=c.base,
+                        local=c.local,
+                        remote=c.remote,
+                        status="open",
+                        created_at=now,
                     )
                 )
+            if watermark is not None:
+                row = s.get(WatermarkRow, (connection, resource_type))
+                if row is None:
+                    s.add(
+                        WatermarkRow(
+                            connection=connection,
+                            resource_type=resource_type,
+                            last_updated=watermark,
+                        )
+                    )
+                elif watermark > row.last_updated:
+                    row.last_updated = watermark
+            return results
+
+    def conflicts(self, status: str | None = "open") -> list[Conflict]:
+        with self.session() as s:
+            query = select(ConflictRow).order_by(ConflictRow.id)
+            if status is not None:
+                query = query.where(ConflictRow.status == status)
+            return [_conflict(r) for r in s.scalars(query)]
+
+    def get_conflict(self, conflict_id: int) -> Conflict | None:
+        with self.session() as s:
+            row = s.get(ConflictRow, conflict_id)
+            return None if row is None else _conflict(row)
+
+    def resolve_conflict(
+        self, conflict_id: int, resolution: str, record: m.Record, now: datetime
+    ) -> PutResult:
+        """Close a conflict with the chosen record, queued for its connection (one transaction)."""
+        with self.session() as s:
+            row = s.get(ConflictRow, conflict_id)
+            if row is None or row.status != "open":
+                raise KeyError(conflict_id)
+            row.status, row.resolution, row.resolved_at = "resolved", resolution, now
+            return _put(s, record, [row.connection], now)
 
     # ------------------------------------------------------------------ runs and log
 
@@ -380,6 +474,37 @@ class Store:
                 }
                 for r in rows
             ]
+
+
+def _put(s: Session, record: m.Record, connections: Sequence[str], now: datetime) -> PutResult:
+    kind = record.kind
+    data = record.model_dump(mode="json", exclude_none=True)
+    patient_id = record.id if kind == "patient" else record.patient.id  # type: ignore[attr-defined]
+    row = s.get(RecordRow, (kind, record.id))
+    if row is not None and row.data == data and not row.deleted:
+        return PutResult(kind, record.id, row.version, changed=False)
+    if row is None:
+        row = RecordRow(kind=kind, id=record.id, version=1)
+        s.add(row)
+    else:
+        row.version += 1
+    row.data, row.updated_at, row.patient_id, row.deleted = data, now, patient_id, False
+    s.flush()
+    for connection in connections:
+        _enqueue(
+            s,
+            connection=connection,
+            kind=kind,
+            record_id=record.id,
+            patient_id=patient_id,
+            version=row.version,
+            now=now,
+        )
+    return PutResult(kind, record.id, row.version, changed=True)
+
+
+def _save_link(s: Session, link: Link, now: datetime) -> None:
+    s.merge(LinkRow(**{f: getattr(link, f) for f in Link.__dataclass_fields__}, synced_at=now))
 
 
 def _enqueue(

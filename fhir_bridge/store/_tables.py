@@ -107,3 +107,34 @@ class SyncLogRow(Base):
     record_version: Mapped[int | None]
     server_version: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class WatermarkRow(Base):
+    """Up to when a connection's changes of one resource type have been pulled."""
+
+    __tablename__ = "watermarks"
+
+    connection: Mapped[str] = mapped_column(String(100), primary_key=True)
+    resource_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_updated: Mapped[str] = mapped_column(String(40))
+
+
+class ConflictRow(Base):
+    """A field changed both locally and in the EHR, waiting for a person to decide."""
+
+    __tablename__ = "conflicts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    connection: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(32))
+    record_id: Mapped[str] = mapped_column(String(64))
+    fields: Mapped[list[Any]] = mapped_column(JSON)
+    base: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    local: Mapped[dict[str, Any]] = mapped_column(JSON)
+    remote: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    resolution: Mapped[str | None] = mapped_column(String(16))
+
+    __table_args__ = (Index("ix_conflicts_open", "status", "connection"),)
