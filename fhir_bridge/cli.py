@@ -23,12 +23,19 @@ from rich.table import Table
 from fhir_bridge import model as m
 from fhir_bridge.config import Settings, load_settings
 from fhir_bridge.demo import run as run_demo
-from fhir_bridge.documents import read_fhir, read_records
+from fhir_bridge.documents import read_fhir, read_records, records_from_data
 from fhir_bridge.errors import BridgeError, InputError, MappingError
 from fhir_bridge.mappers import MappingContext, from_fhir, to_bundle
 from fhir_bridge.sandbox.cli import app as sandbox_app
 from fhir_bridge.store import Store
-from fhir_bridge.sync import Connection, Pusher, PushSummary, resolve_connection
+from fhir_bridge.sync import (
+    Connection,
+    Puller,
+    PullSummary,
+    Pusher,
+    PushSummary,
+    resolve_connection,
+)
 
 app = typer.Typer(
     name="fhir-bridge",
@@ -214,6 +221,123 @@ def _print_plan(summary: PushSummary) -> None:
             "\n".join(write.changes) if write.changes else "",
         )
     Console().print(table)
+
+
+@app.command()
+@reports_errors
+def pull(
+    connection: Annotated[
+        str | None, typer.Option(help="A connection from fhir-bridge.toml")
+    ] = None,
+    fhir_url: Annotated[str | None, typer.Option(help="An ad-hoc FHIR base URL, no auth")] = None,
+    patient: Annotated[str | None, typer.Option(help="Only this patient's records")] = None,
+) -> None:
+    """Bring EHR changes back into the records; conflicts are kept for `fhir-bridge conflicts`."""
+    settings = _settings()
+    target = resolve_connection(settings, connection, fhir_url)
+    store = _store(settings)
+    try:
+        summary = asyncio.run(_pull(store, target, settings, patient))
+    finally:
+        store.close()
+    _print_counts(f"pull from {target.name}", summary.counts())
+    for problem in summary.problems:
+        typer.echo(f"fhir-bridge: {problem}", err=True)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command("sync")
+@reports_errors
+def sync_(
+    connection: Annotated[
+        str | None, typer.Option(help="A connection from fhir-bridge.toml")
+    ] = None,
+    fhir_url: Annotated[str | None, typer.Option(help="An ad-hoc FHIR base URL, no auth")] = None,
+    patient: Annotated[str | None, typer.Option(help="Only this patient's records")] = None,
+) -> None:
+    """Push, then pull, for one connection."""
+    settings = _settings()
+    target = resolve_connection(settings, connection, fhir_url)
+    store = _store(settings)
+    try:
+        pushed = asyncio.run(_push(store, target, settings, patient, dry_run=False))
+        pulled = asyncio.run(_pull(store, target, settings, patient))
+    finally:
+        store.close()
+    _print_counts(f"push to {target.name}", pushed.counts())
+    _print_counts(f"pull from {target.name}", pulled.counts())
+    if pushed.failed or pushed.dead_lettered or pulled.failed:
+        raise typer.Exit(1)
+
+
+async def _pull(
+    store: Store, target: Connection, settings: Settings, patient: str | None
+) -> PullSummary:
+    ctx = MappingContext(namespace=settings.namespace)
+    async with target.client() as client:
+        puller = Puller(store, client, target.name, ctx, policy=target.config.conflict_policy)
+        return await puller.pull(patient_id=patient)
+
+
+def _print_counts(title: str, counts: dict[str, int]) -> None:
+    table = Table(*counts, title=title)
+    table.add_row(*(str(v) for v in counts.values()))
+    Console(stderr=True).print(table)
+
+
+@app.command()
+@reports_errors
+def conflicts() -> None:
+    """List open conflicts: fields changed both locally and in the EHR."""
+    store = _store(_settings())
+    try:
+        items = store.conflicts()
+    finally:
+        store.close()
+    table = Table("id", "connection", "record", "fields", "local", "ehr")
+    for c in items:
+        table.add_row(
+            str(c.id),
+            c.connection,
+            f"{c.kind}/{c.record_id}",
+            ", ".join(c.fields),
+            "; ".join(f"{f}={c.local.get(f)!r}" for f in c.fields),
+            "; ".join(f"{f}={c.remote.get(f)!r}" for f in c.fields),
+        )
+    Console().print(table)
+    typer.echo(f"{len(items)} open conflicts")
+
+
+@app.command()
+@reports_errors
+def resolve(
+    conflict_id: Annotated[int, typer.Argument(metavar="ID")],
+    take: Annotated[str, typer.Option(help="local, ehr, or merged (with FILE)")],
+    file: Annotated[Path | None, typer.Argument(help="The merged record (internal JSON)")] = None,
+) -> None:
+    """Resolve a conflict with one side, or a merged record; the result is queued for push."""
+    store = _store(_settings())
+    try:
+        conflict = store.get_conflict(conflict_id)
+        if conflict is None or conflict.status != "open":
+            raise InputError("ID", f"no open conflict {conflict_id}")
+        if take == "local":
+            record = records_from_data(conflict.local, f"conflict {conflict_id} local")[0]
+        elif take == "ehr":
+            record = records_from_data(conflict.remote, f"conflict {conflict_id} ehr")[0]
+        elif take == "merged":
+            if file is None:
+                raise InputError("FILE", "--take merged needs the merged record's file")
+            (record,) = read_records(file)
+        else:
+            raise InputError("--take", f"{take!r} is not one of local, ehr, merged")
+        if (record.kind, record.id) != (conflict.kind, conflict.record_id):
+            raise InputError("FILE", f"that is not {conflict.kind} {conflict.record_id}")
+        store.resolve_conflict(conflict_id, take, record, datetime.now(UTC))
+    finally:
+        store.close()
+    typer.echo(f"resolved {conflict_id} with {take}; queued for {conflict.connection}")
 
 
 @app.command("dead-letters")

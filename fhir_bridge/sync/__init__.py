@@ -1,6 +1,19 @@
-"""Sync with EHR FHIR servers: push (outbox -> server); pull and merge come next."""
+"""Sync with EHR FHIR servers: push (outbox -> server), pull (server -> records), merge."""
 
 from ._connection import Connection, resolve_connection
+from ._merge import FieldConflict, Merge, three_way
+from ._pull import PULLED_TYPES, Puller, PullSummary
 from ._push import Pusher, PushSummary
 
-__all__ = ["Connection", "PushSummary", "Pusher", "resolve_connection"]
+__all__ = [
+    "PULLED_TYPES",
+    "Connection",
+    "FieldConflict",
+    "Merge",
+    "PullSummary",
+    "Puller",
+    "PushSummary",
+    "Pusher",
+    "resolve_connection",
+    "three_way",
+]

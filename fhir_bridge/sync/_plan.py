@@ -70,7 +70,7 @@ def plan(entries: Iterable[Entry], links: Mapping[tuple[str, str], Link]) -> lis
         resource = entry.resource
         key = (str(resource["resourceType"]), identifier_of(resource))
         link = links.get(key)
-        digest = content_hash(_content(resource))
+        digest = rendering_hash(resource)
         if link is not None and link.sent_hash == digest:
             writes.append(Write(entry, key[1], "unchanged", resource, digest, link))
             continue
@@ -85,6 +85,11 @@ def plan(entries: Iterable[Entry], links: Mapping[tuple[str, str], Link]) -> lis
 
 def _content(resource: Json) -> Json:
     return {k: v for k, v in resource.items() if k not in _NOT_CONTENT}
+
+
+def rendering_hash(resource: Json) -> str:
+    """The hash push compares to decide whether a rendering changed since it was sent."""
+    return content_hash(_content(resource))
 
 
 def keep_server_additions(ours: Json, last_sent: Json | None, server: Json | None) -> Json:

@@ -1,0 +1,361 @@
+"""Pull: bring what clinicians changed in the EHR back into the care manager's records.
+
+Per resource type (CarePlan, Goal, ServiceRequest, Task): find what changed since the
+watermark (``_lastUpdated`` where the server declares it, else re-read each managed patient's
+resources and compare them with what was last seen), skip what the bridge itself wrote, read
+the rest into internal records, merge them three-way with the local record against the last
+synced version, and apply each page with its watermark in one transaction.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from pydantic import TypeAdapter, ValidationError
+
+from fhir_bridge import model as m
+from fhir_bridge.errors import MappingError
+from fhir_bridge.mappers import MappingContext, from_fhir, resources_of
+from fhir_bridge.store import Link, NewConflict, Store, content_hash
+
+from ._merge import Policy, three_way
+from ._plan import references, rendering_hash
+
+log = logging.getLogger("fhir_bridge.sync")
+Json = dict[str, Any]
+PULLED_TYPES = ("CarePlan", "Goal", "ServiceRequest", "Task")
+_RECORD = TypeAdapter(m.AnyRecord)
+_SUBJECT = {"Task": "for"}
+
+
+class PullCapabilities(Protocol):
+    def supports_last_updated(self, resource_type: str) -> bool: ...
+
+
+class PullServer(Protocol):
+    async def capabilities(self) -> Any: ...
+    def search(self, resource_type: str, params: dict[str, str]) -> AsyncIterator[Json]: ...
+
+
+@dataclass
+class PullSummary:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    conflicts: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    failed: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "new": self.new,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "conflicts": self.conflicts,
+            "deleted": self.deleted,
+            "failed": self.failed,
+        }
+
+
+@dataclass
+class _Page:
+    records: list[tuple[m.Record, bool]] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
+    conflicts: list[NewConflict] = field(default_factory=list)
+    watermark: str | None = None
+
+
+class Puller:
+    """Pulls one connection; a crash mid-run loses nothing and applies nothing twice."""
+
+    def __init__(
+        self,
+        store: Store,
+        server: PullServer,
+        connection: str,
+        ctx: MappingContext,
+        *,
+        policy: Policy = "manual",
+        overlap: timedelta = timedelta(minutes=2),
+        page_size: int = 100,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.server = server
+        self.connection = connection
+        self.ctx = ctx
+        self.policy = policy
+        self.overlap = overlap
+        self.page_size = page_size
+        self.clock = clock
+
+    async def pull(self, *, patient_id: str | None = None) -> PullSummary:
+        summary = PullSummary()
+        caps = await self.server.capabilities()
+        run_id = self.store.start_run(self.connection, "pull", self.clock())
+        for resource_type in PULLED_TYPES:
+            await self._pull_type(resource_type, caps, patient_id, summary)
+        self.store.finish_run(
+            run_id, "ok" if not summary.failed else "partial", summary.counts(), self.clock()
+        )
+        log.info(
+            "pull finished",
+            extra={"action": "pull", "connection": self.connection, **summary.counts()},
+        )
+        return summary
+
+    # ------------------------------------------------------------------ finding changes
+
+    def _managed(self, by_server: dict[str, Link], patient_id: str | None) -> dict[str, str]:
+        """Server ``Patient/id`` -> internal patient id, for the patients synced here."""
+        return {
+            key: link.record_id
+            for key, link in by_server.items()
+            if link.resource_type == "Patient"
+            and link.record_id
+            and (patient_id is None or link.record_id == patient_id)
+        }
+
+    async def _changed(
+        self, resource_type: str, caps: PullCapabilities, managed: dict[str, str]
+    ) -> AsyncIterator[Json]:
+        watermark = self.store.watermark(self.connection, resource_type)
+        if watermark is not None and caps.supports_last_updated(resource_type):
+            since = datetime.fromisoformat(watermark.replace("Z", "+00:00")) - self.overlap
+            params = {
+                "_lastUpdated": f"gt{since.isoformat()}",
+                "_count": str(self.page_size),
+                "_sort": "_lastUpdated",
+            }
+            async for resource in self.server.search(resource_type, params):
+                yield resource
+            return
+        # no watermark yet, or no _lastUpdated: read each managed patient's resources
+        for server_patient in managed:
+            params = {"patient": server_patient, "_count": str(self.page_size)}
+            async for resource in self.server.search(resource_type, params):
+                yield resource
+
+    async def _pull_type(
+        self,
+        resource_type: str,
+        caps: PullCapabilities,
+        patient_id: str | None,
+        summary: PullSummary,
+    ) -> None:
+        by_server = self.store.links_by_server_id(self.connection)
+        managed = self._managed(by_server, patient_id)
+        page = _Page()
+        async for resource in self._changed(resource_type, caps, managed):
+            self._take(resource, by_server, managed, page, summary)
+            if len(page.records) + len(page.links) >= self.page_size:
+                self._apply(resource_type, page)
+                page = _Page()
+        self._apply(resource_type, page)
+
+    def _apply(self, resource_type: str, page: _Page) -> None:
+        if page.records or page.links or page.conflicts or page.watermark:
+            self.store.apply_pull(
+                self.connection,
+                resource_type,
+                records=page.records,
+                links=page.links,
+                conflicts=page.conflicts,
+                watermark=page.watermark,
+                now=self.clock(),
+            )
+
+    # ------------------------------------------------------------------ one resource
+
+    def _take(
+        self,
+        resource: Json,
+        by_server: dict[str, Link],
+        managed: dict[str, str],
+        page: _Page,
+        summary: PullSummary,
+    ) -> None:
+        resource_type = str(resource.get("resourceType"))
+        meta = resource.get("meta") or {}
+        last_updated = meta.get("lastUpdated")
+        if isinstance(last_updated, str) and (
+            page.watermark is None or last_updated > page.watermark
+        ):
+            page.watermark = last_updated
+        subject = (resource.get(_SUBJECT.get(resource_type, "subject")) or {}).get("reference")
+        if subject not in managed:
+            summary.skipped += 1
+            return
+        key = f"{resource_type}/{resource.get('id')}"
+        link = by_server.get(key)
+        if link is not None and link.version_id == meta.get("versionId"):
+            summary.unchanged += 1  # written by us, or already pulled
+            return
+        if link is not None and link.server_json is not None and _same(link.server_json, resource):
+            summary.unchanged += 1
+            return
+        try:
+            remote = self._read(resource, by_server)
+        except MappingError as exc:
+            summary.failed += 1
+            summary.problems.append(f"{key}: {exc}")
+            return
+        if isinstance(remote, m.ReferralTask) and remote.referral.id is not None:
+            referral = self.store.get_record("referral", remote.referral.id)
+            if isinstance(referral, m.Referral):
+                remote = referral.model_copy(update={"tracking": remote.tracking})
+        local = self.store.get_record(remote.kind, remote.id)
+        record: m.Record = remote
+        push_back = False
+        if local is None:
+            summary.new += 1
+        else:
+            merged, push_back = self._merge(
+                resource,
+                link=link,
+                local=local,
+                remote=remote,
+                by_server=by_server,
+                page=page,
+                summary=summary,
+            )
+            if merged is None:
+                summary.unchanged += 1
+            record = merged or local
+        page.records.append((record, push_back))
+        page.links.append(self._link(resource, record, link))
+
+    def _read(self, resource: Json, by_server: dict[str, Link]) -> m.Record:
+        result = from_fhir([(self._our_references(resource, by_server), None)], self.ctx)
+        (record,) = result.records
+        return record
+
+    def _our_references(self, resource: Json, by_server: dict[str, Link]) -> Json:
+        """``resource`` with references to resources we know pointing at our records."""
+        out = copy.deepcopy(resource)
+        for ref in references(out):
+            link = by_server.get(ref["reference"])
+            if link is None:
+                continue
+            system, _, value = link.identifier.rpartition("|")
+            kind = self.ctx.kind_of_system(system)
+            if kind is None:
+                continue
+            ref["reference"] = self.ctx.full_url(kind, value)
+            ref["identifier"] = {"system": system, "value": value}
+        return out
+
+    def _merge(
+        self,
+        resource: Json,
+        *,
+        link: Link | None,
+        local: m.Record,
+        remote: m.Record,
+        by_server: dict[str, Link],
+        page: _Page,
+        summary: PullSummary,
+    ) -> tuple[m.Record | None, bool]:
+        local_data = local.model_dump(mode="json", exclude_none=True)
+        remote_data = remote.model_dump(mode="json", exclude_none=True)
+        if remote.kind == "referral" and resource["resourceType"] == "ServiceRequest":
+            # tracking lives in the Task; a ServiceRequest says nothing about it
+            remote_data["tracking"] = local_data.get("tracking")
+            remote_data = {k: v for k, v in remote_data.items() if v is not None}
+        base_data = self._base(link, by_server, local)
+        result = three_way(base_data, local_data, remote_data, self.policy)
+        if not (result.changed_remotely or result.conflicts or result.overruled):
+            return None, False
+        if result.changed_remotely or result.overruled:
+            result.merged["updated_at"] = max(local_data["updated_at"], remote_data["updated_at"])
+        for decided in result.overruled:
+            log.info(
+                "automatic merge decision",
+                extra={
+                    "action": "merge",
+                    "connection": self.connection,
+                    "kind": local.kind,
+                    "record_id": local.id,
+                    "field": decided.field,
+                    "policy": self.policy,
+                },
+            )
+        if result.conflicts:
+            summary.conflicts += 1
+            page.conflicts.append(
+                NewConflict(
+                    kind=local.kind,
+                    record_id=local.id,
+                    fields=[c.field for c in result.conflicts],
+                    base=base_data,
+                    local=local_data,
+                    remote=remote_data,
+                )
+            )
+        try:
+            merged = _RECORD.validate_python(result.merged)
+        except ValidationError as exc:
+            summary.failed += 1
+            summary.problems.append(f"{local.kind}/{local.id}: merge result invalid: {exc}")
+            return None, False
+        summary.updated += 1
+        push_back = bool(result.changed_locally) or (
+            self.policy == "local-wins" and bool(result.overruled)
+        )
+        return merged, push_back
+
+    def _base(self, link: Link | None, by_server: dict[str, Link], local: m.Record) -> Json | None:
+        """The record as of the last sync: the server copy we last saw, read back."""
+        if link is None or link.server_json is None:
+            return None
+        try:
+            base = self._read(link.server_json, by_server)
+        except (MappingError, ValueError):
+            return None
+        data = base.model_dump(mode="json", exclude_none=True)
+        if isinstance(local, m.Referral):
+            data["tracking"] = local.model_dump(mode="json", exclude_none=True).get("tracking")
+        return {k: v for k, v in data.items() if v is not None}
+
+    def _link(self, resource: Json, record: m.Record, old: Link | None) -> Link:
+        resource_type = str(resource["resourceType"])
+        kind = "referral_task" if resource_type == "Task" else record.kind
+        identifier = f"{self.ctx.system(kind)}|{record.id}"
+        rendered = next(
+            (
+                r.resource
+                for r in resources_of(self.ctx, record)
+                if r.resource["resourceType"] == resource_type
+            ),
+            None,
+        )
+        meta = resource.get("meta") or {}
+        return Link(
+            self.connection,
+            resource_type,
+            old.identifier if old else identifier,
+            record.kind,
+            record.id,
+            str(resource["id"]),
+            meta.get("versionId"),
+            meta.get("lastUpdated"),
+            rendering_hash(rendered) if rendered else (old.sent_hash if old else None),
+            rendered,
+            resource,
+        )
+
+
+def _same(seen: Json, resource: Json) -> bool:
+    """Same content as the copy last seen (for servers whose versions we cannot trust)."""
+
+    def strip(r: Json) -> Json:
+        return {k: v for k, v in r.items() if k not in ("meta", "text")}
+
+    return content_hash(strip(seen)) == content_hash(strip(resource))

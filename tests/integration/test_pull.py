@@ -1,0 +1,198 @@
+"""Pull against the real HAPI server: clinician edits come back, merged safely, once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from fhir_bridge import model as m
+from fhir_bridge.documents import read_records
+from fhir_bridge.fhir import FhirClient
+from fhir_bridge.mappers import MappingContext
+from fhir_bridge.store import Store
+from fhir_bridge.sync import Puller, PullSummary, Pusher
+from fhir_bridge.sync._merge import Policy
+from tests.helpers import fixture_files
+
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+NO_CACHE = {"Cache-Control": "no-cache"}
+
+
+def _pull(store: Store, url: str, ctx: MappingContext, policy: Policy = "manual") -> PullSummary:
+    async def run() -> PullSummary:
+        async with FhirClient(url) as client:
+            return await Puller(store, client, "hapi", ctx, policy=policy).pull()
+
+    return asyncio.run(run())
+
+
+def _push(store: Store, url: str, ctx: MappingContext) -> None:
+    async def run() -> None:
+        async with FhirClient(url) as client:
+            summary = await Pusher(store, client, "hapi", ctx).push()
+            assert summary.failed == summary.dead_lettered == 0
+
+    asyncio.run(run())
+
+
+def _find(
+    fhir: httpx.Client, resource_type: str, ctx: MappingContext, kind: str, record_id: str
+) -> dict[str, Any]:
+    bundle = fhir.get(
+        f"/{resource_type}",
+        params={"identifier": f"{ctx.system(kind)}|{record_id}"},
+        headers=NO_CACHE,
+    ).json()
+    (entry,) = bundle["entry"]
+    return dict(entry["resource"])
+
+
+@pytest.fixture
+def pushed(tmp_path: Path, fhir_base_url: str) -> tuple[Store, MappingContext]:
+    """A store holding the fixtures, pushed under a namespace of this test's own."""
+    ctx = MappingContext(namespace=f"https://bridge.test/{uuid.uuid4().hex[:10]}", now=NOW)
+    store = Store(f"sqlite:///{tmp_path / 'bridge.db'}")
+    store.put_records([r for p in fixture_files() for r in read_records(p)], ["hapi"], NOW)
+    _push(store, fhir_base_url, ctx)
+    return store, ctx
+
+
+def test_clinician_edits_come_back_and_a_second_pull_changes_nothing(
+    pushed: tuple[Store, MappingContext], fhir_base_url: str, fhir: httpx.Client
+) -> None:
+    """Goal achieved, Task completed, a new Goal, a plan revoked: one pull brings them all."""
+    store, ctx = pushed
+    goal = _find(fhir, "Goal", ctx, "goal", "goal-rivera-a1c")
+    goal["achievementStatus"] = {
+        "coding": [
+            {"system": "http://terminology.hl7.org/CodeSystem/goal-achievement", "code": "achieved"}
+        ]
+    }
+    assert fhir.put(f"/Goal/{goal['id']}", json=goal).status_code == 200
+
+    task = _find(fhir, "Task", ctx, "referral_task", "ref-nguyen-rides")
+    task["status"] = "completed"
+    task["output"] = [
+        {
+            "type": {"text": "Resulting activity"},
+            "valueReference": {"reference": "Procedure/rides-booked"},
+        }
+    ]
+    assert fhir.put(f"/Task/{task['id']}", json=task).status_code == 200
+
+    plan = _find(fhir, "CarePlan", ctx, "careplan", "cp-okafor-tcm")
+    plan["status"] = "revoked"
+    assert fhir.put(f"/CarePlan/{plan['id']}", json=plan).status_code == 200
+
+    patient = _find(fhir, "Patient", ctx, "patient", "pat-rivera")
+    new_goal = {
+        "resourceType": "Goal",
+        "lifecycleStatus": "proposed",
+        "description": {"text": "Attend cardiac rehabilitation twice a week"},
+        "subject": {"reference": f"Patient/{patient['id']}"},
+    }
+    created = fhir.post("/Goal", json=new_goal)
+    assert created.status_code == 201
+
+    first = _pull(store, fhir_base_url, ctx)
+    assert first.failed == 0, first.problems
+    assert first.new == 1
+    assert first.updated >= 3
+
+    a1c = store.get_record("goal", "goal-rivera-a1c")
+    assert isinstance(a1c, m.Goal)
+    assert a1c.achievement_status is m.GoalAchievement.achieved
+    rides = store.get_record("referral", "ref-nguyen-rides")
+    assert isinstance(rides, m.Referral)
+    assert rides.tracking is not None
+    assert rides.tracking.status is m.TrackingStatus.completed
+    assert rides.tracking.outputs[0].reference == "Procedure/rides-booked"
+    tcm = store.get_record("careplan", "cp-okafor-tcm")
+    assert isinstance(tcm, m.CarePlan)
+    assert tcm.status is m.CarePlanStatus.cancelled
+    new = [
+        r
+        for r in store.records_of_patient("pat-rivera")
+        if isinstance(r, m.Goal)
+        and r.description.text == "Attend cardiac rehabilitation twice a week"
+    ]
+    assert len(new) == 1
+    assert new[0].patient.id == "pat-rivera"
+
+    second = _pull(store, fhir_base_url, ctx)
+    assert (second.new, second.updated, second.conflicts) == (0, 0, 0)
+
+
+def _both_sides(
+    pushed: tuple[Store, MappingContext],
+    fhir: httpx.Client,
+    local_priority: str,
+    remote: dict[str, Any],
+) -> None:
+    store, ctx = pushed
+    goal = store.get_record("goal", "goal-rivera-weight")
+    assert isinstance(goal, m.Goal)
+    goal.priority = m.GoalPriority(local_priority)
+    store.put_records([goal], [], NOW)
+    on_server = _find(fhir, "Goal", ctx, "goal", "goal-rivera-weight")
+    on_server.update(remote)
+    assert fhir.put(f"/Goal/{on_server['id']}", json=on_server).status_code == 200
+
+
+PRIORITY = "http://terminology.hl7.org/CodeSystem/goal-priority"
+
+
+def test_changes_to_different_fields_merge(
+    pushed: tuple[Store, MappingContext], fhir_base_url: str, fhir: httpx.Client
+) -> None:
+    """Local priority change and EHR status change both survive; the local one goes back."""
+    store, ctx = pushed
+    _both_sides(pushed, fhir, "low", {"lifecycleStatus": "on-hold"})
+    summary = _pull(store, fhir_base_url, ctx)
+    assert summary.conflicts == 0
+    goal = store.get_record("goal", "goal-rivera-weight")
+    assert isinstance(goal, m.Goal)
+    assert goal.priority is m.GoalPriority.low
+    assert goal.lifecycle_status is m.GoalLifecycle.on_hold
+    assert [e.record_id for e in store.due("hapi", datetime.now(UTC))] == ["goal-rivera-weight"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"), [("manual", "low"), ("ehr-wins", "medium"), ("local-wins", "low")]
+)
+def test_same_field_changed_on_both_sides(
+    pushed: tuple[Store, MappingContext],
+    fhir_base_url: str,
+    fhir: httpx.Client,
+    policy: Policy,
+    expected: str,
+) -> None:
+    """Manual keeps a conflict with both values; the other policies pick their winner."""
+    store, ctx = pushed
+    _both_sides(
+        pushed,
+        fhir,
+        "low",
+        {"priority": {"coding": [{"system": PRIORITY, "code": "medium-priority"}]}},
+    )
+    summary = _pull(store, fhir_base_url, ctx, policy)
+    goal = store.get_record("goal", "goal-rivera-weight")
+    assert isinstance(goal, m.Goal)
+    assert goal.priority is not None
+    assert goal.priority.value == expected
+    conflicts = store.conflicts()
+    if policy == "manual":
+        assert summary.conflicts == 1
+        (conflict,) = conflicts
+        assert conflict.fields == ["priority"]
+        assert (conflict.base or {})["priority"] == "high"
+        assert conflict.local["priority"] == "low"
+        assert conflict.remote["priority"] == "medium"
+    else:
+        assert conflicts == []
