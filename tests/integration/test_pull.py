@@ -196,3 +196,92 @@ def test_same_field_changed_on_both_sides(
         assert conflict.remote["priority"] == "medium"
     else:
         assert conflicts == []
+
+
+class _NoLastUpdated(httpx.AsyncBaseTransport):
+    """The real server, declaring no ``_lastUpdated`` search (as some EHRs do)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.queries: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.queries.append(request.url.query.decode())
+        response = await self.inner.handle_async_request(request)
+        if not request.url.path.endswith("/metadata"):
+            return response
+        await response.aread()
+        await response.aclose()
+        statement = response.json()
+        for rest in statement["rest"]:
+            rest["searchParam"] = [
+                p for p in rest.get("searchParam", []) if p["name"] != "_lastUpdated"
+            ]
+            for resource in rest["resource"]:
+                resource["searchParam"] = [
+                    p for p in resource.get("searchParam", []) if p["name"] != "_lastUpdated"
+                ]
+        return httpx.Response(
+            200, json=statement, headers={"Content-Type": "application/fhir+json"}
+        )
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_without_last_updated_it_rereads_and_compares(
+    pushed: tuple[Store, MappingContext], fhir_base_url: str, fhir: httpx.Client
+) -> None:
+    """No _lastUpdated declared: per-patient searches find the edit; nothing else is applied."""
+    store, ctx = pushed
+
+    def pull() -> tuple[PullSummary, list[str]]:
+        transport = _NoLastUpdated()
+
+        async def run() -> PullSummary:
+            async with FhirClient(fhir_base_url, transport=transport) as client:
+                return await Puller(store, client, "hapi", ctx).pull()
+
+        return asyncio.run(run()), transport.queries
+
+    warm, _ = pull()  # sets watermarks; nothing changed yet
+    assert (warm.new, warm.updated) == (0, 0)
+    goal = _find(fhir, "Goal", ctx, "goal", "goal-garcia-nofalls")
+    goal["lifecycleStatus"] = "completed"
+    assert fhir.put(f"/Goal/{goal['id']}", json=goal).status_code == 200
+    summary, queries = pull()
+    assert not any("_lastUpdated" in q for q in queries)
+    assert (summary.new, summary.updated, summary.conflicts) == (0, 1, 0)
+    record = store.get_record("goal", "goal-garcia-nofalls")
+    assert isinstance(record, m.Goal)
+    assert record.lifecycle_status is m.GoalLifecycle.completed
+
+
+def test_more_changes_than_one_page_all_arrive(
+    pushed: tuple[Store, MappingContext], fhir_base_url: str, fhir: httpx.Client
+) -> None:
+    """Pages of two resources: every changed goal still arrives, following next links."""
+    store, ctx = pushed
+    _pull(store, fhir_base_url, ctx)  # watermark
+    ids = [
+        "goal-rivera-a1c",
+        "goal-rivera-weight",
+        "goal-rivera-sodium",
+        "goal-harris-phq9",
+        "goal-bennett-bp",
+    ]
+    for goal_id in ids:
+        goal = _find(fhir, "Goal", ctx, "goal", goal_id)
+        goal["statusDate"] = "2025-03-05"
+        assert fhir.put(f"/Goal/{goal['id']}", json=goal).status_code == 200
+
+    async def run() -> PullSummary:
+        async with FhirClient(fhir_base_url) as client:
+            return await Puller(store, client, "hapi", ctx, page_size=2).pull()
+
+    summary = asyncio.run(run())
+    assert summary.updated == len(ids)
+    for goal_id in ids:
+        record = store.get_record("goal", goal_id)
+        assert isinstance(record, m.Goal)
+        assert record.status_date == "2025-03-05"

@@ -46,6 +46,7 @@ class RewritingTransport(httpx.AsyncBaseTransport):
         response = await self.inner.handle_async_request(request)
         if request.url.path.endswith("/metadata"):
             await response.aread()
+            await response.aclose()
             statement = json.loads(response.content)
             self.rewrite(statement)
             return httpx.Response(

@@ -1,0 +1,50 @@
+"""The local FHIR sandbox: a real HAPI FHIR JPA server (R4, H2) built from ``sandbox/hapi/``.
+
+    from fhir_bridge import sandbox
+
+    info = sandbox.start(port=8080)          # builds the jar on first use, waits until ready
+    info.base_url                            # 'http://127.0.0.1:8080/fhir'
+    sandbox.server_software(info.base_url)   # ('HAPI FHIR Server', '8.8.0')
+    sandbox.reset()                          # stop, delete the database, start again empty
+    sandbox.stop()
+
+Every failure raises :class:`SandboxError` (``message``, ``log_tail``). See ``docs/sandbox.md``.
+"""
+
+from ._manager import (
+    DEFAULT_PORT,
+    HAPI_VERSION,
+    SandboxError,
+    SandboxInfo,
+    base_url,
+    build,
+    default_state_dir,
+    instance_dir,
+    jar_path,
+    logs,
+    pom_hapi_version,
+    reset,
+    server_software,
+    start,
+    status,
+    stop,
+)
+
+__all__ = [
+    "DEFAULT_PORT",
+    "HAPI_VERSION",
+    "SandboxError",
+    "SandboxInfo",
+    "base_url",
+    "build",
+    "default_state_dir",
+    "instance_dir",
+    "jar_path",
+    "logs",
+    "pom_hapi_version",
+    "reset",
+    "server_software",
+    "start",
+    "status",
+    "stop",
+]

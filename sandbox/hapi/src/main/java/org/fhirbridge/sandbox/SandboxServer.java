@@ -1,0 +1,98 @@
+package org.fhirbridge.sandbox;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+import org.springframework.boot.SpringApplication;
+import org.springframework.boot.SpringBootConfiguration;
+import org.springframework.boot.autoconfigure.ImportAutoConfiguration;
+import org.springframework.boot.autoconfigure.context.PropertyPlaceholderAutoConfiguration;
+import org.springframework.boot.autoconfigure.web.embedded.EmbeddedWebServerFactoryCustomizerAutoConfiguration;
+import org.springframework.boot.autoconfigure.web.servlet.ServletWebServerFactoryAutoConfiguration;
+import org.springframework.context.annotation.Import;
+
+/**
+ * Entry point of the fhir-bridge FHIR sandbox: a HAPI FHIR JPA server (R4) on an embedded H2
+ * database, served by an embedded Tomcat at {@code http://127.0.0.1:PORT/fhir}.
+ *
+ * <p>Options (all optional):
+ *
+ * <ul>
+ *   <li>{@code --port=N} (default 8080, or env {@code HAPI_PORT})
+ *   <li>{@code --data-dir=PATH} where the H2 database files live (default {@code ./hapi-data},
+ *       or env {@code HAPI_DATA_DIR}); delete the directory to start from an empty server
+ *   <li>{@code --validate} validate every request body against base FHIR R4 and refuse it on
+ *       any ERROR (or env {@code HAPI_VALIDATE=true}, or system property {@code
+ *       fhirbridge.validate=true})
+ * </ul>
+ *
+ * <p>Any other {@code --key=value} argument is handed to Spring Boot unchanged.
+ *
+ * <p>Only the few Spring Boot auto-configurations needed for an embedded Tomcat are imported, so
+ * that start-up does not pay for anything the sandbox does not use.
+ */
+@SpringBootConfiguration
+@ImportAutoConfiguration({
+    PropertyPlaceholderAutoConfiguration.class,
+    ServletWebServerFactoryAutoConfiguration.class,
+    EmbeddedWebServerFactoryCustomizerAutoConfiguration.class
+})
+@Import({SandboxJpaConfig.class, SandboxRestConfig.class})
+public class SandboxServer {
+
+    /** Spring property that switches request validation on. */
+    public static final String VALIDATE_PROPERTY = "fhirbridge.validate";
+
+    /** Spring property naming the directory that holds the H2 database. */
+    public static final String DATA_DIR_PROPERTY = "fhirbridge.data-dir";
+
+    private SandboxServer() {}
+
+    public static void main(String[] args) throws Exception {
+        String port = envOr("HAPI_PORT", "8080");
+        String dataDir = envOr("HAPI_DATA_DIR", "hapi-data");
+        boolean validate =
+                isTrue(System.getenv("HAPI_VALIDATE")) || isTrue(System.getProperty(VALIDATE_PROPERTY));
+        List<String> passThrough = new ArrayList<>();
+        for (String arg : args) {
+            if (arg.equals("--validate")) {
+                validate = true;
+            } else if (arg.startsWith("--validate=")) {
+                validate = isTrue(arg.substring("--validate=".length()));
+            } else if (arg.startsWith("--port=")) {
+                port = arg.substring("--port=".length());
+            } else if (arg.startsWith("--data-dir=")) {
+                dataDir = arg.substring("--data-dir=".length());
+            } else {
+                passThrough.add(arg);
+            }
+        }
+        int portNumber = Integer.parseInt(port);
+        Path dataPath = Path.of(dataDir).toAbsolutePath().normalize();
+        Files.createDirectories(dataPath);
+
+        SpringApplication app = new SpringApplication(SandboxServer.class);
+        app.setDefaultProperties(
+                java.util.Map.of(
+                        "server.port", Integer.toString(portNumber),
+                        VALIDATE_PROPERTY, Boolean.toString(validate),
+                        DATA_DIR_PROPERTY, dataPath.toString()));
+        app.run(passThrough.toArray(new String[0]));
+    }
+
+    private static String envOr(String name, String fallback) {
+        String value = System.getenv(name);
+        return value == null || value.isBlank() ? fallback : value;
+    }
+
+    private static boolean isTrue(String value) {
+        if (value == null) {
+            return false;
+        }
+        String v = value.trim().toLowerCase(Locale.ROOT);
+        return v.equals("true") || v.equals("1") || v.equals("yes") || v.equals("on");
+    }
+}

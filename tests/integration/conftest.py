@@ -1,0 +1,114 @@
+"""Integration tests talk to a real FHIR R4 server.
+
+By default that is the local HAPI sandbox (``fhir_bridge.sandbox``), started once per session
+on ``$FHIR_BRIDGE_TEST_SANDBOX_PORT`` (8080) and stopped at the end if this session started it;
+a server already answering on that port is reused. ``FHIR_BRIDGE_TEST_FHIR_URL`` points the
+tests at another server instead (then nothing is started).
+
+Tests that need request validation get a second sandbox, started with ``validate=True`` on
+``$FHIR_BRIDGE_TEST_VALIDATING_PORT`` (8081), reused when already running there and stopped at
+the end if this session started it; ``FHIR_BRIDGE_TEST_VALIDATING_URL`` names another
+validating server instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fhir_bridge import sandbox
+
+URL_ENV = "FHIR_BRIDGE_TEST_FHIR_URL"
+VALIDATING_URL_ENV = "FHIR_BRIDGE_TEST_VALIDATING_URL"
+VALIDATING_PORT_ENV = "FHIR_BRIDGE_TEST_VALIDATING_PORT"
+PORT_ENV = "FHIR_BRIDGE_TEST_SANDBOX_PORT"
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def _answers(url: str) -> bool:
+    try:
+        response = httpx.get(
+            f"{url}/metadata", timeout=5.0, headers={"Accept": "application/fhir+json"}
+        )
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
+def _start(port: int, validate: bool = False) -> str:
+    try:
+        return sandbox.start(port, validate).base_url
+    except sandbox.SandboxError as exc:
+        tail = f"\n--- log tail ---\n{exc.log_tail}" if exc.log_tail else ""
+        pytest.fail(f"could not start the HAPI sandbox: {exc.message}{tail}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def using_local_sandbox() -> bool:
+    """True when the tests run against the HAPI sandbox built from this repository."""
+    return not os.environ.get(URL_ENV)
+
+
+@pytest.fixture(scope="session")
+def fhir_base_url() -> Iterator[str]:
+    """Base URL of the FHIR server under test (no trailing slash)."""
+    configured = os.environ.get(URL_ENV)
+    if configured:
+        yield configured.rstrip("/")
+        return
+    port = int(os.environ.get(PORT_ENV, str(sandbox.DEFAULT_PORT)))
+    before = sandbox.status(port)
+    if before.running:  # ours, maybe still starting: wait for it, leave it running
+        yield _start(port, before.validate)
+        return
+    url = sandbox.base_url(port)
+    if _answers(url):  # some other FHIR server on that port
+        yield url
+        return
+    url = _start(port)
+    try:
+        yield url
+    finally:
+        sandbox.stop(port)
+
+
+@pytest.fixture(scope="session")
+def validating_base_url(using_local_sandbox: bool) -> Iterator[str]:
+    """A server that validates requests against base R4 and refuses those with errors."""
+    configured = os.environ.get(VALIDATING_URL_ENV)
+    if configured:
+        yield configured.rstrip("/")
+        return
+    if not using_local_sandbox:
+        pytest.skip(f"{URL_ENV} is set: set {VALIDATING_URL_ENV} too to test validation")
+    port = int(os.environ.get(VALIDATING_PORT_ENV, str(sandbox.DEFAULT_PORT + 1)))
+    already = sandbox.status(port)
+    if already.running and already.validate and already.healthy:
+        yield already.base_url
+        return
+    url = _start(port, validate=True)
+    try:
+        yield url
+    finally:
+        sandbox.stop(port)
+
+
+@pytest.fixture(scope="session")
+def fhir(fhir_base_url: str) -> Iterator[httpx.Client]:
+    """An httpx client for the server under test, speaking FHIR JSON."""
+    with httpx.Client(
+        base_url=fhir_base_url,
+        headers={"Accept": "application/fhir+json", "Content-Type": "application/fhir+json"},
+        timeout=httpx.Timeout(120.0, connect=10.0),
+    ) as client:
+        yield client
