@@ -26,8 +26,14 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# The integration tests talk to the local HAPI sandbox: build and start it first (the fixtures
+# reuse it), and stop it afterwards unless it was already running.
 test: lint typecheck
-	$(BIN)/pytest
+	@if $(BIN)/fhir-bridge sandbox status >/dev/null 2>&1; then started=no; else started=yes; \
+	  $(BIN)/fhir-bridge sandbox start || exit 1; fi; \
+	status=0; $(BIN)/pytest || status=$$?; \
+	if [ $$started = yes ]; then $(BIN)/fhir-bridge sandbox stop; fi; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -101,6 +101,15 @@ def _careplan_assess_plan(resource: Json, path: str) -> list[Problem]:
     return [Problem(f"{path}.category", "US Core 6.1/7.0 requires the assess-plan category")]
 
 
+def _goal_target_measure(resource: Json, path: str) -> list[Problem]:
+    return [
+        Problem(f"{path}.target[{i}].measure", "required when the target has a detail (gol-1)")
+        for i, target in enumerate(resource.get("target") or [])
+        if any(k.startswith("detail") for k in target) and "measure" not in target
+    ]
+
+
 _SPECIFIC: dict[str, tuple[Callable[[Json, str], list[Problem]], ...]] = {
     "CarePlan": (_careplan_assess_plan,),
+    "Goal": (_goal_target_measure,),
 }

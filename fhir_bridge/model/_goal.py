@@ -39,6 +39,8 @@ class GoalTarget(Element):
             raise ValueError(
                 "give at most one of quantity, range, text, concept, boolean or integer"
             )
+        if details and self.measure is None:
+            raise ValueError("a target value needs a measure: what is measured (FHIR gol-1)")
         return self
 
 

@@ -155,13 +155,15 @@ def packages(draw: st.DrawFn) -> m.PatientPackage:
                     st.one_of(
                         st.builds(
                             m.GoalTarget,
-                            measure=_opt(CONCEPTS),
+                            measure=CONCEPTS,
                             quantity=QUANTITIES,
                             due_date=_opt(DATES),
                         ),
-                        st.builds(m.GoalTarget, text=TEXT, due_date=_opt(DATES)),
+                        st.builds(m.GoalTarget, measure=CONCEPTS, text=TEXT, due_date=_opt(DATES)),
                         st.builds(
-                            m.GoalTarget, range=st.builds(m.Range, low=QUANTITIES, high=QUANTITIES)
+                            m.GoalTarget,
+                            measure=CONCEPTS,
+                            range=st.builds(m.Range, low=QUANTITIES, high=QUANTITIES),
                         ),
                         st.builds(m.GoalTarget, due_date=DATES),
                     ),

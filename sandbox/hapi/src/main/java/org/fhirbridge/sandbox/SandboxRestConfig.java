@@ -21,6 +21,7 @@ import ca.uhn.fhir.rest.server.provider.ResourceProviderFactory;
 import ca.uhn.fhir.rest.server.util.ISearchParamRegistry;
 import ca.uhn.fhir.validation.IInstanceValidatorModule;
 import ca.uhn.fhir.validation.ResultSeverityEnum;
+import org.hl7.fhir.common.hapi.validation.validator.FhirInstanceValidator;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.beans.factory.annotation.Value;
@@ -78,6 +79,11 @@ public class SandboxRestConfig {
         server.registerInterceptor(requestLog);
 
         if (validate) {
+            if (instanceValidator instanceof FhirInstanceValidator instance) {
+                // base R4 only: a profile the server has no copy of (US Core, Gravity) is noted,
+                // not an error; everything base R4 says is still enforced
+                instance.setErrorForUnknownProfiles(false);
+            }
             RequestValidatingInterceptor validating = new RequestValidatingInterceptor();
             validating.setFailOnSeverity(ResultSeverityEnum.ERROR);
             validating.setValidatorModules(List.of(instanceValidator));
