@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
@@ -51,6 +52,13 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 Files = Annotated[list[Path], typer.Argument(help="Input files", show_default=False)]
+ConnectionOption = Annotated[
+    str | None, typer.Option("--connection", help="A connection from fhir-bridge.toml")
+]
+FhirUrlOption = Annotated[
+    str | None, typer.Option("--fhir-url", help="An ad-hoc FHIR base URL, no auth")
+]
+PatientOption = Annotated[str | None, typer.Option("--patient", help="Only this patient's records")]
 Namespace = Annotated[
     str | None,
     typer.Option(help="Identifier namespace (default: $FHIR_BRIDGE_NAMESPACE or built-in)"),
@@ -119,25 +127,34 @@ def import_(files: Files, namespace: Namespace = None) -> None:
     _print_json([r.model_dump(mode="json", exclude_none=True) for r in result.records])
 
 
-def _settings() -> Settings:
-    return load_settings()
+@contextmanager
+def _opened_store(settings: Settings | None = None) -> Iterator[Store]:
+    store = Store((settings or load_settings()).database_url)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
-def _store(settings: Settings) -> Store:
-    return Store(settings.database_url)
+@contextmanager
+def _connected(
+    connection: str | None, fhir_url: str | None
+) -> Iterator[tuple[Settings, Connection, Store]]:
+    """The settings, the FHIR server named on the command line, and the store."""
+    settings = load_settings()
+    target = resolve_connection(settings, connection, fhir_url)
+    with _opened_store(settings) as store:
+        yield settings, target, store
 
 
 @app.command()
 @reports_errors
 def load(files: Files) -> None:
     """Put internal records (or `fhir-bridge import` output) into the store and queue them."""
-    settings = _settings()
+    settings = load_settings()
     records = [r for path in files for r in read_records(path)]
-    store = _store(settings)
-    try:
+    with _opened_store(settings) as store:
         results = store.put_records(records, list(settings.connections), datetime.now(UTC))
-    finally:
-        store.close()
     changed = sum(r.changed for r in results)
     typer.echo(
         f"loaded {len(results)} records: {changed} new or changed, "
@@ -156,11 +173,8 @@ def get(
     """Print one stored record as internal JSON."""
     if kind not in m.RECORD_TYPES:
         raise InputError("KIND", f"unknown kind {kind!r}; one of {', '.join(m.RECORD_TYPES)}")
-    store = _store(_settings())
-    try:
+    with _opened_store() as store:
         record = store.get_record(kind, record_id)
-    finally:
-        store.close()
     if record is None:
         raise _fail(f"no {kind} {record_id!r} in the store", 1)
     _print_json(record.model_dump(mode="json", exclude_none=True))
@@ -169,26 +183,17 @@ def get(
 @app.command()
 @reports_errors
 def push(
-    connection: Annotated[
-        str | None, typer.Option(help="A connection from fhir-bridge.toml")
-    ] = None,
-    fhir_url: Annotated[str | None, typer.Option(help="An ad-hoc FHIR base URL, no auth")] = None,
-    patient: Annotated[str | None, typer.Option(help="Only this patient's records")] = None,
+    connection: ConnectionOption = None,
+    fhir_url: FhirUrlOption = None,
+    patient: PatientOption = None,
     dry_run: Annotated[bool, typer.Option(help="Show the plan; write nothing")] = False,
 ) -> None:
     """Push queued records to a FHIR server. Exit 1 when any record failed."""
-    settings = _settings()
-    target = resolve_connection(settings, connection, fhir_url)
-    store = _store(settings)
-    try:
+    with _connected(connection, fhir_url) as (settings, target, store):
         summary = asyncio.run(_push(store, target, settings, patient, dry_run))
-    finally:
-        store.close()
     if dry_run:
         _print_plan(summary)
-    table = Table(*summary.counts(), title=f"push to {target.name}")
-    table.add_row(*(str(v) for v in summary.counts().values()))
-    Console(stderr=True).print(table)
+    _print_counts(f"push to {target.name}", summary.counts())
     if summary.failed or summary.dead_lettered:
         raise typer.Exit(1)
 
@@ -226,20 +231,13 @@ def _print_plan(summary: PushSummary) -> None:
 @app.command()
 @reports_errors
 def pull(
-    connection: Annotated[
-        str | None, typer.Option(help="A connection from fhir-bridge.toml")
-    ] = None,
-    fhir_url: Annotated[str | None, typer.Option(help="An ad-hoc FHIR base URL, no auth")] = None,
-    patient: Annotated[str | None, typer.Option(help="Only this patient's records")] = None,
+    connection: ConnectionOption = None,
+    fhir_url: FhirUrlOption = None,
+    patient: PatientOption = None,
 ) -> None:
     """Bring EHR changes back into the records; conflicts are kept for `fhir-bridge conflicts`."""
-    settings = _settings()
-    target = resolve_connection(settings, connection, fhir_url)
-    store = _store(settings)
-    try:
+    with _connected(connection, fhir_url) as (settings, target, store):
         summary = asyncio.run(_pull(store, target, settings, patient))
-    finally:
-        store.close()
     _print_counts(f"pull from {target.name}", summary.counts())
     for problem in summary.problems:
         typer.echo(f"fhir-bridge: {problem}", err=True)
@@ -250,21 +248,14 @@ def pull(
 @app.command("sync")
 @reports_errors
 def sync_(
-    connection: Annotated[
-        str | None, typer.Option(help="A connection from fhir-bridge.toml")
-    ] = None,
-    fhir_url: Annotated[str | None, typer.Option(help="An ad-hoc FHIR base URL, no auth")] = None,
-    patient: Annotated[str | None, typer.Option(help="Only this patient's records")] = None,
+    connection: ConnectionOption = None,
+    fhir_url: FhirUrlOption = None,
+    patient: PatientOption = None,
 ) -> None:
     """Push, then pull, for one connection."""
-    settings = _settings()
-    target = resolve_connection(settings, connection, fhir_url)
-    store = _store(settings)
-    try:
+    with _connected(connection, fhir_url) as (settings, target, store):
         pushed = asyncio.run(_push(store, target, settings, patient, dry_run=False))
         pulled = asyncio.run(_pull(store, target, settings, patient))
-    finally:
-        store.close()
     _print_counts(f"push to {target.name}", pushed.counts())
     _print_counts(f"pull from {target.name}", pulled.counts())
     if pushed.failed or pushed.dead_lettered or pulled.failed:
@@ -290,11 +281,8 @@ def _print_counts(title: str, counts: dict[str, int]) -> None:
 @reports_errors
 def conflicts() -> None:
     """List open conflicts: fields changed both locally and in the EHR."""
-    store = _store(_settings())
-    try:
+    with _opened_store() as store:
         items = store.conflicts()
-    finally:
-        store.close()
     table = Table("id", "connection", "record", "fields", "local", "ehr")
     for c in items:
         table.add_row(
@@ -317,8 +305,7 @@ def resolve(
     file: Annotated[Path | None, typer.Argument(help="The merged record (internal JSON)")] = None,
 ) -> None:
     """Resolve a conflict with one side, or a merged record; the result is queued for push."""
-    store = _store(_settings())
-    try:
+    with _opened_store() as store:
         conflict = store.get_conflict(conflict_id)
         if conflict is None or conflict.status != "open":
             raise InputError("ID", f"no open conflict {conflict_id}")
@@ -335,8 +322,6 @@ def resolve(
         if (record.kind, record.id) != (conflict.kind, conflict.record_id):
             raise InputError("FILE", f"that is not {conflict.kind} {conflict.record_id}")
         store.resolve_conflict(conflict_id, take, record, datetime.now(UTC))
-    finally:
-        store.close()
     typer.echo(f"resolved {conflict_id} with {take}; queued for {conflict.connection}")
 
 
@@ -346,11 +331,8 @@ def dead_letters(
     connection: Annotated[str | None, typer.Option(help="Only this connection")] = None,
 ) -> None:
     """List records that failed permanently, with the server's reason."""
-    store = _store(_settings())
-    try:
+    with _opened_store() as store:
         entries = store.dead_letters(connection)
-    finally:
-        store.close()
     table = Table("id", "connection", "record", "attempts", "reason")
     for e in entries:
         table.add_row(
@@ -369,11 +351,8 @@ def retry(
     """Queue dead letters for another push."""
     if not ids and not all_:
         raise InputError("retry", "give dead-letter ids or --all")
-    store = _store(_settings())
-    try:
+    with _opened_store() as store:
         count = store.requeue(None if all_ else ids, datetime.now(UTC))
-    finally:
-        store.close()
     typer.echo(f"requeued {count}")
 
 

@@ -25,6 +25,7 @@ from fhir_bridge.store import Link, NewConflict, Store, content_hash
 
 from ._merge import Policy, three_way
 from ._plan import references, rendering_hash
+from ._summary import int_fields
 
 log = logging.getLogger("fhir_bridge.sync")
 Json = dict[str, Any]
@@ -48,20 +49,12 @@ class PullSummary:
     updated: int = 0
     unchanged: int = 0
     conflicts: int = 0
-    deleted: int = 0
     skipped: int = 0
     failed: int = 0
     problems: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        return {
-            "new": self.new,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "conflicts": self.conflicts,
-            "deleted": self.deleted,
-            "failed": self.failed,
-        }
+        return int_fields(self)
 
 
 @dataclass

@@ -31,6 +31,7 @@ from fhir_bridge.mappers import (
 from fhir_bridge.store import Link, OutboxEntry, OutboxStatus, Store
 
 from ._plan import Write, bundle_of, bundles, keep_server_additions, plan, point_references
+from ._summary import int_fields
 
 log = logging.getLogger("fhir_bridge.sync")
 Json = dict[str, Any]
@@ -73,14 +74,7 @@ class PushSummary:
     planned: list[Write] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        return {
-            "created": self.created,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "failed": self.failed,
-            "dead_lettered": self.dead_lettered,
-            "not_supported": self.not_supported,
-        }
+        return int_fields(self)
 
 
 @dataclass(frozen=True)
