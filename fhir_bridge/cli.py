@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
+import uvicorn
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
 from fhir_bridge import model as m
+from fhir_bridge.api import SECRET_HEADER, create_app, secret_of
 from fhir_bridge.config import Settings, load_settings
 from fhir_bridge.demo import run as run_demo
 from fhir_bridge.documents import read_fhir, read_records, records_from_data
@@ -36,6 +38,8 @@ from fhir_bridge.sync import (
     Pusher,
     PushSummary,
     resolve_connection,
+    subscribe,
+    unsubscribe,
 )
 
 app = typer.Typer(
@@ -323,6 +327,63 @@ def resolve(
             raise InputError("FILE", f"that is not {conflict.kind} {conflict.record_id}")
         store.resolve_conflict(conflict_id, take, record, datetime.now(UTC))
     typer.echo(f"resolved {conflict_id} with {take}; queued for {conflict.connection}")
+
+
+CallbackOption = Annotated[
+    str, typer.Option("--callback", help="Base URL where `fhir-bridge serve` is reachable")
+]
+
+
+def _webhook_secret(settings: Settings, connection: str) -> str:
+    secret = secret_of(settings, connection)
+    if secret is None:
+        raise InputError(
+            f"connections.{connection}.webhook_secret_env",
+            "name an environment variable holding the notification secret, and set it",
+        )
+    return secret
+
+
+@app.command("subscribe")
+@reports_errors
+def subscribe_(connection: ConnectionOption = None, callback: CallbackOption = "") -> None:
+    """Create (once) REST-hook Subscriptions for CarePlan, Goal, ServiceRequest and Task."""
+    settings = load_settings()
+    target = resolve_connection(settings, connection, None)
+    secret = _webhook_secret(settings, target.name)
+    if not callback.startswith(("http://", "https://")):
+        raise InputError("--callback", "an http(s) URL where fhir-bridge serve listens")
+
+    async def run() -> tuple[int, int]:
+        async with target.client() as client:
+            return await subscribe(client, target.name, callback, secret, SECRET_HEADER)
+
+    created, kept = asyncio.run(run())
+    typer.echo(f"subscriptions: {created} created, {kept} already there")
+
+
+@app.command("unsubscribe")
+@reports_errors
+def unsubscribe_(connection: ConnectionOption = None, callback: CallbackOption = "") -> None:
+    """Delete the Subscriptions `subscribe` created for this callback."""
+    settings = load_settings()
+    target = resolve_connection(settings, connection, None)
+
+    async def run() -> int:
+        async with target.client() as client:
+            return await unsubscribe(client, target.name, callback)
+
+    typer.echo(f"subscriptions deleted: {asyncio.run(run())}")
+
+
+@app.command()
+@reports_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+) -> None:
+    """Run the HTTP service (subscription notifications trigger targeted pulls)."""
+    uvicorn.run(create_app(load_settings()), host=host, port=port, log_level="info")
 
 
 @app.command("dead-letters")

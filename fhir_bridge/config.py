@@ -66,6 +66,9 @@ class ConnectionConfig(BaseModel):
     timeout_seconds: float = Field(default=30.0, gt=0)
     bundle_size: int = Field(default=50, ge=1, le=500)
     conflict_policy: Literal["manual", "ehr-wins", "local-wins"] = "manual"
+    webhook_secret_env: str | None = Field(
+        default=None, description="Env var holding the secret the server's notifications carry"
+    )
 
 
 class Settings(BaseSettings):

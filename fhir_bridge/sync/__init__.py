@@ -4,6 +4,7 @@ from ._connection import Connection, resolve_connection
 from ._merge import FieldConflict, Merge, three_way
 from ._pull import PULLED_TYPES, Puller, PullSummary
 from ._push import Pusher, PushSummary
+from ._subscriptions import subscribe, unsubscribe
 
 __all__ = [
     "PULLED_TYPES",
@@ -15,5 +16,7 @@ __all__ = [
     "PushSummary",
     "Pusher",
     "resolve_connection",
+    "subscribe",
     "three_way",
+    "unsubscribe",
 ]

@@ -104,6 +104,24 @@ class Puller:
         )
         return summary
 
+    async def apply(self, resources: list[Json]) -> PullSummary:
+        """A targeted pull: apply resources the server just told us about (a notification).
+
+        The watermark is left alone, so the next periodic pull still reads everything
+        changed since the last one: notifications speed things up, polling stays the net.
+        """
+        summary = PullSummary()
+        by_server = self.store.links_by_server_id(self.connection)
+        managed = self._managed(by_server, None)
+        for resource_type in PULLED_TYPES:
+            page = _Page()
+            for resource in resources:
+                if resource.get("resourceType") == resource_type:
+                    self._take(resource, by_server, managed, page, summary)
+            page.watermark = None
+            self._apply(resource_type, page)
+        return summary
+
     # ------------------------------------------------------------------ finding changes
 
     def _managed(self, by_server: dict[str, Link], patient_id: str | None) -> dict[str, str]:

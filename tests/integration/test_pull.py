@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -285,3 +291,90 @@ def test_more_changes_than_one_page_all_arrive(
         record = store.get_record("goal", goal_id)
         assert isinstance(record, m.Goal)
         assert record.status_date == "2025-03-05"
+
+
+def test_a_pull_killed_midway_then_rerun_ends_as_if_never_killed(
+    tmp_path: Path, fhir_base_url: str, fhir: httpx.Client
+) -> None:
+    """SIGKILL `fhir-bridge pull` mid-run, run it again: the same records as a clean pull."""
+    ns = f"https://bridge.test/{uuid.uuid4().hex[:10]}"
+    ctx = MappingContext(namespace=ns, now=NOW)
+    crashed_db, clean_db = tmp_path / "crashed.db", tmp_path / "clean.db"
+    store = Store(f"sqlite:///{crashed_db}")
+    store.put_records([r for p in fixture_files() for r in read_records(p)], ["hapi"], NOW)
+    _push(store, fhir_base_url, ctx)
+    store.close()
+    shutil.copy(crashed_db, clean_db)
+    for goal_id in (
+        "goal-rivera-a1c",
+        "goal-okafor-readmit",
+        "goal-nguyen-food",
+        "goal-harris-phq9",
+        "goal-garcia-nofalls",
+        "goal-bennett-bp",
+        "goal-rivera-sodium",
+        "goal-bennett-nephro",
+    ):
+        goal = _find(fhir, "Goal", ctx, "goal", goal_id)
+        goal["lifecycleStatus"] = "on-hold"
+        assert fhir.put(f"/Goal/{goal['id']}", json=goal).status_code == 200
+    config = tmp_path / "fhir-bridge.toml"
+    config.write_text(f'[connections.hapi]\nbase_url = "{fhir_base_url}"\n')
+    exe = str(Path(sys.executable).parent / "fhir-bridge")
+
+    def env(db: Path) -> dict[str, str]:
+        return {
+            **os.environ,
+            "FHIR_BRIDGE_NAMESPACE": ns,
+            "FHIR_BRIDGE_CONFIG": str(config),
+            "FHIR_BRIDGE_DATABASE_URL": f"sqlite:///{db}",
+        }
+
+    clean = subprocess.run(
+        [exe, "pull", "--connection", "hapi"],
+        env=env(clean_db),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert clean.returncode == 0, clean.stderr
+    for delay in (1.2, 1.8, 2.4):
+        process = subprocess.Popen(
+            [exe, "pull", "--connection", "hapi"],
+            env=env(crashed_db),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    final = subprocess.run(
+        [exe, "pull", "--connection", "hapi"],
+        env=env(crashed_db),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert final.returncode == 0, final.stderr
+
+    def records(db: Path) -> dict[tuple[str, str], dict[str, Any]]:
+        opened = Store(f"sqlite:///{db}")
+        try:
+            return {
+                (r.kind, r.id): r.model_dump(mode="json")
+                for pid in opened.patient_ids()
+                for r in opened.records_of_patient(pid)
+            }
+        finally:
+            opened.close()
+
+    expected = records(clean_db)
+    assert (
+        sum(
+            1
+            for (kind, _), r in expected.items()
+            if kind == "goal" and r["lifecycle_status"] == "on_hold"
+        )
+        == 8
+    )
+    assert records(crashed_db) == expected

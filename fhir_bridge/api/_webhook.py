@@ -1,0 +1,97 @@
+"""REST-hook notifications from an EHR's FHIR server (R4 Subscriptions).
+
+HAPI and other R4 servers notify ``<endpoint>/<Type>/<id>`` with the resource (``PUT``) when
+the Subscription asks for a payload, or post an empty body to ``<endpoint>`` when it does
+not. Either way the route answers at once (202) and the work runs after the response: with a
+payload, that resource is applied (a targeted pull); without, the connection is pulled
+incrementally. Every notification must carry the connection's secret in
+``X-Fhir-Bridge-Secret``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Request, status
+from fastapi.responses import JSONResponse
+
+from fhir_bridge.config import Settings
+from fhir_bridge.sync import PULLED_TYPES
+
+log = logging.getLogger("fhir_bridge.api")
+SECRET_HEADER = "X-Fhir-Bridge-Secret"  # noqa: S105 - a header name, not a secret
+Json = dict[str, Any]
+# (connection, resources or None for an incremental pull) -> work done after the answer
+Handler = Callable[[str, list[Json] | None], Awaitable[None]]
+
+
+def secret_of(settings: Settings, connection: str) -> str | None:
+    config = settings.connections.get(connection)
+    if config is None or config.webhook_secret_env is None:
+        return None
+    return os.environ.get(config.webhook_secret_env) or None
+
+
+def webhook_router(settings: Settings, handle: Handler) -> APIRouter:
+    router = APIRouter(prefix="/fhir/notify", tags=["notifications"])
+
+    def check(connection: str, secret: str | None) -> None:
+        expected = secret_of(settings, connection)
+        if connection not in settings.connections:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no connection {connection!r}")
+        if expected is None or secret is None or not hmac.compare_digest(expected, secret):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED, "missing or wrong notification secret"
+            )
+
+    @router.post("/{connection}", status_code=status.HTTP_202_ACCEPTED)
+    async def notified(
+        connection: str,
+        background: BackgroundTasks,
+        secret: Annotated[str | None, Header(alias=SECRET_HEADER)] = None,
+    ) -> JSONResponse:
+        """A notification without payload: pull the connection incrementally."""
+        check(connection, secret)
+        background.add_task(handle, connection, None)
+        log.info("notification", extra={"action": "notify", "connection": connection})
+        return _accepted("accepted: the connection will be pulled")
+
+    @router.put("/{connection}/{resource_type}/{resource_id}", status_code=status.HTTP_202_ACCEPTED)
+    async def notified_with_payload(
+        connection: str,
+        resource_type: str,
+        request: Request,
+        background: BackgroundTasks,
+        secret: Annotated[str | None, Header(alias=SECRET_HEADER)] = None,
+    ) -> JSONResponse:
+        """A notification carrying the changed resource: apply it."""
+        check(connection, secret)
+        if resource_type not in PULLED_TYPES:
+            return _accepted(f"ignored: {resource_type} is not synced")
+        try:
+            resource = await request.json()
+        except ValueError:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "the body is not JSON") from None
+        if not isinstance(resource, dict) or resource.get("resourceType") != resource_type:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"expected a {resource_type} resource")
+        background.add_task(handle, connection, [resource])
+        log.info(
+            "notification",
+            extra={"action": "notify", "connection": connection, "resource_type": resource_type},
+        )
+        return _accepted("accepted: the resource will be applied")
+
+    return router
+
+
+def _accepted(text: str) -> JSONResponse:
+    """An OperationOutcome: notifying servers (HAPI) parse the answer as a FHIR resource."""
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "information", "code": "informational", "diagnostics": text}],
+    }
+    return JSONResponse(outcome, status_code=202, media_type="application/fhir+json")
