@@ -179,6 +179,9 @@ def get(
         raise InputError("KIND", f"unknown kind {kind!r}; one of {', '.join(m.RECORD_TYPES)}")
     with _opened_store() as store:
         record = store.get_record(kind, record_id)
+        deleted = record is None and store.is_deleted(kind, record_id)
+    if deleted:
+        raise _fail(f"{kind} {record_id!r} was deleted in the EHR", 1)
     if record is None:
         raise _fail(f"no {kind} {record_id!r} in the store", 1)
     _print_json(record.model_dump(mode="json", exclude_none=True))

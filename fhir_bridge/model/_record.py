@@ -24,6 +24,11 @@ class Record(Model):
         "the record's identifier on the FHIR side",
     )
     updated_at: Timestamp
+    source: str | None = Field(
+        default=None,
+        description="Set when the record did not start in the care-management system, "
+        "e.g. ehr:county-hospital for one a clinician created in that EHR",
+    )
     fhir_extras: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 

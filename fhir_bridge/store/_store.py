@@ -190,6 +190,12 @@ class Store:
         with self.session() as s:
             return [_put(s, record, connections, now) for record in records]
 
+    def is_deleted(self, kind: str, record_id: str) -> bool:
+        """True for a record the EHR deleted (kept, marked, never pushed again)."""
+        with self.session() as s:
+            row = s.get(RecordRow, (kind, record_id))
+            return row is not None and row.deleted
+
     def get_record(self, kind: str, record_id: str) -> m.Record | None:
         with self.session() as s:
             row = s.get(RecordRow, (kind, record_id))
@@ -352,6 +358,7 @@ class Store:
         conflicts: Sequence[NewConflict],
         watermark: str | None,
         now: datetime,
+        deleted: Sequence[tuple[str, str]] = (),
     ) -> list[PutResult]:
         """Apply one page of pulled changes in one transaction.
 
@@ -366,6 +373,10 @@ class Store:
             ]
             for link in links:
                 _save_link(s, link, now)
+            for kind, record_id in deleted:
+                gone = s.get(RecordRow, (kind, record_id))
+                if gone is not None and not gone.deleted:
+                    gone.deleted, gone.version, gone.updated_at = True, gone.version + 1, now
             for c in conflicts:
                 s.add(
                     ConflictRow(
@@ -459,6 +470,23 @@ class Store:
                     detail=detail,
                 )
             )
+
+    def log_entries(self, action: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """The newest sync-log entries (optionally of one action), newest first."""
+        with self.session() as s:
+            query = select(SyncLogRow).order_by(SyncLogRow.id.desc()).limit(limit)
+            if action is not None:
+                query = query.where(SyncLogRow.action == action)
+            return [
+                {
+                    "run_id": r.run_id,
+                    "resource_type": r.resource_type,
+                    "identifier": r.identifier,
+                    "action": r.action,
+                    "detail": r.detail,
+                }
+                for r in s.scalars(query)
+            ]
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         with self.session() as s:

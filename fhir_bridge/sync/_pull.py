@@ -10,6 +10,7 @@ synced version, and apply each page with its watermark in one transaction.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -36,11 +37,19 @@ _SUBJECT = {"Task": "for"}
 
 class PullCapabilities(Protocol):
     def supports_last_updated(self, resource_type: str) -> bool: ...
+    def can(self, resource_type: str | None, interaction: str) -> bool: ...
 
 
 class PullServer(Protocol):
     async def capabilities(self) -> Any: ...
     def search(self, resource_type: str, params: dict[str, str]) -> AsyncIterator[Json]: ...
+    def history(
+        self,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        *,
+        since: str | None = None,
+    ) -> AsyncIterator[Json]: ...
 
 
 @dataclass
@@ -49,6 +58,7 @@ class PullSummary:
     updated: int = 0
     unchanged: int = 0
     conflicts: int = 0
+    deleted: int = 0
     skipped: int = 0
     failed: int = 0
     problems: list[str] = field(default_factory=list)
@@ -62,11 +72,14 @@ class _Page:
     records: list[tuple[m.Record, bool]] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
     conflicts: list[NewConflict] = field(default_factory=list)
+    deleted: list[tuple[str, str]] = field(default_factory=list)
     watermark: str | None = None
 
 
 class Puller:
     """Pulls one connection; a crash mid-run loses nothing and applies nothing twice."""
+
+    run_id: int | None = None  # the sync run of the pull under way
 
     def __init__(
         self,
@@ -93,11 +106,13 @@ class Puller:
         summary = PullSummary()
         caps = await self.server.capabilities()
         run_id = self.store.start_run(self.connection, "pull", self.clock())
+        self.run_id = run_id
         for resource_type in PULLED_TYPES:
             await self._pull_type(resource_type, caps, patient_id, summary)
         self.store.finish_run(
             run_id, "ok" if not summary.failed else "partial", summary.counts(), self.clock()
         )
+        self.run_id = None
         log.info(
             "pull finished",
             extra={"action": "pull", "connection": self.connection, **summary.counts()},
@@ -163,7 +178,14 @@ class Puller:
     ) -> None:
         by_server = self.store.links_by_server_id(self.connection)
         managed = self._managed(by_server, patient_id)
+        watermark = self.store.watermark(self.connection, resource_type)
         page = _Page()
+        if (
+            watermark is not None
+            and resource_type != "Task"
+            and caps.can(resource_type, "history-type")
+        ):
+            await self._deletions(resource_type, watermark, by_server, page, summary)
         async for resource in self._changed(resource_type, caps, managed):
             self._take(resource, by_server, managed, page, summary)
             if len(page.records) + len(page.links) >= self.page_size:
@@ -171,8 +193,38 @@ class Puller:
                 page = _Page()
         self._apply(resource_type, page)
 
+    async def _deletions(
+        self,
+        resource_type: str,
+        watermark: str,
+        by_server: dict[str, Link],
+        page: _Page,
+        summary: PullSummary,
+    ) -> None:
+        """Resources deleted on the server since the watermark: their records are marked deleted."""
+        since = datetime.fromisoformat(watermark.replace("Z", "+00:00")) - self.overlap
+        async for entry in self.server.history(resource_type, since=since.isoformat()):
+            request = entry.get("request") or {}
+            if request.get("method") != "DELETE":
+                continue
+            parts = (
+                str(request.get("url") or entry.get("fullUrl") or "")
+                .split("/_history")[0]
+                .split("/")
+            )
+            link = by_server.get(f"{resource_type}/{parts[-1]}")
+            if link is None or link.kind is None or link.record_id is None:
+                continue
+            if (
+                self.store.is_deleted(link.kind, link.record_id)
+                or (link.kind, link.record_id) in page.deleted
+            ):
+                continue
+            page.deleted.append((link.kind, link.record_id))
+            summary.deleted += 1
+
     def _apply(self, resource_type: str, page: _Page) -> None:
-        if page.records or page.links or page.conflicts or page.watermark:
+        if page.records or page.links or page.conflicts or page.watermark or page.deleted:
             self.store.apply_pull(
                 self.connection,
                 resource_type,
@@ -181,6 +233,7 @@ class Puller:
                 conflicts=page.conflicts,
                 watermark=page.watermark,
                 now=self.clock(),
+                deleted=page.deleted,
             )
 
     # ------------------------------------------------------------------ one resource
@@ -226,6 +279,7 @@ class Puller:
         record: m.Record = remote
         push_back = False
         if local is None:
+            record = remote.model_copy(update={"source": f"ehr:{self.connection}"})
             summary.new += 1
         else:
             merged, push_back = self._merge(
@@ -298,6 +352,16 @@ class Puller:
                     "policy": self.policy,
                 },
             )
+            if self.run_id is not None:  # the losing value goes to the sync log, not the logs
+                lost = decided.remote if self.policy == "local-wins" else decided.local
+                self.store.log(
+                    self.run_id,
+                    self.clock(),
+                    str(resource["resourceType"]),
+                    f"{local.kind}/{local.id}",
+                    "overruled",
+                    detail=f"{decided.field}: {self.policy}; dropped {json.dumps(lost)}",
+                )
         if result.conflicts:
             summary.conflicts += 1
             page.conflicts.append(

@@ -130,9 +130,18 @@ def test_clinician_edits_come_back_and_a_second_pull_changes_nothing(
     ]
     assert len(new) == 1
     assert new[0].patient.id == "pat-rivera"
+    assert new[0].source == "ehr:hapi"
 
     second = _pull(store, fhir_base_url, ctx)
-    assert (second.new, second.updated, second.conflicts) == (0, 0, 0)
+    assert (second.new, second.updated, second.conflicts, second.deleted) == (0, 0, 0, 0)
+
+    # the clinician deletes the goal they created: the record is marked deleted, not dropped
+    assert fhir.delete(f"/Goal/{created.json()['id']}").status_code in (200, 204)
+    third = _pull(store, fhir_base_url, ctx)
+    assert third.deleted == 1
+    assert store.is_deleted("goal", new[0].id)
+    assert store.get_record("goal", new[0].id) is None
+    assert _pull(store, fhir_base_url, ctx).deleted == 0
 
 
 def _both_sides(
@@ -202,6 +211,10 @@ def test_same_field_changed_on_both_sides(
         assert conflict.remote["priority"] == "medium"
     else:
         assert conflicts == []
+        (overruled,) = store.log_entries("overruled")
+        assert overruled["identifier"] == "goal/goal-rivera-weight"
+        lost = "medium" if policy == "local-wins" else "low"
+        assert overruled["detail"] == f'priority: {policy}; dropped "{lost}"'
 
 
 class _NoLastUpdated(httpx.AsyncBaseTransport):
