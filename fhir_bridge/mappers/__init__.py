@@ -6,6 +6,7 @@ the time used to stamp imported records.
 
 from ._conformance import check_resource
 from ._context import DEFAULT_NAMESPACE, MappingContext, full_url_for
+from ._refs import party_out as party_reference
 from ._translate import (
     IMPORTED_TYPES,
     Entry,
@@ -13,6 +14,7 @@ from ._translate import (
     check_package,
     directory_entries,
     from_fhir,
+    party_entries,
     resources_of,
     to_bundle,
     to_entries,
@@ -33,6 +35,8 @@ __all__ = [
     "directory_entries",
     "from_fhir",
     "full_url_for",
+    "party_entries",
+    "party_reference",
     "resources_of",
     "to_bundle",
     "to_entries",

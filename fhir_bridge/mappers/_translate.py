@@ -106,25 +106,29 @@ def _parties(record: m.Record) -> Iterable[m.Party]:
 
 
 def directory_entries(ctx: MappingContext, records: Iterable[m.Record]) -> list[Entry]:
-    """One Practitioner/PractitionerRole/Organization per directory party the records name.
+    """One Practitioner/PractitionerRole/Organization per directory party the records name."""
+    return party_entries(ctx, (party for record in records for party in _parties(record)))
+
+
+def party_entries(ctx: MappingContext, parties: Iterable[m.Party]) -> list[Entry]:
+    """The directory resources of ``parties`` (those with an id, of a directory kind).
 
     When the same party appears several times, the first value of each detail wins.
     """
     merged: dict[tuple[m.PartyKind, str], m.Party] = {}
-    for record in records:
-        for party in _parties(record):
-            if party.id is None or party.reference is not None or party.kind not in DIRECTORY_KINDS:
-                continue
-            key = (party.kind, party.id)
-            if key not in merged:
-                merged[key] = party.model_copy(deep=True)
-                continue
-            known = merged[key]
-            for name in ("name", "phone", "email"):
-                if getattr(known, name) is None and getattr(party, name) is not None:
-                    setattr(known, name, getattr(party, name))
-            if not known.identifiers and party.identifiers:
-                known.identifiers = list(party.identifiers)
+    for party in parties:
+        if party.id is None or party.reference is not None or party.kind not in DIRECTORY_KINDS:
+            continue
+        key = (party.kind, party.id)
+        if key not in merged:
+            merged[key] = party.model_copy(deep=True)
+            continue
+        known = merged[key]
+        for name in ("name", "phone", "email"):
+            if getattr(known, name) is None and getattr(party, name) is not None:
+                setattr(known, name, getattr(party, name))
+        if not known.identifiers and party.identifiers:
+            known.identifiers = list(party.identifiers)
     return [
         Entry(ctx.full_url(kind.value, party_id), party_resource(ctx, party), kind.value, party_id)
         for (kind, party_id), party in merged.items()

@@ -1,0 +1,19 @@
+"""Transition-of-care handoffs: build a checked document Bundle, render it, receive one."""
+
+from ._check import Finding, check
+from ._document import DOCUMENT_TYPES, HandoffType, build_document
+from ._html import render_html
+from ._receive import Received, match_patient, read_package, rekey
+
+__all__ = [
+    "DOCUMENT_TYPES",
+    "Finding",
+    "HandoffType",
+    "Received",
+    "build_document",
+    "check",
+    "match_patient",
+    "read_package",
+    "rekey",
+    "render_html",
+]

@@ -1,0 +1,119 @@
+"""Completeness check of a handoff package: named findings, each an error or a warning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from fhir_bridge import model as m
+
+Severity = Literal["error", "warning"]
+OPEN_REFERRAL = (m.ReferralStatus.draft, m.ReferralStatus.active, m.ReferralStatus.on_hold)
+OPEN_ACTIVITY = (
+    m.ActivityStatus.not_started,
+    m.ActivityStatus.scheduled,
+    m.ActivityStatus.in_progress,
+    m.ActivityStatus.on_hold,
+)
+FOLLOW_UP_KINDS = ("Appointment", "CommunicationRequest")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    code: str
+    severity: Severity
+    message: str
+    record: str | None = None  # kind/id the finding is about
+
+
+def check(package: m.PatientPackage) -> list[Finding]:
+    """Every gap a receiving provider would trip over, errors first."""
+    findings: list[Finding] = []
+    add = findings.append
+    patient = package.patient
+    if not patient.identifiers:
+        add(
+            Finding(
+                "no-patient-identifier",
+                "error",
+                "the patient has no identifier (MRN) the receiver can match on",
+                f"patient/{patient.id}",
+            )
+        )
+    active = [
+        p
+        for p in package.problems
+        if p.clinical_status
+        in (None, m.ClinicalStatus.active, m.ClinicalStatus.recurrence, m.ClinicalStatus.relapse)
+    ]
+    if not active:
+        add(Finding("no-active-problems", "error", "no active problem or health concern is listed"))
+    if not package.medications:
+        add(
+            Finding(
+                "no-medication-list",
+                "error",
+                'no medication list (record "No current medications" when there are none)',
+            )
+        )
+    members = [member.party for team in package.care_teams for member in team.members]
+    if not any(party.phone for party in members) and not any(t.phone for t in package.care_teams):
+        add(Finding("no-care-team-phone", "error", "no care-team contact has a phone number"))
+    if not _follow_up(package):
+        add(
+            Finding(
+                "no-follow-up",
+                "error",
+                "no follow-up appointment or contact is scheduled (transitional care expects "
+                "contact within 2 business days of discharge and a visit within 7 to 14 days)",
+            )
+        )
+    for referral in package.referrals:
+        if referral.status in OPEN_REFERRAL and referral.performer is None:
+            add(
+                Finding(
+                    "referral-without-performer",
+                    "error",
+                    "an open referral names no performer",
+                    f"referral/{referral.id}",
+                )
+            )
+    for goal in package.goals:
+        if not goal.targets or not any(t.due_date for t in goal.targets):
+            missing = "a target or a due date" if not goal.targets else "a due date"
+            add(
+                Finding(
+                    "goal-without-target", "warning", f"a goal has no {missing}", f"goal/{goal.id}"
+                )
+            )
+    referred = {r.sdoh_category for r in package.referrals if r.sdoh_category}
+    referred_reasons = {ref.id for r in package.referrals for ref in r.reasons}
+    for problem in package.problems:
+        if (
+            problem.sdoh_category
+            and problem.sdoh_category not in referred
+            and problem.id not in referred_reasons
+        ):
+            add(
+                Finding(
+                    "sdoh-need-without-referral",
+                    "warning",
+                    f"a social need ({problem.sdoh_category.value}) has no referral",
+                    f"problem/{problem.id}",
+                )
+            )
+    return sorted(findings, key=lambda f: f.severity != "error")
+
+
+def _follow_up(package: m.PatientPackage) -> bool:
+    for plan in package.care_plans:
+        for activity in plan.activities:
+            planned = activity.planned
+            if (
+                planned is not None
+                and planned.kind in FOLLOW_UP_KINDS
+                and planned.status in OPEN_ACTIVITY
+                and (planned.scheduled_period or planned.schedule or planned.scheduled_text)
+            ):
+                return True
+    return False
