@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar, cast
 
 import typer
 import uvicorn
@@ -26,8 +26,19 @@ from fhir_bridge import model as m
 from fhir_bridge.api import SECRET_HEADER, create_app, secret_of
 from fhir_bridge.config import Settings, load_settings
 from fhir_bridge.demo import run as run_demo
-from fhir_bridge.documents import read_fhir, read_records, records_from_data
+from fhir_bridge.documents import parse_json, read_fhir, read_records, records_from_data
 from fhir_bridge.errors import BridgeError, InputError, MappingError
+from fhir_bridge.handoff import (
+    DOCUMENT_TYPES,
+    HandoffType,
+    build_document,
+    check,
+    match_patient,
+    package_of,
+    read_package,
+    rekey,
+    render_html,
+)
 from fhir_bridge.mappers import MappingContext, from_fhir, to_bundle
 from fhir_bridge.sandbox.cli import app as sandbox_app
 from fhir_bridge.store import Store
@@ -387,6 +398,150 @@ def serve(
 ) -> None:
     """Run the HTTP service (subscription notifications trigger targeted pulls)."""
     uvicorn.run(create_app(load_settings()), host=host, port=port, log_level="info")
+
+
+@app.command()
+@reports_errors
+def handoff(
+    patient_id: Annotated[str, typer.Argument(metavar="PATIENT_ID")],
+    handoff_type: Annotated[
+        str, typer.Option("--type", help="transfer, referral or summary")
+    ] = "transfer",
+    out: Annotated[Path | None, typer.Option(help="Write the document Bundle here")] = None,
+    html: Annotated[Path | None, typer.Option(help="Also write a printable HTML summary")] = None,
+    to: Annotated[str | None, typer.Option(help="Deliver to a connection or FHIR URL")] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Refuse to send when the check finds errors")
+    ] = False,
+) -> None:
+    """Build a checked transition-of-care package (FHIR document Bundle) for one patient."""
+    if handoff_type not in DOCUMENT_TYPES:
+        raise InputError("--type", f"{handoff_type!r} is not one of transfer, referral, summary")
+    kind = cast("HandoffType", handoff_type)
+    settings = load_settings()
+    now = datetime.now(UTC)
+    with _opened_store(settings) as store:
+        records = store.records_of_patient(patient_id)
+        if not records:
+            raise InputError("PATIENT_ID", f"no patient {patient_id!r} in the store")
+        package = package_of(records)
+        findings = check(package)
+        author = next((p.author for p in package.care_plans if p.author), None) or m.Party(
+            kind=m.PartyKind.organization, name=settings.organization
+        )
+        custodian = m.Party(
+            kind=m.PartyKind.organization, id="custodian", name=settings.organization
+        )
+        ctx = MappingContext(namespace=settings.namespace)
+        document = build_document(package, kind, ctx, author=author, custodian=custodian, now=now)
+        table = Table("severity", "finding", "about", "message", title="completeness check")
+        for f in findings:
+            table.add_row(f.severity, f.code, f.record or "", f.message)
+        Console(stderr=True).print(table)
+        if out is not None:
+            out.write_text(json.dumps(document, indent=2))
+        elif to is None:
+            _print_json(document)
+        if html is not None:
+            html.write_text(render_html(package, kind, findings))
+        errors = [f for f in findings if f.severity == "error"]
+        delivery = None
+        if to is not None:
+            if strict and errors:
+                raise _fail(
+                    f"not sent: {len(errors)} errors in the completeness check (--strict)", 1
+                )
+            delivery = asyncio.run(_deliver(settings, to, document))
+            typer.echo(delivery, err=True)
+        store.record_handoff(
+            package_id=document["identifier"]["value"],
+            patient_id=patient_id,
+            handoff_type=handoff_type,
+            author=author.name,
+            destination=to,
+            findings=[
+                {"code": f.code, "severity": f.severity, "record": f.record} for f in findings
+            ],
+            delivery=delivery,
+            now=now,
+        )
+
+
+async def _deliver(settings: Settings, to: str, document: dict[str, Any]) -> str:
+    """POST the document Bundle once: a second send of the same package finds the first."""
+    target = resolve_connection(
+        settings,
+        None if to.startswith(("http://", "https://")) else to,
+        to if to.startswith(("http://", "https://")) else None,
+    )
+    identifier = document["identifier"]
+    async with target.client() as client:
+        result = await client.create(
+            document, if_none_exist=f"identifier={identifier['system']}|{identifier['value']}"
+        )
+    state = "delivered" if result.created else "already delivered"
+    return f"{state}: Bundle/{result.id} on {target.name}"
+
+
+@app.command()
+@reports_errors
+def handoffs() -> None:
+    """List the handoff packages built, their findings and where they went."""
+    with _opened_store() as store:
+        items = store.handoffs()
+    table = Table("id", "when", "patient", "type", "errors", "warnings", "destination", "delivery")
+    for h in items:
+        severities = [f["severity"] for f in h["findings"]]
+        table.add_row(
+            str(h["id"]),
+            h["created_at"][:19],
+            h["patient_id"],
+            h["type"],
+            str(severities.count("error")),
+            str(severities.count("warning")),
+            h["destination"] or "",
+            h["delivery"] or "",
+        )
+    Console().print(table)
+
+
+@app.command()
+@reports_errors
+def receive(
+    file: Annotated[Path, typer.Argument(help="A document or transaction Bundle")],
+    confirm_match: Annotated[
+        bool, typer.Option(help="Accept a patient matched on name and birth date only")
+    ] = False,
+) -> None:
+    """Import an arriving handoff into the store, matching the patient by identifier first."""
+    settings = load_settings()
+    bundle = parse_json(file.read_text(encoding="utf-8"), str(file))
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise InputError(str(file), "expected a document or transaction Bundle")
+    ctx = MappingContext(namespace=settings.namespace)
+    try:
+        incoming, records, _ = read_package(bundle, ctx)
+    except ValueError as exc:
+        raise InputError(str(file), str(exc)) from None
+    with _opened_store(settings) as store:
+        known = [
+            p
+            for pid in store.patient_ids()
+            if isinstance(p := store.get_record("patient", pid), m.Patient)
+        ]
+        match, how = match_patient(incoming, known)
+        if match is not None and how != "identifier" and not confirm_match:
+            raise InputError(
+                str(file),
+                f"the patient may be {match.id!r} ({how}); run again with --confirm-match "
+                "to file it there, or add an identifier both sides share",
+            )
+        patient = incoming if match is None else match
+        stored = [patient] if match is None else []
+        store.put_records(
+            [*stored, *rekey(records, patient.id)], list(settings.connections), datetime.now(UTC)
+        )
+    typer.echo(f"received {len(records)} records for patient {patient.id} ({how})")
 
 
 @app.command("dead-letters")

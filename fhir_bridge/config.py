@@ -78,6 +78,9 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///fhir-bridge.db"
     namespace: str = DEFAULT_NAMESPACE
+    organization: str = Field(
+        default="Care management", description="Custodian named on handoff documents"
+    )
     connections: dict[str, ConnectionConfig] = Field(default_factory=dict)
 
     @classmethod

@@ -3,16 +3,16 @@
 from ._check import Finding, check
 from ._document import DOCUMENT_TYPES, HandoffType, build_document
 from ._html import render_html
-from ._receive import Received, match_patient, read_package, rekey
+from ._receive import match_patient, package_of, read_package, rekey
 
 __all__ = [
     "DOCUMENT_TYPES",
     "Finding",
     "HandoffType",
-    "Received",
     "build_document",
     "check",
     "match_patient",
+    "package_of",
     "read_package",
     "rekey",
     "render_html",

@@ -98,6 +98,7 @@ def build_document(
     entries = to_entries([*package.records()], ctx)
     known = {e.full_url for e in entries}
     entries += [e for e in party_entries(ctx, [author, custodian]) if e.full_url not in known]
+    _keep_inside([e.resource for e in entries], {e.full_url for e in entries})
     composition_id = package_id(ctx, package.patient.id, handoff_type, now)
     composition = _composition(
         package, handoff_type, ctx, entries=entries, author=author, custodian=custodian, now=now
@@ -112,6 +113,22 @@ def build_document(
             *({"fullUrl": e.full_url, "resource": e.resource} for e in entries),
         ],
     }
+
+
+def _keep_inside(resources: list[Json], inside: set[str]) -> None:
+    """A document is self-contained: a reference to a resource it does not carry becomes text
+    (``display``), so the receiver still reads what it pointed at."""
+    stack: list[Any] = list(resources)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            target = node.get("reference")
+            if isinstance(target, str) and target not in inside and not target.startswith("#"):
+                del node["reference"]
+                node.setdefault("display", target)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def _instant(value: datetime) -> str:

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from fhir_bridge import model as m
 from fhir_bridge.mappers import MappingContext, from_fhir
 
 Json = dict[str, Any]
-
-
-@dataclass
-class Received:
-    records: list[m.Record]
-    patient_id: str
-    matched_by: str  # "identifier", "name and birth date (uncertain)", or "new patient"
-    skipped: dict[str, int]
 
 
 def read_package(
@@ -62,3 +53,23 @@ def rekey(records: list[m.Record], patient_id: str) -> list[m.Record]:
         else r
         for r in records
     ]
+
+
+def package_of(records: list[m.Record]) -> m.PatientPackage:
+    """Stored records of one patient, as a package."""
+    patients = [r for r in records if isinstance(r, m.Patient)]
+    if len(patients) != 1:
+        raise ValueError("expected exactly one patient among the records")
+    groups: dict[str, list[m.Record]] = {}
+    for record in records:
+        groups.setdefault(record.kind, []).append(record)
+    return m.PatientPackage(
+        patient=patients[0],
+        care_plans=groups.get("careplan", []),
+        goals=groups.get("goal", []),
+        referrals=groups.get("referral", []),
+        referral_tasks=groups.get("referral_task", []),
+        problems=groups.get("problem", []),
+        medications=groups.get("medication", []),
+        care_teams=groups.get("careteam", []),
+    )

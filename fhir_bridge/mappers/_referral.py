@@ -198,7 +198,8 @@ def tracking_in(resolver: Resolver, t: Json, reader: Reader) -> Json:
                 {
                     "type": concept_in(o.get("type")),
                     "reference": ref.get("reference"),
-                    "text": o.get("valueString"),
+                    "text": o.get("valueString")
+                    or (None if ref.get("reference") else ref.get("display")),
                 }
             )
         )

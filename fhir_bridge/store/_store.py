@@ -24,6 +24,7 @@ from fhir_bridge import model as m
 
 from ._tables import (
     ConflictRow,
+    HandoffRow,
     LinkRow,
     OutboxRow,
     OutboxStatus,
@@ -486,6 +487,51 @@ class Store:
                     "detail": r.detail,
                 }
                 for r in s.scalars(query)
+            ]
+
+    def record_handoff(
+        self,
+        *,
+        package_id: str,
+        patient_id: str,
+        handoff_type: str,
+        author: str | None,
+        destination: str | None,
+        findings: list[dict[str, Any]],
+        delivery: str | None,
+        now: datetime,
+    ) -> int:
+        with self.session() as s:
+            row = HandoffRow(
+                package_id=package_id,
+                patient_id=patient_id,
+                handoff_type=handoff_type,
+                author=author,
+                destination=destination,
+                findings=findings,
+                delivery=delivery,
+                created_at=now,
+            )
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def handoffs(self, limit: int = 50) -> list[dict[str, Any]]:
+        with self.session() as s:
+            rows = s.scalars(select(HandoffRow).order_by(HandoffRow.id.desc()).limit(limit))
+            return [
+                {
+                    "id": r.id,
+                    "package_id": r.package_id,
+                    "patient_id": r.patient_id,
+                    "type": r.handoff_type,
+                    "author": r.author,
+                    "destination": r.destination,
+                    "findings": r.findings,
+                    "delivery": r.delivery,
+                    "created_at": utc(r.created_at).isoformat(),
+                }
+                for r in rows
             ]
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:

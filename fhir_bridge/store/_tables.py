@@ -138,3 +138,19 @@ class ConflictRow(Base):
     resolution: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (Index("ix_conflicts_open", "status", "connection"),)
+
+
+class HandoffRow(Base):
+    """One transition-of-care package built, and where it went."""
+
+    __tablename__ = "handoffs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    package_id: Mapped[str] = mapped_column(String(64), index=True)
+    patient_id: Mapped[str] = mapped_column(String(64))
+    handoff_type: Mapped[str] = mapped_column(String(16))
+    author: Mapped[str | None] = mapped_column(String(200))
+    destination: Mapped[str | None] = mapped_column(String(300))
+    findings: Mapped[list[Any]] = mapped_column(JSON)
+    delivery: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
