@@ -33,6 +33,7 @@ from fhir_bridge.handoff import (
     HandoffType,
     build_document,
     check,
+    deliver,
     match_patient,
     package_of,
     read_package,
@@ -105,6 +106,12 @@ def reports_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
 def _context(namespace: str | None) -> MappingContext:
     return MappingContext(namespace=namespace.rstrip("/")) if namespace else MappingContext()
+
+
+def _console(*, stderr: bool = False) -> Console:
+    """A console; piped output gets wide tables instead of 80 columns of wrapped cells."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 200)
 
 
 def _print_json(data: Any) -> None:
@@ -220,7 +227,7 @@ async def _push(
     store: Store, target: Connection, settings: Settings, patient: str | None, dry_run: bool
 ) -> PushSummary:
     ctx = MappingContext(namespace=settings.namespace)
-    with Progress(transient=True, console=Console(stderr=True)) as progress:
+    with Progress(transient=True, console=_console(stderr=True)) as progress:
         task = progress.add_task("pushing", total=None)
         async with target.client() as client:
             pusher = Pusher(
@@ -243,7 +250,7 @@ def _print_plan(summary: PushSummary) -> None:
             write.identifier.rsplit("|", 1)[-1],
             "\n".join(write.changes) if write.changes else "",
         )
-    Console().print(table)
+    _console().print(table)
 
 
 @app.command()
@@ -292,7 +299,7 @@ async def _pull(
 def _print_counts(title: str, counts: dict[str, int]) -> None:
     table = Table(*counts, title=title)
     table.add_row(*(str(v) for v in counts.values()))
-    Console(stderr=True).print(table)
+    _console(stderr=True).print(table)
 
 
 @app.command()
@@ -311,7 +318,7 @@ def conflicts() -> None:
             "; ".join(f"{f}={c.local.get(f)!r}" for f in c.fields),
             "; ".join(f"{f}={c.remote.get(f)!r}" for f in c.fields),
         )
-    Console().print(table)
+    _console().print(table)
     typer.echo(f"{len(items)} open conflicts")
 
 
@@ -437,7 +444,7 @@ def handoff(
         table = Table("severity", "finding", "about", "message", title="completeness check")
         for f in findings:
             table.add_row(f.severity, f.code, f.record or "", f.message)
-        Console(stderr=True).print(table)
+        _console(stderr=True).print(table)
         if out is not None:
             out.write_text(json.dumps(document, indent=2))
         elif to is None:
@@ -474,13 +481,10 @@ async def _deliver(settings: Settings, to: str, document: dict[str, Any]) -> str
         None if to.startswith(("http://", "https://")) else to,
         to if to.startswith(("http://", "https://")) else None,
     )
-    identifier = document["identifier"]
     async with target.client() as client:
-        result = await client.create(
-            document, if_none_exist=f"identifier={identifier['system']}|{identifier['value']}"
-        )
-    state = "delivered" if result.created else "already delivered"
-    return f"{state}: Bundle/{result.id} on {target.name}"
+        created, bundle_id = await deliver(client, document)
+    state = "delivered" if created else "already delivered"
+    return f"{state}: Bundle/{bundle_id} on {target.name}"
 
 
 @app.command()
@@ -502,7 +506,7 @@ def handoffs() -> None:
             h["destination"] or "",
             h["delivery"] or "",
         )
-    Console().print(table)
+    _console().print(table)
 
 
 @app.command()
@@ -557,7 +561,7 @@ def dead_letters(
         table.add_row(
             str(e.id), e.connection, f"{e.kind}/{e.record_id}", str(e.attempts), e.last_error or ""
         )
-    Console().print(table)
+    _console().print(table)
     typer.echo(f"{len(entries)} dead letters")
 
 

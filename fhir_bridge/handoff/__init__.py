@@ -1,7 +1,7 @@
 """Transition-of-care handoffs: build a checked document Bundle, render it, receive one."""
 
 from ._check import Finding, check
-from ._document import DOCUMENT_TYPES, HandoffType, build_document
+from ._document import DOCUMENT_TYPES, HandoffType, build_document, deliver
 from ._html import render_html
 from ._receive import match_patient, package_of, read_package, rekey
 
@@ -11,6 +11,7 @@ __all__ = [
     "HandoffType",
     "build_document",
     "check",
+    "deliver",
     "match_patient",
     "package_of",
     "read_package",

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from fhir_bridge import model as m
 from fhir_bridge.mappers import Entry, MappingContext, party_entries, party_reference, to_entries
@@ -222,3 +222,19 @@ def _line(resource: Json) -> str:
     # the generated narrative holds a table; its cells, joined, make a readable line
     cells = re.findall(r"<td>(.*?)</td>", resource.get("text", {}).get("div", ""))
     return f"{rtype}: " + "; ".join(html.unescape(c) for c in cells) if cells else rtype
+
+
+class Deliverer(Protocol):
+    async def create(self, resource: Json, if_none_exist: str | None = None) -> Any: ...
+
+
+async def deliver(server: Deliverer, document: Json) -> tuple[bool, str | None]:
+    """POST the document Bundle once: sending the same package again finds the first copy.
+
+    Returns (created now, server id).
+    """
+    identifier = document["identifier"]
+    result = await server.create(
+        document, if_none_exist=f"identifier={identifier['system']}|{identifier['value']}"
+    )
+    return bool(result.created), result.id
