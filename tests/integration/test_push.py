@@ -85,6 +85,20 @@ def store(tmp_path: Path) -> Store:
     return Store(f"sqlite:///{tmp_path / 'bridge.db'}")
 
 
+Pushed = tuple[str, MappingContext, list[m.Record]]
+
+
+@pytest.fixture
+def pushed(store: Store, fhir_base_url: str) -> Pushed:
+    """The fixtures stored and pushed once, under a namespace of this test's own."""
+    ns = _namespace()
+    ctx = MappingContext(namespace=ns, now=NOW)
+    records = _records()
+    store.put_records(records, ["hapi"], NOW)
+    _push(store, fhir_base_url, ctx)
+    return ns, ctx, records
+
+
 def test_fixtures_land_once_linked_and_a_second_push_writes_nothing(
     store: Store, fhir_base_url: str, fhir: httpx.Client
 ) -> None:
@@ -129,14 +143,10 @@ def test_fixtures_land_once_linked_and_a_second_push_writes_nothing(
 
 
 def test_changing_one_goal_is_exactly_one_update(
-    store: Store, fhir_base_url: str, fhir: httpx.Client
+    store: Store, pushed: Pushed, fhir_base_url: str, fhir: httpx.Client
 ) -> None:
     """One changed record: one write, versionId + 1."""
-    ns = _namespace()
-    ctx = MappingContext(namespace=ns, now=NOW)
-    records = _records()
-    store.put_records(records, ["hapi"], NOW)
-    _push(store, fhir_base_url, ctx)
+    ns, ctx, records = pushed
     goal = next(r for r in records if isinstance(r, m.Goal))
     before = {g["id"]: g for g in _ours(fhir, "Goal", ns)}
     goal.achievement_status = m.GoalAchievement.improving
@@ -154,14 +164,10 @@ def test_changing_one_goal_is_exactly_one_update(
 
 
 def test_clinician_extension_and_note_survive_our_next_update(
-    store: Store, fhir_base_url: str, fhir: httpx.Client
+    store: Store, pushed: Pushed, fhir_base_url: str, fhir: httpx.Client
 ) -> None:
     """What a clinician adds on the server is kept when we update the resource."""
-    ns = _namespace()
-    ctx = MappingContext(namespace=ns, now=NOW)
-    records = _records()
-    store.put_records(records, ["hapi"], NOW)
-    _push(store, fhir_base_url, ctx)
+    ns, ctx, records = pushed
     goal = next(r for r in records if isinstance(r, m.Goal))
     (on_server,) = [
         g for g in _ours(fhir, "Goal", ns) if any(i["value"] == goal.id for i in g["identifier"])
