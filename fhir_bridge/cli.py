@@ -31,6 +31,7 @@ from fhir_bridge.errors import BridgeError, InputError, MappingError
 from fhir_bridge.handoff import (
     DOCUMENT_TYPES,
     HandoffType,
+    as_transaction,
     build_document,
     check,
     deliver,
@@ -475,13 +476,18 @@ def handoff(
 
 
 async def _deliver(settings: Settings, to: str, document: dict[str, Any]) -> str:
-    """POST the document Bundle once: a second send of the same package finds the first."""
-    target = resolve_connection(
-        settings,
-        None if to.startswith(("http://", "https://")) else to,
-        to if to.startswith(("http://", "https://")) else None,
-    )
+    """Send the package once, as the receiver takes it: the document Bundle, or (configured,
+    or when the server cannot store Bundles but runs transactions) its resources."""
+    is_url = to.startswith(("http://", "https://"))
+    target = resolve_connection(settings, None if is_url else to, to if is_url else None)
     async with target.client() as client:
+        caps = await client.capabilities()
+        as_resources = target.config.handoff_delivery == "transaction" or (
+            not caps.writable("Bundle") and caps.supports_transaction()
+        )
+        if as_resources:
+            response = await client.transaction(as_transaction(document))
+            return f"delivered as {len(response.get('entry') or [])} resources on {target.name}"
         created, bundle_id = await deliver(client, document)
     state = "delivered" if created else "already delivered"
     return f"{state}: Bundle/{bundle_id} on {target.name}"
@@ -512,21 +518,32 @@ def handoffs() -> None:
 @app.command()
 @reports_errors
 def receive(
-    file: Annotated[Path, typer.Argument(help="A document or transaction Bundle")],
+    file: Annotated[Path | None, typer.Argument(help="A document or transaction Bundle")] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Fetch it from this connection (with --id)")
+    ] = None,
+    bundle_id: Annotated[str | None, typer.Option("--id", help="The Bundle's id there")] = None,
     confirm_match: Annotated[
         bool, typer.Option(help="Accept a patient matched on name and birth date only")
     ] = False,
 ) -> None:
     """Import an arriving handoff into the store, matching the patient by identifier first."""
     settings = load_settings()
-    bundle = parse_json(file.read_text(encoding="utf-8"), str(file))
+    if file is not None:
+        source = str(file)
+        bundle = parse_json(file.read_text(encoding="utf-8"), source)
+    elif from_ is not None and bundle_id is not None:
+        bundle = asyncio.run(_fetch_bundle(settings, from_, bundle_id))
+        source = f"{from_} Bundle/{bundle_id}"
+    else:
+        raise InputError("receive", "give FILE, or --from CONNECTION --id ID")
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-        raise InputError(str(file), "expected a document or transaction Bundle")
+        raise InputError(source, "expected a document or transaction Bundle")
     ctx = MappingContext(namespace=settings.namespace)
     try:
         incoming, records, _ = read_package(bundle, ctx)
     except ValueError as exc:
-        raise InputError(str(file), str(exc)) from None
+        raise InputError(source, str(exc)) from None
     with _opened_store(settings) as store:
         known = [
             p
@@ -536,7 +553,7 @@ def receive(
         match, how = match_patient(incoming, known)
         if match is not None and how != "identifier" and not confirm_match:
             raise InputError(
-                str(file),
+                source,
                 f"the patient may be {match.id!r} ({how}); run again with --confirm-match "
                 "to file it there, or add an identifier both sides share",
             )
@@ -546,6 +563,12 @@ def receive(
             [*stored, *rekey(records, patient.id)], list(settings.connections), datetime.now(UTC)
         )
     typer.echo(f"received {len(records)} records for patient {patient.id} ({how})")
+
+
+async def _fetch_bundle(settings: Settings, name: str, bundle_id: str) -> Any:
+    target = resolve_connection(settings, name, None)
+    async with target.client() as client:
+        return await client.read("Bundle", bundle_id)
 
 
 @app.command("dead-letters")

@@ -66,6 +66,10 @@ class ConnectionConfig(BaseModel):
     timeout_seconds: float = Field(default=30.0, gt=0)
     bundle_size: int = Field(default=50, ge=1, le=500)
     conflict_policy: Literal["manual", "ehr-wins", "local-wins"] = "manual"
+    handoff_delivery: Literal["document", "transaction"] = Field(
+        default="document",
+        description="How this receiver takes handoffs: the document Bundle, or its resources",
+    )
     webhook_secret_env: str | None = Field(
         default=None, description="Env var holding the secret the server's notifications carry"
     )

@@ -238,3 +238,25 @@ async def deliver(server: Deliverer, document: Json) -> tuple[bool, str | None]:
         document, if_none_exist=f"identifier={identifier['system']}|{identifier['value']}"
     )
     return bool(result.created), result.id
+
+
+def as_transaction(document: Json) -> Json:
+    """The same package as a transaction that creates (or updates) each resource.
+
+    For receivers that keep resources rather than documents: every entry is a conditional
+    update on its own identifier, so sending it twice changes nothing the second time.
+    """
+    entries = []
+    for entry in document["entry"]:
+        resource = entry["resource"]
+        identifiers = resource.get("identifier")
+        own = identifiers[-1] if isinstance(identifiers, list) else identifiers
+        url = f"{resource['resourceType']}?identifier={own['system']}|{own['value']}"
+        entries.append(
+            {
+                "fullUrl": entry["fullUrl"],
+                "resource": resource,
+                "request": {"method": "PUT", "url": url},
+            }
+        )
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}

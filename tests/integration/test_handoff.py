@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,9 +16,9 @@ import pytest
 
 from fhir_bridge import model as m
 from fhir_bridge.fhir import FhirClient
-from fhir_bridge.handoff import build_document, deliver
+from fhir_bridge.handoff import as_transaction, build_document, deliver
 from fhir_bridge.mappers import MappingContext
-from tests.helpers import fixture_files
+from tests.helpers import FIXTURES, fixture_files
 
 CUSTODIAN = m.Party(kind=m.PartyKind.organization, id="custodian", name="Riverside Care Management")
 
@@ -62,3 +65,56 @@ def test_sending_the_same_package_twice_stores_it_once(
         headers={"Cache-Control": "no-cache"},
     ).json()
     assert found["total"] == 1
+
+
+def test_as_resources_the_package_lands_once(fhir_base_url: str, fhir: httpx.Client) -> None:
+    """A receiver that keeps resources gets a transaction; sending it again creates nothing."""
+    ctx = MappingContext(namespace=f"https://bridge.test/{uuid.uuid4().hex[:10]}")
+    transaction = as_transaction(_document(FIXTURES / "transitional-care-copd.json", ctx))
+
+    async def send() -> list[str]:
+        async with FhirClient(fhir_base_url) as client:
+            response = await client.transaction(transaction)
+            return [str(e["response"]["status"]) for e in response["entry"]]
+
+    first, second = asyncio.run(send()), asyncio.run(send())
+    assert any(s.startswith("201") for s in first)
+    assert not any(s.startswith("201") for s in second)
+    patients = fhir.get(
+        "/Patient",
+        params={"identifier": f"{ctx.system('patient')}|pat-okafor"},
+        headers={"Cache-Control": "no-cache"},
+    ).json()
+    assert patients["total"] == 1
+
+
+def test_receive_from_a_connection_by_bundle_id(fhir_base_url: str, tmp_path: Path) -> None:
+    """`receive --from NAME --id ID` fetches the document from the server and files it."""
+    ns = f"https://bridge.test/{uuid.uuid4().hex[:10]}"
+    document = _document(fixture_files()[2], MappingContext(namespace=ns))
+
+    async def send() -> str | None:
+        async with FhirClient(fhir_base_url) as client:
+            return (await deliver(client, document))[1]
+
+    bundle_id = asyncio.run(send())
+    assert bundle_id is not None
+    (tmp_path / "fhir-bridge.toml").write_text(
+        f'[connections.sender]\nbase_url = "{fhir_base_url}"\n'
+    )
+    env = {
+        **os.environ,
+        "FHIR_BRIDGE_NAMESPACE": ns,
+        "FHIR_BRIDGE_CONFIG": str(tmp_path / "fhir-bridge.toml"),
+        "FHIR_BRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'receiver.db'}",
+    }
+    exe = str(Path(sys.executable).parent / "fhir-bridge")
+    done = subprocess.run(
+        [exe, "receive", "--from", "sender", "--id", bundle_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "new patient" in done.stdout
