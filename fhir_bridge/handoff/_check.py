@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Literal
 
 from fhir_bridge import model as m
@@ -102,7 +103,71 @@ def check(package: m.PatientPackage) -> list[Finding]:
                     f"problem/{problem.id}",
                 )
             )
+    findings += _transitional_timing(package)
     return sorted(findings, key=lambda f: f.severity != "error")
+
+
+def _day(value: str | None) -> date | None:
+    if not value or len(value) < 10:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def _business_days(start: date, end: date) -> int:
+    """Weekdays after ``start`` up to and including ``end``."""
+    days, current = 0, start
+    while current < end:
+        current += timedelta(days=1)
+        days += current.weekday() < 5
+    return days
+
+
+def _transitional_timing(package: m.PatientPackage) -> list[Finding]:
+    """Transitional care: contact within 2 business days of discharge, a visit within 14 days."""
+    out: list[Finding] = []
+    for plan in package.care_plans:
+        words = " ".join(
+            (c.text or "") + " " + " ".join(x.display or "" for x in c.codings)
+            for c in plan.categories
+        ).lower()
+        discharge = _day(plan.period.start) if plan.period else None
+        if "transitional" not in words or discharge is None:
+            continue
+        planned = [
+            a.planned for a in plan.activities if a.planned and a.planned.status in OPEN_ACTIVITY
+        ]
+        contacts = [
+            _day(p.scheduled_period.start)
+            for p in planned
+            if p.kind == "CommunicationRequest" and p.scheduled_period
+        ]
+        visits = [
+            _day(p.scheduled_period.start)
+            for p in planned
+            if p.kind == "Appointment" and p.scheduled_period
+        ]
+        first_contact = min((d for d in contacts if d), default=None)
+        first_visit = min((d for d in visits if d), default=None)
+        where = f"careplan/{plan.id}"
+        if first_contact is None or _business_days(discharge, first_contact) > 2:
+            out.append(
+                Finding(
+                    "contact-late",
+                    "warning",
+                    "no contact scheduled within 2 business days of discharge",
+                    where,
+                )
+            )
+        if first_visit is None or (first_visit - discharge).days > 14:
+            out.append(
+                Finding(
+                    "visit-late", "warning", "no visit scheduled within 14 days of discharge", where
+                )
+            )
+    return out
 
 
 def _follow_up(package: m.PatientPackage) -> bool:

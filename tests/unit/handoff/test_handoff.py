@@ -181,3 +181,14 @@ def test_patient_matching_prefers_identifiers_and_flags_name_matches() -> None:
     (goal,) = rekey([package.goals[0]], "local-77")
     assert isinstance(goal, m.Goal)
     assert goal.patient.id == "local-77"
+
+
+def test_transitional_care_timing_is_checked() -> None:
+    """Contact later than 2 business days, or a visit later than 14 days, is a warning."""
+    package = _package(FIXTURES / "transitional-care-copd.json")
+    assert not {f.code for f in check(package)} & {"contact-late", "visit-late"}
+    plan = package.care_plans[0]
+    for activity in plan.activities:
+        if activity.planned and activity.planned.scheduled_period:
+            activity.planned.scheduled_period = m.Period(start="2025-03-31")
+    assert {"contact-late", "visit-late"} <= {f.code for f in check(package)}
