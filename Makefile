@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine:
-#   make demo   set up, then show fhir-bridge translating the fixture patients
+#   make demo   set up, then push, pull and hand off the fixture patients on a local HAPI server
 #   make test   set up, then run lint, types and every test tier
 PYTHON ?= python3
 VENV := .venv

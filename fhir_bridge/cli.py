@@ -42,6 +42,7 @@ from fhir_bridge.handoff import (
     render_html,
 )
 from fhir_bridge.mappers import MappingContext, from_fhir, to_bundle
+from fhir_bridge.sandbox import SandboxError
 from fhir_bridge.sandbox.cli import app as sandbox_app
 from fhir_bridge.store import Store
 from fhir_bridge.sync import (
@@ -605,13 +606,19 @@ def retry(
 @app.command()
 @reports_errors
 def demo(
-    out: Annotated[Path, typer.Option(help="Where to write the FHIR Bundles")] = Path(
+    out: Annotated[Path, typer.Option(help="Where to write the demo's files")] = Path(
         "demo-output"
     ),
+    port: Annotated[int, typer.Option(help="Port of the local HAPI sandbox")] = 8080,
+    keep_running: Annotated[bool, typer.Option(help="Leave the sandbox running")] = False,
 ) -> None:
-    """Translate the fixture patients to FHIR and back, and show what happened."""
-    if run_demo(out) != 0:
-        raise _fail("a round trip differed", 1)
+    """Load, push, edit in the EHR, pull (a merge and a conflict), hand off: the whole round."""
+    try:
+        failures = run_demo(out, port=port, keep_running=keep_running)
+    except SandboxError as exc:
+        raise _fail(f"{exc.message}\n{exc.log_tail}", 1) from None
+    if failures:
+        raise _fail(f"{failures} demo steps failed", 1)
 
 
 def main() -> None:

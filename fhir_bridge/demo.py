@@ -1,52 +1,174 @@
-"""``fhir-bridge demo``: the fixture patients translated to FHIR and back, with a summary."""
+"""``fhir-bridge demo``: the whole round, on the local HAPI sandbox, in one command.
+
+Loads the fixture patients, pushes them, makes a clinician's edits on the server, pulls them
+back (one change merges, one conflicts), builds and checks a handoff, and says where to look.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
+from fhir_bridge import model as m
+from fhir_bridge import sandbox
 from fhir_bridge.documents import read_records
-from fhir_bridge.mappers import MappingContext, from_fhir, to_bundle
+from fhir_bridge.fhir import FhirClient
+from fhir_bridge.handoff import build_document, check, package_of, render_html
+from fhir_bridge.mappers import MappingContext
+from fhir_bridge.store import Store
+from fhir_bridge.sync import Puller, PullSummary, Pusher, PushSummary
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+CONNECTION = "hapi-sandbox"
+NO_CACHE = {"Cache-Control": "no-cache"}
 
 
-def run(out_dir: Path, fixtures: Path = FIXTURES, console: Console | None = None) -> int:
-    """Translate every fixture package, write the Bundles, read them back, compare.
-
-    Returns the number of packages whose round trip differed (0 when all is well).
-    """
+def run(
+    out_dir: Path, *, port: int = 8080, keep_running: bool = False, console: Console | None = None
+) -> int:
+    """Run the demo; returns the number of failed steps (0 when all went well)."""
     console = console or Console()
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = MappingContext()
-    table = Table(title="fhir-bridge: internal records -> FHIR R4 -> internal records")
-    for column in ("package", "records", "FHIR resources", "by type", "round trip"):
-        table.add_column(column)
-    failures = 0
-    for path in sorted(fixtures.glob("*.json")):
-        records = read_records(path)
-        bundle = to_bundle(records, ctx)
-        target = out_dir / f"{path.stem}.bundle.json"
-        target.write_text(json.dumps(bundle, indent=2))
-        back = from_fhir([(e["resource"], e["fullUrl"]) for e in bundle["entry"]], ctx).records
-        same = sorted(back, key=_key) == sorted(records, key=_key)
-        failures += not same
-        kinds = Counter(e["resource"]["resourceType"] for e in bundle["entry"])
-        table.add_row(
-            path.stem,
-            str(len(records)),
-            str(len(bundle["entry"])),
-            ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())),
-            "identical" if same else "[red]DIFFERS[/red]",
+    was_running = sandbox.status(port).running
+    console.print(
+        f"[bold]1. HAPI FHIR sandbox[/bold] on port {port} (first start builds it with Maven)"
+    )
+    base_url = sandbox.start(port).base_url
+    try:
+        return asyncio.run(_round(out_dir, base_url, console))
+    finally:
+        if not (keep_running or was_running):
+            sandbox.stop(port)
+            console.print("sandbox stopped (use --keep-running to keep it)")
+
+
+async def _round(out_dir: Path, base_url: str, console: Console) -> int:
+    now = datetime.now(UTC)
+    ctx = MappingContext(namespace=f"https://fhir-bridge.example/demo/{now:%Y%m%d%H%M%S}", now=now)
+    database = out_dir / "demo.db"
+    database.unlink(missing_ok=True)
+    store = Store(f"sqlite:///{database}")
+    try:
+        records = [r for path in sorted(FIXTURES.glob("*.json")) for r in read_records(path)]
+        store.put_records(records, [CONNECTION], now)
+        console.print(
+            f"[bold]2. Loaded[/bold] {len(records)} records of 6 patients into {database}"
         )
+        async with FhirClient(base_url) as client:
+            pushed = await Pusher(store, client, CONNECTION, ctx).push()
+            console.print(f"[bold]3. Pushed[/bold] to {base_url}: {_counts(pushed)}")
+            _clinician_edits(base_url, ctx, store, now)
+            console.print(
+                "[bold]4. A clinician edits in the EHR[/bold]: a goal achieved (its priority "
+                "changed locally meanwhile); a weight goal's priority changed on both sides"
+            )
+            pulled = await Puller(store, client, CONNECTION, ctx).pull()
+            console.print(f"[bold]5. Pulled[/bold]: {_counts(pulled)}")
+        merged = store.get_record("goal", "goal-rivera-a1c")
+        conflicts = store.conflicts()
+        package = package_of(store.records_of_patient("pat-okafor"))
+        findings = check(package)
+        author = package.care_plans[0].author or m.Party(name="Care manager")
+        custodian = m.Party(kind=m.PartyKind.organization, id="custodian", name="Care management")
+        document = build_document(
+            package, "transfer", ctx, author=author, custodian=custodian, now=now
+        )
+        (out_dir / "handoff-okafor.json").write_text(json.dumps(document, indent=2))
+        (out_dir / "handoff-okafor.html").write_text(render_html(package, "transfer", findings))
+        console.print(
+            f"[bold]6. Handoff[/bold] for pat-okafor: {len(document['entry'])} entries, "
+            f"{len(findings)} findings"
+        )
+    finally:
+        store.close()
+    return _summary(console, out_dir, base_url, pushed=pushed, merged=merged, conflicts=conflicts)
+
+
+def _clinician_edits(base_url: str, ctx: MappingContext, store: Store, now: datetime) -> None:
+    with httpx.Client(
+        base_url=base_url, timeout=60, headers={"Content-Type": "application/fhir+json"}
+    ) as ehr:
+
+        def goal(record_id: str) -> dict[str, Any]:
+            bundle = ehr.get(
+                "/Goal",
+                params={"identifier": f"{ctx.system('goal')}|{record_id}"},
+                headers=NO_CACHE,
+            ).json()
+            return dict(bundle["entry"][0]["resource"])
+
+        a1c = goal("goal-rivera-a1c")
+        a1c["achievementStatus"] = {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/goal-achievement",
+                    "code": "achieved",
+                }
+            ]
+        }
+        ehr.put(f"/Goal/{a1c['id']}", json=a1c).raise_for_status()
+        weight = goal("goal-rivera-weight")
+        weight["priority"] = {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/goal-priority",
+                    "code": "medium-priority",
+                }
+            ]
+        }
+        ehr.put(f"/Goal/{weight['id']}", json=weight).raise_for_status()
+    for record_id, priority in (
+        ("goal-rivera-a1c", m.GoalPriority.medium),
+        ("goal-rivera-weight", m.GoalPriority.low),
+    ):
+        local = store.get_record("goal", record_id)
+        assert isinstance(local, m.Goal)
+        local.priority = priority
+        store.put_records([local], [], now)
+
+
+def _counts(summary: PushSummary | PullSummary) -> str:
+    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary.counts().items() if v)
+
+
+def _summary(
+    console: Console,
+    out_dir: Path,
+    base_url: str,
+    *,
+    pushed: PushSummary,
+    merged: m.Record | None,
+    conflicts: list[Any],
+) -> int:
+    checks = [
+        (
+            "every record pushed, none failed",
+            pushed.failed == pushed.dead_lettered == 0 and pushed.created > 0,
+        ),
+        (
+            "EHR change merged with the local one (achieved + priority medium)",
+            isinstance(merged, m.Goal)
+            and merged.achievement_status is m.GoalAchievement.achieved
+            and merged.priority is m.GoalPriority.medium,
+        ),
+        ("same field changed on both sides kept as a conflict", len(conflicts) == 1),
+    ]
+    table = Table("what", "result", title="fhir-bridge demo")
+    for label, ok in checks:
+        table.add_row(label, "[green]ok[/green]" if ok else "[red]FAILED[/red]")
     console.print(table)
-    console.print(f"FHIR Bundles written to {out_dir}/")
-    return failures
-
-
-def _key(record: object) -> tuple[str, str]:
-    return (type(record).__name__, str(getattr(record, "id", "")))
+    console.print(
+        f"Look at: the server {base_url} (e.g. {base_url}/Goal), "
+        f"{out_dir / 'handoff-okafor.html'} (printable handoff), "
+        f"{out_dir / 'handoff-okafor.json'}, "
+        f"the store {out_dir / 'demo.db'} (fhir-bridge conflicts with "
+        f"FHIR_BRIDGE_DATABASE_URL=sqlite:///{out_dir / 'demo.db'})."
+    )
+    return sum(not ok for _, ok in checks)
