@@ -401,6 +401,26 @@ def unsubscribe_(connection: ConnectionOption = None, callback: CallbackOption =
 
 @app.command()
 @reports_errors
+def apikey(
+    action: Annotated[str, typer.Argument(help="create")],
+    name: Annotated[str, typer.Option(help="Who or what uses the key")] = "default",
+    scope: Annotated[
+        list[str] | None, typer.Option(help="read, write or admin (repeatable)")
+    ] = None,
+) -> None:
+    """Create an API key for the HTTP service (printed once; only its hash is stored)."""
+    scopes = scope or ["read"]
+    if action != "create":
+        raise InputError("ACTION", f"{action!r}: only 'create' is supported")
+    unknown = [s for s in scopes if s not in ("read", "write", "admin")]
+    if unknown:
+        raise InputError("--scope", f"unknown scope {unknown[0]!r}; use read, write or admin")
+    with _opened_store() as store:
+        typer.echo(store.create_api_key(name, scopes, datetime.now(UTC)))
+
+
+@app.command()
+@reports_errors
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from fhir_bridge import model as m
 
 from ._tables import (
+    ApiKeyRow,
     ConflictRow,
     HandoffRow,
     LinkRow,
@@ -534,6 +536,60 @@ class Store:
                 for r in rows
             ]
 
+    # ------------------------------------------------------------------ API keys and versions
+
+    def create_api_key(self, name: str, scopes: Sequence[str], now: datetime) -> str:
+        """A new key (shown once); only its hash is stored."""
+        key = "fbk_" + secrets.token_urlsafe(32)
+        with self.session() as s:
+            s.add(
+                ApiKeyRow(name=name, key_hash=_key_hash(key), scopes=list(scopes), created_at=now)
+            )
+        return key
+
+    def api_key_scopes(self, key: str) -> list[str] | None:
+        """The scopes of a valid key, None for an unknown or revoked one."""
+        with self.session() as s:
+            row = s.scalar(select(ApiKeyRow).where(ApiKeyRow.key_hash == _key_hash(key)))
+            return None if row is None or row.revoked else list(row.scopes)
+
+    def record_with_version(self, kind: str, record_id: str) -> tuple[m.Record, int] | None:
+        with self.session() as s:
+            row = s.get(RecordRow, (kind, record_id))
+            if row is None or row.deleted:
+                return None
+            return _RECORD.validate_python(row.data), row.version
+
+    def put_record_if(
+        self, record: m.Record, connections: Sequence[str], now: datetime, if_version: int | None
+    ) -> PutResult | None:
+        """Store a record only if its stored version is ``if_version`` (None: any); else None."""
+        with self.session() as s:
+            row = s.get(RecordRow, (record.kind, record.id))
+            current = None if row is None or row.deleted else row.version
+            if if_version is not None and current != if_version:
+                return None
+            return _put(s, record, connections, now)
+
+    def delete_record(self, kind: str, record_id: str, now: datetime) -> bool:
+        """Mark a record deleted (kept, never pushed again); False when there was none."""
+        with self.session() as s:
+            row = s.get(RecordRow, (kind, record_id))
+            if row is None or row.deleted:
+                return False
+            row.deleted, row.version, row.updated_at = True, row.version + 1, now
+            return True
+
+    def list_records(
+        self, kind: str, patient_id: str | None, limit: int, offset: int
+    ) -> list[tuple[m.Record, int]]:
+        with self.session() as s:
+            query = select(RecordRow).where(RecordRow.kind == kind, ~RecordRow.deleted)
+            if patient_id is not None:
+                query = query.where(RecordRow.patient_id == patient_id)
+            rows = s.scalars(query.order_by(RecordRow.id).limit(limit).offset(offset))
+            return [(_RECORD.validate_python(r.data), r.version) for r in rows]
+
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         with self.session() as s:
             rows = s.scalars(select(SyncRunRow).order_by(SyncRunRow.id.desc()).limit(limit))
@@ -575,6 +631,10 @@ def _put(s: Session, record: m.Record, connections: Sequence[str], now: datetime
             now=now,
         )
     return PutResult(kind, record.id, row.version, changed=True)
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _save_link(s: Session, link: Link, now: datetime) -> None:

@@ -154,3 +154,16 @@ class HandoffRow(Base):
     findings: Mapped[list[Any]] = mapped_column(JSON)
     delivery: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+
+class ApiKeyRow(Base):
+    """An API key of the HTTP service: only its SHA-256 is kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    revoked: Mapped[bool] = mapped_column(default=False)

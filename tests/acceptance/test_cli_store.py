@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from fhir_bridge.store import Store
 from tests.acceptance.conftest import Run
 from tests.helpers import FIXTURES
 
@@ -64,3 +65,16 @@ def test_a_broken_config_file_is_reported(cli: Run, tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "fhir-bridge.toml" in done.stderr
     assert "connections.x.base_url" in done.stderr
+
+
+def test_apikey_create_prints_a_key_once(cli: Run, tmp_path: Path) -> None:
+    done = cli("apikey", "create", "--name", "platform", "--scope", "write", "--scope", "read")
+    assert done.returncode == 0, done.stderr
+    key = done.stdout.strip()
+    assert key.startswith("fbk_")
+    store = Store(f"sqlite:///{tmp_path / 'fhir-bridge.db'}")
+    try:
+        assert store.api_key_scopes(key) == ["write", "read"]
+    finally:
+        store.close()
+    assert cli("apikey", "create", "--scope", "superuser").returncode == 2

@@ -1,0 +1,51 @@
+"""Dependencies shared by the routes: the store, the settings, API-key scopes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request, status
+
+from fhir_bridge.config import Settings
+from fhir_bridge.store import Store
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def store_of(request: Request) -> Iterator[Store]:
+    store = Store(settings_of(request).database_url, migrate=False)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+StoreDep = Annotated[Store, Depends(store_of)]
+SettingsDep = Annotated[Settings, Depends(settings_of)]
+
+
+def require(scope: str) -> Callable[..., None]:
+    """A dependency refusing requests without an API key holding ``scope`` (admin holds all)."""
+
+    def check(store: StoreDep, authorization: Annotated[str | None, Header()] = None) -> None:
+        if not authorization or not authorization.lower().startswith("bearer "):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "an API key is required (Authorization: Bearer <key>)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        scopes = store.api_key_scopes(authorization[7:].strip())
+        if scopes is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked API key")
+        if scope not in scopes and "admin" not in scopes:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this key lacks the {scope!r} scope")
+
+    return check
+
+
+Read = Depends(require("read"))
+Write = Depends(require("write"))

@@ -1,0 +1,135 @@
+"""The HTTP API through the real app (in process), on a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from fhir_bridge.api import create_app
+from fhir_bridge.config import ConnectionConfig, Settings
+from fhir_bridge.store import Store
+from tests.helpers import FIXTURES
+
+GOAL = {
+    "updated_at": "2025-03-01T10:00:00Z",
+    "patient": "pat-1",
+    "description": {"text": "Walk 20 minutes a day"},
+    "lifecycle_status": "active",
+}
+
+
+class Api:
+    def __init__(self, settings: Settings) -> None:
+        self.app = create_app(settings)
+
+    def __call__(
+        self, method: str, url: str, key: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", {}))
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+
+        async def run() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://bridge.test"
+            ) as client:
+                return await client.request(method, url, headers=headers, **kwargs)
+
+        return asyncio.run(run())
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> tuple[Api, dict[str, str]]:
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    settings = Settings(
+        database_url=url, connections={"ehr": ConnectionConfig(base_url="http://ehr.test/fhir")}
+    )
+    store = Store(url)
+    now = datetime.now(UTC)
+    keys = {
+        scope: store.create_api_key(scope, [scope], now) for scope in ("read", "write", "admin")
+    }
+    store.close()
+    return Api(settings), keys
+
+
+def test_health_needs_no_key_everything_else_does(api: Any) -> None:
+    call, keys = api
+    assert call("GET", "/healthz").status_code == 200
+    assert call("GET", "/readyz").json() == {"status": "ready"}
+    assert call("GET", "/v1/goals/g1").status_code == 401
+    assert call("GET", "/v1/goals/g1", key="fbk_wrong").status_code == 401
+    assert call("PUT", "/v1/goals/g1", key=keys["read"], json=GOAL).status_code == 403
+
+
+def test_put_get_with_etags_and_lost_update_protection(api: Any) -> None:
+    call, keys = api
+    created = call("PUT", "/v1/goals/g1", key=keys["write"], json=GOAL)
+    assert created.status_code == 201
+    assert created.headers["ETag"] == 'W/"1"'
+    got = call("GET", "/v1/goals/g1", key=keys["read"])
+    assert got.json()["description"]["text"] == "Walk 20 minutes a day"
+    assert got.headers["ETag"] == 'W/"1"'
+    changed = GOAL | {"lifecycle_status": "on_hold"}
+    updated = call(
+        "PUT", "/v1/goals/g1", key=keys["write"], json=changed, headers={"If-Match": 'W/"1"'}
+    )
+    assert updated.status_code == 200
+    assert updated.headers["ETag"] == 'W/"2"'
+    stale = call("PUT", "/v1/goals/g1", key=keys["write"], json=GOAL, headers={"If-Match": 'W/"1"'})
+    assert stale.status_code == 412
+    status = call("GET", "/v1/sync/status", key=keys["read"]).json()
+    assert status["connections"]["ehr"]["queue"] == {"pending": 1}  # the write queued a push
+
+
+def test_invalid_body_is_422_with_field_paths(api: Any) -> None:
+    call, keys = api
+    bad = GOAL | {"lifecycle_status": "finished", "start_date": "2025-02-30"}
+    answer = call("PUT", "/v1/goals/g1", key=keys["write"], json=bad)
+    assert answer.status_code == 422
+    paths = {p["path"] for p in answer.json()["problems"]}
+    assert {"lifecycle_status", "start_date"} <= paths
+    mismatch = call("PUT", "/v1/goals/g1", key=keys["write"], json=GOAL | {"id": "g2"})
+    assert mismatch.status_code == 422
+
+
+def test_list_by_patient_with_paging_and_delete(api: Any) -> None:
+    call, keys = api
+    for i in range(3):
+        call("PUT", f"/v1/goals/g{i}", key=keys["write"], json=GOAL)
+    call("PUT", "/v1/goals/other", key=keys["write"], json=GOAL | {"patient": "pat-2"})
+    page = call(
+        "GET", "/v1/goals", key=keys["read"], params={"patient": "pat-1", "limit": 2}
+    ).json()
+    assert [g["id"] for g in page["items"]] == ["g0", "g1"]
+    assert page["next_offset"] == 2
+    rest = call(
+        "GET", "/v1/goals", key=keys["read"], params={"patient": "pat-1", "offset": 2}
+    ).json()
+    assert [g["id"] for g in rest["items"]] == ["g2"]
+    assert call("DELETE", "/v1/goals/g0", key=keys["write"]).status_code == 204
+    assert call("GET", "/v1/goals/g0", key=keys["read"]).status_code == 404
+    assert call("GET", "/v1/nothings", key=keys["read"]).status_code == 404
+
+
+def test_map_previews_the_fhir_bundle(api: Any) -> None:
+    call, keys = api
+    package = json.loads((FIXTURES / "behavioral-health-depression.json").read_text())
+    bundle = call("POST", "/v1/map", key=keys["read"], json=package).json()
+    assert bundle["resourceType"] == "Bundle"
+    assert {"Patient", "Goal", "CarePlan"} <= {
+        e["resource"]["resourceType"] for e in bundle["entry"]
+    }
+
+
+def test_openapi_is_served(api: Any) -> None:
+    call, _ = api
+    spec = call("GET", "/openapi.json").json()
+    assert "/v1/{collection}/{record_id}" in spec["paths"]
