@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -51,6 +52,7 @@ from fhir_bridge.sync import (
     PullSummary,
     Pusher,
     PushSummary,
+    Worker,
     resolve_connection,
     subscribe,
     unsubscribe,
@@ -417,6 +419,29 @@ def apikey(
         raise InputError("--scope", f"unknown scope {unknown[0]!r}; use read, write or admin")
     with _opened_store() as store:
         typer.echo(store.create_api_key(name, scopes, datetime.now(UTC)))
+
+
+@app.command()
+@reports_errors
+def worker(
+    push_every: Annotated[float, typer.Option(help="Seconds between outbox checks")] = 2.0,
+    pull_every: Annotated[float, typer.Option(help="Seconds between pulls per connection")] = 60.0,
+) -> None:
+    """Drain the outbox continuously and pull on a schedule; SIGTERM stops it gracefully."""
+    settings = load_settings()
+    if not settings.connections:
+        raise InputError("fhir-bridge.toml", "configure at least one [connections.NAME]")
+    Store(settings.database_url).close()  # schema up to date before the loop
+    loop_worker = Worker(settings, push_every=push_every, pull_every=pull_every)
+
+    async def main_loop() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, loop_worker.stop.set)
+        await loop_worker.run()
+
+    asyncio.run(main_loop())
+    typer.echo("worker stopped", err=True)
 
 
 @app.command()

@@ -5,6 +5,7 @@ from ._merge import FieldConflict, Merge, three_way
 from ._pull import PULLED_TYPES, Puller, PullSummary
 from ._push import Pusher, PushSummary
 from ._subscriptions import subscribe, unsubscribe
+from ._worker import Worker
 
 __all__ = [
     "PULLED_TYPES",
@@ -15,6 +16,7 @@ __all__ = [
     "Puller",
     "PushSummary",
     "Pusher",
+    "Worker",
     "resolve_connection",
     "subscribe",
     "three_way",

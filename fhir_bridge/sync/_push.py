@@ -118,7 +118,9 @@ class Pusher:
         bundle_size: int = 50,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         progress: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
+        self.should_stop = should_stop
         self.store = store
         self.server = server
         self.connection = connection
@@ -151,6 +153,8 @@ class Pusher:
         started = time.monotonic()
         done = 0
         for pid, entries in by_patient.items():
+            if self.should_stop():  # between patients: what is left stays queued
+                break
             await self._push_patient(
                 pid, entries, caps=caps, mode=mode, summary=summary, run_id=run_id, dry_run=dry_run
             )
