@@ -25,6 +25,7 @@ from fhir_bridge import model as m
 
 from ._tables import (
     ApiKeyRow,
+    ChangeRow,
     ConflictRow,
     HandoffRow,
     LinkRow,
@@ -374,12 +375,34 @@ class Store:
                 _put(s, record, [connection] if push_back else [], now)
                 for record, push_back in records
             ]
+            for (record, _), result in zip(records, results, strict=True):
+                if result.changed:
+                    _feed(
+                        s,
+                        connection,
+                        kind=record.kind,
+                        record_id=record.id,
+                        patient_id=_patient_of(record),
+                        version=result.version,
+                        change="created" if result.version == 1 else "updated",
+                        now=now,
+                    )
             for link in links:
                 _save_link(s, link, now)
             for kind, record_id in deleted:
                 gone = s.get(RecordRow, (kind, record_id))
                 if gone is not None and not gone.deleted:
                     gone.deleted, gone.version, gone.updated_at = True, gone.version + 1, now
+                    _feed(
+                        s,
+                        connection,
+                        kind=kind,
+                        record_id=record_id,
+                        patient_id=gone.patient_id,
+                        version=gone.version,
+                        change="deleted",
+                        now=now,
+                    )
             for c in conflicts:
                 s.add(
                     ConflictRow(
@@ -590,6 +613,26 @@ class Store:
             rows = s.scalars(query.order_by(RecordRow.id).limit(limit).offset(offset))
             return [(_RECORD.validate_python(r.data), r.version) for r in rows]
 
+    def changes(self, since: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """Records changed by pulls after cursor ``since``, oldest first (the change feed)."""
+        with self.session() as s:
+            rows = s.scalars(
+                select(ChangeRow).where(ChangeRow.id > since).order_by(ChangeRow.id).limit(limit)
+            )
+            return [
+                {
+                    "cursor": r.id,
+                    "connection": r.connection,
+                    "kind": r.kind,
+                    "id": r.record_id,
+                    "patient_id": r.patient_id,
+                    "version": r.record_version,
+                    "change": r.change,
+                    "at": utc(r.at).isoformat(),
+                }
+                for r in rows
+            ]
+
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         with self.session() as s:
             rows = s.scalars(select(SyncRunRow).order_by(SyncRunRow.id.desc()).limit(limit))
@@ -609,7 +652,7 @@ class Store:
 def _put(s: Session, record: m.Record, connections: Sequence[str], now: datetime) -> PutResult:
     kind = record.kind
     data = record.model_dump(mode="json", exclude_none=True)
-    patient_id = record.id if kind == "patient" else record.patient.id  # type: ignore[attr-defined]
+    patient_id = _patient_of(record)
     row = s.get(RecordRow, (kind, record.id))
     if row is not None and row.data == data and not row.deleted:
         return PutResult(kind, record.id, row.version, changed=False)
@@ -631,6 +674,34 @@ def _put(s: Session, record: m.Record, connections: Sequence[str], now: datetime
             now=now,
         )
     return PutResult(kind, record.id, row.version, changed=True)
+
+
+def _patient_of(record: m.Record) -> str:
+    return record.id if record.kind == "patient" else record.patient.id  # type: ignore[attr-defined]
+
+
+def _feed(
+    s: Session,
+    connection: str,
+    *,
+    kind: str,
+    record_id: str,
+    patient_id: str | None,
+    version: int,
+    change: str,
+    now: datetime,
+) -> None:
+    s.add(
+        ChangeRow(
+            connection=connection,
+            kind=kind,
+            record_id=record_id,
+            patient_id=patient_id,
+            record_version=version,
+            change=change,
+            at=now,
+        )
+    )
 
 
 def _key_hash(key: str) -> str:

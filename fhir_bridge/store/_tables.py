@@ -167,3 +167,21 @@ class ApiKeyRow(Base):
     scopes: Mapped[list[Any]] = mapped_column(JSON)
     created_at: Mapped[datetime]
     revoked: Mapped[bool] = mapped_column(default=False)
+
+
+class ChangeRow(Base):
+    """One internal record changed by a pull, in the order applied: the platform's change feed.
+
+    ``id`` is the feed's cursor: a reader asks for changes after the last id it has seen.
+    """
+
+    __tablename__ = "changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    connection: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(32))
+    record_id: Mapped[str] = mapped_column(String(64))
+    patient_id: Mapped[str | None] = mapped_column(String(64))
+    record_version: Mapped[int]
+    change: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
