@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar, cast
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 import uvicorn
@@ -27,18 +27,14 @@ from fhir_bridge import model as m
 from fhir_bridge.api import SECRET_HEADER, create_app, secret_of
 from fhir_bridge.config import Settings, load_settings
 from fhir_bridge.demo import run as run_demo
-from fhir_bridge.documents import parse_json, read_fhir, read_records, records_from_data
+from fhir_bridge.documents import parse_json, read_fhir, read_records
 from fhir_bridge.errors import BridgeError, InputError, MappingError
 from fhir_bridge.handoff import (
-    DOCUMENT_TYPES,
-    HandoffType,
-    as_transaction,
-    build_document,
-    check,
-    deliver,
+    deliver_handoff,
     match_patient,
-    package_of,
+    prepare_handoff,
     read_package,
+    record_handoff,
     rekey,
     render_html,
 )
@@ -48,11 +44,12 @@ from fhir_bridge.sandbox.cli import app as sandbox_app
 from fhir_bridge.store import Store
 from fhir_bridge.sync import (
     Connection,
-    Puller,
     PullSummary,
-    Pusher,
     PushSummary,
     Worker,
+    pull_connection,
+    push_connection,
+    resolve_conflict,
     resolve_connection,
     subscribe,
     unsubscribe,
@@ -230,19 +227,16 @@ def push(
 async def _push(
     store: Store, target: Connection, settings: Settings, patient: str | None, dry_run: bool
 ) -> PushSummary:
-    ctx = MappingContext(namespace=settings.namespace)
     with Progress(transient=True, console=_console(stderr=True)) as progress:
         task = progress.add_task("pushing", total=None)
-        async with target.client() as client:
-            pusher = Pusher(
-                store,
-                client,
-                target.name,
-                ctx,
-                bundle_size=target.config.bundle_size,
-                progress=lambda done, total: progress.update(task, completed=done, total=total),
-            )
-            return await pusher.push(patient_id=patient, dry_run=dry_run)
+        return await push_connection(
+            store,
+            target,
+            settings,
+            patient_id=patient,
+            dry_run=dry_run,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
 
 
 def _print_plan(summary: PushSummary) -> None:
@@ -294,10 +288,7 @@ def sync_(
 async def _pull(
     store: Store, target: Connection, settings: Settings, patient: str | None
 ) -> PullSummary:
-    ctx = MappingContext(namespace=settings.namespace)
-    async with target.client() as client:
-        puller = Puller(store, client, target.name, ctx, policy=target.config.conflict_policy)
-        return await puller.pull(patient_id=patient)
+    return await pull_connection(store, target, settings, patient_id=patient)
 
 
 def _print_counts(title: str, counts: dict[str, int]) -> None:
@@ -334,24 +325,12 @@ def resolve(
     file: Annotated[Path | None, typer.Argument(help="The merged record (internal JSON)")] = None,
 ) -> None:
     """Resolve a conflict with one side, or a merged record; the result is queued for push."""
+    if take == "merged" and file is None:
+        raise InputError("FILE", "--take merged needs the merged record's file")
+    merged = read_records(file)[0] if take == "merged" and file is not None else None
     with _opened_store() as store:
-        conflict = store.get_conflict(conflict_id)
-        if conflict is None or conflict.status != "open":
-            raise InputError("ID", f"no open conflict {conflict_id}")
-        if take == "local":
-            record = records_from_data(conflict.local, f"conflict {conflict_id} local")[0]
-        elif take == "ehr":
-            record = records_from_data(conflict.remote, f"conflict {conflict_id} ehr")[0]
-        elif take == "merged":
-            if file is None:
-                raise InputError("FILE", "--take merged needs the merged record's file")
-            (record,) = read_records(file)
-        else:
-            raise InputError("--take", f"{take!r} is not one of local, ehr, merged")
-        if (record.kind, record.id) != (conflict.kind, conflict.record_id):
-            raise InputError("FILE", f"that is not {conflict.kind} {conflict.record_id}")
-        store.resolve_conflict(conflict_id, take, record, datetime.now(UTC))
-    typer.echo(f"resolved {conflict_id} with {take}; queued for {conflict.connection}")
+        connection, _ = resolve_conflict(store, conflict_id, take, merged, datetime.now(UTC))
+    typer.echo(f"resolved {conflict_id} with {take}; queued for {connection}")
 
 
 CallbackOption = Annotated[
@@ -449,9 +428,25 @@ def worker(
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    with_worker: Annotated[
+        bool, typer.Option("--worker", help="Also drain the outbox and pull, in this process")
+    ] = False,
+    push_every: Annotated[
+        float, typer.Option(help="With --worker: seconds between outbox checks")
+    ] = 2.0,
+    pull_every: Annotated[float, typer.Option(help="With --worker: seconds between pulls")] = 60.0,
 ) -> None:
-    """Run the HTTP service (subscription notifications trigger targeted pulls)."""
-    uvicorn.run(create_app(load_settings()), host=host, port=port, log_level="info")
+    """Run the HTTP service: records, sync, handoffs, change feed, dashboard, metrics."""
+    settings = load_settings()
+    loop_worker = (
+        Worker(settings, push_every=push_every, pull_every=pull_every) if with_worker else None
+    )
+    # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again for the handler
+    # it found: let that be a no-op, so a requested stop ends with exit status 0
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
+    uvicorn.run(create_app(settings, worker=loop_worker), host=host, port=port, log_level="info")
+    typer.echo("service stopped", err=True)
 
 
 @app.command()
@@ -469,74 +464,30 @@ def handoff(
     ] = False,
 ) -> None:
     """Build a checked transition-of-care package (FHIR document Bundle) for one patient."""
-    if handoff_type not in DOCUMENT_TYPES:
-        raise InputError("--type", f"{handoff_type!r} is not one of transfer, referral, summary")
-    kind = cast("HandoffType", handoff_type)
     settings = load_settings()
     now = datetime.now(UTC)
     with _opened_store(settings) as store:
-        records = store.records_of_patient(patient_id)
-        if not records:
-            raise InputError("PATIENT_ID", f"no patient {patient_id!r} in the store")
-        package = package_of(records)
-        findings = check(package)
-        author = next((p.author for p in package.care_plans if p.author), None) or m.Party(
-            kind=m.PartyKind.organization, name=settings.organization
-        )
-        custodian = m.Party(
-            kind=m.PartyKind.organization, id="custodian", name=settings.organization
-        )
-        ctx = MappingContext(namespace=settings.namespace)
-        document = build_document(package, kind, ctx, author=author, custodian=custodian, now=now)
+        built = prepare_handoff(store, settings, patient_id, handoff_type, now)
         table = Table("severity", "finding", "about", "message", title="completeness check")
-        for f in findings:
+        for f in built.findings:
             table.add_row(f.severity, f.code, f.record or "", f.message)
         _console(stderr=True).print(table)
         if out is not None:
-            out.write_text(json.dumps(document, indent=2))
+            out.write_text(json.dumps(built.document, indent=2))
         elif to is None:
-            _print_json(document)
+            _print_json(built.document)
         if html is not None:
-            html.write_text(render_html(package, kind, findings))
-        errors = [f for f in findings if f.severity == "error"]
+            html.write_text(render_html(built.package, built.handoff_type, built.findings))
         delivery = None
         if to is not None:
-            if strict and errors:
+            if strict and built.errors:
                 raise _fail(
-                    f"not sent: {len(errors)} errors in the completeness check (--strict)", 1
+                    f"not sent: {len(built.errors)} errors in the completeness check (--strict)",
+                    1,
                 )
-            delivery = asyncio.run(_deliver(settings, to, document))
+            delivery = asyncio.run(deliver_handoff(settings, to, built.document))
             typer.echo(delivery, err=True)
-        store.record_handoff(
-            package_id=document["identifier"]["value"],
-            patient_id=patient_id,
-            handoff_type=handoff_type,
-            author=author.name,
-            destination=to,
-            findings=[
-                {"code": f.code, "severity": f.severity, "record": f.record} for f in findings
-            ],
-            delivery=delivery,
-            now=now,
-        )
-
-
-async def _deliver(settings: Settings, to: str, document: dict[str, Any]) -> str:
-    """Send the package once, as the receiver takes it: the document Bundle, or (configured,
-    or when the server cannot store Bundles but runs transactions) its resources."""
-    is_url = to.startswith(("http://", "https://"))
-    target = resolve_connection(settings, None if is_url else to, to if is_url else None)
-    async with target.client() as client:
-        caps = await client.capabilities()
-        as_resources = target.config.handoff_delivery == "transaction" or (
-            not caps.writable("Bundle") and caps.supports_transaction()
-        )
-        if as_resources:
-            response = await client.transaction(as_transaction(document))
-            return f"delivered as {len(response.get('entry') or [])} resources on {target.name}"
-        created, bundle_id = await deliver(client, document)
-    state = "delivered" if created else "already delivered"
-    return f"{state}: Bundle/{bundle_id} on {target.name}"
+        record_handoff(store, built, to, delivery, now)
 
 
 @app.command()

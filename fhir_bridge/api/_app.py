@@ -1,31 +1,51 @@
-"""The FastAPI application: record ingest, mapping preview, sync status, notifications."""
+"""The FastAPI application: records, sync, handoffs, change feed, notifications, metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
+from fhir_bridge import __version__
 from fhir_bridge.config import Settings, load_settings
-from fhir_bridge.errors import InputError, MappingError
-from fhir_bridge.mappers import MappingContext
+from fhir_bridge.errors import FhirError, FhirStatusError, InputError, MappingError
 from fhir_bridge.store import Store
-from fhir_bridge.sync import Puller, resolve_connection
+from fhir_bridge.sync import Worker, pull_connection, resolve_connection
 
-from ._deps import Read, StoreDep
+from ._handoffs import router as handoffs_router
+from ._health import router as health_router
 from ._records import router as records_router
+from ._sync import router as sync_router
 from ._webhook import webhook_router
 
 log = logging.getLogger("fhir_bridge.api")
 
+DESCRIPTION = """Sync care plans, goals and referrals between a care-management system and EHR
+FHIR R4 servers. Every route but `/healthz` and `/readyz` needs an API key
+(`Authorization: Bearer <key>`, made with `fhir-bridge apikey create --scope read|write|admin`)."""
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+
+def create_app(settings: Settings | None = None, *, worker: Worker | None = None) -> FastAPI:
+    """The HTTP service; with ``worker``, the outbox is drained and pulls run in-process."""
     settings = settings or load_settings()
     Store(settings.database_url).close()  # bring the schema up to date once, at start
-    app = FastAPI(title="fhir-bridge", version="0.1.0")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = None if worker is None else asyncio.create_task(worker.run())
+        yield
+        if worker is not None and task is not None:
+            worker.stop.set()  # finish the patient in flight; the rest stays queued
+            await task
+
+    app = FastAPI(
+        title="fhir-bridge", version=__version__, description=DESCRIPTION, lifespan=lifespan
+    )
     app.state.settings = settings
 
     @app.exception_handler(MappingError)
@@ -37,51 +57,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def unreadable(_: Request, exc: InputError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    async def pull(connection: str, resources: list[dict[str, Any]] | None) -> None:
-        target = resolve_connection(settings, connection, None)
+    @app.exception_handler(FhirError)
+    async def upstream(_: Request, exc: FhirError) -> JSONResponse:
+        """The EHR's server failed or refused: a gateway error naming what it said."""
+        headers = {}
+        if isinstance(exc, FhirStatusError) and exc.retry_after is not None:
+            headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+        return JSONResponse(
+            {"detail": f"the FHIR server: {exc}", "error": type(exc).__name__},
+            status_code=503 if headers else 502,
+            headers=headers,
+        )
+
+    async def notified(connection: str, resources: list[dict[str, Any]] | None) -> None:
         store = Store(settings.database_url, migrate=False)
         try:
-            ctx = MappingContext(namespace=settings.namespace)
-            async with target.client() as client:
-                puller = Puller(
-                    store, client, connection, ctx, policy=target.config.conflict_policy
-                )
-                summary = await (puller.pull() if resources is None else puller.apply(resources))
+            target = resolve_connection(settings, connection, None)
+            summary = await pull_connection(store, target, settings, resources=resources)
             log.info("notification applied", extra={"action": "notify.pull", **summary.counts()})
         except Exception:  # a failed notification must not take the service down
             log.exception("notification could not be applied", extra={"connection": connection})
         finally:
             store.close()
 
-    app.include_router(webhook_router(settings, pull))
-
-    @app.get("/v1/sync/status", dependencies=[Read], tags=["sync"])
-    def sync_status(store: StoreDep) -> dict[str, Any]:
-        return {
-            "connections": {
-                name: {"base_url": c.base_url, "queue": store.queue_depth(name)}
-                for name, c in settings.connections.items()
-            },
-            "dead_letters": len(store.dead_letters()),
-            "open_conflicts": len(store.conflicts()),
-            "recent_runs": store.runs(10),
-        }
-
+    app.include_router(health_router)
+    app.include_router(webhook_router(settings, notified))
+    app.include_router(sync_router)
+    app.include_router(handoffs_router)
     app.include_router(records_router)  # last: /v1/{collection}/{id} would shadow the above
-
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["health"])
-    def readyz(store: StoreDep) -> JSONResponse:
-        try:
-            with store.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-        except Exception as exc:
-            return JSONResponse(
-                {"status": "database unreachable", "error": type(exc).__name__}, 503
-            )
-        return JSONResponse({"status": "ready"})
 
     return app

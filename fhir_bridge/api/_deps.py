@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi import Depends, Header, HTTPException, Path, Request, status
 
 from fhir_bridge.config import Settings
 from fhir_bridge.store import Store
@@ -49,3 +49,7 @@ def require(scope: str) -> Callable[..., None]:
 
 Read = Depends(require("read"))
 Write = Depends(require("write"))
+
+
+MAX_ROW_ID = 2**63 - 1  # the largest integer SQLite and PostgreSQL (bigint) store
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="The id this service gave")]

@@ -13,7 +13,7 @@ from fhir_bridge.documents import records_from_data
 from fhir_bridge.errors import MappingError, Problem
 from fhir_bridge.mappers import MappingContext, to_bundle
 
-from ._deps import Read, SettingsDep, StoreDep, Write
+from ._deps import MAX_ROW_ID, Read, SettingsDep, StoreDep, Write
 
 COLLECTIONS = {
     "patients": "patient",
@@ -109,7 +109,7 @@ def list_records(
     store: StoreDep,
     patient: Annotated[str | None, Query(description="Only this patient's records")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> dict[str, Any]:
     rows = store.list_records(_kind(collection), patient, limit, offset)
     return {

@@ -64,11 +64,13 @@ def webhook_router(settings: Settings, handle: Handler) -> APIRouter:
     async def notified_with_payload(
         connection: str,
         resource_type: str,
+        resource_id: str,
         request: Request,
         background: BackgroundTasks,
         secret: Annotated[str | None, Header(alias=SECRET_HEADER)] = None,
     ) -> JSONResponse:
-        """A notification carrying the changed resource: apply it."""
+        """A notification carrying the changed resource (``resource_id`` on the server):
+        apply it."""
         check(connection, secret)
         if resource_type not in PULLED_TYPES:
             return _accepted(f"ignored: {resource_type} is not synced")

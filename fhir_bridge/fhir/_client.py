@@ -7,7 +7,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -37,6 +37,20 @@ _TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 # transport failures after which the same request may simply be sent again
 _RETRYABLE_TRANSPORT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestEvent:
+    """One HTTP exchange, as an observer (metrics) sees it: no URLs, no bodies."""
+
+    method: str
+    resource_type: str | None
+    status: int  # 0 when no response arrived (timeout, connection refused)
+    attempt: int  # 1 for the first try, 2+ for retries
+    seconds: float
+
+
+Observer = Callable[[RequestEvent], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +124,7 @@ class FhirClient:
         headers: Mapping[str, str] | None = None,
         check_capabilities: bool = False,
         prefer: str | None = PREFER_REPRESENTATION,
+        observer: Observer | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
@@ -121,6 +136,7 @@ class FhirClient:
         self.max_in_flight = max_in_flight
         self.check_capabilities = check_capabilities
         self.prefer = prefer
+        self.observer = observer
         self._origin = (split.scheme, split.netloc)
         self._semaphore = asyncio.Semaphore(max_in_flight)
         self._capabilities: ServerCapabilities | None = None
@@ -510,6 +526,7 @@ class FhirClient:
             try:
                 response = await self._http.send(request)
             except httpx.TransportError as exc:
+                self._observe(method, resource_type, 0, attempt, started)
                 raise FhirTransportError(
                     type(exc).__name__,
                     method,
@@ -525,6 +542,7 @@ class FhirClient:
                     resource_type=resource_type,
                 ) from None
         status = response.status_code
+        self._observe(method, resource_type, status, attempt, started)
         log.debug(
             "%s %s -> %s",
             method,
@@ -557,6 +575,13 @@ class FhirClient:
                 resource_type=resource_type,
             )
         return response
+
+    def _observe(
+        self, method: str, resource_type: str | None, status: int, attempt: int, started: float
+    ) -> None:
+        if self.observer is not None:
+            elapsed = time.perf_counter() - started
+            self.observer(RequestEvent(method, resource_type, status, attempt, elapsed))
 
     def _absolute(self, path: str) -> str:
         if path.startswith(("http://", "https://")):

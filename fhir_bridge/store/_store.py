@@ -525,6 +525,7 @@ class Store:
         findings: list[dict[str, Any]],
         delivery: str | None,
         now: datetime,
+        document: dict[str, Any] | None = None,
     ) -> int:
         with self.session() as s:
             row = HandoffRow(
@@ -535,6 +536,7 @@ class Store:
                 destination=destination,
                 findings=findings,
                 delivery=delivery,
+                document=document,
                 created_at=now,
             )
             s.add(row)
@@ -542,22 +544,16 @@ class Store:
             return row.id
 
     def handoffs(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest handoffs, newest first (without their documents)."""
         with self.session() as s:
             rows = s.scalars(select(HandoffRow).order_by(HandoffRow.id.desc()).limit(limit))
-            return [
-                {
-                    "id": r.id,
-                    "package_id": r.package_id,
-                    "patient_id": r.patient_id,
-                    "type": r.handoff_type,
-                    "author": r.author,
-                    "destination": r.destination,
-                    "findings": r.findings,
-                    "delivery": r.delivery,
-                    "created_at": utc(r.created_at).isoformat(),
-                }
-                for r in rows
-            ]
+            return [_handoff(r) for r in rows]
+
+    def handoff(self, handoff_id: int) -> dict[str, Any] | None:
+        """One handoff with the document Bundle that was built."""
+        with self.session() as s:
+            row = s.get(HandoffRow, handoff_id)
+            return None if row is None else {**_handoff(row), "document": row.document}
 
     # ------------------------------------------------------------------ API keys and versions
 
@@ -634,19 +630,36 @@ class Store:
             ]
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest sync runs, newest first."""
         with self.session() as s:
             rows = s.scalars(select(SyncRunRow).order_by(SyncRunRow.id.desc()).limit(limit))
-            return [
-                {
-                    "id": r.id,
-                    "connection": r.connection,
-                    "direction": r.direction,
-                    "started_at": utc(r.started_at).isoformat(),
-                    "outcome": r.outcome,
-                    "counts": r.counts,
-                }
-                for r in rows
-            ]
+            return [_run(r) for r in rows]
+
+    def last_runs(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """The latest finished push and pull of each connection: ``{connection: {direction:
+        run}}``, so a reader sees when each server was last reached and how that went."""
+        with self.session() as s:
+            latest = (
+                select(func.max(SyncRunRow.id))
+                .where(SyncRunRow.finished_at.is_not(None))
+                .group_by(SyncRunRow.connection, SyncRunRow.direction)
+            )
+            found: dict[str, dict[str, dict[str, Any]]] = {}
+            for r in s.scalars(select(SyncRunRow).where(SyncRunRow.id.in_(latest))):
+                found.setdefault(r.connection, {})[r.direction] = _run(r)
+            return found
+
+
+def _run(row: SyncRunRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "connection": row.connection,
+        "direction": row.direction,
+        "started_at": utc(row.started_at).isoformat(),
+        "finished_at": None if row.finished_at is None else utc(row.finished_at).isoformat(),
+        "outcome": row.outcome,
+        "counts": row.counts,
+    }
 
 
 def _put(s: Session, record: m.Record, connections: Sequence[str], now: datetime) -> PutResult:
@@ -674,6 +687,20 @@ def _put(s: Session, record: m.Record, connections: Sequence[str], now: datetime
             now=now,
         )
     return PutResult(kind, record.id, row.version, changed=True)
+
+
+def _handoff(row: HandoffRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "package_id": row.package_id,
+        "patient_id": row.patient_id,
+        "type": row.handoff_type,
+        "author": row.author,
+        "destination": row.destination,
+        "findings": row.findings,
+        "delivery": row.delivery,
+        "created_at": utc(row.created_at).isoformat(),
+    }
 
 
 def _patient_of(record: m.Record) -> str:

@@ -153,6 +153,7 @@ class HandoffRow(Base):
     destination: Mapped[str | None] = mapped_column(String(300))
     findings: Mapped[list[Any]] = mapped_column(JSON)
     delivery: Mapped[str | None] = mapped_column(Text)
+    document: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime]
 
 

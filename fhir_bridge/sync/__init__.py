@@ -4,11 +4,14 @@ from ._connection import Connection, resolve_connection
 from ._merge import FieldConflict, Merge, three_way
 from ._pull import PULLED_TYPES, Puller, PullSummary
 from ._push import Pusher, PushSummary
+from ._resolve import TAKES, resolve_conflict
+from ._runs import pull_connection, push_connection
 from ._subscriptions import subscribe, unsubscribe
 from ._worker import Worker
 
 __all__ = [
     "PULLED_TYPES",
+    "TAKES",
     "Connection",
     "FieldConflict",
     "Merge",
@@ -17,6 +20,9 @@ __all__ = [
     "PushSummary",
     "Pusher",
     "Worker",
+    "pull_connection",
+    "push_connection",
+    "resolve_conflict",
     "resolve_connection",
     "subscribe",
     "three_way",

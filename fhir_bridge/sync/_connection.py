@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from fhir_bridge import metrics
 from fhir_bridge.config import ConnectionConfig, Settings
 from fhir_bridge.errors import InputError
 from fhir_bridge.fhir import FhirClient, make_auth
@@ -38,6 +39,7 @@ class Connection:
             ),
             max_in_flight=self.config.max_in_flight,
             timeout=httpx.Timeout(self.config.timeout_seconds, connect=10.0),
+            observer=metrics.request_observer(self.name),
         )
 
 

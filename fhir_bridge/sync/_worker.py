@@ -13,12 +13,10 @@ import time
 from collections.abc import Callable
 
 from fhir_bridge.config import Settings
-from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
 
 from ._connection import resolve_connection
-from ._pull import Puller
-from ._push import Pusher
+from ._runs import pull_connection, push_connection
 
 log = logging.getLogger("fhir_bridge.worker")
 
@@ -60,22 +58,11 @@ class Worker:
 
     async def _cycle(self, name: str) -> None:
         target = resolve_connection(self.settings, name, None)
-        ctx = MappingContext(namespace=self.settings.namespace)
         store = Store(self.settings.database_url, migrate=False)
         try:
-            async with target.client() as client:
-                await Pusher(
-                    store,
-                    client,
-                    name,
-                    ctx,
-                    bundle_size=target.config.bundle_size,
-                    should_stop=self.stop.is_set,
-                ).push()
-                if not self.stop.is_set() and self.clock() >= self._next_pull.get(name, 0.0):
-                    await Puller(
-                        store, client, name, ctx, policy=target.config.conflict_policy
-                    ).pull()
-                    self._next_pull[name] = self.clock() + self.pull_every
+            await push_connection(store, target, self.settings, should_stop=self.stop.is_set)
+            if not self.stop.is_set() and self.clock() >= self._next_pull.get(name, 0.0):
+                await pull_connection(store, target, self.settings)
+                self._next_pull[name] = self.clock() + self.pull_every
         finally:
             store.close()

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from fhir_bridge.api import create_app
 from fhir_bridge.config import ConnectionConfig, Settings
-from fhir_bridge.store import Store
+from tests.api_client import Api, api_keys
 from tests.helpers import FIXTURES
 
 GOAL = {
@@ -24,46 +20,19 @@ GOAL = {
 }
 
 
-class Api:
-    def __init__(self, settings: Settings) -> None:
-        self.app = create_app(settings)
-
-    def __call__(
-        self, method: str, url: str, key: str | None = None, **kwargs: Any
-    ) -> httpx.Response:
-        headers = dict(kwargs.pop("headers", {}))
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-
-        async def run() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://bridge.test"
-            ) as client:
-                return await client.request(method, url, headers=headers, **kwargs)
-
-        return asyncio.run(run())
-
-
 @pytest.fixture
 def api(tmp_path: Path) -> tuple[Api, dict[str, str]]:
     url = f"sqlite:///{tmp_path / 'api.db'}"
     settings = Settings(
         database_url=url, connections={"ehr": ConnectionConfig(base_url="http://ehr.test/fhir")}
     )
-    store = Store(url)
-    now = datetime.now(UTC)
-    keys = {
-        scope: store.create_api_key(scope, [scope], now) for scope in ("read", "write", "admin")
-    }
-    store.close()
-    return Api(settings), keys
+    return Api(settings), api_keys(url)
 
 
 def test_health_needs_no_key_everything_else_does(api: Any) -> None:
     call, keys = api
     assert call("GET", "/healthz").status_code == 200
-    assert call("GET", "/readyz").json() == {"status": "ready"}
+    assert call("GET", "/readyz").json() == {"status": "ready", "connections": {"ehr": None}}
     assert call("GET", "/v1/goals/g1").status_code == 401
     assert call("GET", "/v1/goals/g1", key="fbk_wrong").status_code == 401
     assert call("PUT", "/v1/goals/g1", key=keys["read"], json=GOAL).status_code == 403

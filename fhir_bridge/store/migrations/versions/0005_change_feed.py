@@ -1,4 +1,4 @@
-"""change feed
+"""change feed; handoff documents kept
 
 Revision ID: 0005
 Revises: 0004
@@ -29,7 +29,11 @@ def upgrade() -> None:
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
+    with op.batch_alter_table("handoffs") as batch:
+        batch.add_column(sa.Column("document", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("handoffs") as batch:
+        batch.drop_column("document")
     op.drop_table("changes")

@@ -1,0 +1,73 @@
+"""One push or one pull of a connection, as the CLI, the API and the worker start them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fhir_bridge import metrics
+from fhir_bridge.config import Settings
+from fhir_bridge.mappers import MappingContext
+from fhir_bridge.store import Store
+
+from ._connection import Connection
+from ._pull import Puller, PullSummary
+from ._push import Pusher, PushSummary
+
+
+async def push_connection(
+    store: Store,
+    target: Connection,
+    settings: Settings,
+    *,
+    patient_id: str | None = None,
+    dry_run: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> PushSummary:
+    """Push the connection's outbox (or one patient's records) and count it in the metrics."""
+    started = time.perf_counter()
+    async with target.client() as client:
+        summary = await Pusher(
+            store,
+            client,
+            target.name,
+            MappingContext(namespace=settings.namespace),
+            bundle_size=target.config.bundle_size,
+            progress=progress,
+            should_stop=should_stop,
+        ).push(patient_id=patient_id, dry_run=dry_run)
+    if not dry_run:
+        ok = not (summary.failed or summary.dead_lettered)
+        metrics.record_run(
+            target.name, "push", summary.counts(), time.perf_counter() - started, ok=ok
+        )
+    return summary
+
+
+async def pull_connection(
+    store: Store,
+    target: Connection,
+    settings: Settings,
+    *,
+    patient_id: str | None = None,
+    resources: list[dict[str, Any]] | None = None,
+) -> PullSummary:
+    """Pull the connection's changes (or apply ``resources`` a notification carried)."""
+    started = time.perf_counter()
+    async with target.client() as client:
+        puller = Puller(
+            store,
+            client,
+            target.name,
+            MappingContext(namespace=settings.namespace),
+            policy=target.config.conflict_policy,
+        )
+        summary = await (
+            puller.pull(patient_id=patient_id) if resources is None else puller.apply(resources)
+        )
+    metrics.record_run(
+        target.name, "pull", summary.counts(), time.perf_counter() - started, ok=not summary.failed
+    )
+    return summary

@@ -1,0 +1,51 @@
+"""Calling the real FastAPI app in process (ASGI transport), as the API tests do."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from fhir_bridge.api import create_app
+from fhir_bridge.config import Settings
+from fhir_bridge.store import Store
+
+
+class Api:
+    """``api("GET", "/v1/goals", key=...)``: one request through the whole app."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app: FastAPI = create_app(settings)
+
+    def __call__(
+        self, method: str, url: str, key: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", {}))
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+
+        async def run() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://bridge.test", timeout=120.0
+            ) as client:
+                return await client.request(method, url, headers=headers, **kwargs)
+
+        return asyncio.run(run())
+
+    def store(self) -> Store:
+        return Store(self.settings.database_url, migrate=False)
+
+
+def api_keys(database_url: str) -> dict[str, str]:
+    """One key per scope: ``{"read": ..., "write": ..., "admin": ...}``."""
+    store = Store(database_url)
+    try:
+        now = datetime.now(UTC)
+        return {s: store.create_api_key(s, [s], now) for s in ("read", "write", "admin")}
+    finally:
+        store.close()

@@ -1,0 +1,254 @@
+"""Sync, dead-letter, conflict, change-feed, handoff and metrics routes, in process on a real
+SQLite store; every route refuses requests without a key, and writes without the scope."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fhir_bridge import model as m
+from fhir_bridge.config import ConnectionConfig, Settings
+from fhir_bridge.documents import read_records
+from fhir_bridge.store import NewConflict
+from tests.api_client import Api, api_keys
+from tests.helpers import FIXTURES
+
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+GOAL = {
+    "kind": "goal",
+    "id": "g1",
+    "updated_at": "2025-03-01T10:00:00Z",
+    "patient": "pat-1",
+    "description": {"text": "Walk 20 minutes a day"},
+    "lifecycle_status": "active",
+}
+# placeholders for path parameters when every route is called
+SAMPLE_PARAMS = {"collection": "goals", "connection": "ehr"}
+UNAUTHENTICATED = {"/healthz", "/readyz", "/openapi.json", "/docs", "/redoc"}
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> tuple[Api, dict[str, str]]:
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    settings = Settings(
+        database_url=url,
+        # nothing listens on port 9: a push there fails to connect, fast
+        connections={"ehr": ConnectionConfig(base_url="http://127.0.0.1:9/fhir")},
+    )
+    return Api(settings), api_keys(url)
+
+
+def _routes(api: Api) -> list[tuple[str, str]]:
+    spec = api.app.openapi()
+    found = []
+    for template, operations in spec["paths"].items():
+        if template in UNAUTHENTICATED or template.startswith("/fhir/notify"):
+            continue  # health needs no key; notifications carry the connection's secret
+        path = re.sub(r"\{(\w+)\}", lambda g: SAMPLE_PARAMS.get(g[1], "1"), template)
+        found += [(method.upper(), path) for method in operations]
+    return found
+
+
+def test_every_route_needs_a_key_and_writes_need_the_write_scope(api: Any) -> None:
+    call, keys = api
+    routes = _routes(call)
+    assert len(routes) >= 18  # every route of the service but health and notifications
+    for method, path in routes:
+        assert call(method, path).status_code == 401, (method, path)
+        assert call(method, path, key="fbk_not_a_key").status_code == 401, (method, path)
+        if method != "GET" and path != "/v1/map":
+            refused = call(method, path, key=keys["read"], json={})
+            assert refused.status_code == 403, (method, path)
+            assert "write" in refused.json()["detail"]
+
+
+def _dead_letter(call: Api) -> int:
+    store = call.store()
+    try:
+        store.put_records([m.Goal.model_validate(GOAL)], ["ehr"], NOW)
+        (entry,) = store.due("ehr", NOW)
+        store.mark_failed(entry, "HTTP 422: Goal.target: gol-1", None, NOW)
+        return entry.id
+    finally:
+        store.close()
+
+
+def test_dead_letters_are_listed_and_retried(api: Any) -> None:
+    call, keys = api
+    entry_id = _dead_letter(call)
+    listed = call("GET", "/v1/dead-letters", key=keys["read"]).json()["items"]
+    assert [(e["id"], e["record_id"], e["reason"]) for e in listed] == [
+        (entry_id, "g1", "HTTP 422: Goal.target: gol-1")
+    ]
+    assert call("POST", f"/v1/dead-letters/{entry_id}/retry", key=keys["write"]).json() == {
+        "id": entry_id,
+        "status": "pending",
+    }
+    assert call("GET", "/v1/dead-letters", key=keys["read"]).json()["items"] == []
+    status = call("GET", "/v1/sync/status", key=keys["read"]).json()
+    assert status["connections"]["ehr"]["queue"] == {"pending": 1}
+    # retrying again, or something that never was a dead letter, is a 404
+    assert call("POST", f"/v1/dead-letters/{entry_id}/retry", key=keys["write"]).status_code == 404
+    assert call("POST", "/v1/dead-letters/999/retry", key=keys["write"]).status_code == 404
+
+
+def _conflict(call: Api) -> None:
+    local = GOAL | {"lifecycle_status": "on_hold"}
+    remote = GOAL | {"lifecycle_status": "cancelled"}
+    store = call.store()
+    try:
+        store.put_records([m.Goal.model_validate(local)], ["ehr"], NOW)
+        store.apply_pull(
+            "ehr",
+            "Goal",
+            records=[],
+            links=[],
+            conflicts=[NewConflict("goal", "g1", ["lifecycle_status"], GOAL, local, remote)],
+            watermark=None,
+            now=NOW,
+        )
+    finally:
+        store.close()
+
+
+def test_conflicts_are_listed_and_resolved_once(api: Any) -> None:
+    call, keys = api
+    _conflict(call)
+    (item,) = call("GET", "/v1/conflicts", key=keys["read"]).json()["items"]
+    assert item["fields"] == ["lifecycle_status"]
+    assert (item["local"]["lifecycle_status"], item["remote"]["lifecycle_status"]) == (
+        "on_hold",
+        "cancelled",
+    )
+    url = f"/v1/conflicts/{item['id']}/resolve"
+    bad = call("POST", url, key=keys["write"], json={"take": "theirs"})
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["loc"] == ["body", "take"]
+    no_record = call("POST", url, key=keys["write"], json={"take": "merged"})
+    assert no_record.status_code == 422
+    assert "merged" in no_record.json()["detail"]
+    wrong = call(
+        "POST", url, key=keys["write"], json={"take": "merged", "record": GOAL | {"id": "g9"}}
+    )
+    assert wrong.status_code == 422
+    done = call("POST", url, key=keys["write"], json={"take": "ehr"})
+    assert done.status_code == 200, done.text
+    assert done.json()["queued_for"] == "ehr"
+    goal = call("GET", "/v1/goals/g1", key=keys["read"]).json()
+    assert goal["lifecycle_status"] == "cancelled"
+    again = call("POST", url, key=keys["write"], json={"take": "local"})
+    assert again.status_code == 409
+    assert call("GET", "/v1/conflicts", key=keys["read"]).json()["items"] == []
+    resolved = call("GET", "/v1/conflicts", key=keys["read"], params={"status": "all"}).json()
+    assert [c["status"] for c in resolved["items"]] == ["resolved"]
+    assert call("GET", "/v1/conflicts/77", key=keys["read"]).status_code == 404
+
+
+def test_change_feed_lists_pulled_changes_in_order_and_resumes(api: Any) -> None:
+    call, keys = api
+    store = call.store()
+    try:
+        for status in ("active", "on_hold", "completed"):
+            goal = m.Goal.model_validate(GOAL | {"lifecycle_status": status})
+            store.apply_pull(
+                "ehr",
+                "Goal",
+                records=[(goal, False)],
+                links=[],
+                conflicts=[],
+                watermark=None,
+                now=NOW,
+            )
+        store.apply_pull(
+            "ehr",
+            "Goal",
+            records=[],
+            links=[],
+            conflicts=[],
+            watermark=None,
+            now=NOW,
+            deleted=[("goal", "g1")],
+        )
+        store.put_records([m.Goal.model_validate(GOAL | {"id": "g2"})], ["ehr"], NOW)
+    finally:
+        store.close()
+    first = call("GET", "/v1/changes", key=keys["read"], params={"limit": 2}).json()
+    assert [(c["id"], c["change"], c["version"]) for c in first["items"]] == [
+        ("g1", "created", 1),
+        ("g1", "updated", 2),
+    ]
+    rest = call("GET", "/v1/changes", key=keys["read"], params={"since": first["next_cursor"]})
+    assert [(c["change"], c["version"]) for c in rest.json()["items"]] == [
+        ("updated", 3),
+        ("deleted", 4),
+    ]  # a care manager's own write (g2) is not in the feed: the platform made it
+    end = call("GET", "/v1/changes", key=keys["read"], params={"since": rest.json()["next_cursor"]})
+    assert end.json() == {"items": [], "next_cursor": rest.json()["next_cursor"]}
+    assert call("GET", "/v1/changes", key=keys["read"], params={"since": -1}).status_code == 422
+
+
+def test_handoffs_are_built_checked_kept_and_refused_when_strict(api: Any) -> None:
+    call, keys = api
+    store = call.store()
+    try:
+        store.put_records(read_records(FIXTURES / "older-adult-caregiver.json"), [], NOW)
+        store.put_records(
+            read_records(FIXTURES / "incomplete" / "no-problems-no-meds-no-followup.json"), [], NOW
+        )
+    finally:
+        store.close()
+    made = call("POST", "/v1/handoffs", key=keys["write"], json={"patient_id": "pat-garcia"})
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert body["document"]["type"] == "document"
+    composition = body["document"]["entry"][0]["resource"]
+    assert composition["type"]["coding"][0]["code"] == "18761-7"  # transfer summary
+    assert [f for f in body["findings"] if f["severity"] == "error"] == []
+    kept = call("GET", made.headers["Location"], key=keys["read"]).json()
+    assert kept["document"] == body["document"]
+    assert kept["patient_id"] == "pat-garcia"
+    listed = call("GET", "/v1/handoffs", key=keys["read"]).json()["items"]
+    assert [h["id"] for h in listed] == [body["id"]]
+
+    incomplete = read_records(FIXTURES / "incomplete" / "no-problems-no-meds-no-followup.json")
+    patient_id = next(r.id for r in incomplete if r.kind == "patient")
+    refused = call(
+        "POST",
+        "/v1/handoffs",
+        key=keys["write"],
+        json={"patient_id": patient_id, "to": "ehr", "strict": True},
+    )
+    assert refused.status_code == 422
+    assert "no-medication-list" in {f["code"] for f in refused.json()["findings"]}
+    assert len(call("GET", "/v1/handoffs", key=keys["read"]).json()["items"]) == 1  # not kept
+
+    for body_ in ({"patient_id": "nobody"}, {"patient_id": "pat-garcia", "type": "discharge"}):
+        assert call("POST", "/v1/handoffs", key=keys["write"], json=body_).status_code == 422
+    assert call("GET", "/v1/handoffs/99", key=keys["read"]).status_code == 404
+
+
+def test_unreachable_server_is_a_gateway_error_and_metrics_count_it(api: Any) -> None:
+    call, keys = api
+    store = call.store()
+    try:
+        store.put_records([m.Goal.model_validate(GOAL)], ["ehr"], NOW)
+    finally:
+        store.close()
+    before = call("GET", "/metrics", key=keys["read"]).text
+    answer = call("POST", "/v1/sync/ehr/push", key=keys["write"])
+    assert answer.status_code == 502
+    assert answer.json()["error"] == "FhirTransportError"
+    assert call("POST", "/v1/sync/elsewhere/push", key=keys["write"]).status_code == 404
+    after = call("GET", "/metrics", key=keys["read"]).text
+    assert 'fhir_bridge_outbox_entries{connection="ehr",status="pending"} 1.0' in after
+    errors = (
+        r'fhir_bridge_fhir_requests_total\{connection="ehr",method="GET",outcome="error"\} (\S+)'
+    )
+    count_before = float(m_.group(1)) if (m_ := re.search(errors, before)) else 0.0
+    found = re.search(errors, after)
+    assert found is not None
+    assert float(found.group(1)) > count_before
