@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -25,7 +26,8 @@ from rich.table import Table
 
 from fhir_bridge import model as m
 from fhir_bridge.api import SECRET_HEADER, create_app, secret_of
-from fhir_bridge.config import Settings, load_settings
+from fhir_bridge.config import CONFIG_ENV, Settings, load_settings
+from fhir_bridge.demo import DASHBOARD
 from fhir_bridge.demo import run as run_demo
 from fhir_bridge.documents import parse_json, read_fhir, read_records
 from fhir_bridge.errors import BridgeError, InputError, MappingError
@@ -441,6 +443,10 @@ def serve(
     loop_worker = (
         Worker(settings, push_every=push_every, pull_every=pull_every) if with_worker else None
     )
+    _serve(settings, host, port, loop_worker)
+
+
+def _serve(settings: Settings, host: str, port: int, loop_worker: Worker | None) -> None:
     # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again for the handler
     # it found: let that be a no-op, so a requested stop ends with exit status 0
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -608,13 +614,23 @@ def demo(
     port: Annotated[int, typer.Option(help="Port of the local HAPI sandbox")] = 8080,
     keep_running: Annotated[bool, typer.Option(help="Leave the sandbox running")] = False,
 ) -> None:
-    """Load, push, edit in the EHR, pull (a merge and a conflict), hand off: the whole round."""
+    """Load, push, edit in the EHR, pull (a merge and a conflict), hand off: the whole round.
+
+    With --keep-running the sandbox stays up and the service (API and dashboard, with its
+    worker) runs on the demo's data until Ctrl-C."""
     try:
         failures = run_demo(out, port=port, keep_running=keep_running)
     except SandboxError as exc:
         raise _fail(f"{exc.message}\n{exc.log_tail}", 1) from None
     if failures:
         raise _fail(f"{failures} demo steps failed", 1)
+    if keep_running:
+        os.environ[CONFIG_ENV] = str(out / "fhir-bridge.toml")
+        settings = load_settings()
+        with _opened_store(settings) as store:
+            key = store.create_api_key("demo", ["admin"], datetime.now(UTC))
+        typer.echo(f"dashboard: {DASHBOARD} (API key: {key}); Ctrl-C stops", err=True)
+        _serve(settings, "127.0.0.1", 8000, Worker(settings))
 
 
 def main() -> None:

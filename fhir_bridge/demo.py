@@ -2,6 +2,8 @@
 
 Loads the fixture patients, pushes them, makes a clinician's edits on the server, pulls them
 back (one change merges, one conflicts), builds and checks a handoff, and says where to look.
+It runs the same operations as the CLI, the API and the worker, on a configuration it writes
+(``<out>/fhir-bridge.toml``), so ``fhir-bridge serve`` on that file shows the same data.
 """
 
 from __future__ import annotations
@@ -18,15 +20,22 @@ from rich.table import Table
 
 from fhir_bridge import model as m
 from fhir_bridge import sandbox
+from fhir_bridge.config import ConnectionConfig, Settings
 from fhir_bridge.documents import read_records
-from fhir_bridge.fhir import FhirClient
-from fhir_bridge.handoff import build_document, check, package_of, render_html
+from fhir_bridge.handoff import prepare_handoff, record_handoff, render_html
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
-from fhir_bridge.sync import Puller, PullSummary, Pusher, PushSummary
+from fhir_bridge.sync import (
+    PullSummary,
+    PushSummary,
+    pull_connection,
+    push_connection,
+    resolve_connection,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 CONNECTION = "hapi-sandbox"
+DASHBOARD = "http://127.0.0.1:8000/dashboard"
 NO_CACHE = {"Cache-Control": "no-cache"}
 
 
@@ -49,42 +58,58 @@ def run(
             console.print("sandbox stopped (use --keep-running to keep it)")
 
 
+def demo_settings(out_dir: Path, base_url: str, namespace: str) -> Settings:
+    """The demo's configuration, also written to ``<out>/fhir-bridge.toml``."""
+    database = (out_dir / "demo.db").resolve()
+    (out_dir / "fhir-bridge.toml").write_text(
+        f'database_url = "sqlite:///{database}"\n'
+        f'namespace = "{namespace}"\n\n'
+        f"[connections.{CONNECTION}]\n"
+        f'base_url = "{base_url}"\n'
+    )
+    return Settings(
+        database_url=f"sqlite:///{database}",
+        namespace=namespace,
+        connections={CONNECTION: ConnectionConfig(base_url=base_url)},
+    )
+
+
 async def _round(out_dir: Path, base_url: str, console: Console) -> int:
     now = datetime.now(UTC)
-    ctx = MappingContext(namespace=f"https://fhir-bridge.example/demo/{now:%Y%m%d%H%M%S}", now=now)
-    database = out_dir / "demo.db"
-    database.unlink(missing_ok=True)
-    store = Store(f"sqlite:///{database}")
+    settings = demo_settings(
+        out_dir, base_url, f"https://fhir-bridge.example/demo/{now:%Y%m%d%H%M%S}"
+    )
+    ctx = MappingContext(namespace=settings.namespace, now=now)
+    target = resolve_connection(settings, CONNECTION, None)
+    (out_dir / "demo.db").unlink(missing_ok=True)
+    store = Store(settings.database_url)
     try:
         records = [r for path in sorted(FIXTURES.glob("*.json")) for r in read_records(path)]
         store.put_records(records, [CONNECTION], now)
         console.print(
-            f"[bold]2. Loaded[/bold] {len(records)} records of 6 patients into {database}"
+            f"[bold]2. Loaded[/bold] {len(records)} records of 6 patients into "
+            f"{out_dir / 'demo.db'}"
         )
-        async with FhirClient(base_url) as client:
-            pushed = await Pusher(store, client, CONNECTION, ctx).push()
-            console.print(f"[bold]3. Pushed[/bold] to {base_url}: {_counts(pushed)}")
-            _clinician_edits(base_url, ctx, store, now)
-            console.print(
-                "[bold]4. A clinician edits in the EHR[/bold]: a goal achieved (its priority "
-                "changed locally meanwhile); a weight goal's priority changed on both sides"
-            )
-            pulled = await Puller(store, client, CONNECTION, ctx).pull()
-            console.print(f"[bold]5. Pulled[/bold]: {_counts(pulled)}")
+        pushed = await push_connection(store, target, settings)
+        console.print(f"[bold]3. Pushed[/bold] to {base_url}: {_counts(pushed)}")
+        _clinician_edits(base_url, ctx, store, now)
+        console.print(
+            "[bold]4. A clinician edits in the EHR[/bold]: a goal achieved (its priority "
+            "changed locally meanwhile); a weight goal's priority changed on both sides"
+        )
+        pulled = await pull_connection(store, target, settings)
+        console.print(f"[bold]5. Pulled[/bold]: {_counts(pulled)}")
         merged = store.get_record("goal", "goal-rivera-a1c")
         conflicts = store.conflicts()
-        package = package_of(store.records_of_patient("pat-okafor"))
-        findings = check(package)
-        author = package.care_plans[0].author or m.Party(name="Care manager")
-        custodian = m.Party(kind=m.PartyKind.organization, id="custodian", name="Care management")
-        document = build_document(
-            package, "transfer", ctx, author=author, custodian=custodian, now=now
+        handoff = prepare_handoff(store, settings, "pat-okafor", "transfer", now)
+        record_handoff(store, handoff, None, None, now)
+        (out_dir / "handoff-okafor.json").write_text(json.dumps(handoff.document, indent=2))
+        (out_dir / "handoff-okafor.html").write_text(
+            render_html(handoff.package, "transfer", handoff.findings)
         )
-        (out_dir / "handoff-okafor.json").write_text(json.dumps(document, indent=2))
-        (out_dir / "handoff-okafor.html").write_text(render_html(package, "transfer", findings))
         console.print(
-            f"[bold]6. Handoff[/bold] for pat-okafor: {len(document['entry'])} entries, "
-            f"{len(findings)} findings"
+            f"[bold]6. Handoff[/bold] for pat-okafor: {len(handoff.document['entry'])} entries, "
+            f"{len(handoff.findings)} findings"
         )
     finally:
         store.close()
@@ -167,8 +192,9 @@ def _summary(
     console.print(
         f"Look at: the server {base_url} (e.g. {base_url}/Goal), "
         f"{out_dir / 'handoff-okafor.html'} (printable handoff), "
-        f"{out_dir / 'handoff-okafor.json'}, "
-        f"the store {out_dir / 'demo.db'} (fhir-bridge conflicts with "
-        f"FHIR_BRIDGE_DATABASE_URL=sqlite:///{out_dir / 'demo.db'})."
+        f"{out_dir / 'handoff-okafor.json'}, the store {out_dir / 'demo.db'}; "
+        f"FHIR_BRIDGE_CONFIG={out_dir / 'fhir-bridge.toml'} fhir-bridge conflicts "
+        "(or any command) works on it, and `fhir-bridge demo --keep-running` serves the "
+        f"dashboard at {DASHBOARD}."
     )
     return sum(not ok for _, ok in checks)
