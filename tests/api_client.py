@@ -10,8 +10,12 @@ import httpx
 from fastapi import FastAPI
 
 from fhir_bridge.api import create_app
+from fhir_bridge.api._records import COLLECTIONS
 from fhir_bridge.config import Settings
 from fhir_bridge.store import Store
+
+# the API's collection of each record kind: goal -> goals
+COLLECTION_OF = {kind: collection for collection, kind in COLLECTIONS.items()}
 
 
 class Api:

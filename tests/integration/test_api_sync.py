@@ -10,13 +10,11 @@ from pathlib import Path
 
 import httpx
 
-from fhir_bridge.api._records import COLLECTIONS
 from fhir_bridge.config import ConnectionConfig, Settings
 from fhir_bridge.documents import read_records
-from tests.api_client import Api, api_keys
+from tests.api_client import COLLECTION_OF, Api, api_keys
 from tests.helpers import FIXTURES
 
-COLLECTION_OF = {kind: collection for collection, kind in COLLECTIONS.items()}
 NO_CACHE = {"Cache-Control": "no-cache"}
 
 
