@@ -83,8 +83,8 @@ class ServerView:
         if caps is None:
             return None
         if caps.supports_transaction():
-            return "transaction"
-        return "batch" if caps.supports_batch() else "single requests"
+            return "transaction bundles"
+        return "batch bundles" if caps.supports_batch() else "single requests"
 
     def types(self) -> list[TypeSupport]:
         caps = self.capabilities

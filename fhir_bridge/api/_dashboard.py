@@ -242,8 +242,9 @@ def _requeued_notice(requeued: str | None) -> str | None:
     count = int(requeued)
     if count == 0:
         return "Nothing was queued again: that entry is no longer a dead letter."
-    entries = "dead letter is" if count == 1 else "dead letters are"
-    return f"{count} {entries} queued again; the next push sends them."
+    if count == 1:
+        return "1 dead letter is queued again; the next push sends it."
+    return f"{count} dead letters are queued again; the next push sends them."
 
 
 def _snapshot(store: Store, settings: Settings, now: datetime) -> dict[str, Any]:

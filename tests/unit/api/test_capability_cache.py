@@ -65,7 +65,7 @@ def test_an_answer_is_kept_for_the_ttl_then_asked_again() -> None:
     cache = CapabilityCache(server, ttl=60, clock=clock)
     view = asyncio.run(cache.view("ehr", CONFIG))
     assert view.reachable
-    assert view.bundle_mode == "batch"
+    assert view.bundle_mode == "batch bundles"
     clock.now += 59
     asyncio.run(cache.view("ehr", CONFIG))
     assert server.asked == 1
