@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from fhir_bridge import model as m
 from fhir_bridge.api import create_app
@@ -244,3 +245,36 @@ def test_sign_out_ends_the_session(bridge: Bridge) -> None:
 def test_the_dashboard_is_not_part_of_the_api_schema(bridge: Bridge) -> None:
     paths = bridge.client.get("/openapi.json").json()["paths"]
     assert not [p for p in paths if p.startswith("/dashboard")]
+
+
+def test_revoking_a_key_ends_its_sessions_at_once(bridge: Bridge) -> None:
+    bridge.sign_in("write")
+    assert bridge.client.get("/dashboard", follow_redirects=False).status_code == 200
+    with bridge.store.engine.begin() as connection:
+        connection.execute(text("UPDATE api_keys SET revoked = :yes"), {"yes": True})
+    assert bridge.client.get("/dashboard", follow_redirects=False).status_code == 303
+    refused = bridge.client.post(
+        f"/dashboard/dead-letters/{bridge.dead_id}/retry", follow_redirects=False
+    )
+    assert refused.status_code == 303
+    assert [d.id for d in bridge.store.dead_letters()] == [bridge.dead_id]
+
+
+def test_no_connections_and_an_empty_store_still_make_a_page(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    store = Store(url)
+    key = store.create_api_key("viewer", ["read"], NOW)
+    store.close()
+    browser = Browser(create_app(Settings(database_url=url)))
+    browser.post("/dashboard/login", data={"key": key})
+    page = browser.get("/dashboard")
+    assert page.status_code == 200
+    for empty in (
+        "No connections are configured",
+        "No sync run yet.",
+        "No dead letters.",
+        "No open conflicts.",
+        "No handoff built yet.",
+        "No sync run wrote anything in this window.",
+    ):
+        assert empty in page.text
