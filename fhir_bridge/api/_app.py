@@ -17,6 +17,7 @@ from fhir_bridge.errors import FhirError, FhirStatusError, InputError, MappingEr
 from fhir_bridge.store import Store
 from fhir_bridge.sync import Worker, pull_connection, resolve_connection
 
+from ._dashboard import router as dashboard_router
 from ._handoffs import router as handoffs_router
 from ._health import router as health_router
 from ._records import router as records_router
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, *, worker: Worker | None = None
     app.include_router(webhook_router(settings, notified))
     app.include_router(sync_router)
     app.include_router(handoffs_router)
+    app.include_router(dashboard_router)
     app.include_router(records_router)  # last: /v1/{collection}/{id} would shadow the above
 
     return app

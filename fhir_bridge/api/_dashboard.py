@@ -1,0 +1,312 @@
+"""The operators' dashboard: a server-rendered page at ``/dashboard``, signed in with an API key.
+
+It shows each connection with its server's capabilities and its queue, throughput over time,
+recent sync runs and failures, dead letters (with retry buttons), open conflicts and recent
+handoffs with their findings. Viewing needs a key with the ``read`` scope; pressing a button
+needs ``write`` (``admin`` holds both). Every answer is a page, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from fhir_bridge.config import Settings
+from fhir_bridge.store import Conflict, Store
+
+from . import _throughput as chart
+from ._capability_cache import CapabilityCache
+from ._dashboard_sessions import COOKIE, LIFETIME, DashboardSessions
+from ._deps import SettingsDep, StoreDep
+
+log = logging.getLogger("fhir_bridge.api")
+router = APIRouter(prefix="/dashboard", include_in_schema=False)
+SHOWN = 100  # rows of a list shown at most
+RUNS_SHOWN = 20
+VALUE_CHARS = 160  # a conflicting value is cut to this length on the page
+HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def _when(value: datetime | str | None) -> str:
+    if value is None:
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _took(run: dict[str, Any]) -> str:
+    if run["finished_at"] is None:
+        return "running"
+    seconds = (run["finished_at"] - run["started_at"]).total_seconds()
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _counts(counts: dict[str, Any]) -> str:
+    shown = [f"{name.replace('_', ' ')} {n}" for name, n in counts.items() if n]
+    return " · ".join(shown) or "nothing to do"
+
+
+_templates = Environment(
+    loader=PackageLoader("fhir_bridge.api", "templates"),
+    autoescape=select_autoescape(["html"], default_for_string=True, default=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_templates.filters.update(when=_when, took=_took, counts=_counts)
+
+
+@dataclass(frozen=True)
+class Operator:
+    """Who is signed in: the scopes of their key."""
+
+    scopes: tuple[str, ...]
+
+    @property
+    def can_view(self) -> bool:
+        return "read" in self.scopes or "admin" in self.scopes
+
+    @property
+    def can_act(self) -> bool:
+        return "write" in self.scopes or "admin" in self.scopes
+
+
+@dataclass(frozen=True)
+class _State:
+    sessions: DashboardSessions
+    capabilities: CapabilityCache
+
+
+_state_lock = threading.Lock()
+
+
+def _state(request: Request) -> _State:
+    """The dashboard's sessions and capability cache, one of each per app."""
+    with _state_lock:
+        state: _State | None = getattr(request.app.state, "dashboard", None)
+        if state is None:
+            state = _State(DashboardSessions(), CapabilityCache())
+            request.app.state.dashboard = state
+        return state
+
+
+def _operator(request: Request, store: StoreDep) -> Operator | None:
+    key = _state(request).sessions.key_of(request.cookies.get(COOKIE))
+    scopes = None if key is None else store.api_key_scopes(key)
+    if scopes is None:
+        return None
+    operator = Operator(tuple(scopes))
+    return operator if operator.can_view else None
+
+
+OperatorDep = Annotated[Operator | None, Depends(_operator)]
+
+
+def _base(request: Request) -> str:
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def _page(request: Request, template: str, code: int = 200, **context: Any) -> HTMLResponse:
+    html = _templates.get_template(f"dashboard/{template}").render(base=_base(request), **context)
+    return HTMLResponse(html, status_code=code, headers=HEADERS)
+
+
+def _to(request: Request, path: str) -> RedirectResponse:
+    return RedirectResponse(_base(request) + path, status.HTTP_303_SEE_OTHER, headers=HEADERS)
+
+
+def _login_page(request: Request, message: str | None, code: int, error: bool = True) -> Response:
+    return _page(request, "login.html", code, message=message, error=error)
+
+
+@router.get("/login")
+def login_form(request: Request, operator: OperatorDep, signed_out: str | None = None) -> Response:
+    if operator is not None:
+        return _to(request, "/dashboard")
+    message = "You are signed out." if signed_out is not None else None
+    return _login_page(request, message, 200, error=False)
+
+
+@router.post("/login")
+def login(request: Request, store: StoreDep, key: Annotated[str, Form()] = "") -> Response:
+    key = key.strip()
+    if not key:
+        return _login_page(request, "Enter an API key.", status.HTTP_400_BAD_REQUEST)
+    scopes = store.api_key_scopes(key)
+    if scopes is None:
+        log.info("dashboard sign-in refused", extra={"action": "dashboard.login", "ok": False})
+        return _login_page(
+            request, "That API key is unknown or revoked.", status.HTTP_401_UNAUTHORIZED
+        )
+    if not Operator(tuple(scopes)).can_view:
+        return _login_page(
+            request,
+            "That API key lacks the 'read' scope the dashboard needs.",
+            status.HTTP_403_FORBIDDEN,
+        )
+    response = _to(request, "/dashboard")
+    response.set_cookie(
+        COOKIE,
+        _state(request).sessions.open(key),
+        max_age=int(LIFETIME),
+        path=_base(request) + "/dashboard",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    log.info("dashboard sign-in", extra={"action": "dashboard.login", "ok": True})
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    _state(request).sessions.close(request.cookies.get(COOKIE))
+    response = _to(request, "/dashboard/login?signed_out")
+    response.delete_cookie(COOKIE, path=_base(request) + "/dashboard")
+    return response
+
+
+@router.get("")
+async def dashboard(
+    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
+    operator: OperatorDep,
+    requeued: str | None = None,
+) -> Response:
+    if operator is None:
+        return _to(request, "/dashboard/login")
+    now = datetime.now(UTC)
+    snapshot = await run_in_threadpool(_snapshot, store, settings, now)
+    servers = await _state(request).capabilities.views(settings.connections)
+    return _page(
+        request,
+        "page.html",
+        operator=operator,
+        notice=_requeued_notice(requeued),
+        now=now,
+        servers=servers,
+        box=_box(snapshot["chart"]),
+        **snapshot,
+    )
+
+
+@router.post("/dead-letters/{entry_id}/retry")
+def retry(request: Request, entry_id: int, store: StoreDep, operator: OperatorDep) -> Response:
+    return _requeue(request, store, operator, [entry_id])
+
+
+@router.post("/dead-letters/retry-all")
+def retry_all(request: Request, store: StoreDep, operator: OperatorDep) -> Response:
+    return _requeue(request, store, operator, None)
+
+
+def _requeue(
+    request: Request, store: Store, operator: Operator | None, ids: list[int] | None
+) -> Response:
+    if operator is None:
+        return _to(request, "/dashboard/login")
+    if not operator.can_act:
+        return _page(
+            request,
+            "forbidden.html",
+            status.HTTP_403_FORBIDDEN,
+            message="This API key can view the dashboard but not retry: that needs the "
+            "'write' scope.",
+        )
+    count = store.requeue(ids, datetime.now(UTC))
+    log.info("dead letters requeued", extra={"action": "dashboard.retry", "count": count})
+    return _to(request, f"/dashboard?requeued={count}#dead-letters")
+
+
+def _requeued_notice(requeued: str | None) -> str | None:
+    if requeued is None or not requeued.isdigit():
+        return None
+    count = int(requeued)
+    if count == 0:
+        return "Nothing was queued again: that entry is no longer a dead letter."
+    if count == 1:
+        return "1 dead letter is queued again; the next push sends it."
+    return f"{count} dead letters are queued again; the next push sends them."
+
+
+def _snapshot(store: Store, settings: Settings, now: datetime) -> dict[str, Any]:
+    """Everything the page shows from the store, read in one go."""
+    runs = [_timed(r) for r in store.runs(200)]
+    totals = store.queue_depth()
+    return {
+        "queues": {name: store.queue_depth(name) for name in settings.connections},
+        "totals": {"pending": totals.get("pending", 0), "dead": totals.get("dead", 0)},
+        "chart": chart.throughput(runs, now),
+        "runs": runs[:RUNS_SHOWN],
+        "dead": store.dead_letters()[:SHOWN],
+        "failures": store.log_entries("failed", RUNS_SHOWN),
+        "conflicts": [_conflict_rows(c) for c in store.conflicts()[:SHOWN]],
+        "handoffs": store.handoffs(RUNS_SHOWN),
+    }
+
+
+def _timed(run: dict[str, Any]) -> dict[str, Any]:
+    """A run with its start and finish as datetimes (the store gives ISO strings)."""
+    finished = run.get("finished_at")
+    return run | {
+        "started_at": datetime.fromisoformat(run["started_at"]),
+        "finished_at": None if finished is None else datetime.fromisoformat(finished),
+    }
+
+
+def _conflict_rows(conflict: Conflict) -> dict[str, Any]:
+    return {
+        "id": conflict.id,
+        "connection": conflict.connection,
+        "record": f"{conflict.kind}/{conflict.record_id}",
+        "created_at": conflict.created_at,
+        "fields": [
+            {
+                "name": name,
+                "local": _value(conflict.local.get(name)),
+                "remote": _value(conflict.remote.get(name)),
+            }
+            for name in conflict.fields
+        ]
+        or [{"name": "", "local": "", "remote": ""}],
+    }
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= VALUE_CHARS else text[: VALUE_CHARS - 1] + "…"
+
+
+def _box(throughput: chart.Throughput) -> dict[str, Any]:
+    """The chart's frame in SVG units, and the label of its middle grid line."""
+    top, base = chart.TOP, chart.HEIGHT - chart.BOTTOM
+    half = throughput.peak / 2
+    return {
+        "width": chart.WIDTH,
+        "height": chart.HEIGHT,
+        "left": chart.LEFT,
+        "top": top,
+        "base": base,
+        "mid": (top + base) / 2,
+        "mid_label": f"{half:g}",
+    }
