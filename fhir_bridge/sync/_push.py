@@ -303,14 +303,23 @@ class Pusher:
                 and 400 <= status < 500
                 and status not in (409, 412, 429)
             ):
-                # one bad entry refuses the whole transaction: find it by sending one at a time
-                return [o for w in group for o in await self._send_once([w], kind, known)]
+                # one bad entry refuses the whole transaction: find it by sending one at a
+                # time, in dependency order, each pointing at what those before it created
+                return [await self._send_alone(w, kind, known) for w in group]
             return [Outcome(w, status, error=_describe(exc)) for w in group]
         results = response.get("entry") or []
         return [_outcome(w, r) for w, r in zip(group, results, strict=False)] + [
             Outcome(w, 502, error="no entry for it in the server's response")
             for w in group[len(results) :]
         ]
+
+    async def _send_alone(
+        self, write: Write, kind: Literal["transaction", "batch"], known: dict[str, str]
+    ) -> Outcome:
+        (outcome,) = await self._send_once([write], kind, known)
+        if outcome.error is None and outcome.resource_id:
+            known[write.full_url] = f"{write.resource_type}/{outcome.resource_id}"
+        return outcome
 
     async def _send_single(self, write: Write, known: dict[str, str]) -> Outcome:
         body = point_references(write.body, set(), known)

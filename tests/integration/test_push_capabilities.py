@@ -159,6 +159,17 @@ def test_a_refused_record_is_dead_lettered_with_the_servers_reason(
     assert "no-such-condition-anywhere" in (dead.last_error or "") or "HTTP 4" in (
         dead.last_error or ""
     )
+    # the refused transaction was sent again entry by entry: the patient's other resources
+    # still point at the Patient created a moment before them, not just at its identifier
+    (patient,) = [link for link in store.links_of_connection("ehr") if link.kind == "patient"]
+    goals = [link for link in store.links_of_connection("ehr") if link.resource_type == "Goal"]
+    assert goals
+    for goal in goals:
+        on_server = httpx.get(
+            f"{fhir_base_url}/Goal/{goal.resource_id}",
+            headers={"Accept": "application/fhir+json"},
+        ).json()
+        assert on_server["subject"]["reference"] == f"Patient/{patient.resource_id}"
 
 
 def test_without_conditional_update_it_searches_then_writes(
