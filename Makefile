@@ -27,11 +27,18 @@ typecheck: setup
 	$(BIN)/mypy
 
 # The integration tests talk to the local HAPI sandbox: build and start it first (the fixtures
-# reuse it), and stop it afterwards unless it was already running.
+# reuse it), and stop it afterwards unless it was already running. The storage and sync tests
+# also run on PostgreSQL: unless FHIR_BRIDGE_TEST_POSTGRES_URL names a server, a throw-away
+# local cluster is started (sandbox/postgres.sh, port FHIR_BRIDGE_PG_PORT) and stopped after.
 test: lint typecheck
 	@if $(BIN)/fhir-bridge sandbox status >/dev/null 2>&1; then started=no; else started=yes; \
 	  $(BIN)/fhir-bridge sandbox start || exit 1; fi; \
+	pg_started=no; \
+	if [ -z "$$FHIR_BRIDGE_TEST_POSTGRES_URL" ]; then \
+	  FHIR_BRIDGE_TEST_POSTGRES_URL=$$(sandbox/postgres.sh start) || exit 1; pg_started=yes; \
+	  export FHIR_BRIDGE_TEST_POSTGRES_URL; fi; \
 	status=0; $(BIN)/pytest || status=$$?; \
+	if [ $$pg_started = yes ]; then sandbox/postgres.sh stop; fi; \
 	if [ $$started = yes ]; then $(BIN)/fhir-bridge sandbox stop; fi; \
 	exit $$status
 

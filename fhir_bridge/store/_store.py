@@ -18,11 +18,12 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from pydantic import TypeAdapter
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from fhir_bridge import model as m
 
+from ._engine import MIGRATE_LOCK, migration_lock, open_engine
 from ._tables import (
     ApiKeyRow,
     ChangeRow,
@@ -162,18 +163,26 @@ class Store:
 
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
-        self.engine: Engine = create_engine(url, future=True)
-        if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.engine: Engine = open_engine(url)
+        self.postgres = self.engine.dialect.name == "postgresql"
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         if migrate:
             self.migrate()
 
     def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision."""
+        """Bring the schema to the newest Alembic revision.
+
+        Serialised across processes (a PostgreSQL advisory lock held by the migrating
+        transaction; on SQLite a lock file beside the database), so several processes
+        starting on a fresh database do not create the schema twice.
+        """
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
-        with self.engine.begin() as connection:
+        with migration_lock(self.engine), self.engine.begin() as connection:
+            if self.postgres:
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK}
+                )
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
@@ -774,11 +783,3 @@ def _enqueue(
         return
     row.record_version, row.status, row.attempts = version, OutboxStatus.pending, 0
     row.next_attempt_at, row.updated_at, row.last_error, row.patient_id = now, now, None, patient_id
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -60,13 +61,14 @@ def _find(
 
 
 @pytest.fixture
-def pushed(tmp_path: Path, fhir_base_url: str) -> tuple[Store, MappingContext]:
+def pushed(database_url: str, fhir_base_url: str) -> Iterator[tuple[Store, MappingContext]]:
     """A store holding the fixtures, pushed under a namespace of this test's own."""
     ctx = MappingContext(namespace=f"https://bridge.test/{uuid.uuid4().hex[:10]}", now=NOW)
-    store = Store(f"sqlite:///{tmp_path / 'bridge.db'}")
+    store = Store(database_url)
     store.put_records([r for p in fixture_files() for r in read_records(p)], ["hapi"], NOW)
     _push(store, fhir_base_url, ctx)
-    return store, ctx
+    yield store, ctx
+    store.close()
 
 
 def test_clinician_edits_come_back_and_a_second_pull_changes_nothing(

@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -81,8 +82,10 @@ TYPES = (
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'bridge.db'}")
+def store(database_url: str) -> Iterator[Store]:
+    s = Store(database_url)
+    yield s
+    s.close()
 
 
 Pushed = tuple[str, MappingContext, list[m.Record]]
@@ -193,14 +196,14 @@ def test_clinician_extension_and_note_survive_our_next_update(
 
 
 def test_killed_push_runs_leave_exactly_one_copy(
-    tmp_path: Path, fhir_base_url: str, fhir: httpx.Client
+    tmp_path: Path, database_url: str, fhir_base_url: str, fhir: httpx.Client
 ) -> None:
     """SIGKILL the push process at several points; after a final run, one copy of everything."""
     ns = _namespace()
     env = {
         **os.environ,
         "FHIR_BRIDGE_NAMESPACE": ns,
-        "FHIR_BRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'bridge.db'}",
+        "FHIR_BRIDGE_DATABASE_URL": database_url,
         "FHIR_BRIDGE_CONFIG": str(tmp_path / "none.toml"),
     }
     (tmp_path / "none.toml").write_text("")

@@ -10,9 +10,8 @@ import asyncio
 import json
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -90,10 +89,11 @@ def _push(
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(f"sqlite:///{tmp_path / 'bridge.db'}")
+def store(database_url: str) -> Iterator[Store]:
+    s = Store(database_url)
     s.put_records(read_records(FIXTURES / "cc-diabetes-heart-failure.json"), ["ehr"], NOW)
-    return s
+    yield s
+    s.close()
 
 
 def _ctx() -> MappingContext:

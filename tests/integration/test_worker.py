@@ -28,7 +28,9 @@ def _on_server(fhir: httpx.Client, system: str) -> int:
     return int(bundle.get("total", 0))
 
 
-def _bridge(tmp_path: Path, fhir_base_url: str) -> tuple[dict[str, str], str, str]:
+def _bridge(
+    tmp_path: Path, fhir_base_url: str, database_url: str | None = None
+) -> tuple[dict[str, str], str, str]:
     """The environment of a bridge with one connection to the server, its CLI, its namespace."""
     ns = f"https://bridge.test/{uuid.uuid4().hex[:10]}"
     (tmp_path / "fhir-bridge.toml").write_text(
@@ -38,15 +40,15 @@ def _bridge(tmp_path: Path, fhir_base_url: str) -> tuple[dict[str, str], str, st
         **os.environ,
         "FHIR_BRIDGE_NAMESPACE": ns,
         "FHIR_BRIDGE_CONFIG": str(tmp_path / "fhir-bridge.toml"),
-        "FHIR_BRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'bridge.db'}",
+        "FHIR_BRIDGE_DATABASE_URL": database_url or f"sqlite:///{tmp_path / 'bridge.db'}",
     }
     return env, str(Path(sys.executable).parent / "fhir-bridge"), ns
 
 
 def test_worker_pushes_in_the_background_and_stops_gracefully(
-    tmp_path: Path, fhir_base_url: str, fhir: httpx.Client
+    tmp_path: Path, database_url: str, fhir_base_url: str, fhir: httpx.Client
 ) -> None:
-    env, exe, ns = _bridge(tmp_path, fhir_base_url)
+    env, exe, ns = _bridge(tmp_path, fhir_base_url, database_url)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([exe, *args], env=env, capture_output=True, text=True, check=False)

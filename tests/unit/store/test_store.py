@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from alembic import command
@@ -17,8 +18,8 @@ NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'bridge.db'}")
+def store(database_url: str) -> Iterator[Store]:
+    s = Store(database_url)
     yield s
     s.close()
 
@@ -107,9 +108,9 @@ def test_links_round_trip(store: Store) -> None:
     assert store.links("a", "Goal", ["sys|g1"]) == {"sys|g1": link}
 
 
-def test_migrations_match_the_tables(tmp_path: Path) -> None:
+def test_migrations_match_the_tables(database_url: str) -> None:
     """The Alembic history produces exactly the tables the code declares."""
-    url = f"sqlite:///{tmp_path / 'check.db'}"
+    url = database_url
     Store(url).close()
     config = Config()
     config.set_main_option("script_location", "fhir_bridge/store/migrations")
@@ -117,10 +118,27 @@ def test_migrations_match_the_tables(tmp_path: Path) -> None:
     command.check(config)
 
 
-def test_opening_twice_is_harmless(tmp_path: Path) -> None:
+def test_opening_twice_is_harmless(database_url: str) -> None:
     """Migrating an up-to-date database does nothing."""
-    url = f"sqlite:///{tmp_path / 'twice.db'}"
+    url = database_url
     Store(url).close()
     second = Store(url)
     assert second.queue_depth() == {}
     second.close()
+
+
+def test_several_processes_migrating_a_fresh_database_at_once(database_url: str) -> None:
+    """Migrations are serialised: four processes creating the schema together all succeed."""
+    code = "import sys; from fhir_bridge.store import Store; Store(sys.argv[1]).close()"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, database_url], stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr
+    store = Store(database_url, migrate=False)
+    assert store.queue_depth() == {}
+    store.close()
