@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -49,6 +49,7 @@ from fhir_bridge.sync import (
     PullSummary,
     PushSummary,
     Worker,
+    fleet_status,
     pull_connection,
     push_connection,
     resolve_conflict,
@@ -407,13 +408,27 @@ def apikey(
 def worker(
     push_every: Annotated[float, typer.Option(help="Seconds between outbox checks")] = 2.0,
     pull_every: Annotated[float, typer.Option(help="Seconds between pulls per connection")] = 60.0,
+    lease_seconds: Annotated[
+        float, typer.Option(help="How long a claim on work lasts unless renewed", min=1.0)
+    ] = 30.0,
+    claim_batch: Annotated[
+        int, typer.Option(help="Patients claimed (and pushed concurrently) at a time", min=1)
+    ] = 4,
 ) -> None:
-    """Drain the outbox continuously and pull on a schedule; SIGTERM stops it gracefully."""
+    """Drain the outbox continuously and pull on a schedule; SIGTERM stops it gracefully.
+
+    Start it several times (on PostgreSQL, on several hosts) to share the work."""
     settings = load_settings()
     if not settings.connections:
         raise InputError("fhir-bridge.toml", "configure at least one [connections.NAME]")
     Store(settings.database_url).close()  # schema up to date before the loop
-    loop_worker = Worker(settings, push_every=push_every, pull_every=pull_every)
+    loop_worker = Worker(
+        settings,
+        push_every=push_every,
+        pull_every=pull_every,
+        lease_seconds=lease_seconds,
+        claim_batch=claim_batch,
+    )
 
     async def main_loop() -> None:
         loop = asyncio.get_running_loop()
@@ -423,6 +438,44 @@ def worker(
 
     asyncio.run(main_loop())
     typer.echo("worker stopped", err=True)
+
+
+@app.command()
+@reports_errors
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Workers alive, the work each has claimed, and the outbox per connection."""
+    with _opened_store() as store:
+        report = fleet_status(store, datetime.now(UTC))
+    if as_json:
+        _print_json(report)
+        return
+    typer.echo(f"workers alive: {len(report['alive'])}")
+    for w in report["alive"]:
+        claims = ", ".join(f"{c['connection']} {c['scope']} {c['key']}" for c in w["claims"])
+        typer.echo(f"  {w['id']}  heartbeat {w['heartbeat_age_s']} s ago  claims: {claims or '-'}")
+    for name, counts in sorted(report["queue"].items()):
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        throttle = report["throttled"].get(name)
+        typer.echo(
+            f"queue {name}: {parts}" + (f" (throttled until {throttle})" if throttle else "")
+        )
+    if report["orphaned_claims"]:
+        typer.echo(f"claims of workers not alive: {report['orphaned_claims']}")
+
+
+@app.command()
+@reports_errors
+def maintenance(
+    dead_after: Annotated[
+        float, typer.Option(help="Seconds without a heartbeat after which a worker is dead")
+    ] = 90.0,
+) -> None:
+    """Free stuck claims: expired leases and those of workers that stopped answering."""
+    with _opened_store() as store:
+        freed = store.free_stuck_claims(datetime.now(UTC), timedelta(seconds=dead_after))
+    typer.echo(f"freed {freed} claims")
 
 
 @app.command()

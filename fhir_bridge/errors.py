@@ -6,17 +6,19 @@ Every error fhir-bridge raises on purpose derives from :class:`BridgeError`::
     ├── InputError                 a file or document could not be read (file, line, reason)
     ├── MappingError               records that cannot be translated; carries every Problem
     │                              (path, reason) found, not just the first
-    └── FhirError                  talking to a FHIR server failed (resource_type, attempts)
-        ├── FhirTransportError     no HTTP answer: connect/read timeout, network (error_type)
-        ├── FhirStatusError        the server answered 4xx/5xx (status, outcome, retry_after)
-        │   ├── VersionConflict    412, or HAPI's 409 "HAPI-0989 ... not the current version"
-        │   ├── ResourceNotFound   404
-        │   ├── ResourceGone       410 (deleted)
-        │   └── RateLimited        429 (retry_after seconds when the server said)
-        ├── NotSupportedByServer   the CapabilityStatement rules it out (resource_type,
-        │                          interaction)
-        ├── MalformedResponse      a success answer that is not the FHIR JSON expected
-        └── AuthError              no access token: token endpoint or discovery failed
+    ├── FhirError                  talking to a FHIR server failed (resource_type, attempts)
+    │   ├── FhirTransportError     no HTTP answer: connect/read timeout, network (error_type)
+    │   ├── FhirStatusError        the server answered 4xx/5xx (status, outcome, retry_after)
+    │   │   ├── VersionConflict    412, or HAPI's 409 "HAPI-0989 ... not the current version"
+    │   │   ├── ResourceNotFound   404
+    │   │   ├── ResourceGone       410 (deleted)
+    │   │   └── RateLimited        429 (retry_after seconds when the server said)
+    │   ├── NotSupportedByServer   the CapabilityStatement rules it out (resource_type,
+    │   │                          interaction)
+    │   ├── MalformedResponse      a success answer that is not the FHIR JSON expected
+    │   └── AuthError              no access token: token endpoint or discovery failed
+    └── LeaseLost                  (store) this worker's claim expired or another worker took
+                                   the work over: its result is not recorded (scope, key)
 
 No message ever holds a secret, a token, a query string or resource content: ids, statuses,
 codes and counts only. Data is on attributes.
@@ -227,3 +229,20 @@ def _hapi_codes(outcome: OperationOutcome) -> list[str]:
                 found.append(code)
             at = text.find("HAPI-", at + 5)
     return found
+
+
+# --- store -------------------------------------------------------------------------------
+
+
+class LeaseLost(BridgeError):  # noqa: N818 - names the domain uses
+    """This worker's claim on some work expired or another worker took it over.
+
+    Whatever the worker was about to record for that work is not recorded: the worker now
+    holding the claim (or the next one to take it) does the work again.
+    """
+
+    def __init__(self, connection: str, scope: str, key: str) -> None:
+        self.connection = connection
+        self.scope = scope
+        self.key = key
+        super().__init__(f"lease lost: {connection} {scope} {key}")

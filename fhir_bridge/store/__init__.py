@@ -1,5 +1,8 @@
 """Persistence: SQLAlchemy (SQLite by default), schema managed by Alembic."""
 
+from ._clock import utc
+from ._leases import Claim
+from ._slots import RequestSlots, Slot
 from ._store import (
     Conflict,
     Link,
@@ -8,17 +11,19 @@ from ._store import (
     PutResult,
     Store,
     content_hash,
-    utc,
 )
 from ._tables import OutboxStatus
 
 __all__ = [
+    "Claim",
     "Conflict",
     "Link",
     "NewConflict",
     "OutboxEntry",
     "OutboxStatus",
     "PutResult",
+    "RequestSlots",
+    "Slot",
     "Store",
     "content_hash",
     "utc",

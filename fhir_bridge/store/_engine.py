@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 # advisory lock keys (PostgreSQL): one namespace of the bridge's own, far from small integers
 MIGRATE_LOCK = 0x46_42_00_01
 FEED_LOCK = 0x46_42_00_02
-SLOT_LOCKS = 0x46_42_01  # with the connection's slot as second key: see _slots.py
+SLOT_LOCKS = 0x46_43  # high bits of a server's first key; its slot is the second: _slots.py
 
 
 def open_engine(url: str) -> Engine:

@@ -11,40 +11,42 @@ import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from pydantic import TypeAdapter
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Engine, delete, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from fhir_bridge import model as m
+from fhir_bridge.errors import LeaseLost
 
-from ._engine import MIGRATE_LOCK, migration_lock, open_engine
+from . import _leases as leases
+from ._clock import utc
+from ._engine import FEED_LOCK, MIGRATE_LOCK, migration_lock, open_engine
+from ._leases import Claim
 from ._tables import (
     ApiKeyRow,
     ChangeRow,
     ConflictRow,
     HandoffRow,
+    LeaseRow,
     LinkRow,
     OutboxRow,
     OutboxStatus,
     RecordRow,
     SyncLogRow,
     SyncRunRow,
+    ThrottleRow,
     WatermarkRow,
+    WorkerRow,
 )
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _RECORD = TypeAdapter(m.AnyRecord)
-
-
-def utc(value: datetime) -> datetime:
-    """SQLite hands timestamps back without a zone; they were written in UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def content_hash(data: Any) -> str:
@@ -194,6 +196,185 @@ class Store:
         with self._sessions.begin() as session:
             yield session
 
+    # ------------------------------------------------------------------ leases and workers
+
+    def _fence(self, s: Session, lease: Claim | None, now: datetime) -> None:
+        if lease is not None:
+            leases.check(s, lease, now, postgres=self.postgres)
+
+    def claim(
+        self, connection: str, scope: str, key: str, *, holder: str, now: datetime, seconds: float
+    ) -> Claim | None:
+        """Lease one unit of work (None: another worker holds it)."""
+        with self.session() as s:
+            return leases.take(
+                s,
+                connection=connection,
+                scope=scope,
+                key=key,
+                holder=holder,
+                now=now,
+                seconds=seconds,
+            )
+
+    def claim_push(
+        self,
+        connection: str,
+        *,
+        holder: str,
+        now: datetime,
+        seconds: float,
+        limit: int,
+        patient_id: str | None = None,
+    ) -> list[Claim]:
+        """Lease up to ``limit`` patients with due outbox work that nobody else holds."""
+        with self.session() as s:
+            found = leases.due_patients(
+                s,
+                connection=connection,
+                now=now,
+                limit=limit,
+                postgres=self.postgres,
+                patient_id=patient_id,
+            )
+            claims = []
+            for key in sorted(found):  # one order for every claimer: no lock cycles
+                claim = leases.take(
+                    s,
+                    connection=connection,
+                    scope="push",
+                    key=key,
+                    holder=holder,
+                    now=now,
+                    seconds=seconds,
+                )
+                if claim is not None:
+                    claims.append(claim)
+            return claims
+
+    def renew(self, claims: Sequence[Claim], now: datetime, seconds: float) -> list[Claim]:
+        """Extend the claims still held; those missing from the answer are lost."""
+        with self.session() as s:
+            return leases.renew(s, claims, now, seconds)
+
+    def release(self, claim: Claim) -> None:
+        with self.session() as s:
+            leases.release(s, claim)
+
+    def holds(self, claim: Claim, now: datetime) -> bool:
+        with self.session() as s:
+            try:
+                leases.check(s, claim, now, postgres=False)
+            except LeaseLost:
+                return False
+            return True
+
+    def leases(self, connection: str | None = None) -> list[dict[str, Any]]:
+        with self.session() as s:
+            query = select(LeaseRow).order_by(LeaseRow.holder, LeaseRow.scope, LeaseRow.key)
+            if connection is not None:
+                query = query.where(LeaseRow.connection == connection)
+            return [
+                {
+                    "connection": r.connection,
+                    "scope": r.scope,
+                    "key": r.key,
+                    "holder": r.holder,
+                    "expires_at": utc(r.expires_at),
+                }
+                for r in s.scalars(query)
+            ]
+
+    def register_worker(self, worker: str, host: str, pid: int, now: datetime) -> None:
+        with self.session() as s:
+            s.merge(
+                WorkerRow(
+                    id=worker,
+                    host=host,
+                    pid=pid,
+                    started_at=now,
+                    heartbeat_at=now,
+                    stopped_at=None,
+                )
+            )
+
+    def worker_alive(self, worker: str, now: datetime) -> None:
+        with self.session() as s:
+            s.execute(update(WorkerRow).where(WorkerRow.id == worker).values(heartbeat_at=now))
+
+    def worker_stopped(self, worker: str, now: datetime) -> None:
+        """A worker stopping cleanly gives back every lease it holds."""
+        with self.session() as s:
+            s.execute(delete(LeaseRow).where(LeaseRow.holder == worker))
+            s.execute(update(WorkerRow).where(WorkerRow.id == worker).values(stopped_at=now))
+
+    def workers(self) -> list[dict[str, Any]]:
+        with self.session() as s:
+            rows = s.scalars(select(WorkerRow).order_by(WorkerRow.started_at))
+            return [
+                {
+                    "id": r.id,
+                    "host": r.host,
+                    "pid": r.pid,
+                    "started_at": utc(r.started_at),
+                    "heartbeat_at": utc(r.heartbeat_at),
+                    "stopped_at": None if r.stopped_at is None else utc(r.stopped_at),
+                }
+                for r in rows
+            ]
+
+    def free_stuck_claims(self, now: datetime, dead_after: timedelta) -> int:
+        """Maintenance: drop expired leases and those of workers silent for ``dead_after``.
+
+        Workers silent that long are marked stopped. Returns how many leases were freed.
+        """
+        with self.session() as s:
+            silent = list(
+                s.scalars(
+                    select(WorkerRow.id).where(
+                        WorkerRow.stopped_at.is_(None), WorkerRow.heartbeat_at < now - dead_after
+                    )
+                )
+            )
+            freed = s.execute(
+                delete(LeaseRow).where((LeaseRow.expires_at <= now) | LeaseRow.holder.in_(silent))
+            )
+            if silent:
+                s.execute(update(WorkerRow).where(WorkerRow.id.in_(silent)).values(stopped_at=now))
+            return int(freed.rowcount)  # type: ignore[attr-defined]
+
+    def throttle(self, connection: str, until: datetime, now: datetime) -> None:
+        """A server said wait: no worker sends to it before ``until`` (kept if already later)."""
+        with self.session() as s:
+            row = s.get(ThrottleRow, connection, with_for_update=self.postgres)
+            if row is None:
+                s.add(ThrottleRow(connection=connection, until=until, set_at=now))
+            elif utc(row.until) < until:
+                row.until, row.set_at = until, now
+
+    def throttled_until(self, connection: str, now: datetime) -> datetime | None:
+        with self.session() as s:
+            row = s.get(ThrottleRow, connection)
+            return None if row is None or utc(row.until) <= now else utc(row.until)
+
+    def queue_by_connection(self, now: datetime) -> dict[str, dict[str, int]]:
+        """Outbox counts per connection: due now, scheduled later, done, dead."""
+        with self.session() as s:
+            query = select(
+                OutboxRow.connection,
+                OutboxRow.status,
+                OutboxRow.next_attempt_at <= now,
+                func.count(),
+            ).group_by(OutboxRow.connection, OutboxRow.status, OutboxRow.next_attempt_at <= now)
+            counts: dict[str, dict[str, int]] = {}
+            for connection, status, is_due, count in s.execute(query):
+                name = str(status)
+                if status == OutboxStatus.pending:
+                    name = "due" if is_due else "scheduled"
+                per = counts.setdefault(str(connection), {})
+                per[name] = per.get(name, 0) + int(count)
+            return counts
+
     # ------------------------------------------------------------------ records
 
     def put_records(
@@ -218,6 +399,14 @@ class Store:
         with self.session() as s:
             row = s.get(RecordRow, (kind, record_id))
             return None if row is None else row.version
+
+    def records_of_patient_versions(self, patient_id: str) -> list[tuple[m.Record, int]]:
+        """The patient's records, each with its stored version (read in one transaction)."""
+        with self.session() as s:
+            rows = s.scalars(
+                select(RecordRow).where(RecordRow.patient_id == patient_id, ~RecordRow.deleted)
+            )
+            return [(_RECORD.validate_python(r.data), r.version) for r in rows]
 
     def records_of_patient(self, patient_id: str) -> list[m.Record]:
         with self.session() as s:
@@ -271,9 +460,13 @@ class Store:
                 query = query.where(OutboxRow.patient_id == patient_id)
             return [_entry(r) for r in s.scalars(query.order_by(OutboxRow.id))]
 
-    def mark_done(self, entry: OutboxEntry, now: datetime) -> None:
-        """Done, unless the record changed again meanwhile (then it stays queued)."""
+    def mark_done(self, entry: OutboxEntry, now: datetime, lease: Claim | None = None) -> None:
+        """Done, unless the record changed again meanwhile (then it stays queued).
+
+        With ``lease``, only while that lease is still held (else :class:`LeaseLost`).
+        """
         with self.session() as s:
+            self._fence(s, lease, now)
             s.execute(
                 update(OutboxRow)
                 .where(OutboxRow.id == entry.id, OutboxRow.record_version == entry.record_version)
@@ -281,10 +474,16 @@ class Store:
             )
 
     def mark_failed(
-        self, entry: OutboxEntry, error: str, retry_at: datetime | None, now: datetime
+        self,
+        entry: OutboxEntry,
+        error: str,
+        retry_at: datetime | None,
+        now: datetime,
+        lease: Claim | None = None,
     ) -> None:
         """A failed attempt: retried at ``retry_at``, or dead-lettered when that is None."""
         with self.session() as s:
+            self._fence(s, lease, now)
             values: dict[str, Any] = {
                 "attempts": OutboxRow.attempts + 1,
                 "last_error": error[:4000],
@@ -343,10 +542,34 @@ class Store:
             rows = s.scalars(select(LinkRow).where(LinkRow.connection == connection))
             return [_link(r) for r in rows]
 
-    def save_links(self, links: Iterable[Link], now: datetime) -> None:
+    def save_links(self, links: Iterable[Link], now: datetime, lease: Claim | None = None) -> None:
         with self.session() as s:
+            self._fence(s, lease, now)
             for link in links:
                 _save_link(s, link, now)
+
+    def distrust(self, connection: str, resource_type: str, identifier: str, now: datetime) -> None:
+        """Forget what we believe we last sent for one resource, and queue its record again.
+
+        For a write that reached the server after its worker lost the lease: the next push
+        renders the record afresh and writes it over whatever the server holds.
+        """
+        with self.session() as s:
+            row = s.get(LinkRow, (connection, resource_type, identifier))
+            if row is None:
+                return
+            row.sent_hash = None
+            if row.kind and row.record_id:
+                s.execute(
+                    update(OutboxRow)
+                    .where(
+                        OutboxRow.connection == connection,
+                        OutboxRow.kind == row.kind,
+                        OutboxRow.record_id == row.record_id,
+                        OutboxRow.status == OutboxStatus.done,
+                    )
+                    .values(status=OutboxStatus.pending, next_attempt_at=now, updated_at=now)
+                )
 
     def links_by_server_id(self, connection: str) -> dict[str, Link]:
         """Every link of a connection, by the server's ``Type/id``."""
@@ -372,14 +595,23 @@ class Store:
         watermark: str | None,
         now: datetime,
         deleted: Sequence[tuple[str, str]] = (),
+        lease: Claim | None = None,
     ) -> list[PutResult]:
         """Apply one page of pulled changes in one transaction.
 
         ``records`` pairs each record with whether it must go back to this connection (it
         holds local changes the EHR does not have yet). The watermark advances with them, so
-        a crash leaves either the whole page applied or none of it.
+        a crash leaves either the whole page applied or none of it. With ``lease`` (the pull
+        lease on this connection and type), only while it is held.
+
+        On PostgreSQL, writers of the change feed are serialised (a transaction-level
+        advisory lock taken before the first feed row), so feed ids commit in increasing
+        order and a reader following the cursor never skips a row committed late.
         """
         with self.session() as s:
+            self._fence(s, lease, now)
+            if self.postgres and (records or deleted):
+                s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FEED_LOCK})
             results = [
                 _put(s, record, [connection] if push_back else [], now)
                 for record, push_back in records
@@ -465,9 +697,17 @@ class Store:
 
     # ------------------------------------------------------------------ runs and log
 
-    def start_run(self, connection: str, direction: str, now: datetime) -> int:
+    def start_run(
+        self, connection: str, direction: str, now: datetime, worker: str | None = None
+    ) -> int:
         with self.session() as s:
-            row = SyncRunRow(connection=connection, direction=direction, started_at=now, counts={})
+            row = SyncRunRow(
+                connection=connection,
+                direction=direction,
+                started_at=now,
+                counts={},
+                worker=worker,
+            )
             s.add(row)
             s.flush()
             return row.id
@@ -491,8 +731,14 @@ class Store:
         record_version: int | None = None,
         server_version: str | None = None,
         detail: str | None = None,
+        link: Link | None = None,
+        lease: Claim | None = None,
     ) -> None:
+        """Log one thing a run did; with ``link``, save it in the same transaction."""
         with self.session() as s:
+            self._fence(s, lease, now)
+            if link is not None:
+                _save_link(s, link, now)
             s.add(
                 SyncLogRow(
                     run_id=run_id,
@@ -505,6 +751,29 @@ class Store:
                     detail=detail,
                 )
             )
+
+    def log_of(self, identifier_prefix: str) -> list[dict[str, Any]]:
+        """Every sync-log entry for identifiers starting with the prefix, oldest first."""
+        with self.session() as s:
+            query = (
+                select(SyncLogRow, SyncRunRow.worker)
+                .join(SyncRunRow, SyncRunRow.id == SyncLogRow.run_id)
+                .where(SyncLogRow.identifier.startswith(identifier_prefix, autoescape=True))
+                .order_by(SyncLogRow.id)
+            )
+            return [
+                {
+                    "id": r.id,
+                    "run_id": r.run_id,
+                    "worker": worker,
+                    "resource_type": r.resource_type,
+                    "identifier": r.identifier,
+                    "action": r.action,
+                    "record_version": r.record_version,
+                    "server_version": r.server_version,
+                }
+                for r, worker in s.execute(query)
+            ]
 
     def log_entries(self, action: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
         """The newest sync-log entries (optionally of one action), newest first."""

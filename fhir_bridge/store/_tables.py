@@ -91,6 +91,7 @@ class SyncRunRow(Base):
     finished_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(String(16))
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    worker: Mapped[str | None] = mapped_column(String(120))
 
 
 class SyncLogRow(Base):
@@ -186,3 +187,46 @@ class ChangeRow(Base):
     record_version: Mapped[int]
     change: Mapped[str] = mapped_column(String(16))
     at: Mapped[datetime]
+
+
+class LeaseRow(Base):
+    """A time-limited claim on a unit of work, held by one worker.
+
+    Scopes: ``push`` (key: a patient id; at most one worker pushes a patient at a time, so
+    changes to one record apply in order), ``pull`` (key: a resource type; the watermark
+    moves under one worker), ``enqueue`` (key ``*``). ``token`` is new on every claim: a
+    worker completes work only while the lease still carries its token and has not expired.
+    """
+
+    __tablename__ = "leases"
+
+    connection: Mapped[str] = mapped_column(String(100), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(120), index=True)
+    token: Mapped[str] = mapped_column(String(32))
+    acquired_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class WorkerRow(Base):
+    """A worker process that has announced itself, and when it last said it was alive."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int]
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    stopped_at: Mapped[datetime | None]
+
+
+class ThrottleRow(Base):
+    """A server asked us to wait (429 with Retry-After): no worker sends to it before ``until``."""
+
+    __tablename__ = "throttles"
+
+    connection: Mapped[str] = mapped_column(String(100), primary_key=True)
+    until: Mapped[datetime]
+    set_at: Mapped[datetime]

@@ -6,6 +6,7 @@ from ._pull import PULLED_TYPES, Puller, PullSummary
 from ._push import Pusher, PushSummary
 from ._resolve import TAKES, resolve_conflict
 from ._runs import pull_connection, push_connection
+from ._status import fleet_status
 from ._subscriptions import subscribe, unsubscribe
 from ._worker import Worker
 
@@ -20,6 +21,7 @@ __all__ = [
     "PushSummary",
     "Pusher",
     "Worker",
+    "fleet_status",
     "pull_connection",
     "push_connection",
     "resolve_conflict",

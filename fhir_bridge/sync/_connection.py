@@ -17,8 +17,10 @@ class Connection:
     name: str
     config: ConnectionConfig
 
-    def client(self) -> FhirClient:
-        """A pooled client for this connection (use it as an async context manager)."""
+    def client(self, transport: httpx.AsyncBaseTransport | None = None) -> FhirClient:
+        """A pooled client for this connection (use it as an async context manager).
+
+        ``transport`` replaces httpx's own (workers pass a :class:`FleetGate`)."""
         auth = self.config.auth
         return FhirClient(
             self.config.base_url,
@@ -40,6 +42,7 @@ class Connection:
             max_in_flight=self.config.max_in_flight,
             timeout=httpx.Timeout(self.config.timeout_seconds, connect=10.0),
             observer=metrics.request_observer(self.name),
+            transport=transport,
         )
 
 

@@ -20,10 +20,11 @@ from typing import Any, Protocol
 from pydantic import TypeAdapter, ValidationError
 
 from fhir_bridge import model as m
-from fhir_bridge.errors import MappingError
+from fhir_bridge.errors import LeaseLost, MappingError
 from fhir_bridge.mappers import MappingContext, from_fhir, resources_of
-from fhir_bridge.store import Link, NewConflict, Store, content_hash
+from fhir_bridge.store import Claim, Link, NewConflict, Store, content_hash
 
+from ._leases import LeaseKeeper, kept, process_id
 from ._merge import Policy, three_way
 from ._plan import references, rendering_hash
 from ._summary import int_fields
@@ -61,6 +62,7 @@ class PullSummary:
     deleted: int = 0
     skipped: int = 0
     failed: int = 0
+    busy: int = 0  # resource types another worker was pulling: left to it
     problems: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
@@ -80,6 +82,7 @@ class Puller:
     """Pulls one connection; a crash mid-run loses nothing and applies nothing twice."""
 
     run_id: int | None = None  # the sync run of the pull under way
+    _claim: Claim | None = None  # the lease on the watermark of the type being pulled
 
     def __init__(
         self,
@@ -92,7 +95,13 @@ class Puller:
         overlap: timedelta = timedelta(minutes=2),
         page_size: int = 100,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        holder: str | None = None,
+        keeper: LeaseKeeper | None = None,
+        lease_seconds: float = 60.0,
     ) -> None:
+        self.holder = holder or process_id("pull")
+        self.keeper = keeper
+        self.lease_seconds = lease_seconds
         self.store = store
         self.server = server
         self.connection = connection
@@ -105,10 +114,34 @@ class Puller:
     async def pull(self, *, patient_id: str | None = None) -> PullSummary:
         summary = PullSummary()
         caps = await self.server.capabilities()
-        run_id = self.store.start_run(self.connection, "pull", self.clock())
+        run_id = self.store.start_run(self.connection, "pull", self.clock(), self.holder)
         self.run_id = run_id
-        for resource_type in PULLED_TYPES:
-            await self._pull_type(resource_type, caps, patient_id, summary)
+        async with kept(self.keeper, self.store, self.lease_seconds, self.clock) as keeper:
+            for resource_type in PULLED_TYPES:
+                # one puller per connection and type at a time: the watermark never races
+                claim = self.store.claim(
+                    self.connection,
+                    "pull",
+                    resource_type,
+                    holder=self.holder,
+                    now=self.clock(),
+                    seconds=self.lease_seconds,
+                )
+                if claim is None:
+                    summary.busy += 1
+                    continue
+                with keeper.holding(claim):
+                    self._claim = claim
+                    try:
+                        await self._pull_type(resource_type, caps, patient_id, summary)
+                    except LeaseLost:
+                        summary.busy += 1
+                        log.warning(
+                            "lease lost: pull of this type left to the worker holding it",
+                            extra={"action": "pull.lease_lost", "connection": self.connection},
+                        )
+                    finally:
+                        self._claim = None
         self.store.finish_run(
             run_id, "ok" if not summary.failed else "partial", summary.counts(), self.clock()
         )
@@ -234,6 +267,7 @@ class Puller:
                 watermark=page.watermark,
                 now=self.clock(),
                 deleted=page.deleted,
+                lease=self._claim,
             )
 
     # ------------------------------------------------------------------ one resource

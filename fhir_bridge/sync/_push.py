@@ -10,6 +10,8 @@ its resource by identifier.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -20,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from fhir_bridge import model as m
-from fhir_bridge.errors import BridgeError, MappingError
+from fhir_bridge.errors import BridgeError, LeaseLost, MappingError
 from fhir_bridge.mappers import (
     Entry,
     MappingContext,
@@ -28,8 +30,9 @@ from fhir_bridge.mappers import (
     directory_entries,
     resources_of,
 )
-from fhir_bridge.store import Link, OutboxEntry, OutboxStatus, Store
+from fhir_bridge.store import Claim, Link, OutboxEntry, OutboxStatus, Store
 
+from ._leases import LeaseKeeper, kept, process_id
 from ._plan import Write, bundle_of, bundles, keep_server_additions, plan, point_references
 from ._summary import int_fields
 
@@ -71,6 +74,8 @@ class PushSummary:
     failed: int = 0
     dead_lettered: int = 0
     not_supported: int = 0
+    busy: int = 0  # patients another worker was pushing: left to it
+    lease_lost: int = 0  # patients given up because the lease was lost: redone by another
     planned: list[Write] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
@@ -107,6 +112,7 @@ class Pusher:
     """Pushes one connection's outbox; safe to stop at any point and run again."""
 
     caps: Capabilities  # read from the server at the start of each push
+    keeper_in_use: LeaseKeeper | None = None  # renewing this push's leases
 
     def __init__(
         self,
@@ -119,8 +125,14 @@ class Pusher:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         progress: Callable[[int, int], None] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
+        holder: str | None = None,
+        keeper: LeaseKeeper | None = None,
+        lease_seconds: float = 60.0,
     ) -> None:
         self.should_stop = should_stop
+        self.holder = holder or process_id("push")
+        self.keeper = keeper
+        self.lease_seconds = lease_seconds
         self.store = store
         self.server = server
         self.connection = connection
@@ -129,8 +141,7 @@ class Pusher:
         self.clock = clock
         self.progress = progress
 
-    async def push(self, *, patient_id: str | None = None, dry_run: bool = False) -> PushSummary:
-        summary = PushSummary()
+    async def _mode(self) -> tuple[Capabilities, Mode]:
         caps = await self.server.capabilities()
         self.caps = caps
         mode: Mode = (
@@ -140,30 +151,142 @@ class Pusher:
             if caps.supports_batch()
             else "single"
         )
+        return caps, mode
+
+    @contextlib.asynccontextmanager
+    async def _kept(self) -> AsyncIterator[LeaseKeeper]:
+        """The worker's lease keeper, or one of this push's own renewing in the background."""
+        async with kept(self.keeper, self.store, self.lease_seconds, self.clock) as keeper:
+            self.keeper_in_use = keeper
+            try:
+                yield keeper
+            finally:
+                self.keeper_in_use = None
+
+    def enqueue_unsynced(self) -> int:
+        """Queue what this connection was never sent (one process at a time does it)."""
+        now = self.clock()
+        claim = self.store.claim(
+            self.connection, "enqueue", "*", holder=self.holder, now=now, seconds=300
+        )
+        if claim is None:
+            return 0
+        try:
+            return self.store.enqueue_unsynced(self.connection, now)
+        finally:
+            self.store.release(claim)
+
+    async def push(self, *, patient_id: str | None = None, dry_run: bool = False) -> PushSummary:
+        """Push what is due, patient by patient, each under a lease (a patient another
+        process is pushing is left to it and counted ``busy``)."""
+        summary = PushSummary()
+        caps, mode = await self._mode()
         now = self.clock()
         if dry_run:
             due = self._everything(patient_id)
         else:
-            self.store.enqueue_unsynced(self.connection, now)
+            self.enqueue_unsynced()
             due = self.store.due(self.connection, now, patient_id)
         by_patient: dict[str, list[OutboxEntry]] = defaultdict(list)
         for entry in due:
             by_patient[entry.patient_id or entry.record_id].append(entry)
-        run_id = None if dry_run else self.store.start_run(self.connection, "push", now)
+        run_id = (
+            None if dry_run else self.store.start_run(self.connection, "push", now, self.holder)
+        )
         started = time.monotonic()
         done = 0
-        for pid, entries in by_patient.items():
-            if self.should_stop():  # between patients: what is left stays queued
-                break
-            await self._push_patient(
-                pid, entries, caps=caps, mode=mode, summary=summary, run_id=run_id, dry_run=dry_run
-            )
-            done += len(entries)
-            if self.progress:
-                self.progress(done, len(due))
+        async with self._kept() as keeper:
+            for pid, entries in by_patient.items():
+                if self.should_stop():  # between patients: what is left stays queued
+                    break
+                if dry_run:
+                    await self._push_patient(
+                        pid,
+                        entries,
+                        caps=caps,
+                        mode=mode,
+                        summary=summary,
+                        run_id=None,
+                        dry_run=True,
+                    )
+                else:
+                    claim = self.store.claim(
+                        self.connection,
+                        "push",
+                        pid,
+                        holder=self.holder,
+                        now=self.clock(),
+                        seconds=self.lease_seconds,
+                    )
+                    if claim is None:
+                        summary.busy += 1
+                        continue
+                    with keeper.holding(claim):
+                        # entries read before the claim may be stale: take them again
+                        fresh = self.store.due(self.connection, self.clock(), pid)
+                        await self._push_leased(
+                            claim, fresh, caps=caps, mode=mode, summary=summary, run_id=run_id
+                        )
+                done += len(entries)
+                if self.progress:
+                    self.progress(done, len(due))
         if run_id is not None:
-            outcome = "ok" if not (summary.failed or summary.dead_lettered) else "partial"
-            self.store.finish_run(run_id, outcome, summary.counts(), self.clock())
+            self._finish(run_id, summary, mode, started)
+        return summary
+
+    async def push_claimed(self, claims: Sequence[Claim]) -> PushSummary:
+        """Push the patients of leases this worker already took (``Store.claim_push``),
+        concurrently; each lease is given back when its patient is done."""
+        summary = PushSummary()
+        caps, mode = await self._mode()
+        run_id = self.store.start_run(self.connection, "push", self.clock(), self.holder)
+        started = time.monotonic()
+        async with self._kept() as keeper:
+
+            async def one(claim: Claim) -> None:
+                with keeper.holding(claim):
+                    entries = self.store.due(self.connection, self.clock(), claim.key)
+                    await self._push_leased(
+                        claim, entries, caps=caps, mode=mode, summary=summary, run_id=run_id
+                    )
+
+            await asyncio.gather(*(one(c) for c in claims))
+        self._finish(run_id, summary, mode, started)
+        return summary
+
+    async def _push_leased(
+        self,
+        claim: Claim,
+        entries: list[OutboxEntry],
+        *,
+        caps: Capabilities,
+        mode: Mode,
+        summary: PushSummary,
+        run_id: int | None,
+    ) -> None:
+        if not entries:
+            return
+        try:
+            await self._push_patient(
+                claim.key,
+                entries,
+                caps=caps,
+                mode=mode,
+                summary=summary,
+                run_id=run_id,
+                dry_run=False,
+                lease=claim,
+            )
+        except LeaseLost:
+            summary.lease_lost += 1
+            log.warning(
+                "lease lost: patient left to the worker holding it now",
+                extra={"action": "push.lease_lost", "connection": self.connection},
+            )
+
+    def _finish(self, run_id: int, summary: PushSummary, mode: Mode, started: float) -> None:
+        outcome = "ok" if not (summary.failed or summary.dead_lettered) else "partial"
+        self.store.finish_run(run_id, outcome, summary.counts(), self.clock())
         log.info(
             "push finished",
             extra={
@@ -174,7 +297,6 @@ class Pusher:
                 **summary.counts(),
             },
         )
-        return summary
 
     def _everything(self, patient_id: str | None) -> list[OutboxEntry]:
         """For a dry run: every stored record, as if queued."""
@@ -198,8 +320,11 @@ class Pusher:
         summary: PushSummary,
         run_id: int | None,
         dry_run: bool,
+        lease: Claim | None = None,
     ) -> None:
-        mapped, broken = self._map(self.store.records_of_patient(patient_id))
+        with_versions = self.store.records_of_patient_versions(patient_id)
+        versions = {(r.kind, r.id): v for r, v in with_versions}
+        mapped, broken = self._map([r for r, _ in with_versions])
         links = self._links(mapped)
         writes = plan(mapped, links)
         summary.unchanged += sum(w.action == "unchanged" for w in writes)
@@ -225,22 +350,34 @@ class Pusher:
             [[w] for w in writes] if mode == "single" else bundles(writes, self.bundle_size, mode)
         )
         for group in groups:
-            for outcome in await self._send(group, mode, known):
-                self._record(outcome, known, summary, run_id)
+            if lease is not None and self.keeper_in_use is not None:
+                self.keeper_in_use.check(lease)
+            for outcome in await self._send(group, mode, known, lease):
+                self._record(outcome, known, summary, run_id, lease=lease, versions=versions)
                 if outcome.error is not None:
                     failed[(outcome.write.entry.kind, outcome.write.entry.record_id)] = outcome
         for entry in entries:
             key = (entry.kind, entry.record_id)
             if key in broken:
                 self._fail(
-                    entry, f"cannot be mapped: {broken[key]}", permanent=True, summary=summary
+                    entry,
+                    f"cannot be mapped: {broken[key]}",
+                    permanent=True,
+                    summary=summary,
+                    lease=lease,
                 )
             elif key in failed:
                 outcome = failed[key]
                 permanent = outcome.permanent or outcome.status == 405
-                self._fail(entry, outcome.error or "failed", permanent=permanent, summary=summary)
+                self._fail(
+                    entry,
+                    outcome.error or "failed",
+                    permanent=permanent,
+                    summary=summary,
+                    lease=lease,
+                )
             else:
-                self.store.mark_done(entry, self.clock())
+                self.store.mark_done(entry, self.clock(), lease)
 
     def _map(self, records: Sequence[m.Record]) -> tuple[list[Entry], dict[RecordKey, str]]:
         mapped: list[Entry] = []
@@ -270,12 +407,20 @@ class Pusher:
             ).items()
         }
 
-    async def _send(self, group: list[Write], mode: Mode, known: dict[str, str]) -> list[Outcome]:
-        """Send one group; on a version conflict, re-read the server's copies and try once more."""
+    async def _send(
+        self, group: list[Write], mode: Mode, known: dict[str, str], lease: Claim | None = None
+    ) -> list[Outcome]:
+        """Send one group; on a version conflict, re-read the server's copies and try once more.
+
+        Under a lease, the resend happens only while the lease is still held: a conflict may
+        mean another worker took this patient over and wrote a newer version.
+        """
         outcomes = await self._send_once(group, mode, known)
         conflicted = [o.write for o in outcomes if o.conflict]
         if not conflicted:
             return outcomes
+        if lease is not None and not self.store.holds(lease, self.clock()):
+            raise LeaseLost(lease.connection, lease.scope, lease.key)
         refreshed = [await self._refresh(w) for w in conflicted]
         if mode == "transaction":  # the whole transaction was refused: send it all again
             retry = [refreshed[conflicted.index(w)] if w in conflicted else w for w in group]
@@ -378,10 +523,18 @@ class Pusher:
         return dataclasses.replace(write, link=link, body=body)
 
     def _record(
-        self, outcome: Outcome, known: dict[str, str], summary: PushSummary, run_id: int | None
+        self,
+        outcome: Outcome,
+        known: dict[str, str],
+        summary: PushSummary,
+        run_id: int | None,
+        *,
+        lease: Claim | None = None,
+        versions: dict[RecordKey, int] | None = None,
     ) -> None:
         write = outcome.write
         now = self.clock()
+        version = (versions or {}).get((write.entry.kind, write.entry.record_id))
         if outcome.error is not None:
             if run_id is not None:
                 self.store.log(
@@ -390,7 +543,9 @@ class Pusher:
                     write.resource_type,
                     write.identifier,
                     "failed",
+                    record_version=version,
                     detail=outcome.error[:500],
+                    lease=lease,
                 )
             return
         resource_id = outcome.resource_id or (write.link.resource_id if write.link else "")
@@ -407,32 +562,48 @@ class Pusher:
             write.entry.resource,
             outcome.resource or write.body,
         )
-        self.store.save_links([link], now)
-        known[write.full_url] = f"{write.resource_type}/{resource_id}"
         created = outcome.status == 201
+        try:
+            if run_id is None:
+                self.store.save_links([link], now, lease)
+            else:
+                self.store.log(
+                    run_id,
+                    now,
+                    write.resource_type,
+                    write.identifier,
+                    "created" if created else "updated",
+                    record_version=version,
+                    server_version=outcome.version_id,
+                    link=link,
+                    lease=lease,
+                )
+        except LeaseLost:
+            # the server took a write this worker may no longer make: never trust what the
+            # link says was sent, so the next push writes the record again on top of it
+            self.store.distrust(self.connection, write.resource_type, write.identifier, now)
+            raise
+        known[write.full_url] = f"{write.resource_type}/{resource_id}"
         if created:
             summary.created += 1
         else:
             summary.updated += 1
-        if run_id is not None:
-            self.store.log(
-                run_id,
-                now,
-                write.resource_type,
-                write.identifier,
-                "created" if created else "updated",
-                server_version=outcome.version_id,
-            )
 
     def _fail(
-        self, entry: OutboxEntry, reason: str, *, permanent: bool, summary: PushSummary
+        self,
+        entry: OutboxEntry,
+        reason: str,
+        *,
+        permanent: bool,
+        summary: PushSummary,
+        lease: Claim | None = None,
     ) -> None:
         now = self.clock()
         if permanent or entry.attempts + 1 >= MAX_ATTEMPTS:
-            self.store.mark_failed(entry, reason, None, now)
+            self.store.mark_failed(entry, reason, None, now, lease)
             summary.dead_lettered += 1
         else:
-            self.store.mark_failed(entry, reason, now + backoff(entry.attempts), now)
+            self.store.mark_failed(entry, reason, now + backoff(entry.attempts), now, lease)
             summary.failed += 1
 
 

@@ -1,0 +1,160 @@
+"""Leases: time-limited claims on work, so several workers share one database safely.
+
+A lease is a row keyed by (connection, scope, key) holding the worker that has it, a token
+new on every claim, and an expiry. Taking one is an UPDATE of an expired row or an INSERT
+that does nothing on conflict, so two workers never both get it. Completing work re-reads
+the row (locked, on PostgreSQL) in the completing transaction: only the token's holder,
+before expiry, records a result (:func:`check`), else :class:`LeaseLost`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from fhir_bridge.errors import LeaseLost
+
+from ._clock import utc
+from ._tables import LeaseRow, OutboxRow, OutboxStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A lease this worker holds: present it when completing the work."""
+
+    connection: str
+    scope: str
+    key: str
+    holder: str
+    token: str
+    expires_at: datetime
+
+
+def take(
+    s: Session,
+    *,
+    connection: str,
+    scope: str,
+    key: str,
+    holder: str,
+    now: datetime,
+    seconds: float,
+) -> Claim | None:
+    """Claim (connection, scope, key) if free or expired; None when another worker holds it."""
+    token = secrets.token_hex(16)
+    expires = now + timedelta(seconds=seconds)
+    values = {"holder": holder, "token": token, "acquired_at": now, "expires_at": expires}
+    taken = s.execute(
+        update(LeaseRow)
+        .where(
+            LeaseRow.connection == connection,
+            LeaseRow.scope == scope,
+            LeaseRow.key == key,
+            LeaseRow.expires_at <= now,
+        )
+        .values(**values)
+        .returning(LeaseRow.token)
+    ).scalar()
+    if taken is None:
+        dialect = s.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        added = s.execute(
+            insert(LeaseRow)
+            .values(connection=connection, scope=scope, key=key, **values)
+            .on_conflict_do_nothing()
+            .returning(LeaseRow.token)
+        ).scalar()
+        if added is None:
+            return None
+    return Claim(connection, scope, key, holder, token, expires)
+
+
+def due_patients(
+    s: Session,
+    *,
+    connection: str,
+    now: datetime,
+    limit: int,
+    postgres: bool,
+    patient_id: str | None = None,
+) -> list[str]:
+    """Patients with due outbox work that no live lease covers (oldest work first).
+
+    On PostgreSQL the outbox rows read are locked ``FOR UPDATE SKIP LOCKED`` for the rest of
+    the claiming transaction, so concurrent claimers look at different work.
+    """
+    leased = select(LeaseRow.key).where(
+        LeaseRow.connection == connection, LeaseRow.scope == "push", LeaseRow.expires_at > now
+    )
+    query = (
+        select(OutboxRow.patient_id, OutboxRow.record_id)
+        .where(
+            OutboxRow.connection == connection,
+            OutboxRow.status == OutboxStatus.pending,
+            OutboxRow.next_attempt_at <= now,
+            OutboxRow.patient_id.not_in(leased),
+        )
+        .order_by(OutboxRow.id)
+        .limit(limit * 20)
+    )
+    if patient_id is not None:
+        query = query.where(OutboxRow.patient_id == patient_id)
+    if postgres:
+        query = query.with_for_update(skip_locked=True, of=OutboxRow)
+    found: list[str] = []
+    for pid, record_id in s.execute(query):
+        key = pid or record_id
+        if key not in found:
+            found.append(key)
+            if len(found) >= limit:
+                break
+    return found
+
+
+def check(s: Session, claim: Claim, now: datetime, *, postgres: bool) -> None:
+    """Raise :class:`LeaseLost` unless ``claim`` still holds its lease, unexpired.
+
+    On PostgreSQL the lease row stays locked until the caller's transaction ends, so nobody
+    takes the lease over between this check and the commit of what it guards.
+    """
+    query = select(LeaseRow.token, LeaseRow.expires_at).where(
+        LeaseRow.connection == claim.connection,
+        LeaseRow.scope == claim.scope,
+        LeaseRow.key == claim.key,
+    )
+    if postgres:
+        query = query.with_for_update()
+    row = s.execute(query).first()
+    if row is None or row.token != claim.token or utc(row.expires_at) <= now:
+        raise LeaseLost(claim.connection, claim.scope, claim.key)
+
+
+def renew(s: Session, claims: Sequence[Claim], now: datetime, seconds: float) -> list[Claim]:
+    """Extend the claims still held (token matches, not expired); the others are lost."""
+    if not claims:
+        return []
+    expires = now + timedelta(seconds=seconds)
+    query = select(LeaseRow.token).where(
+        LeaseRow.token.in_([c.token for c in claims]), LeaseRow.expires_at > now
+    )
+    if s.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    kept = set(s.scalars(query))
+    if kept:
+        s.execute(update(LeaseRow).where(LeaseRow.token.in_(kept)).values(expires_at=expires))
+    return [
+        Claim(c.connection, c.scope, c.key, c.holder, c.token, expires)
+        for c in claims
+        if c.token in kept
+    ]
+
+
+def release(s: Session, claim: Claim) -> None:
+    s.execute(delete(LeaseRow).where(LeaseRow.token == claim.token))

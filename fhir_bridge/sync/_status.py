@@ -1,0 +1,46 @@
+"""What the fleet of workers is doing: for ``fhir-bridge status``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from fhir_bridge.store import Store
+
+ALIVE_WITHIN = timedelta(seconds=60)
+
+
+def fleet_status(
+    store: Store, now: datetime, alive_within: timedelta = ALIVE_WITHIN
+) -> dict[str, Any]:
+    """Workers alive (heartbeat within ``alive_within``) with their claims, the outbox per
+    connection (due, scheduled, done, dead), throttled connections, and how many claims
+    belong to workers not alive (the maintenance step frees them)."""
+    leases = store.leases()
+    alive = []
+    alive_ids = set()
+    for w in store.workers():
+        if w["stopped_at"] is not None or now - w["heartbeat_at"] > alive_within:
+            continue
+        alive_ids.add(w["id"])
+        alive.append(
+            {
+                "id": w["id"],
+                "host": w["host"],
+                "pid": w["pid"],
+                "heartbeat_age_s": round((now - w["heartbeat_at"]).total_seconds(), 1),
+                "claims": [
+                    {"connection": x["connection"], "scope": x["scope"], "key": x["key"]}
+                    for x in leases
+                    if x["holder"] == w["id"] and x["expires_at"] > now
+                ],
+            }
+        )
+    queue = store.queue_by_connection(now)
+    throttled = {}
+    for name in queue:
+        until = store.throttled_until(name, now)
+        if until is not None:
+            throttled[name] = until.isoformat()
+    orphaned = sum(1 for x in leases if x["holder"] not in alive_ids)
+    return {"alive": alive, "queue": queue, "throttled": throttled, "orphaned_claims": orphaned}
