@@ -407,7 +407,9 @@ def apikey(
 @reports_errors
 def worker(
     push_every: Annotated[float, typer.Option(help="Seconds between outbox checks")] = 2.0,
-    pull_every: Annotated[float, typer.Option(help="Seconds between pulls per connection")] = 60.0,
+    pull_every: Annotated[
+        float, typer.Option(help="Seconds between pulls per connection (0: never pull)")
+    ] = 60.0,
     lease_seconds: Annotated[
         float, typer.Option(help="How long a claim on work lasts unless renewed", min=1.0)
     ] = 30.0,

@@ -19,14 +19,21 @@ SLOT_LOCKS = 0x46_43  # high bits of a server's first key; its slot is the secon
 
 def open_engine(url: str) -> Engine:
     """An engine for ``url``; PostgreSQL connections are checked before use, so a worker
-    survives a database restart (the next transaction reconnects)."""
+    survives a database restart (the next transaction reconnects). Errors never quote the
+    statement's parameters (they can hold record content)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, future=True)
+        engine = create_engine(url, future=True, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(
-        url, future=True, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_recycle=1800
+        url,
+        future=True,
+        hide_parameters=True,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        pool_recycle=1800,
     )
 
 

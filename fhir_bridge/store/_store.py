@@ -18,7 +18,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from pydantic import TypeAdapter
-from sqlalchemy import Engine, delete, func, select, text, update
+from sqlalchemy import Engine, case, delete, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from fhir_bridge import model as m
@@ -360,19 +360,20 @@ class Store:
     def queue_by_connection(self, now: datetime) -> dict[str, dict[str, int]]:
         """Outbox counts per connection: due now, scheduled later, done, dead."""
         with self.session() as s:
+            due_now = case((OutboxRow.next_attempt_at <= now, 1), else_=0)
             query = select(
-                OutboxRow.connection,
-                OutboxRow.status,
-                OutboxRow.next_attempt_at <= now,
-                func.count(),
-            ).group_by(OutboxRow.connection, OutboxRow.status, OutboxRow.next_attempt_at <= now)
+                OutboxRow.connection, OutboxRow.status, func.count(), func.sum(due_now)
+            ).group_by(OutboxRow.connection, OutboxRow.status)
             counts: dict[str, dict[str, int]] = {}
-            for connection, status, is_due, count in s.execute(query):
-                name = str(status)
-                if status == OutboxStatus.pending:
-                    name = "due" if is_due else "scheduled"
+            for connection, status, count, due in s.execute(query):
                 per = counts.setdefault(str(connection), {})
-                per[name] = per.get(name, 0) + int(count)
+                if status == OutboxStatus.pending:
+                    if due:
+                        per["due"] = int(due)
+                    if int(count) - int(due or 0):
+                        per["scheduled"] = int(count) - int(due or 0)
+                else:
+                    per[str(status)] = int(count)
             return counts
 
     # ------------------------------------------------------------------ records

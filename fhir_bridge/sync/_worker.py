@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from fhir_bridge.config import Settings
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
@@ -149,6 +151,15 @@ class Worker:
                 try:
                     if await self._cycle(name, store, pusher, puller):
                         continue  # there was work: look for more at once
+                except SQLAlchemyError as exc:  # database away: leases expire, work waits
+                    log.warning(
+                        "database unavailable",
+                        extra={
+                            "action": "worker.db",
+                            "connection": name,
+                            "error_type": type(exc).__name__,
+                        },
+                    )
                 except Exception:  # one connection failing must not stop the others
                     log.exception(
                         "worker cycle failed", extra={"action": "worker.cycle", "connection": name}
@@ -174,7 +185,8 @@ class Worker:
         )
         if claims:
             await pusher.push_claimed(claims)
-        if not self.stop.is_set() and self.clock() >= self._next_pull.get(name, 0.0):
+        pulling = self.pull_every > 0  # 0: this worker only pushes
+        if pulling and not self.stop.is_set() and self.clock() >= self._next_pull.get(name, 0.0):
             await puller.pull()
             self._next_pull[name] = self.clock() + self.pull_every
         return bool(claims)
