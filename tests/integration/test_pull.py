@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import pytest
 
 from fhir_bridge import model as m
 from fhir_bridge.documents import read_records
+from fhir_bridge.errors import LeaseLost
 from fhir_bridge.fhir import FhirClient
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
@@ -393,3 +394,46 @@ def test_a_pull_killed_midway_then_rerun_ends_as_if_never_killed(
         == 8
     )
     assert records(crashed_db) == expected
+
+
+def test_a_type_another_worker_is_pulling_is_left_to_it(
+    pushed: tuple[Store, MappingContext], fhir_base_url: str
+) -> None:
+    """One puller per connection and type: while another holds the Goal watermark's lease,
+    this pull skips Goal (its watermark untouched) and pulls the other types."""
+    store, ctx = pushed
+    other = store.claim(
+        "hapi", "pull", "Goal", holder="another-worker", now=datetime.now(UTC), seconds=300
+    )
+    assert other is not None
+    summary = _pull(store, fhir_base_url, ctx)
+    assert summary.busy == 1
+    assert store.watermark("hapi", "Goal") is None
+    assert store.watermark("hapi", "CarePlan") is not None
+    store.release(other)
+    assert _pull(store, fhir_base_url, ctx).busy == 0
+    assert store.watermark("hapi", "Goal") is not None
+
+
+def test_a_pull_whose_lease_was_taken_over_does_not_move_the_watermark(
+    pushed: tuple[Store, MappingContext],
+) -> None:
+    """Applying a page needs the lease on the watermark: a lost one applies nothing."""
+    store, _ = pushed
+    now = datetime.now(UTC)
+    stale = store.claim("hapi", "pull", "Goal", holder="w1", now=now, seconds=1)
+    assert stale is not None
+    later = now + timedelta(seconds=5)
+    assert store.claim("hapi", "pull", "Goal", holder="w2", now=later, seconds=60) is not None
+    with pytest.raises(LeaseLost):
+        store.apply_pull(
+            "hapi",
+            "Goal",
+            records=[],
+            links=[],
+            conflicts=[],
+            watermark="2030-01-01T00:00:00Z",
+            now=later,
+            lease=stale,
+        )
+    assert store.watermark("hapi", "Goal") is None
