@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from fhir_bridge import metrics
 from fhir_bridge.config import Settings
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
@@ -184,9 +185,16 @@ class Worker:
             )
         )
         if claims:
-            await pusher.push_claimed(claims)
+            started = time.perf_counter()
+            pushed = await pusher.push_claimed(claims)
+            ok = not (pushed.failed or pushed.dead_lettered)
+            metrics.record_run(name, "push", pushed.counts(), time.perf_counter() - started, ok=ok)
         pulling = self.pull_every > 0  # 0: this worker only pushes
         if pulling and not self.stop.is_set() and self.clock() >= self._next_pull.get(name, 0.0):
-            await puller.pull()
+            started = time.perf_counter()
+            pulled = await puller.pull()
+            metrics.record_run(
+                name, "pull", pulled.counts(), time.perf_counter() - started, ok=not pulled.failed
+            )
             self._next_pull[name] = self.clock() + self.pull_every
         return bool(claims)
