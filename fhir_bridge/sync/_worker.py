@@ -118,7 +118,7 @@ class Worker:
                     log.info("stuck claims freed", extra={"action": "worker.free", "count": freed})
             except Exception:
                 log.warning("heartbeat failed", extra={"action": "worker.heartbeat"})
-            await self._sleep(self.lease_seconds / 3)
+            await self._sleep(min(self.lease_seconds / 3, 10.0))  # status: alive within 60 s
         await renewing
 
     async def _connection_loop(self, name: str, store: Store, keeper: LeaseKeeper) -> None:
