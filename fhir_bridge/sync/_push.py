@@ -238,8 +238,14 @@ class Pusher:
         """Push the patients of leases this worker already took (``Store.claim_push``),
         concurrently; each lease is given back when its patient is done."""
         summary = PushSummary()
-        caps, mode = await self._mode()
-        run_id = self.store.start_run(self.connection, "push", self.clock(), self.holder)
+        try:
+            caps, mode = await self._mode()
+            run_id = self.store.start_run(self.connection, "push", self.clock(), self.holder)
+        except BaseException:  # server or database away: hand the patients back at once
+            for claim in claims:
+                with contextlib.suppress(Exception):
+                    self.store.release(claim)
+            raise
         started = time.monotonic()
         async with self._kept() as keeper:
 
@@ -250,7 +256,12 @@ class Pusher:
                         claim, entries, caps=caps, mode=mode, summary=summary, run_id=run_id
                     )
 
-            await asyncio.gather(*(one(c) for c in claims))
+            # every patient runs to its end (and gives its lease back) before a failure of
+            # one of them is raised
+            results = await asyncio.gather(*(one(c) for c in claims), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         self._finish(run_id, summary, mode, started)
         return summary
 
