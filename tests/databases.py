@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,8 @@ def postgres_server_url() -> str:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test."""
-    yield from _fresh_postgres(postgres_server_url())
+    with fresh_postgres(postgres_server_url()) as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)
@@ -40,18 +42,23 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'bridge.db'}"
         return
-    yield from _fresh_postgres(postgres_server_url())
+    with fresh_postgres(postgres_server_url()) as url:
+        yield url
 
 
-def _fresh_postgres(server: str) -> Iterator[str]:
+@contextmanager
+def fresh_postgres(server: str) -> Iterator[str]:
+    """A new database on ``server`` for the block, dropped after it."""
     name = f"fb_test_{uuid.uuid4().hex[:12]}"
     # no pool: a test may restart the server between creating and dropping the database
     admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     try:
         with admin.connect() as c:
             c.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        try:
+            yield make_url(server).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as c:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()

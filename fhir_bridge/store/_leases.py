@@ -46,8 +46,10 @@ def take(
     holder: str,
     now: datetime,
     seconds: float,
+    dead: Sequence[str] = (),
 ) -> Claim | None:
-    """Claim (connection, scope, key) if free or expired; None when another worker holds it."""
+    """Claim (connection, scope, key) if free, expired, or held by one of the ``dead``
+    holders (processes known to be gone); None when another worker holds it."""
     token = secrets.token_hex(16)
     expires = now + timedelta(seconds=seconds)
     values = {"holder": holder, "token": token, "acquired_at": now, "expires_at": expires}
@@ -57,7 +59,7 @@ def take(
             LeaseRow.connection == connection,
             LeaseRow.scope == scope,
             LeaseRow.key == key,
-            LeaseRow.expires_at <= now,
+            (LeaseRow.expires_at <= now) | LeaseRow.holder.in_(list(dead)),
         )
         .values(**values)
         .returning(LeaseRow.token)
@@ -84,6 +86,7 @@ def due_patients(
     limit: int,
     postgres: bool,
     patient_id: str | None = None,
+    dead: Sequence[str] = (),
 ) -> list[str]:
     """Patients with due outbox work that no live lease covers (oldest work first).
 
@@ -91,7 +94,10 @@ def due_patients(
     the claiming transaction, so concurrent claimers look at different work.
     """
     leased = select(LeaseRow.key).where(
-        LeaseRow.connection == connection, LeaseRow.scope == "push", LeaseRow.expires_at > now
+        LeaseRow.connection == connection,
+        LeaseRow.scope == "push",
+        LeaseRow.expires_at > now,
+        LeaseRow.holder.not_in(list(dead)),
     )
     query = (
         select(OutboxRow.patient_id, OutboxRow.record_id)

@@ -203,9 +203,18 @@ class Store:
             leases.check(s, lease, now, postgres=self.postgres)
 
     def claim(
-        self, connection: str, scope: str, key: str, *, holder: str, now: datetime, seconds: float
+        self,
+        connection: str,
+        scope: str,
+        key: str,
+        *,
+        holder: str,
+        now: datetime,
+        seconds: float,
+        dead: Sequence[str] = (),
     ) -> Claim | None:
-        """Lease one unit of work (None: another worker holds it)."""
+        """Lease one unit of work (None: another worker holds it). Leases of ``dead``
+        holders (processes known to be gone) are taken over without waiting for expiry."""
         with self.session() as s:
             return leases.take(
                 s,
@@ -215,6 +224,7 @@ class Store:
                 holder=holder,
                 now=now,
                 seconds=seconds,
+                dead=dead,
             )
 
     def claim_push(
@@ -226,8 +236,10 @@ class Store:
         seconds: float,
         limit: int,
         patient_id: str | None = None,
+        dead: Sequence[str] = (),
     ) -> list[Claim]:
-        """Lease up to ``limit`` patients with due outbox work that nobody else holds."""
+        """Lease up to ``limit`` patients with due outbox work that nobody else holds
+        (leases of ``dead`` holders do not count)."""
         with self.session() as s:
             found = leases.due_patients(
                 s,
@@ -236,6 +248,7 @@ class Store:
                 limit=limit,
                 postgres=self.postgres,
                 patient_id=patient_id,
+                dead=dead,
             )
             claims = []
             for key in sorted(found):  # one order for every claimer: no lock cycles
@@ -247,10 +260,16 @@ class Store:
                     holder=holder,
                     now=now,
                     seconds=seconds,
+                    dead=dead,
                 )
                 if claim is not None:
                     claims.append(claim)
             return claims
+
+    def lease_holders(self) -> list[str]:
+        """Every process holding a lease now or lately (expired leases included)."""
+        with self.session() as s:
+            return list(s.scalars(select(LeaseRow.holder).distinct()))
 
     def renew(self, claims: Sequence[Claim], now: datetime, seconds: float) -> list[Claim]:
         """Extend the claims still held; those missing from the answer are lost."""

@@ -13,7 +13,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import UTC, datetime
 
 from fhir_bridge.errors import LeaseLost
@@ -24,7 +24,46 @@ log = logging.getLogger("fhir_bridge.worker")
 
 def process_id(role: str) -> str:
     """A name for this process unique across hosts: ``role:host:pid:random``."""
-    return f"{role}:{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(3)}"
+    return f"{role}:{_host()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def _host() -> str:
+    return socket.gethostname()[:60].replace(":", "-")
+
+
+def dead_local_holders(holders: Iterable[str], roles: tuple[str, ...] = ()) -> list[str]:
+    """The holders that were processes on this host which no longer exist.
+
+    Their leases on work that writes nothing to a server (pulls, the enqueue scan) can be
+    taken over at once: a pull killed and run again need not wait for the lease to expire.
+    Push leases of workers always wait for expiry: a killed worker's last write may still be
+    under way at the server, and a second conditional create for the same identifier racing
+    it could make a copy; only a ``push`` command run again takes over those of a killed
+    ``push`` command (``roles``), as it did before there were leases. Holders on other hosts
+    are left to expiry: only this host can tell whether its processes are alive.
+    """
+    host = _host()
+    dead = []
+    for holder in holders:
+        parts = holder.split(":")
+        if len(parts) != 4 or parts[1] != host or not parts[2].isdigit():
+            continue
+        if roles and parts[0] not in roles:
+            continue
+        pid = int(parts[2])
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            dead.append(holder)
+        except PermissionError:  # alive, someone else's
+            continue
+    return dead
+
+
+def dead_holders(store: Store, roles: tuple[str, ...] = ()) -> list[str]:
+    return dead_local_holders(store.lease_holders(), roles)
 
 
 class LeaseKeeper:

@@ -24,7 +24,7 @@ from fhir_bridge.errors import LeaseLost, MappingError
 from fhir_bridge.mappers import MappingContext, from_fhir, resources_of
 from fhir_bridge.store import Claim, Link, NewConflict, Store, content_hash
 
-from ._leases import LeaseKeeper, kept, process_id
+from ._leases import LeaseKeeper, dead_holders, kept, process_id
 from ._merge import Policy, three_way
 from ._plan import references, rendering_hash
 from ._summary import int_fields
@@ -116,6 +116,7 @@ class Puller:
         caps = await self.server.capabilities()
         run_id = self.store.start_run(self.connection, "pull", self.clock(), self.holder)
         self.run_id = run_id
+        dead = dead_holders(self.store)
         async with kept(self.keeper, self.store, self.lease_seconds, self.clock) as keeper:
             for resource_type in PULLED_TYPES:
                 # one puller per connection and type at a time: the watermark never races
@@ -126,6 +127,7 @@ class Puller:
                     holder=self.holder,
                     now=self.clock(),
                     seconds=self.lease_seconds,
+                    dead=dead,
                 )
                 if claim is None:
                     summary.busy += 1

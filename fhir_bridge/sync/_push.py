@@ -32,7 +32,7 @@ from fhir_bridge.mappers import (
 )
 from fhir_bridge.store import Claim, Link, OutboxEntry, OutboxStatus, Store
 
-from ._leases import LeaseKeeper, kept, process_id
+from ._leases import LeaseKeeper, dead_holders, kept, process_id
 from ._plan import Write, bundle_of, bundles, keep_server_additions, plan, point_references
 from ._summary import int_fields
 
@@ -127,7 +127,7 @@ class Pusher:
         should_stop: Callable[[], bool] = lambda: False,
         holder: str | None = None,
         keeper: LeaseKeeper | None = None,
-        lease_seconds: float = 60.0,
+        lease_seconds: float = 20.0,
     ) -> None:
         self.should_stop = should_stop
         self.holder = holder or process_id("push")
@@ -167,7 +167,13 @@ class Pusher:
         """Queue what this connection was never sent (one process at a time does it)."""
         now = self.clock()
         claim = self.store.claim(
-            self.connection, "enqueue", "*", holder=self.holder, now=now, seconds=300
+            self.connection,
+            "enqueue",
+            "*",
+            holder=self.holder,
+            now=now,
+            seconds=300,
+            dead=dead_holders(self.store),
         )
         if claim is None:
             return 0
@@ -195,6 +201,7 @@ class Pusher:
         )
         started = time.monotonic()
         done = 0
+        dead = [] if dry_run else dead_holders(self.store, roles=("push",))
         async with self._kept() as keeper:
             for pid, entries in by_patient.items():
                 if self.should_stop():  # between patients: what is left stays queued
@@ -217,6 +224,7 @@ class Pusher:
                         holder=self.holder,
                         now=self.clock(),
                         seconds=self.lease_seconds,
+                        dead=dead,
                     )
                     if claim is None:
                         summary.busy += 1

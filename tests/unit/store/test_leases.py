@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +12,7 @@ import pytest
 from fhir_bridge import model as m
 from fhir_bridge.errors import LeaseLost
 from fhir_bridge.store import Link, Store
+from fhir_bridge.sync._leases import dead_local_holders, process_id
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(seconds=61)
@@ -116,3 +119,17 @@ def test_throttle_only_grows_and_ends(store: Store) -> None:
     assert store.throttled_until("a", NOW) == NOW + timedelta(seconds=30)
     assert store.throttled_until("b", NOW) is None
     assert store.throttled_until("a", NOW + timedelta(seconds=31)) is None
+
+
+def test_a_dead_local_holder_is_taken_over_without_waiting(store: Store) -> None:
+    """A process of this host that is gone is recognised; its lease is taken at once."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    holder = f"pull:{process_id('x').split(':')[1]}:{gone.pid}:abcdef"
+    alive = process_id("pull")
+    assert dead_local_holders([holder, alive]) == [holder]
+    assert dead_local_holders([holder], roles=("push",)) == []
+    assert store.claim("a", "pull", "Goal", holder=holder, now=NOW, seconds=60) is not None
+    assert store.claim("a", "pull", "Goal", holder=alive, now=NOW, seconds=60) is None
+    taken = store.claim("a", "pull", "Goal", holder=alive, now=NOW, seconds=60, dead=[holder])
+    assert taken is not None
