@@ -1,4 +1,4 @@
-"""Helpers for the scale-out tests: a panel of patients, worker processes, an HTTP relay.
+"""What the scale-out tests share: a panel of patients, worker processes, test servers.
 
 The relay is a small ASGI app run by uvicorn in a thread on loopback. Put between the
 workers and a server, it forwards every request and counts how many are in flight at the
