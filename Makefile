@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck unit acceptance clean
+.PHONY: setup demo test lint typecheck unit acceptance clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ test: lint typecheck
 	if [ $$pg_started = yes ]; then sandbox/postgres.sh stop; fi; \
 	if [ $$started = yes ]; then $(BIN)/fhir-bridge sandbox stop; fi; \
 	exit $$status
+
+# The benchmarks (bench/, docs/performance.md): a HAPI sandbox on BENCH_PORT is started (or reset
+# when already running), results go to bench/results/. BENCH_ARGS e.g. "--smoke" or "--patients 100".
+BENCH_PORT ?= 8080
+BENCH_ARGS ?=
+bench: setup
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench --port $(BENCH_PORT) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

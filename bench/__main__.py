@@ -1,0 +1,111 @@
+"""``python -m bench``: run the benchmarks and write bench/results/ (JSON, markdown, PNG)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fhir_bridge import sandbox
+
+from .report import write
+from .run import Bench, Config
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, not {text!r}"
+        ) from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, not {text!r}")
+    return sizes
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument(
+        "--port",
+        type=int,
+        default=sandbox.DEFAULT_PORT,
+        help="port of the local HAPI sandbox (started, or reset when running)",
+    )
+    p.add_argument("--fhir-url", help="benchmark another server instead (nothing is deleted)")
+    p.add_argument("--patients", type=int, default=500)
+    p.add_argument("--repetitions", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--memory-sizes", type=_sizes, default=(500, 5000))
+    p.add_argument("--latency-changes", type=int, default=50)
+    p.add_argument("--scaling-patients", type=int, default=100)
+    p.add_argument(
+        "--only",
+        type=lambda s: tuple(s.split(",")),
+        default=None,
+        help="comma-separated parts: mapping,push,pull,latency,memory,scaling",
+    )
+    p.add_argument("--smoke", action="store_true", help="a tiny panel once: proves the code runs")
+    p.add_argument("--out", type=Path, default=RESULTS)
+    return p.parse_args(argv)
+
+
+def config(args: argparse.Namespace, base_url: str, *, expunge: bool) -> Config:
+    if args.smoke:
+        c = Config(
+            base_url,
+            patients=5,
+            repetitions=1,
+            warmup=0,
+            memory_sizes=(2, 4),
+            latency_changes=3,
+            scaling_patients=3,
+            concurrencies=(1, 2),
+            bundle_sizes=(10, 50),
+            expunge=expunge,
+        )
+    else:
+        c = Config(
+            base_url,
+            patients=args.patients,
+            repetitions=args.repetitions,
+            warmup=args.warmup,
+            memory_sizes=args.memory_sizes,
+            latency_changes=args.latency_changes,
+            scaling_patients=args.scaling_patients,
+            expunge=expunge,
+        )
+    if args.only:
+        c.parts = args.only
+    return c
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    started_here = False
+    if args.fhir_url:
+        base_url, expunge = args.fhir_url.rstrip("/"), False
+    else:
+        before = sandbox.status(args.port)
+        progress = lambda line: print(line, file=sys.stderr)  # noqa: E731
+        if before.running:
+            print(f"resetting the sandbox on port {args.port}", file=sys.stderr)
+            base_url = sandbox.reset(args.port, progress=progress).base_url
+        else:
+            base_url = sandbox.start(args.port, progress=progress).base_url
+            started_here = True
+        expunge = True
+    try:
+        results = Bench(config(args, base_url, expunge=expunge)).run()
+    finally:
+        if started_here:
+            sandbox.stop(args.port)
+    for path in write(results, args.out):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

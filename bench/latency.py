@@ -1,0 +1,139 @@
+"""Latency of the subscription path: a change on the server to the internal record updated.
+
+HAPI REST-hook Subscriptions (``fhir-bridge subscribe``) notify ``fhir-bridge serve``, whose
+webhook applies the resource through the pull's merge. Each of the changes edits one goal's
+description on the server; the clock runs from just before that write until the new text is
+read back from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from fhir_bridge import model as m
+from fhir_bridge.api import SECRET_HEADER
+from fhir_bridge.fhir import FhirClient
+from fhir_bridge.store import Store
+from fhir_bridge.sync import subscribe, unsubscribe
+
+from .push import CONNECTION, FHIR_JSON
+
+SECRET_ENV = "FHIR_BRIDGE_BENCH_HOOK_SECRET"  # noqa: S105 - a variable name
+POLL_SECONDS = 0.005
+WAIT_SECONDS = 60.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _config(path: Path, database_url: str, base_url: str, namespace: str) -> Path:
+    path.write_text(
+        f'database_url = "{database_url}"\nnamespace = "{namespace}"\n\n'
+        f'[connections.{CONNECTION}]\nbase_url = "{base_url}"\n'
+        f'webhook_secret_env = "{SECRET_ENV}"\n'
+    )
+    return path
+
+
+def _wait_until(check: Any, what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def measure(
+    database_url: str, base_url: str, namespace: str, work_dir: Path, changes: int = 50
+) -> list[float]:
+    """Seconds from each server write to the record updated in the store."""
+    secret = secrets.token_hex(16)
+    env = {**os.environ, SECRET_ENV: secret}
+    env["FHIR_BRIDGE_CONFIG"] = str(
+        _config(work_dir / "fhir-bridge.toml", database_url, base_url, namespace)
+    )
+    port = _free_port()
+    callback = f"http://127.0.0.1:{port}"
+    with (work_dir / "serve.log").open("w") as serve_log:
+        serve = subprocess.Popen(
+            [str(Path(sys.executable).parent / "fhir-bridge"), "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=serve_log,
+        )
+    store = Store(database_url)
+    try:
+        _wait_until(lambda: _answers(f"{callback}/healthz"), "fhir-bridge serve")
+        asyncio.run(_manage(base_url, callback, secret, create=True))
+        http = httpx.Client(
+            base_url=base_url,
+            headers={"Content-Type": FHIR_JSON, "Accept": FHIR_JSON, "Cache-Control": "no-cache"},
+            timeout=60.0,
+        )
+        _wait_until(lambda: _all_active(http, callback), "active subscriptions")
+        goals = [
+            link
+            for link in store.links_of_connection(CONNECTION)
+            if link.resource_type == "Goal" and link.record_id
+        ][:changes]
+        latencies = []
+        for n, link in enumerate(goals):
+            resource = http.get(f"Goal/{link.resource_id}").raise_for_status().json()
+            text = f"Goal reviewed, version {n}"
+            resource["description"] = {"text": text}
+            started = time.perf_counter()
+            http.put(f"Goal/{link.resource_id}", json=resource).raise_for_status()
+            record_id = link.record_id
+            assert record_id is not None
+            deadline = started + WAIT_SECONDS
+            while True:
+                record = store.get_record("goal", record_id)
+                if isinstance(record, m.Goal) and record.description.text == text:
+                    latencies.append(time.perf_counter() - started)
+                    break
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"goal {n}: the change never reached the record")
+                time.sleep(POLL_SECONDS)
+        http.close()
+        return latencies
+    finally:
+        try:
+            asyncio.run(_manage(base_url, callback, secret, create=False))
+        finally:
+            store.close()
+            serve.terminate()
+            serve.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _all_active(http: httpx.Client, callback: str) -> bool:
+    found = http.get("Subscription", params={"url": f"{callback}/fhir/notify/{CONNECTION}"}).json()
+    statuses = {e["resource"]["status"] for e in found.get("entry", [])}
+    return statuses == {"active"}
+
+
+async def _manage(base_url: str, callback: str, secret: str, *, create: bool) -> None:
+    async with FhirClient(base_url) as client:
+        if create:
+            await subscribe(client, CONNECTION, callback, secret, SECRET_HEADER)
+        else:
+            await unsubscribe(client, CONNECTION, callback)

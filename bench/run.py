@@ -1,0 +1,413 @@
+"""The whole benchmark: one run, one machine, one server.
+
+Every push starts on an emptied server (``$expunge`` of everything, the JVM kept warm; the
+run itself begins with ``fhir-bridge sandbox reset`` or a fresh start). In smoke mode (a
+shared test server) nothing is deleted: each push writes under a namespace of its own, so
+it still creates every resource.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from fhir_bridge.mappers import MappingContext
+from fhir_bridge.store import Store
+from fhir_bridge.sync import PULLED_TYPES
+
+from . import latency, mapping, memory, pull, push
+from .machine import describe, other_processes_busy
+from .panel import Panel, changed, generate
+from .prepared import prepare
+from .timing import Figure, percentile, timed
+
+FHIR_JSON = "application/fhir+json"
+
+
+@dataclass
+class Config:
+    base_url: str
+    patients: int = 500
+    repetitions: int = 3
+    warmup: int = 1
+    memory_sizes: tuple[int, ...] = (500, 5000)
+    latency_changes: int = 50
+    scaling_patients: int = 100
+    concurrencies: tuple[int, ...] = (1, 2, 4, 8)
+    bundle_sizes: tuple[int, ...] = (10, 50, 100)
+    concurrency: int = 8  # the bridge's default max_in_flight
+    bundle_size: int = 50  # the bridge's default bundle_size
+    expunge: bool = True  # False: a fresh namespace per push instead (shared servers)
+    parts: tuple[str, ...] = ("mapping", "push", "pull", "latency", "memory", "scaling")
+    work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-")))
+    log: Callable[[str], None] = print
+
+
+class Bench:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.namespace = self._namespace()
+        self.databases = 0
+
+    # ------------------------------------------------------------------ helpers
+
+    def _namespace(self) -> str:
+        return f"https://bench.fhir-bridge.example/{uuid.uuid4().hex[:12]}"
+
+    def fresh(self) -> MappingContext:
+        """An empty server as far as our identifiers go: emptied, or a new namespace."""
+        if self.config.expunge:
+            response = httpx.post(
+                f"{self.config.base_url}/$expunge",
+                json={
+                    "resourceType": "Parameters",
+                    "parameter": [{"name": "expungeEverything", "valueBoolean": True}],
+                },
+                headers={"Content-Type": FHIR_JSON, "Accept": FHIR_JSON},
+                timeout=600.0,
+            )
+            response.raise_for_status()
+        else:
+            self.namespace = self._namespace()
+        return MappingContext(namespace=self.namespace, now=push.NOW)
+
+    def database(self) -> tuple[str, Path]:
+        self.databases += 1
+        path = self.config.work_dir / f"store-{self.databases}.db"
+        return f"sqlite:///{path}", path
+
+    def reps(self) -> range:
+        return range(self.config.warmup + self.config.repetitions)
+
+    def measured(self, rep: int) -> bool:
+        return rep >= self.config.warmup
+
+    # ------------------------------------------------------------------ 1. mapping
+
+    def mapping(self, panel: Panel) -> dict[str, Any]:
+        ctx = MappingContext(namespace=self.namespace, now=push.NOW)
+        prepared = prepare(panel, ctx)
+        out, back = Figure("internal -> FHIR (checked)"), Figure("FHIR -> internal")
+        for rep in self.reps():
+            count, seconds = mapping.to_fhir(panel, ctx)
+            read, read_seconds = mapping.from_fhir_per_patient(prepared, ctx)
+            if self.measured(rep):
+                out.add(seconds, count)
+                back.add(read_seconds, read)
+        return {"to_fhir": out.summary(), "from_fhir": back.summary()}
+
+    # ------------------------------------------------------------------ 2. push
+
+    def push(self, panel: Panel) -> dict[str, Any]:
+        c = self.config
+        figures = {
+            "bridge": Figure("fhir-bridge push"),
+            "fhirpy": Figure("fhirpy, one at a time"),
+            "fhirpy_async": Figure(f"fhirpy async, {c.concurrency} in flight"),
+            "raw": Figure(f"raw httpx transactions, {c.concurrency} in flight"),
+        }
+        load, again, five = (
+            Figure("load"),
+            Figure("push, nothing changed"),
+            Figure("push, 5% changed"),
+        )
+        edited = list(changed(panel, 0.05))
+        for rep in self.reps():
+            for name, figure in figures.items():
+                ctx = self.fresh()
+                keep = self.measured(rep)
+                c.log(f"push {name} rep {rep}{'' if keep else ' (warm-up)'}")
+                if name == "bridge":
+                    url, _ = self.database()
+                    seconds, count = timed(lambda url=url: push.load(url, panel.records()))
+                    if keep:
+                        load.add(seconds, count)
+                    seconds, count = timed(lambda url=url, ctx=ctx: self._bridge(url, ctx))
+                    second = timed(lambda url=url, ctx=ctx: self._bridge(url, ctx, expect=0))
+                    push.load(url, edited)
+                    fifth = timed(lambda url=url, ctx=ctx: self._bridge(url, ctx))
+                    if keep:
+                        again.add(*second)
+                        five.add(*fifth)
+                elif name == "fhirpy":
+                    prepared = prepare(panel, ctx)
+                    seconds, count = timed(
+                        lambda p=prepared: push.fhirpy_one_at_a_time(c.base_url, p)
+                    )
+                elif name == "fhirpy_async":
+                    prepared = prepare(panel, ctx)
+                    seconds, count = timed(
+                        lambda p=prepared: asyncio.run(
+                            push.fhirpy_async(c.base_url, p, c.concurrency)
+                        )
+                    )
+                else:
+                    directory, lanes = push.ceiling_bundles(prepare(panel, ctx), c.bundle_size)
+                    seconds, count = timed(
+                        lambda d=directory, lanes=lanes: asyncio.run(
+                            push.raw_transactions(c.base_url, d, lanes, c.concurrency)
+                        )
+                    )
+                if keep:
+                    figure.add(seconds, count)
+        summaries = {k: f.summary() for k, f in figures.items()}
+        rate = {k: s["per_second"]["median"] for k, s in summaries.items()}
+        again_summary = again.summary()
+        five_summary = five.summary()
+        five_summary["changed_records"] = len(edited)
+        return {
+            "contenders": summaries,
+            "load": load.summary(),
+            "nothing_changed": again_summary,
+            "five_percent_changed": five_summary,
+            "ratios": {
+                "bridge/fhirpy": _ratio(rate["bridge"], rate["fhirpy"]),
+                "bridge/fhirpy_async": _ratio(rate["bridge"], rate["fhirpy_async"]),
+                "bridge/raw": _ratio(rate["bridge"], rate["raw"]),
+            },
+        }
+
+    def _bridge(
+        self,
+        url: str,
+        ctx: MappingContext,
+        *,
+        expect: int | None = None,
+        bundle_size: int | None = None,
+        concurrency: int | None = None,
+    ) -> int:
+        summary = asyncio.run(
+            push.bridge_push(
+                url,
+                self.config.base_url,
+                ctx,
+                bundle_size=bundle_size or self.config.bundle_size,
+                max_in_flight=concurrency or self.config.concurrency,
+            )
+        )
+        if summary.failed or summary.dead_lettered:
+            raise RuntimeError(f"bridge push failed: {summary.counts()}")
+        if expect is not None and push.written(summary) != expect:
+            raise RuntimeError(f"expected {expect} writes, got {summary.counts()}")
+        return push.written(summary)
+
+    # ------------------------------------------------------------------ 3. pull
+
+    def pull(self, panel: Panel) -> tuple[dict[str, Any], Path, MappingContext]:
+        c = self.config
+        ctx = self.fresh()
+        url, path = self.database()
+        push.load(url, panel.records())
+        self._bridge(url, ctx)
+        first_seconds, first = timed(
+            lambda: pull.pulled(asyncio.run(pull.bridge_pull(url, c.base_url, ctx)))
+        )
+        edits = asyncio.run(pull.edit_on_server(c.base_url, url, 0.05))
+        plan = pull.searches(url)
+        figures = {
+            "bridge": Figure("fhir-bridge pull"),
+            "fhirpy": Figure("fhirpy, same searches"),
+            "raw": Figure("raw httpx paging"),
+        }
+        received = 0
+        for rep in self.reps():
+            for name, figure in figures.items():
+                c.log(f"pull {name} rep {rep}")
+                if name == "bridge":
+                    copy = pull.copy_store(path, c.work_dir / f"pull-{rep}.db")
+                    seconds, _ = timed(
+                        lambda u=copy: pull.pulled(
+                            asyncio.run(pull.bridge_pull(u, c.base_url, ctx))
+                        )
+                    )
+                    count = received  # the same responses: the raw count of what was sent
+                elif name == "fhirpy":
+                    seconds, count = timed(lambda: pull.fhirpy_searches(c.base_url, plan))
+                else:
+                    seconds, count = timed(lambda: asyncio.run(pull.raw_paging(c.base_url, plan)))
+                    received = count
+                if self.measured(rep):
+                    figure.add(seconds, count)
+        # the bridge ran first in each repetition: count what the server sent once known
+        bridge = figures["bridge"]
+        bridge.items = [received] * len(bridge.seconds)
+        summaries = {k: f.summary() for k, f in figures.items()}
+        rate = {k: s["per_second"]["median"] for k, s in summaries.items()}
+        result = {
+            "contenders": summaries,
+            "first_pull": {
+                "seconds": round(first_seconds, 3),
+                "resources": first,
+                "searches": "per patient and type (no watermark yet)",
+            },
+            "server_edits": edits,
+            "searches": [{"path": s.path, "params": s.params} for s in plan],
+            "ratios": {
+                "bridge/fhirpy": _ratio(rate["bridge"], rate["fhirpy"]),
+                "bridge/raw": _ratio(rate["bridge"], rate["raw"]),
+            },
+        }
+        return result, path, ctx
+
+    # ------------------------------------------------------------------ 4. memory
+
+    def memory(self) -> dict[str, Any]:
+        c = self.config
+        rows: list[dict[str, Any]] = []
+        for size in c.memory_sizes:
+            c.log(f"memory at {size} patients")
+            panel = generate(size)
+            ctx = self.fresh()
+            url, _ = self.database()
+            started = datetime.now(UTC)
+            push.load(url, panel.records())
+            pushed = memory.measure("push", url, c.base_url, ctx.namespace)
+            _seed_watermarks(url, started)
+            pulled = memory.measure("pull", url, c.base_url, ctx.namespace)
+            rows.append({"patients": size, "push": pushed, "pull": pulled})
+        out: dict[str, Any] = {"rows": rows}
+        if len(rows) >= 2:
+            small, large = rows[0], rows[-1]
+            out["growth"] = {
+                "patients": round(large["patients"] / small["patients"], 1),
+                "push_rss": round(large["push"]["peak_rss_mb"] / small["push"]["peak_rss_mb"], 2),
+                "pull_rss": round(large["pull"]["peak_rss_mb"] / small["pull"]["peak_rss_mb"], 2),
+            }
+        return out
+
+    # ------------------------------------------------------------------ 5. latency
+
+    def latency(self, pulled_store: Path, ctx: MappingContext) -> dict[str, Any]:
+        c = self.config
+        url = pull.copy_store(pulled_store, c.work_dir / "latency.db")
+        work = c.work_dir / "latency"
+        work.mkdir(exist_ok=True)
+        seconds = latency.measure(url, c.base_url, ctx.namespace, work, c.latency_changes)
+        return {
+            "changes": len(seconds),
+            "p50_ms": round(percentile(seconds, 50) * 1000, 1),
+            "p95_ms": round(percentile(seconds, 95) * 1000, 1),
+            "min_ms": round(min(seconds) * 1000, 1),
+            "max_ms": round(max(seconds) * 1000, 1),
+            "all_ms": [round(s * 1000, 1) for s in seconds],
+        }
+
+    # ------------------------------------------------------------------ 6. scaling
+
+    def scaling(self) -> dict[str, Any]:
+        c = self.config
+        panel = generate(c.scaling_patients, seed=11)
+        cells = []
+        for bundle_size in c.bundle_sizes:
+            for concurrency in c.concurrencies:
+                bridge, raw = Figure("bridge"), Figure("raw")
+                for rep in self.reps():
+                    c.log(f"scaling bundle {bundle_size} concurrency {concurrency} rep {rep}")
+                    ctx = self.fresh()
+                    url, _ = self.database()
+                    push.load(url, panel.records())
+                    b = timed(
+                        lambda url=url, ctx=ctx, b=bundle_size, n=concurrency: self._bridge(
+                            url, ctx, bundle_size=b, concurrency=n
+                        )
+                    )
+                    ctx = self.fresh()
+                    directory, lanes = push.ceiling_bundles(prepare(panel, ctx), bundle_size)
+                    r = timed(
+                        lambda d=directory, lanes=lanes, n=concurrency: asyncio.run(
+                            push.raw_transactions(c.base_url, d, lanes, n)
+                        )
+                    )
+                    if self.measured(rep):
+                        bridge.add(*b)
+                        raw.add(*r)
+                cells.append(
+                    {
+                        "bundle_size": bundle_size,
+                        "concurrency": concurrency,
+                        "bridge": bridge.summary(),
+                        "raw": raw.summary(),
+                    }
+                )
+        return {"patients": c.scaling_patients, "cells": cells}
+
+    # ------------------------------------------------------------------ all
+
+    def run(self) -> dict[str, Any]:
+        c = self.config
+        started = time.perf_counter()
+        results: dict[str, Any] = {
+            "machine": describe(c.base_url),
+            "config": {
+                "patients": c.patients,
+                "repetitions": c.repetitions,
+                "warmup": c.warmup,
+                "concurrency": c.concurrency,
+                "bundle_size": c.bundle_size,
+                "reset": "$expunge everything before each push"
+                if c.expunge
+                else "a fresh identifier namespace per push (shared server)",
+            },
+        }
+        panel = generate(c.patients)
+        ctx = MappingContext(namespace=self.namespace, now=push.NOW)
+        results["panel"] = {
+            "patients": panel.patients,
+            "records": len(panel.records()),
+            "resources": prepare(panel, ctx).resources,
+        }
+        if "mapping" in c.parts:
+            results["mapping"] = self.mapping(panel)
+        if "push" in c.parts:
+            results["push"] = self.push(panel)
+        pulled_store = None
+        if "pull" in c.parts or "latency" in c.parts:
+            results["pull"], pulled_store, pull_ctx = self.pull(panel)
+        if "latency" in c.parts and pulled_store is not None:
+            results["latency"] = self.latency(pulled_store, pull_ctx)
+        if "memory" in c.parts:
+            results["memory"] = self.memory()
+        if "scaling" in c.parts:
+            results["scaling"] = self.scaling()
+        if "mapping" in results and "push" in results:
+            to_fhir = results["mapping"]["to_fhir"]["seconds"]["median"]
+            push_s = results["push"]["contenders"]["bridge"]["seconds"]["median"]
+            results["mapping"]["share_of_push"] = round(to_fhir / push_s, 3)
+        results["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+        results["machine"]["busy_processes_end"] = other_processes_busy()
+        results["duration_seconds"] = round(time.perf_counter() - started, 1)
+        shutil.rmtree(c.work_dir, ignore_errors=True)
+        return results
+
+
+def _seed_watermarks(database_url: str, since: datetime) -> None:
+    """As if a pull had run just before the push: the next pull reads everything since."""
+    store = Store(database_url)
+    try:
+        for resource_type in PULLED_TYPES:
+            store.apply_pull(
+                push.CONNECTION,
+                resource_type,
+                records=[],
+                links=[],
+                conflicts=[],
+                watermark=since.isoformat().replace("+00:00", "Z"),
+                now=since,
+            )
+    finally:
+        store.close()
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 3) if b else None
