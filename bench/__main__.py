@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from fhir_bridge import sandbox
 
@@ -12,6 +14,7 @@ from .report import write
 from .run import Bench, Config
 
 RESULTS = Path(__file__).parent / "results"
+PARTS = ("mapping", "push", "pull", "latency", "memory", "scaling")
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -49,6 +52,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--smoke", action="store_true", help="a tiny panel once: proves the code runs")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument(
+        "--merge",
+        type=Path,
+        help="a results.json of an earlier run: parts this run skipped are taken from it "
+        "(marked as measured separately)",
+    )
     return p.parse_args(argv)
 
 
@@ -64,7 +73,10 @@ def config(args: argparse.Namespace, base_url: str, *, expunge: bool) -> Config:
             scaling_patients=3,
             concurrencies=(1, 2),
             bundle_sizes=(10, 50),
+            bridge_concurrencies=(1, 2),
+            warmup_patients=2,
             expunge=expunge,
+            strict=True,
         )
     else:
         c = Config(
@@ -80,6 +92,18 @@ def config(args: argparse.Namespace, base_url: str, *, expunge: bool) -> Config:
     if args.only:
         c.parts = args.only
     return c
+
+
+def merge(results: dict[str, Any], earlier: dict[str, Any]) -> None:
+    """Parts measured in an earlier run (e.g. memory, which CPU noise does not move)."""
+    for part in PARTS:
+        if part not in results and part in earlier:
+            results[part] = earlier[part]
+            results.setdefault("measured_separately", {})[part] = {
+                "when": earlier["machine"]["when"],
+                "load_average_start": earlier["machine"]["load_average_start"],
+                "seconds": (earlier.get("part_seconds") or {}).get(part),
+            }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if started_here:
             sandbox.stop(args.port)
+    if args.merge:
+        merge(results, json.loads(args.merge.read_text()))
     for path in write(results, args.out):
         print(path)
     return 0

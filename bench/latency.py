@@ -1,9 +1,13 @@
 """Latency of the subscription path: a change on the server to the internal record updated.
 
-HAPI REST-hook Subscriptions (``fhir-bridge subscribe``) notify ``fhir-bridge serve``, whose
-webhook applies the resource through the pull's merge. Each of the changes edits one goal's
-description on the server; the clock runs from just before that write until the new text is
-read back from the store.
+A HAPI REST-hook Subscription shaped as ``fhir-bridge subscribe`` makes them (payload, secret
+header, endpoint ``<callback>/fhir/notify/<connection>``) notifies ``fhir-bridge serve``, whose
+webhook applies the resource through the pull's merge. Its criteria name the benchmark's own
+identifier system (``Goal?identifier=<namespace>/goal|``) rather than every Goal, so that
+nothing else written to a shared server is ever sent to the short-lived webhook.
+
+Each change edits one goal's description on the server; the clock runs from just before that
+write until the new text is read back from the store.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from fhir_bridge import model as m
 from fhir_bridge.api import SECRET_HEADER
 from fhir_bridge.fhir import FhirClient
 from fhir_bridge.store import Store
-from fhir_bridge.sync import subscribe, unsubscribe
+from fhir_bridge.sync._subscriptions import REASON, endpoint
 
 from .push import CONNECTION, FHIR_JSON
 
@@ -75,9 +79,10 @@ def measure(
             stderr=serve_log,
         )
     store = Store(database_url)
+    subscription = None
     try:
         _wait_until(lambda: _answers(f"{callback}/healthz"), "fhir-bridge serve")
-        asyncio.run(_manage(base_url, callback, secret, create=True))
+        subscription = asyncio.run(_subscribe(base_url, callback, secret, namespace))
         http = httpx.Client(
             base_url=base_url,
             headers={"Content-Type": FHIR_JSON, "Accept": FHIR_JSON, "Cache-Control": "no-cache"},
@@ -111,7 +116,8 @@ def measure(
         return latencies
     finally:
         try:
-            asyncio.run(_manage(base_url, callback, secret, create=False))
+            if subscription is not None:
+                asyncio.run(_unsubscribe(base_url, subscription))
         finally:
             store.close()
             serve.terminate()
@@ -131,9 +137,27 @@ def _all_active(http: httpx.Client, callback: str) -> bool:
     return statuses == {"active"}
 
 
-async def _manage(base_url: str, callback: str, secret: str, *, create: bool) -> None:
+async def _subscribe(base_url: str, callback: str, secret: str, namespace: str) -> str:
+    async with FhirClient(base_url, timeout=180.0) as client:  # HAPI can be slow to accept it
+        created = await client.create(
+            {
+                "resourceType": "Subscription",
+                "status": "requested",
+                "reason": REASON,
+                "criteria": f"Goal?identifier={namespace}/goal|",
+                "channel": {
+                    "type": "rest-hook",
+                    "endpoint": endpoint(callback, CONNECTION),
+                    "payload": FHIR_JSON,
+                    "header": [f"{SECRET_HEADER}: {secret}"],
+                },
+            }
+        )
+        if created.id is None:
+            raise RuntimeError("the server gave the Subscription no id")
+        return created.id
+
+
+async def _unsubscribe(base_url: str, subscription: str) -> None:
     async with FhirClient(base_url) as client:
-        if create:
-            await subscribe(client, CONNECTION, callback, secret, SECRET_HEADER)
-        else:
-            await unsubscribe(client, CONNECTION, callback)
+        await client.delete("Subscription", subscription)

@@ -113,6 +113,14 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {name} | {shown} | {wanted} | {'-' if ok is None else 'yes' if ok else 'NO'} |"
         )
     lines.append("")
+    for name, when in (results.get("measured_separately") or {}).items():
+        lines += [
+            f"The {name} figures come from a separate run ({when['when']}, load average "
+            f"{when['load_average_start']} at its start, {when['seconds']} s).",
+            "",
+        ]
+    for name, error in (results.get("failed_parts") or {}).items():
+        lines += [f"**{name} failed**: {error}", ""]
     if "mapping" in results:
         mp = results["mapping"]
         lines += _table("Mapping (one process)", [mp["to_fhir"], mp["from_fhir"]])
@@ -177,11 +185,12 @@ def markdown(results: dict[str, Any]) -> str:
             "|---:|---:|---:|---:|---:|",
         ]
         for cell in sc["cells"]:
-            b = cell["bridge"].get("per_second", {}).get("median", 0)
+            b = cell["bridge"].get("per_second", {}).get("median")
             r = cell["raw"].get("per_second", {}).get("median", 0)
+            bridge = "-" if b is None else f"{b:,.0f}"
+            ratio = "-" if b is None or not r else f"{b / r:.2f}"
             lines.append(
-                f"| {cell['bundle_size']} | {cell['concurrency']} | {b:,.0f} | {r:,.0f} | "
-                f"{(b / r if r else 0):.2f} |"
+                f"| {cell['bundle_size']} | {cell['concurrency']} | {bridge} | {r:,.0f} | {ratio} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -204,9 +213,10 @@ def png(results: dict[str, Any], path: Path) -> bool:
                     "o--",
                     label=f"raw, bundles of {bundle_size}",
                 )
+                measured = [c for c in cells if c["bridge"].get("per_second")]
                 ax.plot(
-                    xs,
-                    [c["bridge"]["per_second"]["median"] for c in cells],
+                    [c["concurrency"] for c in measured],
+                    [c["bridge"]["per_second"]["median"] for c in measured],
                     "s-",
                     label=f"bridge, bundles of {bundle_size}",
                 )

@@ -41,14 +41,17 @@ class Config:
     patients: int = 500
     repetitions: int = 3
     warmup: int = 1
+    warmup_patients: int = 50  # the push warm-up round uses a smaller panel
     memory_sizes: tuple[int, ...] = (500, 5000)
     latency_changes: int = 50
     scaling_patients: int = 100
     concurrencies: tuple[int, ...] = (1, 2, 4, 8)
+    bridge_concurrencies: tuple[int, ...] = (1, 8)  # its patients go one at a time anyway
     bundle_sizes: tuple[int, ...] = (10, 50, 100)
     concurrency: int = 8  # the bridge's default max_in_flight
     bundle_size: int = 50  # the bridge's default bundle_size
     expunge: bool = True  # False: a fresh namespace per push instead (shared servers)
+    strict: bool = False  # True: a failing part fails the run (the smoke test)
     parts: tuple[str, ...] = ("mapping", "push", "pull", "latency", "memory", "scaling")
     work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-")))
     log: Callable[[str], None] = print
@@ -66,7 +69,10 @@ class Bench:
         return f"https://bench.fhir-bridge.example/{uuid.uuid4().hex[:12]}"
 
     def fresh(self) -> MappingContext:
-        """An empty server as far as our identifiers go: emptied, or a new namespace."""
+        """An empty server as far as our identifiers go: emptied (where allowed), and a new
+        namespace either way, so that nothing left from before (a Subscription the server
+        still matches for a while after its deletion) concerns the next run."""
+        self.namespace = self._namespace()
         if self.config.expunge:
             response = httpx.post(
                 f"{self.config.base_url}/$expunge",
@@ -78,8 +84,6 @@ class Bench:
                 timeout=600.0,
             )
             response.raise_for_status()
-        else:
-            self.namespace = self._namespace()
         return MappingContext(namespace=self.namespace, now=push.NOW)
 
     def database(self) -> tuple[str, Path]:
@@ -123,37 +127,42 @@ class Bench:
             Figure("push, 5% changed"),
         )
         edited = list(changed(panel, 0.05))
+        warm = generate(c.warmup_patients, seed=4)  # warms the JVM and the caches
+        warm_edited = list(changed(warm, 0.05))
         for rep in self.reps():
+            keep = self.measured(rep)
+            run_panel, run_edited = (panel, edited) if keep else (warm, warm_edited)
             for name, figure in figures.items():
                 ctx = self.fresh()
-                keep = self.measured(rep)
                 c.log(f"push {name} rep {rep}{'' if keep else ' (warm-up)'}")
                 if name == "bridge":
                     url, _ = self.database()
-                    seconds, count = timed(lambda url=url: push.load(url, panel.records()))
+                    seconds, count = timed(
+                        lambda url=url, rp=run_panel: push.load(url, rp.records())
+                    )
                     if keep:
                         load.add(seconds, count)
                     seconds, count = timed(lambda url=url, ctx=ctx: self._bridge(url, ctx))
                     second = timed(lambda url=url, ctx=ctx: self._bridge(url, ctx, expect=0))
-                    push.load(url, edited)
+                    push.load(url, run_edited)
                     fifth = timed(lambda url=url, ctx=ctx: self._bridge(url, ctx))
                     if keep:
                         again.add(*second)
                         five.add(*fifth)
                 elif name == "fhirpy":
-                    prepared = prepare(panel, ctx)
+                    prepared = prepare(run_panel, ctx)
                     seconds, count = timed(
                         lambda p=prepared: push.fhirpy_one_at_a_time(c.base_url, p)
                     )
                 elif name == "fhirpy_async":
-                    prepared = prepare(panel, ctx)
+                    prepared = prepare(run_panel, ctx)
                     seconds, count = timed(
                         lambda p=prepared: asyncio.run(
                             push.fhirpy_async(c.base_url, p, c.concurrency)
                         )
                     )
                 else:
-                    directory, lanes = push.ceiling_bundles(prepare(panel, ctx), c.bundle_size)
+                    directory, lanes = push.ceiling_bundles(prepare(run_panel, ctx), c.bundle_size)
                     seconds, count = timed(
                         lambda d=directory, lanes=lanes: asyncio.run(
                             push.raw_transactions(c.base_url, d, lanes, c.concurrency)
@@ -312,16 +321,20 @@ class Bench:
         for bundle_size in c.bundle_sizes:
             for concurrency in c.concurrencies:
                 bridge, raw = Figure("bridge"), Figure("raw")
-                for rep in self.reps():
+                with_bridge = concurrency in c.bridge_concurrencies
+                for rep in range(c.repetitions):  # the server is warm by now
                     c.log(f"scaling bundle {bundle_size} concurrency {concurrency} rep {rep}")
-                    ctx = self.fresh()
-                    url, _ = self.database()
-                    push.load(url, panel.records())
-                    b = timed(
-                        lambda url=url, ctx=ctx, b=bundle_size, n=concurrency: self._bridge(
-                            url, ctx, bundle_size=b, concurrency=n
+                    if with_bridge:
+                        ctx = self.fresh()
+                        url, _ = self.database()
+                        push.load(url, panel.records())
+                        bridge.add(
+                            *timed(
+                                lambda url=url, ctx=ctx, b=bundle_size, n=concurrency: self._bridge(
+                                    url, ctx, bundle_size=b, concurrency=n
+                                )
+                            )
                         )
-                    )
                     ctx = self.fresh()
                     directory, lanes = push.ceiling_bundles(prepare(panel, ctx), bundle_size)
                     r = timed(
@@ -329,9 +342,7 @@ class Bench:
                             push.raw_transactions(c.base_url, d, lanes, n)
                         )
                     )
-                    if self.measured(rep):
-                        bridge.add(*b)
-                        raw.add(*r)
+                    raw.add(*r)
                 cells.append(
                     {
                         "bundle_size": bundle_size,
@@ -367,20 +378,46 @@ class Bench:
             "records": len(panel.records()),
             "resources": prepare(panel, ctx).resources,
         }
-        if "mapping" in c.parts:
-            results["mapping"] = self.mapping(panel)
-        if "push" in c.parts:
-            results["push"] = self.push(panel)
-        pulled_store = None
-        if "pull" in c.parts or "latency" in c.parts:
-            results["pull"], pulled_store, pull_ctx = self.pull(panel)
-        if "latency" in c.parts and pulled_store is not None:
-            results["latency"] = self.latency(pulled_store, pull_ctx)
-        if "memory" in c.parts:
-            results["memory"] = self.memory()
-        if "scaling" in c.parts:
-            results["scaling"] = self.scaling()
-        if "mapping" in results and "push" in results:
+        seconds: dict[str, float] = {}
+
+        failed: dict[str, str] = {}
+
+        def part(name: str, fn: Callable[[], Any]) -> None:
+            """Run one part; a failure is recorded and the other parts still run."""
+            if name not in c.parts:
+                return
+            c.log(f"== {name}")
+            begun = time.perf_counter()
+            try:
+                results[name] = fn()
+            except Exception as exc:  # a benchmark run reports what failed and goes on
+                if c.strict:
+                    raise
+                failed[name] = f"{type(exc).__name__}: {exc}"[:500]
+                c.log(f"{name} failed: {failed[name]}")
+            finally:
+                seconds[name] = round(time.perf_counter() - begun, 1)
+
+        part("mapping", lambda: self.mapping(panel))
+        part("push", lambda: self.push(panel))
+        pulled: list[Any] = []  # the pulled store and its context, for the latency part
+
+        def pull_part() -> dict[str, Any]:
+            result, store_path, ctx = self.pull(panel)
+            pulled.extend((store_path, ctx))
+            return result
+
+        if "latency" in c.parts and "pull" not in c.parts:
+            c.parts = (*c.parts, "pull")
+        part("pull", pull_part)
+        if pulled:
+            part("latency", lambda: self.latency(pulled[0], pulled[1]))
+        part("memory", self.memory)
+        part("scaling", self.scaling)
+        if failed:
+            results["failed_parts"] = failed
+        results["part_seconds"] = seconds
+        if "mapping" in results and "push" in results and "bridge" in results["push"]["contenders"]:
             to_fhir = results["mapping"]["to_fhir"]["seconds"]["median"]
             push_s = results["push"]["contenders"]["bridge"]["seconds"]["median"]
             results["mapping"]["share_of_push"] = round(to_fhir / push_s, 3)
