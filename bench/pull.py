@@ -49,7 +49,9 @@ def searches(database_url: str) -> list[Search]:
                 raise RuntimeError(f"no watermark for {resource_type}: pull once first")
             since = (datetime.fromisoformat(watermark.replace("Z", "+00:00")) - OVERLAP).isoformat()
             if resource_type != "Task":
-                out.append(Search(f"{resource_type}/_history", {"_since": since}))
+                out.append(
+                    Search(f"{resource_type}/_history", {"_since": since, "_count": str(PAGE)})
+                )
             out.append(
                 Search(
                     resource_type,

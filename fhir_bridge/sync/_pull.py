@@ -50,6 +50,7 @@ class PullServer(Protocol):
         resource_id: str | None = None,
         *,
         since: str | None = None,
+        count: int | None = None,
     ) -> AsyncIterator[Json]: ...
 
 
@@ -238,7 +239,10 @@ class Puller:
     ) -> None:
         """Resources deleted on the server since the watermark: their records are marked deleted."""
         since = datetime.fromisoformat(watermark.replace("Z", "+00:00")) - self.overlap
-        async for entry in self.server.history(resource_type, since=since.isoformat()):
+        # pages as large as the searches': the server's default (20 for HAPI) makes a history
+        # of thousands of versions hundreds of requests, each slower than the last (offsets)
+        history = self.server.history(resource_type, since=since.isoformat(), count=self.page_size)
+        async for entry in history:
             request = entry.get("request") or {}
             if request.get("method") != "DELETE":
                 continue
