@@ -204,13 +204,14 @@ def png(results: dict[str, Any], path: Path) -> bool:
     for ax, key in zip(axes[0], panels, strict=True):
         if key == "scaling":
             sc = results["scaling"]
-            for bundle_size in sorted({c["bundle_size"] for c in sc["cells"]}):
+            for n, bundle_size in enumerate(sorted({c["bundle_size"] for c in sc["cells"]})):
                 cells = [c for c in sc["cells"] if c["bundle_size"] == bundle_size]
                 xs = [c["concurrency"] for c in cells]
                 ax.plot(
                     xs,
                     [c["raw"]["per_second"]["median"] for c in cells],
                     "o--",
+                    color=f"C{n}",
                     label=f"raw, bundles of {bundle_size}",
                 )
                 measured = [c for c in cells if c["bridge"].get("per_second")]
@@ -218,6 +219,7 @@ def png(results: dict[str, Any], path: Path) -> bool:
                     [c["concurrency"] for c in measured],
                     [c["bridge"]["per_second"]["median"] for c in measured],
                     "s-",
+                    color=f"C{n}",
                     label=f"bridge, bundles of {bundle_size}",
                 )
             ax.set_xscale("log", base=2)
