@@ -63,7 +63,7 @@ class Bench:
         self.namespace = self._namespace()
         self.databases = 0
 
-    # ------------------------------------------------------------------ helpers
+    # ------------------------------------------------------------------ server state, stores
 
     def _namespace(self) -> str:
         return f"https://bench.fhir-bridge.example/{uuid.uuid4().hex[:12]}"
