@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 from ._pull import PULLED_TYPES
 
@@ -38,6 +39,7 @@ async def subscribe(
         criteria = f"{resource_type}?"
         if criteria in have:
             continue
+        # conditional: a create whose answer was lost (a slow server) is safe to send again
         await server.create(
             {
                 "resourceType": "Subscription",
@@ -50,7 +52,8 @@ async def subscribe(
                     "payload": "application/fhir+json",
                     "header": [f"{header}: {secret}"],
                 },
-            }
+            },
+            if_none_exist=urlencode({"url": url, "criteria": criteria}),
         )
         created += 1
     return created, len(PULLED_TYPES) - created
