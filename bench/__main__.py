@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ from .report import write
 from .run import Bench, Config
 
 RESULTS = Path(__file__).parent / "results"
-PARTS = ("mapping", "push", "pull", "latency", "memory", "scaling")
+PARTS = ("mapping", "push", "pull", "latency", "memory", "scaling", "workers")
+POSTGRES_ENV = ("FHIR_BRIDGE_BENCH_POSTGRES_URL", "FHIR_BRIDGE_TEST_POSTGRES_URL")
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -48,8 +50,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--only",
         type=lambda s: tuple(s.split(",")),
         default=None,
-        help="comma-separated parts: mapping,push,pull,latency,memory,scaling",
+        help="comma-separated parts: " + ",".join(PARTS),
     )
+    p.add_argument(
+        "--postgres-url",
+        default=next((os.environ[n] for n in POSTGRES_ENV if os.environ.get(n)), None),
+        help="PostgreSQL server for the workers part (default: $"
+        + " or $".join(POSTGRES_ENV)
+        + "); each measurement makes a fresh database there",
+    )
+    p.add_argument("--worker-counts", type=_sizes, default=(1, 2, 4))
     p.add_argument("--smoke", action="store_true", help="a tiny panel once: proves the code runs")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument(
@@ -77,6 +87,10 @@ def config(args: argparse.Namespace, base_url: str, *, expunge: bool) -> Config:
             warmup_patients=2,
             expunge=expunge,
             strict=True,
+            postgres_url=args.postgres_url,
+            worker_counts=(1, 2),
+            worker_patients=4,
+            worker_goals=1,
         )
     else:
         c = Config(
@@ -88,9 +102,14 @@ def config(args: argparse.Namespace, base_url: str, *, expunge: bool) -> Config:
             latency_changes=args.latency_changes,
             scaling_patients=args.scaling_patients,
             expunge=expunge,
+            postgres_url=args.postgres_url,
+            worker_counts=args.worker_counts,
         )
     if args.only:
         c.parts = args.only
+    elif args.postgres_url is None:  # the workers part needs PostgreSQL: say so, skip it
+        print("no PostgreSQL server given (--postgres-url): the workers part is skipped")
+        c.parts = tuple(p for p in c.parts if p != "workers")
     return c
 
 

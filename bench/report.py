@@ -193,6 +193,21 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {cell['bundle_size']} | {cell['concurrency']} | {bridge} | {r:,.0f} | {ratio} |"
             )
         lines.append("")
+    if "workers" in results:
+        wk = results["workers"]
+        lines += [
+            f"### Workers on PostgreSQL: push of {wk['resources']} resources "
+            f"({wk['patients']} patients), start until the outbox is drained",
+            "",
+            "| workers | resources/s, median (min-max) | seconds, median (min-max) | runs |",
+            "|---:|---:|---:|---:|",
+        ]
+        for row in wk["rows"]:
+            rate, secs = row["per_second"], row["seconds"]
+            per_second = f"{rate['median']:,.0f} ({rate['min']:,.0f}-{rate['max']:,.0f})"
+            took = f"{secs['median']:.2f} ({secs['min']:.2f}-{secs['max']:.2f})"
+            lines.append(f"| {row['workers']} | {per_second} | {took} | {row['repetitions']} |")
+        lines.append("")
     return "\n".join(lines)
 
 

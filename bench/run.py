@@ -25,6 +25,7 @@ import httpx
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
 from fhir_bridge.sync import PULLED_TYPES
+from tests.integration.scaling import measure as measure_workers  # the scale-out tests' fleet
 
 from . import latency, mapping, memory, pull, push
 from .machine import describe, other_processes_busy
@@ -52,7 +53,19 @@ class Config:
     bundle_size: int = 50  # the bridge's default bundle_size
     expunge: bool = True  # False: a fresh namespace per push instead (shared servers)
     strict: bool = False  # True: a failing part fails the run (the smoke test)
-    parts: tuple[str, ...] = ("mapping", "push", "pull", "latency", "memory", "scaling")
+    parts: tuple[str, ...] = (
+        "mapping",
+        "push",
+        "pull",
+        "latency",
+        "memory",
+        "scaling",
+        "workers",
+    )
+    postgres_url: str | None = None  # a PostgreSQL server for the workers part
+    worker_counts: tuple[int, ...] = (1, 2, 4)
+    worker_patients: int = 200  # each with worker_goals goals: 1,000 resources
+    worker_goals: int = 4
     work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-")))
     log: Callable[[str], None] = print
 
@@ -353,6 +366,29 @@ class Bench:
                 )
         return {"patients": c.scaling_patients, "cells": cells}
 
+    # ------------------------------------------------------------------ 7. workers
+
+    def workers(self) -> dict[str, Any]:
+        """Push throughput of 1, 2, 4 ``fhir-bridge worker`` processes sharing one PostgreSQL
+        store (outbox leases), from their start until the outbox is drained."""
+        c = self.config
+        if c.postgres_url is None:
+            raise RuntimeError("needs a PostgreSQL server: --postgres-url")
+        resources = c.worker_patients * (1 + c.worker_goals)
+        rows = []
+        for count in c.worker_counts:
+            figure = Figure(f"{count} workers")
+            for rep in self.reps():
+                c.log(f"workers {count} rep {rep}{'' if self.measured(rep) else ' (warm-up)'}")
+                self.fresh()
+                seconds = measure_workers(
+                    c.base_url, c.postgres_url, count, c.worker_patients, c.worker_goals
+                )
+                if self.measured(rep):
+                    figure.add(seconds, resources)
+            rows.append({"workers": count, **figure.summary()})
+        return {"patients": c.worker_patients, "resources": resources, "rows": rows}
+
     # ------------------------------------------------------------------ all
 
     def run(self) -> dict[str, Any]:
@@ -414,6 +450,7 @@ class Bench:
             part("latency", lambda: self.latency(pulled[0], pulled[1]))
         part("memory", self.memory)
         part("scaling", self.scaling)
+        part("workers", self.workers)
         if failed:
             results["failed_parts"] = failed
         results["part_seconds"] = seconds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,10 @@ def test_the_benchmark_runs_every_part_on_a_tiny_panel(fhir_base_url: str, tmp_p
     assert len(results["memory"]["rows"]) == 2
     assert all(row["push"]["peak_rss_mb"] > 0 for row in results["memory"]["rows"])
     assert len(results["scaling"]["cells"]) == 4
+    if os.environ.get("FHIR_BRIDGE_TEST_POSTGRES_URL"):  # set by make test and CI
+        rows = results["workers"]["rows"]
+        assert [(r["workers"], r["items"]) for r in rows] == [(1, 8), (2, 8)]
+        assert "### Workers on PostgreSQL" in (tmp_path / "results.md").read_text()
     assert results["machine"]["cpus"] >= 1
     assert "| push bridge/raw |" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "results.png").read_bytes().startswith(b"\x89PNG")
