@@ -158,7 +158,7 @@ def conflicts(
     return {"items": [_conflict(c) for c in store.conflicts(None if state == "all" else state)]}
 
 
-def _open_conflict(store: Store, conflict_id: int) -> Conflict:
+def _found_conflict(store: Store, conflict_id: int) -> Conflict:
     found = store.get_conflict(conflict_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no conflict {conflict_id}")
@@ -167,13 +167,13 @@ def _open_conflict(store: Store, conflict_id: int) -> Conflict:
 
 @router.get("/conflicts/{conflict_id}", dependencies=[Read])
 def conflict(conflict_id: RowId, store: StoreDep) -> dict[str, Any]:
-    return _conflict(_open_conflict(store, conflict_id))
+    return _conflict(_found_conflict(store, conflict_id))
 
 
 @router.post("/conflicts/{conflict_id}/resolve", dependencies=[Write])
 def resolve(conflict_id: RowId, body: ResolveBody, store: StoreDep) -> dict[str, Any]:
     """Decide a conflict; the chosen record is queued for the connection it came from."""
-    if _open_conflict(store, conflict_id).status != "open":
+    if _found_conflict(store, conflict_id).status != "open":
         raise HTTPException(status.HTTP_409_CONFLICT, f"conflict {conflict_id} is resolved")
     merged = None
     if body.record is not None:
