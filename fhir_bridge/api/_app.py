@@ -34,7 +34,8 @@ FHIR R4 servers. Every route but `/healthz` and `/readyz` needs an API key
 def create_app(settings: Settings | None = None, *, worker: Worker | None = None) -> FastAPI:
     """The HTTP service; with ``worker``, the outbox is drained and pulls run in-process."""
     settings = settings or load_settings()
-    Store(settings.database_url).close()  # bring the schema up to date once, at start
+    # one store (one connection pool) for every request, its schema brought up to date once
+    store = Store(settings.database_url)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -43,11 +44,13 @@ def create_app(settings: Settings | None = None, *, worker: Worker | None = None
         if worker is not None and task is not None:
             worker.stop.set()  # finish the patient in flight; the rest stays queued
             await task
+        store.close()
 
     app = FastAPI(
         title="fhir-bridge", version=__version__, description=DESCRIPTION, lifespan=lifespan
     )
     app.state.settings = settings
+    app.state.store = store
 
     @app.exception_handler(MappingError)
     async def invalid(_: Request, exc: MappingError) -> JSONResponse:
@@ -71,15 +74,12 @@ def create_app(settings: Settings | None = None, *, worker: Worker | None = None
         )
 
     async def notified(connection: str, resources: list[dict[str, Any]] | None) -> None:
-        store = Store(settings.database_url, migrate=False)
         try:
             target = resolve_connection(settings, connection, None)
             summary = await pull_connection(store, target, settings, resources=resources)
             log.info("notification applied", extra={"action": "notify.pull", **summary.counts()})
         except Exception:  # a failed notification must not take the service down
             log.exception("notification could not be applied", extra={"connection": connection})
-        finally:
-            store.close()
 
     app.include_router(health_router)
     app.include_router(webhook_router(settings, notified))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Path, Request, status
@@ -16,12 +16,10 @@ def settings_of(request: Request) -> Settings:
     return settings
 
 
-def store_of(request: Request) -> Iterator[Store]:
-    store = Store(settings_of(request).database_url, migrate=False)
-    try:
-        yield store
-    finally:
-        store.close()
+def store_of(request: Request) -> Store:
+    """The app's store: one engine and connection pool shared by every request."""
+    store: Store = request.app.state.store
+    return store
 
 
 StoreDep = Annotated[Store, Depends(store_of)]

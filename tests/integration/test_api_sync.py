@@ -37,6 +37,14 @@ def test_put_push_edit_pull_feed_and_handoff(
         put = call("PUT", f"/v1/{COLLECTION_OF[record.kind]}/{record.id}", key=write, json=body)
         assert put.status_code == 201, put.text
 
+    planned = call("POST", "/v1/sync/hapi/push", key=write, params={"dry_run": True}).json()
+    assert {w["action"] for w in planned["planned"]} == {"create"}
+    assert len(planned["planned"]) >= len(records)
+    assert planned["counts"]["created"] == 0  # nothing written
+    assert call("GET", "/v1/sync/status", key=read).json()["connections"]["hapi"]["queue"] == {
+        "pending": len(records)
+    }
+
     pushed = call("POST", "/v1/sync/hapi/push", key=write)
     assert pushed.status_code == 200, pushed.text
     counts = pushed.json()["counts"]

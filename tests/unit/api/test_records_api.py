@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from fhir_bridge.config import ConnectionConfig, Settings
+from fhir_bridge.store import Store
 from tests.api_client import Api, api_keys
 from tests.helpers import FIXTURES
 
@@ -36,6 +37,15 @@ def test_health_needs_no_key_everything_else_does(api: Any) -> None:
     assert call("GET", "/v1/goals/g1").status_code == 401
     assert call("GET", "/v1/goals/g1", key="fbk_wrong").status_code == 401
     assert call("PUT", "/v1/goals/g1", key=keys["read"], json=GOAL).status_code == 403
+
+
+def test_readiness_fails_when_the_database_cannot_be_reached(api: Any, tmp_path: Path) -> None:
+    call, _ = api
+    call.app.state.store = Store(f"sqlite:///{tmp_path / 'missing' / 'x.db'}", migrate=False)
+    answer = call("GET", "/readyz")
+    assert answer.status_code == 503
+    assert answer.json()["status"] == "database unreachable"
+    assert call("GET", "/healthz").status_code == 200  # the process itself is up
 
 
 def test_put_get_with_etags_and_lost_update_protection(api: Any) -> None:
