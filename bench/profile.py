@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import tempfile
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pyinstrument import Profiler
@@ -25,7 +26,9 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def _ctx() -> MappingContext:
-    return MappingContext(namespace=f"https://bench.fhir-bridge.example/{uuid.uuid4().hex[:12]}")
+    return MappingContext(
+        f"https://bench.fhir-bridge.example/{uuid.uuid4().hex[:12]}", datetime.now(UTC)
+    )
 
 
 def main() -> None:

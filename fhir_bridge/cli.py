@@ -81,7 +81,10 @@ FhirUrlOption = Annotated[
 PatientOption = Annotated[str | None, typer.Option("--patient", help="Only this patient's records")]
 Namespace = Annotated[
     str | None,
-    typer.Option(help="Identifier namespace (default: $FHIR_BRIDGE_NAMESPACE or built-in)"),
+    typer.Option(
+        help="Identifier namespace (default: the configured one, from fhir-bridge.toml,"
+        " $FHIR_BRIDGE_NAMESPACE or built-in)"
+    ),
 ]
 
 
@@ -109,7 +112,8 @@ def reports_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def _context(namespace: str | None) -> MappingContext:
-    return MappingContext(namespace=namespace.rstrip("/")) if namespace else MappingContext()
+    """The option's namespace, else the configured one (fhir-bridge.toml or the environment)."""
+    return MappingContext(namespace or load_settings().namespace, datetime.now(UTC))
 
 
 def _console(*, stderr: bool = False) -> Console:
@@ -597,7 +601,7 @@ def receive(
         raise InputError("receive", "give FILE, or --from CONNECTION --id ID")
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise InputError(source, "expected a document or transaction Bundle")
-    ctx = MappingContext(namespace=settings.namespace)
+    ctx = settings.mapping_context(datetime.now(UTC))
     try:
         incoming, records, _ = read_package(bundle, ctx)
     except ValueError as exc:

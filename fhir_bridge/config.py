@@ -18,6 +18,7 @@ Environment variables override the file: ``FHIR_BRIDGE_DATABASE_URL``,
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -30,7 +31,7 @@ from pydantic_settings import (
 )
 
 from fhir_bridge.errors import InputError
-from fhir_bridge.mappers import DEFAULT_NAMESPACE
+from fhir_bridge.mappers import DEFAULT_NAMESPACE, MappingContext
 
 CONFIG_ENV = "FHIR_BRIDGE_CONFIG"
 DEFAULT_CONFIG = "fhir-bridge.toml"
@@ -86,6 +87,10 @@ class Settings(BaseSettings):
         default="Care management", description="Custodian named on handoff documents"
     )
     connections: dict[str, ConnectionConfig] = Field(default_factory=dict)
+
+    def mapping_context(self, now: datetime) -> MappingContext:
+        """The mappers' context: this configuration's namespace, stamped with ``now``."""
+        return MappingContext(self.namespace, now)
 
     @classmethod
     def settings_customise_sources(

@@ -11,7 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 from fhir_bridge import model as m
 from fhir_bridge.documents import records_from_data
 from fhir_bridge.errors import MappingError, Problem
-from fhir_bridge.mappers import MappingContext, to_bundle
+from fhir_bridge.mappers import to_bundle
 
 from ._deps import MAX_ROW_ID, Read, SettingsDep, StoreDep, Write
 
@@ -124,4 +124,4 @@ def list_records(
 def map_records(body: Annotated[Any, Body()], settings: SettingsDep) -> dict[str, Any]:
     """Preview: internal records (one, a list, or a package) as the FHIR Bundle we would send."""
     records = records_from_data(body, "body")
-    return to_bundle(records, MappingContext(namespace=settings.namespace))
+    return to_bundle(records, settings.mapping_context(datetime.now(UTC)))

@@ -9,7 +9,6 @@ from typing import Any
 from fhir_bridge import model as m
 from fhir_bridge.config import Settings
 from fhir_bridge.errors import InputError
-from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
 from fhir_bridge.sync import resolve_connection
 
@@ -49,7 +48,7 @@ def prepare_handoff(
         kind=m.PartyKind.organization, name=settings.organization
     )
     custodian = m.Party(kind=m.PartyKind.organization, id="custodian", name=settings.organization)
-    ctx = MappingContext(namespace=settings.namespace)
+    ctx = settings.mapping_context(now)
     document = build_document(package, kind, ctx, author=author, custodian=custodian, now=now)
     return Handoff(patient_id, kind, package, check(package), document, author.name)
 

@@ -6,8 +6,9 @@ from datetime import datetime
 
 from fhir_bridge import model as m
 
+from . import _vocab as v
 from ._context import MappingContext
-from ._datatypes import Json, Reader, note_in, note_out
+from ._datatypes import Json, Reader, first_code, note_in, note_out
 from ._refs import Resolver, ref_out
 
 US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
@@ -76,3 +77,14 @@ def patient_record_in(
     data["patient"] = patient
     data["notes"] = [n for n in (note_in(x) for x in reader.objs(resource, "note")) if n]
     return data
+
+
+def coded_in(
+    vocab: v.Vocabulary[v.E], data: Json | None, reader: Reader, element: str
+) -> v.E | None:
+    """The vocabulary's member for a CodeableConcept: its coding in the vocabulary's system,
+    else its first coding; None when it has no code, a problem at ``element`` when unknown."""
+    code = first_code(data, vocab.system) or first_code(data)
+    if code is None:
+        return None
+    return reader.guard(lambda: vocab.from_fhir(code, reader.at(element)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fhir_bridge import model as m
 
 from . import _vocab as v
-from ._common import SDOHCC, US_CORE, head, notes_out, patient_record_in, subject_out
+from ._common import SDOHCC, US_CORE, coded_in, head, notes_out, patient_record_in, subject_out
 from ._context import MappingContext
 from ._datatypes import (
     Json,
@@ -13,7 +13,6 @@ from ._datatypes import (
     clean,
     concept_in,
     concept_out,
-    first_code,
     period_in,
     period_out,
 )
@@ -59,13 +58,6 @@ def condition_out(ctx: MappingContext, p: m.Problem) -> Json:
     )
 
 
-def _status_in(vocab: v.Vocabulary, data: Json | None, reader: Reader, element: str) -> object:  # type: ignore[type-arg]
-    code = first_code(data, vocab.system) or first_code(data)
-    if code is None:
-        return None
-    return reader.guard(lambda: vocab.from_fhir(code, reader.at(element)))
-
-
 def condition_in(
     ctx: MappingContext, resolver: Resolver, record_id: str, r: Json, reader: Reader
 ) -> Json:
@@ -79,10 +71,10 @@ def condition_in(
         | {
             "code": code,
             "categories": [c for c in (concept_in(x) for x in reader.objs(r, "category")) if c],
-            "clinical_status": _status_in(
+            "clinical_status": coded_in(
                 v.CLINICAL_STATUS, reader.obj(r, "clinicalStatus"), reader, "clinicalStatus"
             ),
-            "verification_status": _status_in(
+            "verification_status": coded_in(
                 v.VERIFICATION_STATUS,
                 reader.obj(r, "verificationStatus"),
                 reader,

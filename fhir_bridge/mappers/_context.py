@@ -2,30 +2,29 @@
 
 from __future__ import annotations
 
-import os
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 DEFAULT_NAMESPACE = "https://fhir-bridge.example/id"
-NAMESPACE_ENV = "FHIR_BRIDGE_NAMESPACE"
-
-
-def default_namespace() -> str:
-    return os.environ.get(NAMESPACE_ENV, DEFAULT_NAMESPACE).rstrip("/")
 
 
 @dataclass(frozen=True, slots=True)
 class MappingContext:
-    """Settings of one mapping run.
+    """Settings of one mapping run, always given by the caller (mappers read no environment
+    and no clock).
 
     ``namespace`` prefixes the identifier system of every emitted resource:
-    ``<namespace>/<kind>``. ``now`` stamps records imported without a ``meta.lastUpdated``.
+    ``<namespace>/<kind>``. ``now`` stamps records imported without a ``meta.lastUpdated``
+    and the Bundles emitted.
     """
 
-    namespace: str = field(default_factory=default_namespace)
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    namespace: str
+    now: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "namespace", self.namespace.rstrip("/"))
 
     def system(self, kind: str) -> str:
         return f"{self.namespace}/{kind}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fhir_bridge import model as m
 
 from . import _vocab as v
-from ._common import US_CORE, head, notes_out, patient_record_in, subject_out
+from ._common import US_CORE, coded_in, head, notes_out, patient_record_in, subject_out
 from ._context import MappingContext
 from ._datatypes import (
     Json,
@@ -13,7 +13,6 @@ from ._datatypes import (
     clean,
     concept_in,
     concept_out,
-    first_code,
     quantity_in,
     quantity_out,
     range_in,
@@ -97,15 +96,6 @@ def _target_in(t: Json) -> Json:
     )
 
 
-def _coded_in(vocab: v.Vocabulary, data: Json | None, reader: Reader, element: str) -> object:  # type: ignore[type-arg]
-    if not data:
-        return None
-    code = first_code(data, vocab.system) or first_code(data)
-    if code is None:
-        return None
-    return reader.guard(lambda: vocab.from_fhir(code, reader.at(element)))
-
-
 def goal_in(
     ctx: MappingContext, resolver: Resolver, record_id: str, r: Json, reader: Reader
 ) -> Json:
@@ -125,10 +115,10 @@ def goal_in(
             )
             if lifecycle is not None
             else None,
-            "achievement_status": _coded_in(
+            "achievement_status": coded_in(
                 v.GOAL_ACHIEVEMENT, reader.obj(r, "achievementStatus"), reader, "achievementStatus"
             ),
-            "priority": _coded_in(v.GOAL_PRIORITY, reader.obj(r, "priority"), reader, "priority"),
+            "priority": coded_in(v.GOAL_PRIORITY, reader.obj(r, "priority"), reader, "priority"),
             "categories": [c for c in (concept_in(x) for x in reader.objs(r, "category")) if c],
             "description": description,
             "start_date": r.get("startDate"),

@@ -136,14 +136,13 @@ def party_entries(ctx: MappingContext, parties: Iterable[m.Party]) -> list[Entry
 
 
 def to_entries(
-    records: Iterable[m.Record], ctx: MappingContext | None = None, *, check: bool = True
+    records: Iterable[m.Record], ctx: MappingContext, *, check: bool = True
 ) -> list[Entry]:
     """All resources of ``records`` plus the directory resources they name.
 
     With ``check`` every resource is validated (R4B model, required bindings, US Core
     mandatory elements, narrative) and a MappingError lists every problem.
     """
-    ctx = ctx or MappingContext()
     records = list(records)
     entries = [e for r in records for e in resources_of(ctx, r)]
     entries += directory_entries(ctx, records)
@@ -160,13 +159,12 @@ def to_entries(
 
 def to_bundle(
     records: Iterable[m.Record],
-    ctx: MappingContext | None = None,
+    ctx: MappingContext,
     *,
     bundle_type: str = "collection",
     check: bool = True,
 ) -> Json:
     """A Bundle (``collection`` by default) of every resource of ``records``."""
-    ctx = ctx or MappingContext()
     entries = to_entries(records, ctx, check=check)
     return {
         "resourceType": "Bundle",
@@ -248,7 +246,7 @@ class ImportResult:
 
 def from_fhir(
     resources: Iterable[tuple[Json, str | None]],
-    ctx: MappingContext | None = None,
+    ctx: MappingContext,
     *,
     where: Sequence[str] | None = None,
 ) -> ImportResult:
@@ -258,7 +256,6 @@ def from_fhir(
     resolve references, e.g. Practitioner details). A MappingError lists every problem,
     located by ``where`` (one label per resource, e.g. its file and line) when given.
     """
-    ctx = ctx or MappingContext()
     resolver = Resolver(ctx)
     items = [(resource, resolver.register(resource, full_url)) for resource, full_url in resources]
     tasks_by_focus = _tasks_by_focus(resolver, items)

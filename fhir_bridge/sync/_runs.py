@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from fhir_bridge import metrics
 from fhir_bridge.config import Settings
-from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
 
 from ._connection import Connection
@@ -33,7 +33,7 @@ async def push_connection(
             store,
             client,
             target.name,
-            MappingContext(namespace=settings.namespace),
+            settings.mapping_context(datetime.now(UTC)),
             bundle_size=target.config.bundle_size,
             progress=progress,
             should_stop=should_stop,
@@ -61,7 +61,7 @@ async def pull_connection(
             store,
             client,
             target.name,
-            MappingContext(namespace=settings.namespace),
+            settings.mapping_context(datetime.now(UTC)),
             policy=target.config.conflict_policy,
         )
         summary = await (

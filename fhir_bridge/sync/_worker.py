@@ -27,7 +27,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fhir_bridge import metrics
 from fhir_bridge.config import Settings
-from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
 
 from ._connection import resolve_connection
@@ -123,7 +122,7 @@ class Worker:
 
     async def _connection_loop(self, name: str, store: Store, keeper: LeaseKeeper) -> None:
         target = resolve_connection(self.settings, name, None)
-        ctx = MappingContext(namespace=self.settings.namespace)
+        ctx = self.settings.mapping_context(datetime.now(UTC))
         gate = FleetGate(store, name, target.config.max_in_flight)
         async with target.client(transport=gate) as client:
             pusher = Pusher(

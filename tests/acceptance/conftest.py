@@ -25,8 +25,14 @@ def cli(tmp_path: Path) -> Run:
     """Run ``fhir-bridge ARGS...``; returns the finished process (text mode)."""
     exe = shutil.which("fhir-bridge", path=str(Path(sys.executable).parent)) or "fhir-bridge"
 
-    def run(*args: str | Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "FHIR_BRIDGE_NAMESPACE": "https://bridge.test/id"}
+    def run(
+        *args: str | Path,
+        stdin: str | None = None,
+        namespace: str | None = "https://bridge.test/id",
+    ) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "FHIR_BRIDGE_NAMESPACE"}
+        if namespace is not None:  # None: the namespace comes from fhir-bridge.toml
+            env["FHIR_BRIDGE_NAMESPACE"] = namespace
         return subprocess.run(
             [exe, *map(str, args)],
             input=stdin,

@@ -45,6 +45,30 @@ def test_map_fixture_prints_one_valid_collection_bundle(cli: Run, path: Path) ->
         assert ours["system"].startswith("https://bridge.test/id/")
 
 
+def test_map_and_import_use_the_configured_namespace(cli: Run, tmp_path: Path) -> None:
+    (tmp_path / "fhir-bridge.toml").write_text('namespace = "https://care.test/configured"\n')
+    mapped = cli("map", fixture_files()[0], namespace=None)
+    assert mapped.returncode == 0, mapped.stderr
+    entries = json.loads(mapped.stdout)["entry"]
+    systems = {e["resource"]["identifier"][-1]["system"] for e in entries}
+    assert systems
+    assert all(s.startswith("https://care.test/configured/") for s in systems)
+    bundle = tmp_path / "bundle.json"
+    bundle.write_text(mapped.stdout)
+    imported = cli("import", bundle, namespace=None)
+    assert imported.returncode == 0, imported.stderr
+    # the identifiers are ours under the configured namespace, so the record ids come back
+    ids = {r["id"] for r in json.loads(imported.stdout)}
+    assert ids
+    assert ids <= {e["resource"]["identifier"][-1]["value"] for e in entries}
+    # an explicit option still wins over the file
+    other = cli("map", fixture_files()[0], "--namespace", "https://other.test/ns", namespace=None)
+    other_entries = json.loads(other.stdout)["entry"]
+    assert other_entries[0]["resource"]["identifier"][-1]["system"].startswith(
+        "https://other.test/ns/"
+    )
+
+
 def test_map_then_import_gives_back_the_records(cli: Run, tmp_path: Path) -> None:
     source = fixture_files()[0]
     mapped = cli("map", source)

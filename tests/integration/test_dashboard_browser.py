@@ -148,7 +148,7 @@ def served(tmp_path: Path, fhir_base_url: str, fhir: httpx.Client) -> Iterator[S
         },
     )
     store = Store(database)
-    _fill_store(store, fhir_base_url, MappingContext(namespace=namespace), fhir)
+    _fill_store(store, fhir_base_url, MappingContext(namespace, datetime.now(UTC)), fhir)
     now = datetime.now(UTC)
     keys = {
         "read": store.create_api_key("viewer", ["read"], now),

@@ -34,7 +34,7 @@ def _document(path: Path, ctx: MappingContext) -> dict[str, object]:
 
 @pytest.mark.parametrize("path", fixture_files(), ids=lambda p: p.name)
 def test_validating_hapi_accepts_the_document(validating_base_url: str, path: Path) -> None:
-    ctx = MappingContext(namespace=f"https://bridge.test/{uuid.uuid4().hex[:10]}")
+    ctx = MappingContext(f"https://bridge.test/{uuid.uuid4().hex[:10]}", datetime.now(UTC))
     with httpx.Client(timeout=120) as client:
         answer = client.post(
             f"{validating_base_url}/Bundle",
@@ -47,7 +47,7 @@ def test_validating_hapi_accepts_the_document(validating_base_url: str, path: Pa
 def test_sending_the_same_package_twice_stores_it_once(
     fhir_base_url: str, fhir: httpx.Client
 ) -> None:
-    ctx = MappingContext(namespace=f"https://bridge.test/{uuid.uuid4().hex[:10]}")
+    ctx = MappingContext(f"https://bridge.test/{uuid.uuid4().hex[:10]}", datetime.now(UTC))
     document = _document(fixture_files()[0], ctx)
 
     async def send() -> tuple[bool, str | None]:
@@ -69,7 +69,7 @@ def test_sending_the_same_package_twice_stores_it_once(
 
 def test_as_resources_the_package_lands_once(fhir_base_url: str, fhir: httpx.Client) -> None:
     """A receiver that keeps resources gets a transaction; sending it again creates nothing."""
-    ctx = MappingContext(namespace=f"https://bridge.test/{uuid.uuid4().hex[:10]}")
+    ctx = MappingContext(f"https://bridge.test/{uuid.uuid4().hex[:10]}", datetime.now(UTC))
     transaction = as_transaction(_document(FIXTURES / "transitional-care-copd.json", ctx))
 
     async def send() -> list[str]:
@@ -91,7 +91,7 @@ def test_as_resources_the_package_lands_once(fhir_base_url: str, fhir: httpx.Cli
 def test_receive_from_a_connection_by_bundle_id(fhir_base_url: str, tmp_path: Path) -> None:
     """`receive --from NAME --id ID` fetches the document from the server and files it."""
     ns = f"https://bridge.test/{uuid.uuid4().hex[:10]}"
-    document = _document(fixture_files()[2], MappingContext(namespace=ns))
+    document = _document(fixture_files()[2], MappingContext(ns, datetime.now(UTC)))
 
     async def send() -> str | None:
         async with FhirClient(fhir_base_url) as client:

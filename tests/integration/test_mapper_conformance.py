@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -12,7 +13,7 @@ from fhir_bridge.mappers import MappingContext, to_entries
 from tests.helpers import fixture_files
 
 pytestmark = pytest.mark.integration
-CTX = MappingContext(namespace="https://bridge.test/id")
+CTX = MappingContext("https://bridge.test/id", datetime(2025, 3, 1, tzinfo=UTC))
 
 
 def _transaction(entries: list[dict]) -> dict:

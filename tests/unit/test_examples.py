@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from fhir_bridge import model as m
 from fhir_bridge.mappers import IMPORTED_TYPES, MappingContext, from_fhir, to_bundle
 from tests.helpers import example_files, resources_in
 
-CTX = MappingContext(namespace="https://bridge.test/id")
+CTX = MappingContext("https://bridge.test/id", datetime(2025, 3, 1, tzinfo=UTC))
 EXEMPT = {"id", "text"}
 EXEMPT_META = {"versionId", "lastUpdated"}
 

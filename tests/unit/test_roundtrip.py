@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from hypothesis import given
 
 from fhir_bridge import model as m
 from fhir_bridge.mappers import MappingContext, check_package, from_fhir, to_bundle
 from tests.unit.strategies import packages
 
-CTX = MappingContext(namespace="https://bridge.test/id")
+CTX = MappingContext("https://bridge.test/id", datetime(2025, 3, 1, tzinfo=UTC))
 
 
 def _by_key(records: list[m.Record]) -> dict[tuple[str, str], m.Record]:

@@ -22,8 +22,8 @@ from fhir_bridge.handoff import (
 from fhir_bridge.mappers import MappingContext
 from tests.helpers import FIXTURES, fixture_files
 
-CTX = MappingContext(namespace="https://bridge.test/id")
 NOW = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+CTX = MappingContext("https://bridge.test/id", NOW)
 CUSTODIAN = m.Party(kind=m.PartyKind.organization, id="custodian", name="Riverside Care Management")
 
 
