@@ -26,6 +26,13 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# The tiers that need no server: unit (in process) and acceptance (the CLI as a subprocess).
+unit: setup
+	$(BIN)/pytest tests/unit
+
+acceptance: setup
+	$(BIN)/pytest tests/acceptance
+
 # The integration tests talk to the local HAPI sandbox: build and start it first (the fixtures
 # reuse it), and stop it afterwards unless it was already running. The storage and sync tests
 # also run on PostgreSQL: unless FHIR_BRIDGE_TEST_POSTGRES_URL names a server, a throw-away

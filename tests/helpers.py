@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT.parent / "shared" / "fhir-examples"
+EXAMPLES = ROOT / "tests" / "examples"  # public examples, with their sources: SOURCES.md
 FIXTURES = ROOT / "fixtures"
 
 Json = dict[str, Any]
