@@ -15,6 +15,7 @@ from ._auth import (
     secret_from_env,
     secret_from_file,
 )
+from ._bundles import EntryResult, entry_results
 from ._capabilities import (
     ResourceCapabilities,
     ServerCapabilities,
@@ -22,19 +23,11 @@ from ._capabilities import (
     change_detection,
     write_strategy,
 )
-from ._client import (
-    EntryResult,
-    FhirClient,
-    FhirResponse,
-    Observer,
-    RequestEvent,
-    WriteResult,
-    entry_results,
-    if_match_value,
-    version_of_etag,
-)
+from ._client import FhirClient
+from ._core import FhirResponse, Observer, RequestEvent
 from ._outcome import parse_outcome
 from ._retry import RetryPolicy, is_safe_to_repeat, parse_retry_after
+from ._writes import WriteResult, if_match_value, version_of_etag
 
 __all__ = [
     "BearerToken",

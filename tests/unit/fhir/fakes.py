@@ -87,3 +87,8 @@ class Script:
 
 
 PATIENT = {"resourceType": "Patient", "id": "p1", "meta": {"versionId": "3"}}
+GOAL = {
+    "resourceType": "Goal",
+    "identifier": [{"system": "urn:goal", "value": "g1"}],
+    "lifecycleStatus": "active",
+}
