@@ -7,14 +7,8 @@ Errors are in :mod:`fhir_bridge.errors` (``FhirError`` and below); see docs/fhir
 
 from fhir_bridge.errors import OperationOutcome, OutcomeIssue
 
-from ._auth import (
-    BearerToken,
-    ClientCredentials,
-    SmartBackendServices,
-    make_auth,
-    secret_from_env,
-    secret_from_file,
-)
+from ._auth import make_auth
+from ._bearer import BearerToken
 from ._bundles import EntryResult, entry_results
 from ._capabilities import (
     ResourceCapabilities,
@@ -24,9 +18,12 @@ from ._capabilities import (
     write_strategy,
 )
 from ._client import FhirClient
+from ._client_credentials import ClientCredentials
 from ._core import FhirResponse, Observer, RequestEvent
 from ._outcome import parse_outcome
 from ._retry import RetryPolicy, is_safe_to_repeat, parse_retry_after
+from ._secrets import secret_from_env, secret_from_file
+from ._smart import SmartBackendServices
 from ._writes import WriteResult, if_match_value, version_of_etag
 
 __all__ = [
