@@ -11,24 +11,19 @@
 Every failure raises :class:`SandboxError` (``message``, ``log_tail``). See ``docs/sandbox.md``.
 """
 
-from ._manager import (
+from ._build import build
+from ._error import SandboxError
+from ._manager import SandboxInfo, logs, reset, start, status, stop
+from ._paths import (
     DEFAULT_PORT,
     HAPI_VERSION,
-    SandboxError,
-    SandboxInfo,
     base_url,
-    build,
     default_state_dir,
     instance_dir,
     jar_path,
-    logs,
     pom_hapi_version,
-    reset,
-    server_software,
-    start,
-    status,
-    stop,
 )
+from ._probe import server_software
 
 __all__ = [
     "DEFAULT_PORT",

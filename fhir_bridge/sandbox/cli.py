@@ -11,7 +11,9 @@ from typing import Annotated
 
 import typer
 
-from ._manager import DEFAULT_PORT, SandboxError, SandboxInfo, logs, reset, start, status, stop
+from ._error import SandboxError
+from ._manager import SandboxInfo, logs, reset, start, status, stop
+from ._paths import DEFAULT_PORT
 
 app = typer.Typer(
     help="Run the local HAPI FHIR server (R4) that tests and demos talk to.",
