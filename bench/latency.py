@@ -91,7 +91,7 @@ def measure(
         _wait_until(lambda: _all_active(http, callback), "active subscriptions")
         goals = [
             link
-            for link in store.links_of_connection(CONNECTION)
+            for link in store.links.of_connection(CONNECTION)
             if link.resource_type == "Goal" and link.record_id
         ][:changes]
         latencies = []
@@ -105,7 +105,7 @@ def measure(
             assert record_id is not None
             deadline = started + WAIT_SECONDS
             while True:
-                record = store.get_record("goal", record_id)
+                record = store.records.get("goal", record_id)
                 if isinstance(record, m.Goal) and record.description.text == text:
                     latencies.append(time.perf_counter() - started)
                     break

@@ -44,7 +44,7 @@ def searches(database_url: str) -> list[Search]:
     try:
         out = []
         for resource_type in PULLED_TYPES:
-            watermark = store.watermark(CONNECTION, resource_type)
+            watermark = store.watermarks.get(CONNECTION, resource_type)
             if watermark is None:
                 raise RuntimeError(f"no watermark for {resource_type}: pull once first")
             since = (datetime.fromisoformat(watermark.replace("Z", "+00:00")) - OVERLAP).isoformat()
@@ -84,7 +84,7 @@ async def edit_on_server(base_url: str, database_url: str, fraction: float, seed
     try:
         links = [
             link
-            for link in store.links_of_connection(CONNECTION)
+            for link in store.links.of_connection(CONNECTION)
             if link.resource_type in ("Goal", "CarePlan")
         ]
     finally:

@@ -204,8 +204,8 @@ def get(
     if kind not in m.RECORD_TYPES:
         raise InputError("KIND", f"unknown kind {kind!r}; one of {', '.join(m.RECORD_TYPES)}")
     with _opened_store() as store:
-        record = store.get_record(kind, record_id)
-        deleted = record is None and store.is_deleted(kind, record_id)
+        record = store.records.get(kind, record_id)
+        deleted = record is None and store.records.is_deleted(kind, record_id)
     if deleted:
         raise _fail(f"{kind} {record_id!r} was deleted in the EHR", 1)
     if record is None:
@@ -309,7 +309,7 @@ def _print_counts(title: str, counts: dict[str, int]) -> None:
 def conflicts() -> None:
     """List open conflicts: fields changed both locally and in the EHR."""
     with _opened_store() as store:
-        items = store.conflicts()
+        items = store.conflicts.find()
     table = Table("id", "connection", "record", "fields", "local", "ehr")
     for c in items:
         table.add_row(
@@ -404,7 +404,7 @@ def apikey(
     if unknown:
         raise InputError("--scope", f"unknown scope {unknown[0]!r}; use read, write or admin")
     with _opened_store() as store:
-        typer.echo(store.create_api_key(name, scopes, datetime.now(UTC)))
+        typer.echo(store.api_keys.create(name, scopes, datetime.now(UTC)))
 
 
 @app.command()
@@ -480,7 +480,7 @@ def maintenance(
 ) -> None:
     """Free stuck claims: expired leases and those of workers that stopped answering."""
     with _opened_store() as store:
-        freed = store.free_stuck_claims(datetime.now(UTC), timedelta(seconds=dead_after))
+        freed = store.workers.free_stuck_claims(datetime.now(UTC), timedelta(seconds=dead_after))
     typer.echo(f"freed {freed} claims")
 
 
@@ -560,19 +560,19 @@ def handoff(
 def handoffs() -> None:
     """List the handoff packages built, their findings and where they went."""
     with _opened_store() as store:
-        items = store.handoffs()
+        items = store.handoffs.recent()
     table = Table("id", "when", "patient", "type", "errors", "warnings", "destination", "delivery")
     for h in items:
-        severities = [f["severity"] for f in h["findings"]]
+        severities = [f["severity"] for f in h.findings]
         table.add_row(
-            str(h["id"]),
-            h["created_at"][:19],
-            h["patient_id"],
-            h["type"],
+            str(h.id),
+            h.created_at.isoformat()[:19],
+            h.patient_id,
+            h.handoff_type,
             str(severities.count("error")),
             str(severities.count("warning")),
-            h["destination"] or "",
-            h["delivery"] or "",
+            h.destination or "",
+            h.delivery or "",
         )
     _console().print(table)
 
@@ -609,8 +609,8 @@ def receive(
     with _opened_store(settings) as store:
         known = [
             p
-            for pid in store.patient_ids()
-            if isinstance(p := store.get_record("patient", pid), m.Patient)
+            for pid in store.records.patient_ids()
+            if isinstance(p := store.records.get("patient", pid), m.Patient)
         ]
         match, how = match_patient(incoming, known)
         if match is not None and how != "identifier" and not confirm_match:
@@ -640,7 +640,7 @@ def dead_letters(
 ) -> None:
     """List records that failed permanently, with the server's reason."""
     with _opened_store() as store:
-        entries = store.dead_letters(connection)
+        entries = store.outbox.dead_letters(connection)
     table = Table("id", "connection", "record", "attempts", "reason")
     for e in entries:
         table.add_row(
@@ -660,7 +660,7 @@ def retry(
     if not ids and not all_:
         raise InputError("retry", "give dead-letter ids or --all")
     with _opened_store() as store:
-        count = store.requeue(None if all_ else ids, datetime.now(UTC))
+        count = store.outbox.requeue(None if all_ else ids, datetime.now(UTC))
     typer.echo(f"requeued {count}")
 
 
@@ -687,7 +687,7 @@ def demo(
         os.environ[CONFIG_ENV] = str(out / "fhir-bridge.toml")
         settings = load_settings()
         with _opened_store(settings) as store:
-            key = store.create_api_key("demo", ["admin"], datetime.now(UTC))
+            key = store.api_keys.create("demo", ["admin"], datetime.now(UTC))
         typer.echo(f"dashboard: {DASHBOARD} (API key: {key}); Ctrl-C stops", err=True)
         _serve(settings, "127.0.0.1", 8000, Worker(settings))
 

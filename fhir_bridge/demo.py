@@ -99,8 +99,8 @@ async def _round(out_dir: Path, base_url: str, console: Console) -> int:
         )
         pulled = await pull_connection(store, target, settings)
         console.print(f"[bold]5. Pulled[/bold]: {_counts(pulled)}")
-        merged = store.get_record("goal", "goal-rivera-a1c")
-        conflicts = store.conflicts()
+        merged = store.records.get("goal", "goal-rivera-a1c")
+        conflicts = store.conflicts.find()
         handoff = prepare_handoff(store, settings, "pat-okafor", "transfer", now)
         record_handoff(store, handoff, None, None, now)
         (out_dir / "handoff-okafor.json").write_text(json.dumps(handoff.document, indent=2))
@@ -153,7 +153,7 @@ def _clinician_edits(base_url: str, ctx: MappingContext, store: Store, now: date
         ("goal-rivera-a1c", m.GoalPriority.medium),
         ("goal-rivera-weight", m.GoalPriority.low),
     ):
-        local = store.get_record("goal", record_id)
+        local = store.records.get("goal", record_id)
         assert isinstance(local, m.Goal)
         local.priority = priority
         store.put_records([local], [], now)

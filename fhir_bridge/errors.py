@@ -17,8 +17,10 @@ Every error fhir-bridge raises on purpose derives from :class:`BridgeError`::
     │   │                          interaction)
     │   ├── MalformedResponse      a success answer that is not the FHIR JSON expected
     │   └── AuthError              no access token: token endpoint or discovery failed
-    └── LeaseLost                  (store) this worker's claim expired or another worker took
-                                   the work over: its result is not recorded (scope, key)
+    ├── LeaseLost                  (store) this worker's claim expired or another worker took
+    │                              the work over: its result is not recorded (scope, key)
+    └── StoreUnavailable           (store) the database could not be reached or dropped the
+                                   connection mid-transaction: try again later (error_type)
 
 No message ever holds a secret, a token, a query string or resource content: ids, statuses,
 codes and counts only. Data is on attributes.
@@ -246,3 +248,17 @@ class LeaseLost(BridgeError):  # noqa: N818 - names the domain uses
         self.scope = scope
         self.key = key
         super().__init__(f"lease lost: {connection} {scope} {key}")
+
+
+class StoreUnavailable(BridgeError):  # noqa: N818 - names the domain uses
+    """The database could not be reached, or failed the transaction for want of a connection
+    (a restart, a dropped connection, a full pool, a locked SQLite file).
+
+    The transaction was rolled back (or, failing at its commit, may not have been recorded):
+    retrying later is safe. ``error_type`` names the driver's error class; its message is not
+    kept, as it may quote a statement.
+    """
+
+    def __init__(self, error_type: str) -> None:
+        self.error_type = error_type
+        super().__init__(f"the database is unavailable ({error_type})")

@@ -50,6 +50,6 @@ def api_keys(database_url: str) -> dict[str, str]:
     store = Store(database_url)
     try:
         now = datetime.now(UTC)
-        return {s: store.create_api_key(s, [s], now) for s in ("read", "write", "admin")}
+        return {s: store.api_keys.create(s, [s], now) for s in ("read", "write", "admin")}
     finally:
         store.close()

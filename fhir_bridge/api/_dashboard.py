@@ -21,7 +21,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from starlette.concurrency import run_in_threadpool
 
 from fhir_bridge.config import Settings
-from fhir_bridge.store import Conflict, Store
+from fhir_bridge.store import Conflict, Run, Store
 
 from . import _throughput as chart
 from ._capability_cache import CapabilityCache
@@ -51,10 +51,10 @@ def _when(value: datetime | str | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _took(run: dict[str, Any]) -> str:
-    if run["finished_at"] is None:
+def _took(run: Run) -> str:
+    if run.finished_at is None:
         return "running"
-    seconds = (run["finished_at"] - run["started_at"]).total_seconds()
+    seconds = (run.finished_at - run.started_at).total_seconds()
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
@@ -109,7 +109,7 @@ def _state(request: Request) -> _State:
 
 def _operator(request: Request, store: StoreDep) -> Operator | None:
     key = _state(request).sessions.key_of(request.cookies.get(COOKIE))
-    scopes = None if key is None else store.api_key_scopes(key)
+    scopes = None if key is None else store.api_keys.scopes(key)
     if scopes is None:
         return None
     operator = Operator(tuple(scopes))
@@ -149,7 +149,7 @@ def login(request: Request, store: StoreDep, key: Annotated[str, Form()] = "") -
     key = key.strip()
     if not key:
         return _login_page(request, "Enter an API key.", status.HTTP_400_BAD_REQUEST)
-    scopes = store.api_key_scopes(key)
+    scopes = store.api_keys.scopes(key)
     if scopes is None:
         log.info("dashboard sign-in refused", extra={"action": "dashboard.login", "ok": False})
         return _login_page(
@@ -231,7 +231,7 @@ def _requeue(
             message="This API key can view the dashboard but not retry: that needs the "
             "'write' scope.",
         )
-    count = store.requeue(ids, datetime.now(UTC))
+    count = store.outbox.requeue(ids, datetime.now(UTC))
     log.info("dead letters requeued", extra={"action": "dashboard.retry", "count": count})
     return _to(request, f"/dashboard?requeued={count}#dead-letters")
 
@@ -249,26 +249,16 @@ def _requeued_notice(requeued: str | None) -> str | None:
 
 def _snapshot(store: Store, settings: Settings, now: datetime) -> dict[str, Any]:
     """Everything the page shows from the store, read in one go."""
-    runs = [_timed(r) for r in store.runs(200)]
-    totals = store.queue_depth()
+    runs = store.runs.recent(200)
     return {
-        "queues": {name: store.queue_depth(name) for name in settings.connections},
-        "totals": {"pending": totals.get("pending", 0), "dead": totals.get("dead", 0)},
+        "queues": {name: store.outbox.depth(name) for name in settings.connections},
+        "totals": store.outbox.depth(),
         "chart": chart.throughput(runs, now),
         "runs": runs[:RUNS_SHOWN],
-        "dead": store.dead_letters()[:SHOWN],
-        "failures": store.log_entries("failed", RUNS_SHOWN),
-        "conflicts": [_conflict_rows(c) for c in store.conflicts()[:SHOWN]],
-        "handoffs": store.handoffs(RUNS_SHOWN),
-    }
-
-
-def _timed(run: dict[str, Any]) -> dict[str, Any]:
-    """A run with its start and finish as datetimes (the store gives ISO strings)."""
-    finished = run.get("finished_at")
-    return run | {
-        "started_at": datetime.fromisoformat(run["started_at"]),
-        "finished_at": None if finished is None else datetime.fromisoformat(finished),
+        "dead": store.outbox.dead_letters()[:SHOWN],
+        "failures": store.log.recent("failed", RUNS_SHOWN),
+        "conflicts": [_conflict_rows(c) for c in store.conflicts.find()[:SHOWN]],
+        "handoffs": store.handoffs.recent(RUNS_SHOWN),
     }
 
 

@@ -36,7 +36,7 @@ def require(scope: str) -> Callable[..., None]:
                 "an API key is required (Authorization: Bearer <key>)",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        scopes = store.api_key_scopes(authorization[7:].strip())
+        scopes = store.api_keys.scopes(authorization[7:].strip())
         if scopes is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked API key")
         if scope not in scopes and "admin" not in scopes:

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from fhir_bridge.handoff import deliver_handoff, finding_json, prepare_handoff, record_handoff
+from fhir_bridge.store import HandoffSummary
 
 from ._deps import Read, RowId, SettingsDep, StoreDep, Write
 
@@ -58,13 +59,27 @@ def list_handoffs(
     store: StoreDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> dict[str, Any]:
     """The newest handoffs with their findings and where they went."""
-    return {"items": store.handoffs(limit)}
+    return {"items": [_summary(h) for h in store.handoffs.recent(limit)]}
 
 
 @router.get("/{handoff_id}", dependencies=[Read])
 def get_handoff(handoff_id: RowId, store: StoreDep) -> dict[str, Any]:
     """One handoff, with the document Bundle that was built."""
-    found = store.handoff(handoff_id)
+    found = store.handoffs.get(handoff_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no handoff {handoff_id}")
-    return found
+    return {**_summary(found), "document": found.document}
+
+
+def _summary(h: HandoffSummary) -> dict[str, Any]:
+    return {
+        "id": h.id,
+        "package_id": h.package_id,
+        "patient_id": h.patient_id,
+        "type": h.handoff_type,
+        "author": h.author,
+        "destination": h.destination,
+        "findings": h.findings,
+        "delivery": h.delivery,
+        "created_at": h.created_at.isoformat(),
+    }

@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import text
 
 from fhir_bridge import metrics
+from fhir_bridge.errors import StoreUnavailable
 
 from ._deps import Read, SettingsDep, StoreDep
 
@@ -25,19 +25,19 @@ async def healthz() -> dict[str, str]:
 def readyz(store: StoreDep, settings: SettingsDep) -> JSONResponse:
     """The database answers; when each connection's server was last reached, and how."""
     try:
-        with store.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        last = store.last_runs()
+        store.ping()
+        last = store.runs.last_finished()
     except Exception as exc:
-        return JSONResponse({"status": "database unreachable", "error": type(exc).__name__}, 503)
+        error = exc.error_type if isinstance(exc, StoreUnavailable) else type(exc).__name__
+        return JSONResponse({"status": "database unreachable", "error": error}, 503)
     contact: dict[str, Any] = {}
     for name in settings.connections:
-        runs = [r for r in last.get(name, {}).values() if r["finished_at"]]
-        latest = max(runs, key=lambda r: r["finished_at"], default=None)
+        finished = [r for r in last.get(name, {}).values() if r.finished_at is not None]
+        latest = max(finished, key=lambda r: r.finished_at or r.started_at, default=None)
         contact[name] = latest and {
-            "at": latest["finished_at"],
-            "direction": latest["direction"],
-            "outcome": latest["outcome"],
+            "at": latest.finished_at.isoformat() if latest.finished_at else None,
+            "direction": latest.direction,
+            "outcome": latest.outcome,
         }
     return JSONResponse({"status": "ready", "connections": contact})
 
@@ -46,9 +46,9 @@ def readyz(store: StoreDep, settings: SettingsDep) -> JSONResponse:
 def prometheus(store: StoreDep, settings: SettingsDep) -> Response:
     """Prometheus text format: requests, retries, latency, runs, queue depth."""
     for name in settings.connections:
-        depth = store.queue_depth(name)
+        depth = store.outbox.depth(name)
         for state in ("pending", "done", "dead"):
-            metrics.QUEUE.labels(name, state).set(depth.get(state, 0))
-    metrics.DEAD_LETTERS.set(len(store.dead_letters()))
-    metrics.CONFLICTS.set(len(store.conflicts()))
+            metrics.QUEUE.labels(name, state).set(getattr(depth, state))
+    metrics.DEAD_LETTERS.set(len(store.outbox.dead_letters()))
+    metrics.CONFLICTS.set(len(store.conflicts.find()))
     return Response(metrics.exposition(), media_type="text/plain; version=0.0.4")

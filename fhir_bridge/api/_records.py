@@ -71,7 +71,7 @@ def put_record(
 ) -> dict[str, Any]:
     """Store a record (queued for every connection); If-Match guards against lost updates."""
     record = _validated(_kind(collection), record_id, body)
-    existed = store.record_with_version(record.kind, record.id) is not None
+    existed = store.records.get_with_version(record.kind, record.id) is not None
     result = store.put_record_if(
         record, list(settings.connections), datetime.now(UTC), _version(if_match)
     )
@@ -88,7 +88,7 @@ def put_record(
 def get_record(
     collection: str, record_id: str, store: StoreDep, response: Response
 ) -> dict[str, Any]:
-    found = store.record_with_version(_kind(collection), record_id)
+    found = store.records.get_with_version(_kind(collection), record_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {collection} {record_id!r}")
     record, version = found
@@ -98,7 +98,7 @@ def get_record(
 
 @router.delete("/{collection}/{record_id}", dependencies=[Write], status_code=204)
 def delete_record(collection: str, record_id: str, store: StoreDep) -> Response:
-    if not store.delete_record(_kind(collection), record_id, datetime.now(UTC)):
+    if not store.records.delete(_kind(collection), record_id, datetime.now(UTC)):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {collection} {record_id!r}")
     return Response(status_code=204)
 
@@ -111,7 +111,7 @@ def list_records(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> dict[str, Any]:
-    rows = store.list_records(_kind(collection), patient, limit, offset)
+    rows = store.records.page(_kind(collection), patient, limit, offset)
     return {
         "items": [r.model_dump(mode="json", exclude_none=True) for r, _ in rows],
         "limit": limit,

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from fhir_bridge.config import Settings
 from fhir_bridge.documents import records_from_data
-from fhir_bridge.store import Conflict, OutboxEntry, Store
+from fhir_bridge.store import Change, Conflict, OutboxEntry, Run, Store
 from fhir_bridge.sync import (
     Connection,
     pull_connection,
@@ -82,24 +82,42 @@ async def pull(
 @router.get("/sync/status", dependencies=[Read])
 def sync_status(store: StoreDep, settings: SettingsDep) -> dict[str, Any]:
     """Per connection: queue depth, dead letters, last push and pull; recent runs overall."""
-    last = store.last_runs()
-    dead = store.dead_letters()
+    last = store.runs.last_finished()
+    dead = store.outbox.dead_letters()
     return {
         "connections": {
             name: {
                 "base_url": c.base_url,
-                "queue": store.queue_depth(name),
+                "queue": store.outbox.depth(name).as_dict(),
                 "dead_letters": sum(e.connection == name for e in dead),
-                "last_push": last.get(name, {}).get("push"),
-                "last_pull": last.get(name, {}).get("pull"),
+                "last_push": _run_or_none(last.get(name, {}).get("push")),
+                "last_pull": _run_or_none(last.get(name, {}).get("pull")),
             }
             for name, c in settings.connections.items()
         },
         "dead_letters": len(dead),
-        "open_conflicts": len(store.conflicts()),
-        "failed_runs": [r for r in store.runs(50) if r["outcome"] not in (None, "ok")][:10],
-        "recent_runs": store.runs(10),
+        "open_conflicts": len(store.conflicts.find()),
+        "failed_runs": [_run(r) for r in store.runs.recent(50) if r.outcome not in (None, "ok")][
+            :10
+        ],
+        "recent_runs": [_run(r) for r in store.runs.recent(10)],
     }
+
+
+def _run(r: Run) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "connection": r.connection,
+        "direction": r.direction,
+        "started_at": r.started_at.isoformat(),
+        "finished_at": None if r.finished_at is None else r.finished_at.isoformat(),
+        "outcome": r.outcome,
+        "counts": r.counts,
+    }
+
+
+def _run_or_none(r: Run | None) -> dict[str, Any] | None:
+    return None if r is None else _run(r)
 
 
 def _entry(e: OutboxEntry) -> dict[str, Any]:
@@ -121,13 +139,13 @@ def dead_letters(
     connection: Annotated[str | None, Query(description="Only this connection")] = None,
 ) -> dict[str, Any]:
     """Records that failed permanently, with the server's reason."""
-    return {"items": [_entry(e) for e in store.dead_letters(connection)]}
+    return {"items": [_entry(e) for e in store.outbox.dead_letters(connection)]}
 
 
 @router.post("/dead-letters/{entry_id}/retry", dependencies=[Write])
 def retry_dead_letter(entry_id: RowId, store: StoreDep) -> dict[str, Any]:
     """Queue one dead letter for another push."""
-    if not store.requeue([entry_id], datetime.now(UTC)):
+    if not store.outbox.requeue([entry_id], datetime.now(UTC)):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dead letter {entry_id}")
     return {"id": entry_id, "status": "pending"}
 
@@ -155,11 +173,13 @@ def conflicts(
     ] = "open",
 ) -> dict[str, Any]:
     """Fields changed both by the care manager and in the EHR, waiting for a person."""
-    return {"items": [_conflict(c) for c in store.conflicts(None if state == "all" else state)]}
+    return {
+        "items": [_conflict(c) for c in store.conflicts.find(None if state == "all" else state)]
+    }
 
 
 def _found_conflict(store: Store, conflict_id: int) -> Conflict:
-    found = store.get_conflict(conflict_id)
+    found = store.conflicts.get(conflict_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no conflict {conflict_id}")
     return found
@@ -197,5 +217,21 @@ def changes(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Internal records changed by pulls, in the order applied; resume from ``next_cursor``."""
-    items = store.changes(since, limit)
-    return {"items": items, "next_cursor": items[-1]["cursor"] if items else since}
+    items = store.changes.since(since, limit)
+    return {
+        "items": [_change(c) for c in items],
+        "next_cursor": items[-1].cursor if items else since,
+    }
+
+
+def _change(c: Change) -> dict[str, Any]:
+    return {
+        "cursor": c.cursor,
+        "connection": c.connection,
+        "kind": c.kind,
+        "id": c.record_id,
+        "patient_id": c.patient_id,
+        "version": c.record_version,
+        "change": c.change,
+        "at": c.at.isoformat(),
+    }

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fhir_bridge.store import Run
+
 BUCKETS = 24
 WIDTHS = (
     timedelta(minutes=1),
@@ -125,21 +127,21 @@ class Throughput:
         return ticks
 
 
-def throughput(runs: Iterable[Mapping[str, Any]], now: datetime) -> Throughput:
-    """Bucket runs (``started_at`` datetime, ``direction``, ``counts``) into a window ending now."""
+def throughput(runs: Iterable[Run], now: datetime) -> Throughput:
+    """Bucket runs (by ``started_at``, ``direction``, ``counts``) into a window ending now."""
     runs = list(runs)
-    oldest = min((r["started_at"] for r in runs), default=now)
+    oldest = min((r.started_at for r in runs), default=now)
     width = next((w for w in WIDTHS if now - oldest < w * (BUCKETS - 1)), WIDTHS[-1])
     last = _floor(now, width)
     first = last - width * (BUCKETS - 1)
     sums = [[0, 0, 0] for _ in range(BUCKETS)]
     for run in runs:
-        started: datetime = run["started_at"]
+        started = run.started_at
         if started < first or started >= last + width:
             continue
         index = int((started - first) / width)
-        counts = run.get("counts") or {}
-        push = run.get("direction") == "push"
+        counts = run.counts or {}
+        push = run.direction == "push"
         sums[index][0 if push else 1] += _sum(counts, PUSHED if push else PULLED)
         sums[index][2] += _sum(counts, FAILED)
     return Throughput(

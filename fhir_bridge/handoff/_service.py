@@ -40,7 +40,7 @@ def prepare_handoff(
     if handoff_type not in DOCUMENT_TYPES:
         raise InputError("type", f"{handoff_type!r} is not one of {', '.join(DOCUMENT_TYPES)}")
     kind: HandoffType = handoff_type  # type: ignore[assignment]
-    records = store.records_of_patient(patient_id)
+    records = store.records.of_patient(patient_id)
     if not records:
         raise InputError("patient_id", f"no patient {patient_id!r} in the store")
     package = package_of(records)
@@ -75,7 +75,7 @@ def record_handoff(
     store: Store, handoff: Handoff, destination: str | None, delivery: str | None, now: datetime
 ) -> int:
     """Keep the handoff (document, findings, where it went); returns its id."""
-    return store.record_handoff(
+    return store.handoffs.add(
         package_id=handoff.document["identifier"]["value"],
         patient_id=handoff.patient_id,
         handoff_type=handoff.handoff_type,

@@ -1,30 +1,43 @@
-"""Persistence: SQLAlchemy (SQLite by default), schema managed by Alembic."""
+"""Persistence: SQLAlchemy (SQLite by default), schema managed by Alembic.
 
+:class:`Store` owns the database; its repositories (``store.records``, ``store.outbox``,
+``store.links``, ...) hand back the frozen dataclasses exported here.
+"""
+
+from ._changes import Change
 from ._clock import utc
-from ._leases import Claim
+from ._conflicts import Conflict, NewConflict
+from ._handoffs import Handoff, HandoffSummary
+from ._leases import Claim, Lease
+from ._links import Link
+from ._outbox import OutboxEntry, QueueDepth, QueueSchedule
+from ._records import PutResult, content_hash
+from ._runs import LogEntry, Run
 from ._slots import RequestSlots, Slot
-from ._store import (
-    Conflict,
-    Link,
-    NewConflict,
-    OutboxEntry,
-    PutResult,
-    Store,
-    content_hash,
-)
+from ._store import Store
 from ._tables import OutboxStatus
+from ._workers import Worker
 
 __all__ = [
+    "Change",
     "Claim",
     "Conflict",
+    "Handoff",
+    "HandoffSummary",
+    "Lease",
     "Link",
+    "LogEntry",
     "NewConflict",
     "OutboxEntry",
     "OutboxStatus",
     "PutResult",
+    "QueueDepth",
+    "QueueSchedule",
     "RequestSlots",
+    "Run",
     "Slot",
     "Store",
+    "Worker",
     "content_hash",
     "utc",
 ]

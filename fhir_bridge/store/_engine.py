@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
 
 # advisory lock keys (PostgreSQL): one namespace of the bridge's own, far from small integers
 MIGRATE_LOCK = 0x46_42_00_01
@@ -17,13 +19,26 @@ FEED_LOCK = 0x46_42_00_02
 SLOT_LOCKS = 0x46_43  # high bits of a server's first key; its slot is the second: _slots.py
 
 
-def open_engine(url: str) -> Engine:
+def open_engine(url: str, *, creator: Callable[[], sqlite3.Connection] | None = None) -> Engine:
     """An engine for ``url``; PostgreSQL connections are checked before use, so a worker
     survives a database restart (the next transaction reconnects). Errors never quote the
-    statement's parameters (they can hold record content)."""
+    statement's parameters (they can hold record content).
+
+    An in-memory SQLite database (``sqlite://``) is one connection shared by every thread
+    (``creator`` may supply it); the store then runs one transaction at a time.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, future=True, hide_parameters=True)
+        if parsed.database in (None, "", ":memory:"):
+            engine = create_engine(
+                url,
+                hide_parameters=True,
+                poolclass=StaticPool,
+                connect_args={"check_same_thread": False},
+                **({} if creator is None else {"creator": creator}),
+            )
+        else:
+            engine = create_engine(url, future=True, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(

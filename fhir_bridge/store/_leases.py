@@ -4,7 +4,8 @@ A lease is a row keyed by (connection, scope, key) holding the worker that has i
 new on every claim, and an expiry. Taking one is an UPDATE of an expired row or an INSERT
 that does nothing on conflict, so two workers never both get it. Completing work re-reads
 the row (locked, on PostgreSQL) in the completing transaction: only the token's holder,
-before expiry, records a result (:func:`check`), else :class:`LeaseLost`.
+before expiry, records a result (:func:`check`), else :class:`LeaseLost`. :class:`Leases` is
+the repository; the functions below are the SQL it (and the other repositories' fencing) runs.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 from fhir_bridge.errors import LeaseLost
 
 from ._clock import utc
+from ._database import Database
 from ._tables import LeaseRow, OutboxRow, OutboxStatus
 
 
@@ -35,6 +37,119 @@ class Claim:
     holder: str
     token: str
     expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A lease on record, whoever holds it (expired ones stay until freed or taken over)."""
+
+    connection: str
+    scope: str
+    key: str
+    holder: str
+    expires_at: datetime
+
+
+class Leases:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def claim(
+        self,
+        connection: str,
+        scope: str,
+        key: str,
+        *,
+        holder: str,
+        now: datetime,
+        seconds: float,
+        dead: Sequence[str] = (),
+    ) -> Claim | None:
+        """Lease one unit of work (None: another worker holds it). Leases of ``dead``
+        holders (processes known to be gone) are taken over without waiting for expiry."""
+        with self._db.session() as s:
+            return take(
+                s,
+                connection=connection,
+                scope=scope,
+                key=key,
+                holder=holder,
+                now=now,
+                seconds=seconds,
+                dead=dead,
+            )
+
+    def claim_push(
+        self,
+        connection: str,
+        *,
+        holder: str,
+        now: datetime,
+        seconds: float,
+        limit: int,
+        patient_id: str | None = None,
+        dead: Sequence[str] = (),
+    ) -> list[Claim]:
+        """Lease up to ``limit`` patients with due outbox work that nobody else holds
+        (leases of ``dead`` holders do not count)."""
+        with self._db.session() as s:
+            found = due_patients(
+                s,
+                connection=connection,
+                now=now,
+                limit=limit,
+                postgres=self._db.postgres,
+                patient_id=patient_id,
+                dead=dead,
+            )
+            claims = []
+            for key in sorted(found):  # one order for every claimer: no lock cycles
+                claim = take(
+                    s,
+                    connection=connection,
+                    scope="push",
+                    key=key,
+                    holder=holder,
+                    now=now,
+                    seconds=seconds,
+                    dead=dead,
+                )
+                if claim is not None:
+                    claims.append(claim)
+            return claims
+
+    def holders(self) -> list[str]:
+        """Every process holding a lease now or lately (expired leases included)."""
+        with self._db.session() as s:
+            return list(s.scalars(select(LeaseRow.holder).distinct()))
+
+    def renew(self, claims: Sequence[Claim], now: datetime, seconds: float) -> list[Claim]:
+        """Extend the claims still held; those missing from the answer are lost."""
+        with self._db.session() as s:
+            return renew(s, claims, now, seconds)
+
+    def release(self, claim: Claim) -> None:
+        with self._db.session() as s:
+            release(s, claim)
+
+    def holds(self, claim: Claim, now: datetime) -> bool:
+        with self._db.session() as s:
+            try:
+                check(s, claim, now, postgres=False)
+            except LeaseLost:
+                return False
+            return True
+
+    def current(self, connection: str | None = None) -> list[Lease]:
+        """The leases on record (of one connection), by holder, scope and key."""
+        with self._db.session() as s:
+            query = select(LeaseRow).order_by(LeaseRow.holder, LeaseRow.scope, LeaseRow.key)
+            if connection is not None:
+                query = query.where(LeaseRow.connection == connection)
+            return [
+                Lease(r.connection, r.scope, r.key, r.holder, utc(r.expires_at))
+                for r in s.scalars(query)
+            ]
 
 
 def take(
@@ -122,6 +237,12 @@ def due_patients(
             if len(found) >= limit:
                 break
     return found
+
+
+def fence(s: Session, lease: Claim | None, now: datetime, *, postgres: bool) -> None:
+    """With ``lease``, :func:`check` it in the transaction of the work it guards."""
+    if lease is not None:
+        check(s, lease, now, postgres=postgres)
 
 
 def check(s: Session, claim: Claim, now: datetime, *, postgres: bool) -> None:

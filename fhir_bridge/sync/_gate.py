@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from fhir_bridge.fhir._retry import parse_retry_after
-from fhir_bridge.store import RequestSlots, Store
+from fhir_bridge.store import Store
 
 log = logging.getLogger("fhir_bridge.worker")
 DEFAULT_THROTTLE = 30.0  # seconds, for a 429 that names no Retry-After
@@ -34,7 +34,7 @@ class FleetGate(httpx.AsyncBaseTransport):
     ) -> None:
         self.store = store
         self.connection = connection
-        self.slots = RequestSlots(store.engine, connection, cap)
+        self.slots = store.request_slots(connection, cap)
         self.inner = inner or httpx.AsyncHTTPTransport()
         self.stopping = False
         # waiting for a slot blocks a thread: these get threads of their own, so waiters
@@ -73,7 +73,7 @@ class FleetGate(httpx.AsyncBaseTransport):
     async def _wait_while_throttled(self) -> None:
         while True:
             until = await asyncio.to_thread(
-                self.store.throttled_until, self.connection, datetime.now(UTC)
+                self.store.throttles.until, self.connection, datetime.now(UTC)
             )
             if until is None:
                 return
@@ -83,7 +83,7 @@ class FleetGate(httpx.AsyncBaseTransport):
         seconds = parse_retry_after(response.headers.get("Retry-After"), time.time())
         now = datetime.now(UTC)
         until = now + timedelta(seconds=DEFAULT_THROTTLE if seconds is None else seconds)
-        await asyncio.to_thread(self.store.throttle, self.connection, until, now)
+        await asyncio.to_thread(self.store.throttles.extend, self.connection, until, now)
         log.warning(
             "server throttled us",
             extra={

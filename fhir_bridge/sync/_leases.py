@@ -63,7 +63,7 @@ def dead_local_holders(holders: Iterable[str], roles: tuple[str, ...] = ()) -> l
 
 
 def dead_holders(store: Store, roles: tuple[str, ...] = ()) -> list[str]:
-    return dead_local_holders(store.lease_holders(), roles)
+    return dead_local_holders(store.leases.holders(), roles)
 
 
 class LeaseKeeper:
@@ -96,7 +96,7 @@ class LeaseKeeper:
         finally:
             self.drop(claim)
             with contextlib.suppress(Exception):  # a lost database: the lease expires anyway
-                self.store.release(claim)
+                self.store.leases.release(claim)
 
     def check(self, claim: Claim) -> None:
         """Raise :class:`LeaseLost` if the claim is known lost or past its expiry."""
@@ -108,7 +108,7 @@ class LeaseKeeper:
         held = list(self._held.values())
         if not held:
             return
-        renewed = await asyncio.to_thread(self.store.renew, held, self.clock(), self.seconds)
+        renewed = await asyncio.to_thread(self.store.leases.renew, held, self.clock(), self.seconds)
         kept = {c.token: c for c in renewed}
         for claim in held:
             if claim.token in kept:

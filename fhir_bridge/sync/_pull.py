@@ -115,13 +115,13 @@ class Puller:
     async def pull(self, *, patient_id: str | None = None) -> PullSummary:
         summary = PullSummary()
         caps = await self.server.capabilities()
-        run_id = self.store.start_run(self.connection, "pull", self.clock(), self.holder)
+        run_id = self.store.runs.start(self.connection, "pull", self.clock(), self.holder)
         self.run_id = run_id
         dead = dead_holders(self.store)
         async with kept(self.keeper, self.store, self.lease_seconds, self.clock) as keeper:
             for resource_type in PULLED_TYPES:
                 # one puller per connection and type at a time: the watermark never races
-                claim = self.store.claim(
+                claim = self.store.leases.claim(
                     self.connection,
                     "pull",
                     resource_type,
@@ -145,7 +145,7 @@ class Puller:
                         )
                     finally:
                         self._claim = None
-        self.store.finish_run(
+        self.store.runs.finish(
             run_id, "ok" if not summary.failed else "partial", summary.counts(), self.clock()
         )
         self.run_id = None
@@ -162,7 +162,7 @@ class Puller:
         changed since the last one: notifications speed things up, polling stays the net.
         """
         summary = PullSummary()
-        by_server = self.store.links_by_server_id(self.connection)
+        by_server = self.store.links.by_server_id(self.connection)
         managed = self._managed(by_server, None)
         for resource_type in PULLED_TYPES:
             page = _Page()
@@ -188,7 +188,7 @@ class Puller:
     async def _changed(
         self, resource_type: str, caps: PullCapabilities, managed: dict[str, str]
     ) -> AsyncIterator[Json]:
-        watermark = self.store.watermark(self.connection, resource_type)
+        watermark = self.store.watermarks.get(self.connection, resource_type)
         if watermark is not None and caps.supports_last_updated(resource_type):
             since = datetime.fromisoformat(watermark.replace("Z", "+00:00")) - self.overlap
             params = {
@@ -212,9 +212,9 @@ class Puller:
         patient_id: str | None,
         summary: PullSummary,
     ) -> None:
-        by_server = self.store.links_by_server_id(self.connection)
+        by_server = self.store.links.by_server_id(self.connection)
         managed = self._managed(by_server, patient_id)
-        watermark = self.store.watermark(self.connection, resource_type)
+        watermark = self.store.watermarks.get(self.connection, resource_type)
         page = _Page()
         if (
             watermark is not None
@@ -255,7 +255,7 @@ class Puller:
             if link is None or link.kind is None or link.record_id is None:
                 continue
             if (
-                self.store.is_deleted(link.kind, link.record_id)
+                self.store.records.is_deleted(link.kind, link.record_id)
                 or (link.kind, link.record_id) in page.deleted
             ):
                 continue
@@ -312,10 +312,10 @@ class Puller:
             summary.problems.append(f"{key}: {exc}")
             return
         if isinstance(remote, m.ReferralTask) and remote.referral.id is not None:
-            referral = self.store.get_record("referral", remote.referral.id)
+            referral = self.store.records.get("referral", remote.referral.id)
             if isinstance(referral, m.Referral):
                 remote = referral.model_copy(update={"tracking": remote.tracking})
-        local = self.store.get_record(remote.kind, remote.id)
+        local = self.store.records.get(remote.kind, remote.id)
         record: m.Record = remote
         push_back = False
         if local is None:
@@ -394,7 +394,7 @@ class Puller:
             )
             if self.run_id is not None:  # the losing value goes to the sync log, not the logs
                 lost = decided.remote if self.policy == "local-wins" else decided.local
-                self.store.log(
+                self.store.log.add(
                     self.run_id,
                     self.clock(),
                     str(resource["resourceType"]),

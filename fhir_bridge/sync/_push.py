@@ -166,7 +166,7 @@ class Pusher:
     def enqueue_unsynced(self) -> int:
         """Queue what this connection was never sent (one process at a time does it)."""
         now = self.clock()
-        claim = self.store.claim(
+        claim = self.store.leases.claim(
             self.connection,
             "enqueue",
             "*",
@@ -178,9 +178,9 @@ class Pusher:
         if claim is None:
             return 0
         try:
-            return self.store.enqueue_unsynced(self.connection, now)
+            return self.store.outbox.enqueue_unsynced(self.connection, now)
         finally:
-            self.store.release(claim)
+            self.store.leases.release(claim)
 
     async def push(self, *, patient_id: str | None = None, dry_run: bool = False) -> PushSummary:
         """Push what is due, patient by patient, each under a lease (a patient another
@@ -192,12 +192,12 @@ class Pusher:
             due = self._everything(patient_id)
         else:
             self.enqueue_unsynced()
-            due = self.store.due(self.connection, now, patient_id)
+            due = self.store.outbox.due(self.connection, now, patient_id)
         by_patient: dict[str, list[OutboxEntry]] = defaultdict(list)
         for entry in due:
             by_patient[entry.patient_id or entry.record_id].append(entry)
         run_id = (
-            None if dry_run else self.store.start_run(self.connection, "push", now, self.holder)
+            None if dry_run else self.store.runs.start(self.connection, "push", now, self.holder)
         )
         started = time.monotonic()
         done = 0
@@ -217,7 +217,7 @@ class Pusher:
                         dry_run=True,
                     )
                 else:
-                    claim = self.store.claim(
+                    claim = self.store.leases.claim(
                         self.connection,
                         "push",
                         pid,
@@ -231,7 +231,7 @@ class Pusher:
                         continue
                     with keeper.holding(claim):
                         # entries read before the claim may be stale: take them again
-                        fresh = self.store.due(self.connection, self.clock(), pid)
+                        fresh = self.store.outbox.due(self.connection, self.clock(), pid)
                         await self._push_leased(
                             claim, fresh, caps=caps, mode=mode, summary=summary, run_id=run_id
                         )
@@ -248,18 +248,18 @@ class Pusher:
         summary = PushSummary()
         try:
             caps, mode = await self._mode()
-            run_id = self.store.start_run(self.connection, "push", self.clock(), self.holder)
+            run_id = self.store.runs.start(self.connection, "push", self.clock(), self.holder)
         except BaseException:  # server or database away: hand the patients back at once
             for claim in claims:
                 with contextlib.suppress(Exception):
-                    self.store.release(claim)
+                    self.store.leases.release(claim)
             raise
         started = time.monotonic()
         async with self._kept() as keeper:
 
             async def one(claim: Claim) -> None:
                 with keeper.holding(claim):
-                    entries = self.store.due(self.connection, self.clock(), claim.key)
+                    entries = self.store.outbox.due(self.connection, self.clock(), claim.key)
                     await self._push_leased(
                         claim, entries, caps=caps, mode=mode, summary=summary, run_id=run_id
                     )
@@ -305,7 +305,7 @@ class Pusher:
 
     def _finish(self, run_id: int, summary: PushSummary, mode: Mode, started: float) -> None:
         outcome = "ok" if not (summary.failed or summary.dead_lettered) else "partial"
-        self.store.finish_run(run_id, outcome, summary.counts(), self.clock())
+        self.store.runs.finish(run_id, outcome, summary.counts(), self.clock())
         log.info(
             "push finished",
             extra={
@@ -319,14 +319,14 @@ class Pusher:
 
     def _everything(self, patient_id: str | None) -> list[OutboxEntry]:
         """For a dry run: every stored record, as if queued."""
-        ids = [patient_id] if patient_id else self.store.patient_ids()
+        ids = [patient_id] if patient_id else self.store.records.patient_ids()
         now = self.clock()
         return [
             OutboxEntry(
                 0, self.connection, r.kind, r.id, pid, 0, OutboxStatus.pending, 0, now, None
             )
             for pid in ids
-            for r in self.store.records_of_patient(pid)
+            for r in self.store.records.of_patient(pid)
         ]
 
     async def _push_patient(
@@ -341,7 +341,7 @@ class Pusher:
         dry_run: bool,
         lease: Claim | None = None,
     ) -> None:
-        with_versions = self.store.records_of_patient_versions(patient_id)
+        with_versions = self.store.records.of_patient_with_versions(patient_id)
         versions = {(r.kind, r.id): v for r, v in with_versions}
         mapped, broken = self._map([r for r, _ in with_versions])
         links = self._links(mapped)
@@ -396,7 +396,7 @@ class Pusher:
                     lease=lease,
                 )
             else:
-                self.store.mark_done(entry, self.clock(), lease)
+                self.store.outbox.mark_done(entry, self.clock(), lease)
 
     def _map(self, records: Sequence[m.Record]) -> tuple[list[Entry], dict[RecordKey, str]]:
         mapped: list[Entry] = []
@@ -421,7 +421,7 @@ class Pusher:
         return {
             (resource_type, identifier): link
             for resource_type, identifiers in wanted.items()
-            for identifier, link in self.store.links(
+            for identifier, link in self.store.links.find(
                 self.connection, resource_type, identifiers
             ).items()
         }
@@ -438,7 +438,7 @@ class Pusher:
         conflicted = [o.write for o in outcomes if o.conflict]
         if not conflicted:
             return outcomes
-        if lease is not None and not self.store.holds(lease, self.clock()):
+        if lease is not None and not self.store.leases.holds(lease, self.clock()):
             raise LeaseLost(lease.connection, lease.scope, lease.key)
         refreshed = [await self._refresh(w) for w in conflicted]
         if mode == "transaction":  # the whole transaction was refused: send it all again
@@ -556,7 +556,7 @@ class Pusher:
         version = (versions or {}).get((write.entry.kind, write.entry.record_id))
         if outcome.error is not None:
             if run_id is not None:
-                self.store.log(
+                self.store.log.add(
                     run_id,
                     now,
                     write.resource_type,
@@ -584,9 +584,9 @@ class Pusher:
         created = outcome.status == 201
         try:
             if run_id is None:
-                self.store.save_links([link], now, lease)
+                self.store.links.save([link], now, lease)
             else:
-                self.store.log(
+                self.store.log.add(
                     run_id,
                     now,
                     write.resource_type,
@@ -600,7 +600,7 @@ class Pusher:
         except LeaseLost:
             # the server took a write this worker may no longer make: never trust what the
             # link says was sent, so the next push writes the record again on top of it
-            self.store.distrust(self.connection, write.resource_type, write.identifier, now)
+            self.store.links.distrust(self.connection, write.resource_type, write.identifier, now)
             raise
         known[write.full_url] = f"{write.resource_type}/{resource_id}"
         if created:
@@ -619,10 +619,10 @@ class Pusher:
     ) -> None:
         now = self.clock()
         if permanent or entry.attempts + 1 >= MAX_ATTEMPTS:
-            self.store.mark_failed(entry, reason, None, now, lease)
+            self.store.outbox.mark_failed(entry, reason, None, now, lease)
             summary.dead_lettered += 1
         else:
-            self.store.mark_failed(entry, reason, now + backoff(entry.attempts), now, lease)
+            self.store.outbox.mark_failed(entry, reason, now + backoff(entry.attempts), now, lease)
             summary.failed += 1
 
 

@@ -21,7 +21,7 @@ def resolve_conflict(
 
     Returns the connection the record goes back to, and the stored version.
     """
-    conflict = store.get_conflict(conflict_id)
+    conflict = store.conflicts.get(conflict_id)
     if conflict is None or conflict.status != "open":
         raise InputError("id", f"no open conflict {conflict_id}")
     if take == "local":

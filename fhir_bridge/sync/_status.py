@@ -16,31 +16,31 @@ def fleet_status(
     """Workers alive (heartbeat within ``alive_within``) with their claims, the outbox per
     connection (due, scheduled, done, dead), throttled connections, and how many claims
     belong to workers not alive (the maintenance step frees them)."""
-    leases = store.leases()
+    leases = store.leases.current()
     alive = []
     alive_ids = set()
-    for w in store.workers():
-        if w["stopped_at"] is not None or now - w["heartbeat_at"] > alive_within:
+    for w in store.workers.known():
+        if w.stopped_at is not None or now - w.heartbeat_at > alive_within:
             continue
-        alive_ids.add(w["id"])
+        alive_ids.add(w.id)
         alive.append(
             {
-                "id": w["id"],
-                "host": w["host"],
-                "pid": w["pid"],
-                "heartbeat_age_s": round((now - w["heartbeat_at"]).total_seconds(), 1),
+                "id": w.id,
+                "host": w.host,
+                "pid": w.pid,
+                "heartbeat_age_s": round((now - w.heartbeat_at).total_seconds(), 1),
                 "claims": [
-                    {"connection": x["connection"], "scope": x["scope"], "key": x["key"]}
+                    {"connection": x.connection, "scope": x.scope, "key": x.key}
                     for x in leases
-                    if x["holder"] == w["id"] and x["expires_at"] > now
+                    if x.holder == w.id and x.expires_at > now
                 ],
             }
         )
-    queue = store.queue_by_connection(now)
+    queue = {name: counts.as_dict() for name, counts in store.outbox.by_connection(now).items()}
     throttled = {}
     for name in queue:
-        until = store.throttled_until(name, now)
+        until = store.throttles.until(name, now)
         if until is not None:
             throttled[name] = until.isoformat()
-    orphaned = sum(1 for x in leases if x["holder"] not in alive_ids)
+    orphaned = sum(1 for x in leases if x.holder not in alive_ids)
     return {"alive": alive, "queue": queue, "throttled": throttled, "orphaned_claims": orphaned}

@@ -2,7 +2,7 @@
 
 Any number of workers may run against one PostgreSQL database (on SQLite, one). Each
 connection gets a loop of its own, so a slow or throttled server holds up only its own work.
-A loop claims a few patients with due work (leases, ``Store.claim_push``), pushes them
+A loop claims a few patients with due work (leases, ``store.leases.claim_push``), pushes them
 concurrently, and claims again; when nothing is due it pulls (each resource type under a
 lease on its watermark) and sleeps. A background task renews this worker's leases, says the
 worker is alive, and frees claims that workers which stopped answering left behind.
@@ -23,10 +23,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from fhir_bridge import metrics
 from fhir_bridge.config import Settings
+from fhir_bridge.errors import StoreUnavailable
 from fhir_bridge.store import Store
 
 from ._connection import resolve_connection
@@ -63,7 +62,7 @@ class Worker:
         store = Store(self.settings.database_url, migrate=False)
         keeper = LeaseKeeper(store, self.lease_seconds)
         await self._retrying(
-            lambda: store.register_worker(
+            lambda: store.workers.register(
                 self.id, socket.gethostname()[:200], os.getpid(), datetime.now(UTC)
             )
         )
@@ -86,7 +85,7 @@ class Worker:
             self.stop.set()
             await upkeep
             with contextlib.suppress(Exception):  # database away: the leases expire instead
-                store.worker_stopped(self.id, datetime.now(UTC))
+                store.workers.stopped(self.id, datetime.now(UTC))
             store.close()
         log.info("worker stopped", extra={"action": "worker.stop", "worker": self.id})
 
@@ -111,8 +110,8 @@ class Worker:
         while not self.stop.is_set():
             try:
                 now = datetime.now(UTC)
-                await asyncio.to_thread(store.worker_alive, self.id, now)
-                freed = await asyncio.to_thread(store.free_stuck_claims, now, dead_after)
+                await asyncio.to_thread(store.workers.heartbeat, self.id, now)
+                freed = await asyncio.to_thread(store.workers.free_stuck_claims, now, dead_after)
                 if freed:
                     log.info("stuck claims freed", extra={"action": "worker.free", "count": freed})
             except Exception:
@@ -151,13 +150,13 @@ class Worker:
                 try:
                     if await self._cycle(name, store, pusher, puller):
                         continue  # there was work: look for more at once
-                except SQLAlchemyError as exc:  # database away: leases expire, work waits
+                except StoreUnavailable as exc:  # database away: leases expire, work waits
                     log.warning(
                         "database unavailable",
                         extra={
                             "action": "worker.db",
                             "connection": name,
-                            "error_type": type(exc).__name__,
+                            "error_type": exc.error_type,
                         },
                     )
                 except Exception:  # one connection failing must not stop the others
@@ -170,12 +169,12 @@ class Worker:
     async def _cycle(self, name: str, store: Store, pusher: Pusher, puller: Puller) -> bool:
         """One round for one connection; True when it pushed something."""
         now = datetime.now(UTC)
-        until = await asyncio.to_thread(store.throttled_until, name, now)
+        until = await asyncio.to_thread(store.throttles.until, name, now)
         if until is not None:  # the server said wait: this connection's work only
             await self._sleep(min(self.push_every * 5, (until - now).total_seconds()))
             return False
         claims = await asyncio.to_thread(
-            lambda: store.claim_push(
+            lambda: store.leases.claim_push(
                 name,
                 holder=self.id,
                 now=datetime.now(UTC),

@@ -62,11 +62,11 @@ def test_resolve_with_the_ehr_side_stores_it_and_queues_it(cli: Run, tmp_path: P
     assert "queued for ehr" in done.stdout
     store = Store(f"sqlite:///{tmp_path / 'fhir-bridge.db'}")
     try:
-        record = store.get_record("goal", "g1")
+        record = store.records.get("goal", "g1")
         assert record is not None
         assert record.model_dump()["priority"] == "medium"
-        assert [e.record_id for e in store.due("ehr", datetime.now(UTC))] == ["g1"]
-        assert store.conflicts() == []
+        assert [e.record_id for e in store.outbox.due("ehr", datetime.now(UTC))] == ["g1"]
+        assert store.conflicts.find() == []
     finally:
         store.close()
     assert cli("resolve", "1", "--take", "ehr").returncode == 2  # no longer open
@@ -82,7 +82,7 @@ def test_resolve_with_a_merged_file(cli: Run, tmp_path: Path) -> None:
     assert os.path.exists(tmp_path / "fhir-bridge.db")
     store = Store(f"sqlite:///{tmp_path / 'fhir-bridge.db'}")
     try:
-        record = store.get_record("goal", "g1")
+        record = store.records.get("goal", "g1")
         assert record is not None
         assert record.model_dump()["lifecycle_status"] == "on_hold"
     finally:

@@ -74,7 +74,7 @@ def test_apikey_create_prints_a_key_once(cli: Run, tmp_path: Path) -> None:
     assert key.startswith("fbk_")
     store = Store(f"sqlite:///{tmp_path / 'fhir-bridge.db'}")
     try:
-        assert store.api_key_scopes(key) == ["write", "read"]
+        assert store.api_keys.scopes(key) == ["write", "read"]
     finally:
         store.close()
     assert cli("apikey", "create", "--scope", "superuser").returncode == 2

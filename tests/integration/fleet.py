@@ -132,9 +132,9 @@ def drain(store: Store, connection: str, timeout: float = 180.0) -> dict[str, in
     """Wait until nothing is pending for the connection; the final outbox counts."""
     deadline = time.monotonic() + timeout
     while True:
-        depth = store.queue_depth(connection)
-        if not depth.get("pending"):
-            return depth
+        depth = store.outbox.depth(connection)
+        if not depth.pending:
+            return depth.as_dict()
         assert time.monotonic() < deadline, f"outbox never drained: {depth}"
         time.sleep(0.5)
 
@@ -163,13 +163,13 @@ def out_of_order(store: Store, namespace: str) -> list[str]:
     """Identifiers whose writes in the sync log go back to an older record version."""
     last: dict[str, int] = {}
     wrong = []
-    for entry in store.log_of(namespace):
-        if entry["action"] not in ("created", "updated") or entry["record_version"] is None:
+    for entry in store.log.of_identifiers(namespace):
+        if entry.action not in ("created", "updated") or entry.record_version is None:
             continue
-        key = entry["identifier"]
-        if entry["record_version"] < last.get(key, 0):
+        key = entry.identifier
+        if entry.record_version < last.get(key, 0):
             wrong.append(key)
-        last[key] = max(last.get(key, 0), entry["record_version"])
+        last[key] = max(last.get(key, 0), entry.record_version)
     return wrong
 
 

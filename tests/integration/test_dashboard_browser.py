@@ -103,7 +103,7 @@ def _fill_store(store: Store, url: str, ctx: MappingContext, fhir: httpx.Client)
     assert asyncio.run(push()).dead_lettered == 1
 
     # the same field changed by the care manager and by a clinician in the EHR
-    goal = store.get_record("goal", "goal-rivera-weight")
+    goal = store.records.get("goal", "goal-rivera-weight")
     assert isinstance(goal, m.Goal)
     goal.priority = m.GoalPriority.low
     store.put_records([goal], [], now)
@@ -121,8 +121,8 @@ def _fill_store(store: Store, url: str, ctx: MappingContext, fhir: httpx.Client)
     # a handoff built for a patient whose package has gaps
     incomplete = read_records(FIXTURES / "incomplete" / "no-problems-no-meds-no-followup.json")
     store.put_records(incomplete, [], now)
-    findings = check(package_of(store.records_of_patient("pat-doyle")))
-    store.record_handoff(
+    findings = check(package_of(store.records.of_patient("pat-doyle")))
+    store.handoffs.add(
         package_id=uuid.uuid4().hex,
         patient_id="pat-doyle",
         handoff_type="transfer",
@@ -151,12 +151,12 @@ def served(tmp_path: Path, fhir_base_url: str, fhir: httpx.Client) -> Iterator[S
     _fill_store(store, fhir_base_url, MappingContext(namespace, datetime.now(UTC)), fhir)
     now = datetime.now(UTC)
     keys = {
-        "read": store.create_api_key("viewer", ["read"], now),
-        "write": store.create_api_key("operator", ["read", "write"], now),
+        "read": store.api_keys.create("viewer", ["read"], now),
+        "write": store.api_keys.create("operator", ["read", "write"], now),
     }
-    (dead,) = store.dead_letters("county-hospital")
-    (conflict,) = store.conflicts()
-    (handoff,) = store.handoffs()
+    (dead,) = store.outbox.dead_letters("county-hospital")
+    (conflict,) = store.conflicts.find()
+    (handoff,) = store.handoffs.recent()
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -221,9 +221,9 @@ def test_the_dashboard_in_a_real_browser(served: Served) -> None:
             assert "unreachable" in clinic.locator(".badge").inner_text()
             assert "refused or failed" in clinic.locator(".problem").inner_text()
             for name, card in (("county-hospital", hospital), ("closed-clinic", clinic)):
-                depth = store.queue_depth(name)
-                assert card.locator(".queue-pending").inner_text() == str(depth.get("pending", 0))
-                assert card.locator(".queue-dead").inner_text() == str(depth.get("dead", 0))
+                depth = store.outbox.depth(name)
+                assert card.locator(".queue-pending").inner_text() == str(depth.pending)
+                assert card.locator(".queue-dead").inner_text() == str(depth.dead)
             assert int(clinic.locator(".queue-pending").inner_text()) > 0  # it never got any
 
             dead_row = page.locator(f"#dead-letter-{served.dead_id}")
@@ -249,9 +249,9 @@ def test_the_dashboard_in_a_real_browser(served: Served) -> None:
             page.screenshot(path=shots / "dashboard-after-retry.png", full_page=True)
         finally:
             browser.close()
-    assert store.dead_letters() == []
+    assert store.outbox.dead_letters() == []
     (entry,) = [
-        e for e in store.due("county-hospital", datetime.now(UTC)) if e.id == served.dead_id
+        e for e in store.outbox.due("county-hospital", datetime.now(UTC)) if e.id == served.dead_id
     ]
     assert (entry.record_id, entry.status, entry.attempts) == (
         "goal-broken-reference",
@@ -276,4 +276,4 @@ def test_a_read_only_key_sees_the_page_without_buttons(served: Served) -> None:
             page.screenshot(path=_shots() / "dashboard-read-only.png", full_page=True)
         finally:
             browser.close()
-    assert [d.id for d in served.store.dead_letters()] == [served.dead_id]
+    assert [d.id for d in served.store.outbox.dead_letters()] == [served.dead_id]

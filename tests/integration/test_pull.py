@@ -114,20 +114,20 @@ def test_clinician_edits_come_back_and_a_second_pull_changes_nothing(
     assert first.new == 1
     assert first.updated >= 3
 
-    a1c = store.get_record("goal", "goal-rivera-a1c")
+    a1c = store.records.get("goal", "goal-rivera-a1c")
     assert isinstance(a1c, m.Goal)
     assert a1c.achievement_status is m.GoalAchievement.achieved
-    rides = store.get_record("referral", "ref-nguyen-rides")
+    rides = store.records.get("referral", "ref-nguyen-rides")
     assert isinstance(rides, m.Referral)
     assert rides.tracking is not None
     assert rides.tracking.status is m.TrackingStatus.completed
     assert rides.tracking.outputs[0].reference == "Procedure/rides-booked"
-    tcm = store.get_record("careplan", "cp-okafor-tcm")
+    tcm = store.records.get("careplan", "cp-okafor-tcm")
     assert isinstance(tcm, m.CarePlan)
     assert tcm.status is m.CarePlanStatus.cancelled
     new = [
         r
-        for r in store.records_of_patient("pat-rivera")
+        for r in store.records.of_patient("pat-rivera")
         if isinstance(r, m.Goal)
         and r.description.text == "Attend cardiac rehabilitation twice a week"
     ]
@@ -142,8 +142,8 @@ def test_clinician_edits_come_back_and_a_second_pull_changes_nothing(
     assert fhir.delete(f"/Goal/{created.json()['id']}").status_code in (200, 204)
     third = _pull(store, fhir_base_url, ctx)
     assert third.deleted == 1
-    assert store.is_deleted("goal", new[0].id)
-    assert store.get_record("goal", new[0].id) is None
+    assert store.records.is_deleted("goal", new[0].id)
+    assert store.records.get("goal", new[0].id) is None
     assert _pull(store, fhir_base_url, ctx).deleted == 0
 
 
@@ -154,7 +154,7 @@ def _both_sides(
     remote: dict[str, Any],
 ) -> None:
     store, ctx = pushed
-    goal = store.get_record("goal", "goal-rivera-weight")
+    goal = store.records.get("goal", "goal-rivera-weight")
     assert isinstance(goal, m.Goal)
     goal.priority = m.GoalPriority(local_priority)
     store.put_records([goal], [], NOW)
@@ -174,11 +174,13 @@ def test_changes_to_different_fields_merge(
     _both_sides(pushed, fhir, "low", {"lifecycleStatus": "on-hold"})
     summary = _pull(store, fhir_base_url, ctx)
     assert summary.conflicts == 0
-    goal = store.get_record("goal", "goal-rivera-weight")
+    goal = store.records.get("goal", "goal-rivera-weight")
     assert isinstance(goal, m.Goal)
     assert goal.priority is m.GoalPriority.low
     assert goal.lifecycle_status is m.GoalLifecycle.on_hold
-    assert [e.record_id for e in store.due("hapi", datetime.now(UTC))] == ["goal-rivera-weight"]
+    assert [e.record_id for e in store.outbox.due("hapi", datetime.now(UTC))] == [
+        "goal-rivera-weight"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -200,11 +202,11 @@ def test_same_field_changed_on_both_sides(
         {"priority": {"coding": [{"system": PRIORITY, "code": "medium-priority"}]}},
     )
     summary = _pull(store, fhir_base_url, ctx, policy)
-    goal = store.get_record("goal", "goal-rivera-weight")
+    goal = store.records.get("goal", "goal-rivera-weight")
     assert isinstance(goal, m.Goal)
     assert goal.priority is not None
     assert goal.priority.value == expected
-    conflicts = store.conflicts()
+    conflicts = store.conflicts.find()
     if policy == "manual":
         assert summary.conflicts == 1
         (conflict,) = conflicts
@@ -214,10 +216,10 @@ def test_same_field_changed_on_both_sides(
         assert conflict.remote["priority"] == "medium"
     else:
         assert conflicts == []
-        (overruled,) = store.log_entries("overruled")
-        assert overruled["identifier"] == "goal/goal-rivera-weight"
+        (overruled,) = store.log.recent("overruled")
+        assert overruled.identifier == "goal/goal-rivera-weight"
         lost = "medium" if policy == "local-wins" else "low"
-        assert overruled["detail"] == f'priority: {policy}; dropped "{lost}"'
+        assert overruled.detail == f'priority: {policy}; dropped "{lost}"'
 
 
 class _NoLastUpdated(httpx.AsyncBaseTransport):
@@ -274,7 +276,7 @@ def test_without_last_updated_it_rereads_and_compares(
     summary, queries = pull()
     assert not any("_lastUpdated" in q for q in queries)
     assert (summary.new, summary.updated, summary.conflicts) == (0, 1, 0)
-    record = store.get_record("goal", "goal-garcia-nofalls")
+    record = store.records.get("goal", "goal-garcia-nofalls")
     assert isinstance(record, m.Goal)
     assert record.lifecycle_status is m.GoalLifecycle.completed
 
@@ -304,7 +306,7 @@ def test_more_changes_than_one_page_all_arrive(
     summary = asyncio.run(run())
     assert summary.updated == len(ids)
     for goal_id in ids:
-        record = store.get_record("goal", goal_id)
+        record = store.records.get("goal", goal_id)
         assert isinstance(record, m.Goal)
         assert record.status_date == "2025-03-05"
 
@@ -378,8 +380,8 @@ def test_a_pull_killed_midway_then_rerun_ends_as_if_never_killed(
         try:
             return {
                 (r.kind, r.id): r.model_dump(mode="json")
-                for pid in opened.patient_ids()
-                for r in opened.records_of_patient(pid)
+                for pid in opened.records.patient_ids()
+                for r in opened.records.of_patient(pid)
             }
         finally:
             opened.close()
@@ -402,17 +404,17 @@ def test_a_type_another_worker_is_pulling_is_left_to_it(
     """One puller per connection and type: while another holds the Goal watermark's lease,
     this pull skips Goal (its watermark untouched) and pulls the other types."""
     store, ctx = pushed
-    other = store.claim(
+    other = store.leases.claim(
         "hapi", "pull", "Goal", holder="another-worker", now=datetime.now(UTC), seconds=300
     )
     assert other is not None
     summary = _pull(store, fhir_base_url, ctx)
     assert summary.busy == 1
-    assert store.watermark("hapi", "Goal") is None
-    assert store.watermark("hapi", "CarePlan") is not None
-    store.release(other)
+    assert store.watermarks.get("hapi", "Goal") is None
+    assert store.watermarks.get("hapi", "CarePlan") is not None
+    store.leases.release(other)
     assert _pull(store, fhir_base_url, ctx).busy == 0
-    assert store.watermark("hapi", "Goal") is not None
+    assert store.watermarks.get("hapi", "Goal") is not None
 
 
 def test_a_pull_whose_lease_was_taken_over_does_not_move_the_watermark(
@@ -421,10 +423,12 @@ def test_a_pull_whose_lease_was_taken_over_does_not_move_the_watermark(
     """Applying a page needs the lease on the watermark: a lost one applies nothing."""
     store, _ = pushed
     now = datetime.now(UTC)
-    stale = store.claim("hapi", "pull", "Goal", holder="w1", now=now, seconds=1)
+    stale = store.leases.claim("hapi", "pull", "Goal", holder="w1", now=now, seconds=1)
     assert stale is not None
     later = now + timedelta(seconds=5)
-    assert store.claim("hapi", "pull", "Goal", holder="w2", now=later, seconds=60) is not None
+    assert (
+        store.leases.claim("hapi", "pull", "Goal", holder="w2", now=later, seconds=60) is not None
+    )
     with pytest.raises(LeaseLost):
         store.apply_pull(
             "hapi",
@@ -436,4 +440,4 @@ def test_a_pull_whose_lease_was_taken_over_does_not_move_the_watermark(
             now=later,
             lease=stale,
         )
-    assert store.watermark("hapi", "Goal") is None
+    assert store.watermarks.get("hapi", "Goal") is None

@@ -136,7 +136,7 @@ def test_fixtures_land_once_linked_and_a_second_push_writes_nothing(
 
     again = _push(store, fhir_base_url, ctx)
     assert again.created == again.updated == 0
-    store.enqueue_unsynced("hapi", NOW)
+    store.outbox.enqueue_unsynced("hapi", NOW)
     server_after = {t: _ours(fhir, t, ns) for t in TYPES}
     assert {
         (r["resourceType"], r["id"]): r["meta"]["versionId"]

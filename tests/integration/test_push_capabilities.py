@@ -120,7 +120,7 @@ def test_read_only_care_plans_are_reported_and_never_attempted(
     ctx = _ctx()
     summary = _push(store, fhir_base_url, ctx, transport)
     assert summary.not_supported == 1
-    (dead,) = store.dead_letters("ehr")
+    (dead,) = store.outbox.dead_letters("ehr")
     assert dead.kind == "careplan"
     assert "read-only" in (dead.last_error or "")
 
@@ -154,15 +154,15 @@ def test_a_refused_record_is_dead_lettered_with_the_servers_reason(
     summary = _push(store, fhir_base_url, _ctx(), None)
     assert summary.dead_lettered == 1
     assert summary.created > 0
-    (dead,) = store.dead_letters("ehr")
+    (dead,) = store.outbox.dead_letters("ehr")
     assert dead.record_id == "goal-broken-reference"
     assert "no-such-condition-anywhere" in (dead.last_error or "") or "HTTP 4" in (
         dead.last_error or ""
     )
     # the refused transaction was sent again entry by entry: the patient's other resources
     # still point at the Patient created a moment before them, not just at its identifier
-    (patient,) = [link for link in store.links_of_connection("ehr") if link.kind == "patient"]
-    goals = [link for link in store.links_of_connection("ehr") if link.resource_type == "Goal"]
+    (patient,) = [link for link in store.links.of_connection("ehr") if link.kind == "patient"]
+    goals = [link for link in store.links.of_connection("ehr") if link.resource_type == "Goal"]
     assert goals
     for goal in goals:
         on_server = httpx.get(
@@ -185,7 +185,7 @@ def test_without_conditional_update_it_searches_then_writes(
     creates = [r for r in transport.requests if r[0] == "POST"]
     assert len(creates) == first.created
 
-    goal = next(r for r in store.records_of_patient("pat-rivera") if isinstance(r, m.Goal))
+    goal = next(r for r in store.records.of_patient("pat-rivera") if isinstance(r, m.Goal))
     goal.status_date = "2025-03-02"
     store.put_records([goal], ["ehr"], NOW)
     second = _push(store, fhir_base_url, ctx, RewritingTransport(_no_conditional_update))

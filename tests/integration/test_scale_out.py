@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from fhir_bridge.store import Store
+from fhir_bridge.store import Lease, QueueDepth, Store
 from tests.integration.fleet import (
     EXE,
     NOW,
@@ -63,7 +63,7 @@ def _check_server(store: Store, fhir_base_url: str, ns: str, patients: int, goal
     assert duplicated == []
     stale = []
     for record_id, (resource,) in copies.items():
-        record = store.get_record("goal", record_id)
+        record = store.records.get("goal", record_id)
         assert record is not None
         if resource["description"]["text"] != record.description.text:  # type: ignore[attr-defined]
             stale.append(record_id)
@@ -136,8 +136,8 @@ def test_a_worker_paused_past_its_lease_cannot_complete_work_taken_over(
                 assert time.monotonic() < deadline, "the worker never wrote"
                 time.sleep(0.05)
             paused.send_signal(signal.SIGSTOP)
-            (first,) = store.workers()
-            while any(x["holder"] == first["id"] for x in _live_leases(store)):
+            (first,) = store.workers.known()
+            while any(x.holder == first.id for x in _live_leases(store)):
                 assert time.monotonic() < deadline + 30, "the paused worker's lease never expired"
                 time.sleep(0.2)
             relay.hold_writes = False
@@ -152,18 +152,18 @@ def test_a_worker_paused_past_its_lease_cannot_complete_work_taken_over(
         finally:
             relay.released.set()
             fleet.stop()
-    log = store.log_of(ns)
+    log = store.log.of_identifiers(ns)
     assert log, "nothing was logged"
-    assert not [e for e in log if e["worker"] == first["id"]], "the paused worker recorded work"
+    assert not [e for e in log if e.worker == first.id], "the paused worker recorded work"
     assert "lease lost: patient left to the worker holding it now" in fleet.logs()
-    assert store.queue_depth("hapi") == {"done": 9}
+    assert store.outbox.depth("hapi") == QueueDepth(done=9)
     _check_server(store, fhir_base_url, ns, 3, 2)
     assert out_of_order(store, ns) == []
 
 
-def _live_leases(store: Store) -> list[dict[str, Any]]:
+def _live_leases(store: Store) -> list[Lease]:
     now = datetime.now(UTC)
-    return [x for x in store.leases() if x["expires_at"] > now]
+    return [x for x in store.leases.current() if x.expires_at > now]
 
 
 def test_eight_workers_with_a_cap_of_four_never_have_more_in_flight(
@@ -201,7 +201,7 @@ def test_status_shows_workers_their_claims_and_queue_depth(
         fleet.start(0)
         fleet.start(1)
         deadline = time.monotonic() + 60
-        while len(store.workers()) < 2:
+        while len(store.workers.known()) < 2:
             assert time.monotonic() < deadline
             time.sleep(0.2)
         running = _status(env)
@@ -255,8 +255,8 @@ def test_a_throttled_server_delays_only_its_own_connection(
     accepted = [at - slow.started for at, status in slow.writes if status == 201]
     assert min(accepted) >= retry_after
     assert len(accepted) == 30  # every resource once
-    assert store.queue_depth("hapi") == {"done": 30}
-    assert store.queue_depth("slow") == {"done": 30}
+    assert store.outbox.depth("hapi") == QueueDepth(done=30)
+    assert store.outbox.depth("slow") == QueueDepth(done=30)
 
 
 def test_postgres_restart_mid_run_workers_reconnect_and_finish(
@@ -274,14 +274,14 @@ def test_postgres_restart_mid_run_workers_reconnect_and_finish(
         fleet.start(0)
         fleet.start(1)
         deadline = time.monotonic() + 120
-        while store.queue_depth("hapi").get("done", 0) < 20:
+        while store.outbox.depth("hapi").done < 20:
             assert time.monotonic() < deadline, "no progress before the restart"
             time.sleep(0.2)
         restarted = subprocess.run(
             [str(control), "restart"], capture_output=True, text=True, check=False
         )
         assert restarted.returncode == 0, restarted.stderr
-        assert store.queue_depth("hapi").get("pending", 0) > 0  # work was left to finish
+        assert store.outbox.depth("hapi").pending > 0  # work was left to finish
         depth = drain(store, "hapi", timeout=180)
         assert all(p.poll() is None for p in fleet.procs.values()), "a worker died"
     finally:

@@ -122,7 +122,7 @@ def test_a_notification_applies_the_change_without_a_manual_pull(
         try:
             deadline = time.monotonic() + 60
             while True:
-                record = store.get_record("goal", "goal-garcia-nofalls")
+                record = store.records.get("goal", "goal-garcia-nofalls")
                 assert isinstance(record, m.Goal)
                 if record.lifecycle_status is m.GoalLifecycle.on_hold:
                     break

@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
 
 from fhir_bridge import model as m
 from fhir_bridge.api import create_app
@@ -90,11 +89,13 @@ def bridge(tmp_path: Path) -> Iterator[Bridge]:
     records = read_records(FIXTURES / "incomplete" / "no-problems-no-meds-no-followup.json")
     store.put_records(records, ["county-hospital"], NOW)
     # a push run that dead-lettered one record and left the rest queued
-    run = store.start_run("county-hospital", "push", NOW)
-    (first, *_) = store.due("county-hospital", NOW)
-    store.mark_failed(first, "HTTP 422 on POST (base): processing, HAPI-1094", None, NOW)
-    store.log(run, NOW, "Goal", "goal/x", "failed", detail="HTTP 422: processing")
-    store.finish_run(run, "partial", {"created": 4, "dead_lettered": 1}, NOW + timedelta(seconds=2))
+    run = store.runs.start("county-hospital", "push", NOW)
+    (first, *_) = store.outbox.due("county-hospital", NOW)
+    store.outbox.mark_failed(first, "HTTP 422 on POST (base): processing, HAPI-1094", None, NOW)
+    store.log.add(run, NOW, "Goal", "goal/x", "failed", detail="HTTP 422: processing")
+    store.runs.finish(
+        run, "partial", {"created": 4, "dead_lettered": 1}, NOW + timedelta(seconds=2)
+    )
     goal = next(r for r in records if isinstance(r, m.Goal))
     local = goal.model_dump(mode="json") | {"priority": "low"}
     store.apply_pull(
@@ -111,7 +112,7 @@ def bridge(tmp_path: Path) -> Iterator[Bridge]:
         now=NOW,
     )
     findings = check(package_of(records))
-    store.record_handoff(
+    store.handoffs.add(
         package_id="pkg-1",
         patient_id="pat-doyle",
         handoff_type="transfer",
@@ -122,7 +123,7 @@ def bridge(tmp_path: Path) -> Iterator[Bridge]:
         now=NOW,
     )
     scopes = {"read": ["read"], "write": ["read", "write"], "admin": ["admin"], "push": ["write"]}
-    keys = {name: store.create_api_key(name, s, NOW) for name, s in scopes.items()}
+    keys = {name: store.api_keys.create(name, s, NOW) for name, s in scopes.items()}
     yield Bridge(Browser(create_app(settings)), store, keys, first.id)
     store.close()
 
@@ -137,7 +138,7 @@ def test_without_a_session_every_page_sends_you_to_sign_in(bridge: Bridge) -> No
         answer = bridge.client.request(method, path, follow_redirects=False)
         assert answer.status_code == 303, path
         assert answer.headers["location"] == "/dashboard/login"
-    assert [d.id for d in bridge.store.dead_letters()] == [bridge.dead_id]
+    assert [d.id for d in bridge.store.outbox.dead_letters()] == [bridge.dead_id]
     form = bridge.client.get("/dashboard/login")
     assert form.status_code == 200
     assert 'name="key"' in form.text
@@ -179,7 +180,7 @@ def test_the_page_shows_connections_queue_dead_letters_conflicts_and_handoffs(
     html = page.text
     assert "county-hospital" in html
     assert "unreachable: the connection was refused or failed" in html
-    pending = bridge.store.queue_depth("county-hospital")["pending"]
+    pending = bridge.store.outbox.depth("county-hospital").pending
     assert f'<dd class="queue-pending">{pending}</dd>' in html
     assert f'id="dead-letter-{bridge.dead_id}"' in html
     assert "HAPI-1094" in html
@@ -200,7 +201,7 @@ def test_a_read_only_key_sees_no_retry_button_and_cannot_retry(bridge: Bridge) -
     assert "needs the" in refused.text
     assert "write" in refused.text
     assert bridge.client.post("/dashboard/dead-letters/retry-all").status_code == 403
-    assert [d.id for d in bridge.store.dead_letters()] == [bridge.dead_id]
+    assert [d.id for d in bridge.store.outbox.dead_letters()] == [bridge.dead_id]
 
 
 @pytest.mark.parametrize("scope", ["write", "admin"])
@@ -212,9 +213,11 @@ def test_a_write_or_admin_key_requeues_a_dead_letter(bridge: Bridge, scope: str)
     )
     assert pressed.status_code == 303
     assert pressed.headers["location"] == "/dashboard?requeued=1#dead-letters"
-    assert bridge.store.dead_letters() == []
+    assert bridge.store.outbox.dead_letters() == []
     entry = next(
-        e for e in bridge.store.due("county-hospital", datetime.now(UTC)) if e.id == bridge.dead_id
+        e
+        for e in bridge.store.outbox.due("county-hospital", datetime.now(UTC))
+        if e.id == bridge.dead_id
     )
     assert (entry.status, entry.attempts) == (OutboxStatus.pending, 0)
     page = bridge.client.get("/dashboard?requeued=1")
@@ -228,7 +231,7 @@ def test_retry_all_requeues_every_dead_letter(bridge: Bridge) -> None:
     pressed = bridge.client.post("/dashboard/dead-letters/retry-all")
     assert pressed.status_code == 200
     assert "1 dead letter is queued again" in pressed.text
-    assert bridge.store.dead_letters() == []
+    assert bridge.store.outbox.dead_letters() == []
 
 
 def test_sign_out_ends_the_session(bridge: Bridge) -> None:
@@ -250,20 +253,19 @@ def test_the_dashboard_is_not_part_of_the_api_schema(bridge: Bridge) -> None:
 def test_revoking_a_key_ends_its_sessions_at_once(bridge: Bridge) -> None:
     bridge.sign_in("write")
     assert bridge.client.get("/dashboard", follow_redirects=False).status_code == 200
-    with bridge.store.engine.begin() as connection:
-        connection.execute(text("UPDATE api_keys SET revoked = :yes"), {"yes": True})
+    assert bridge.store.api_keys.revoke("write") == 1
     assert bridge.client.get("/dashboard", follow_redirects=False).status_code == 303
     refused = bridge.client.post(
         f"/dashboard/dead-letters/{bridge.dead_id}/retry", follow_redirects=False
     )
     assert refused.status_code == 303
-    assert [d.id for d in bridge.store.dead_letters()] == [bridge.dead_id]
+    assert [d.id for d in bridge.store.outbox.dead_letters()] == [bridge.dead_id]
 
 
 def test_no_connections_and_an_empty_store_still_make_a_page(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     store = Store(url)
-    key = store.create_api_key("viewer", ["read"], NOW)
+    key = store.api_keys.create("viewer", ["read"], NOW)
     store.close()
     browser = Browser(create_app(Settings(database_url=url)))
     browser.post("/dashboard/login", data={"key": key})

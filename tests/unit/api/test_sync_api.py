@@ -70,8 +70,8 @@ def _dead_letter(call: Api) -> int:
     store = call.store()
     try:
         store.put_records([m.Goal.model_validate(GOAL)], ["ehr"], NOW)
-        (entry,) = store.due("ehr", NOW)
-        store.mark_failed(entry, "HTTP 422: Goal.target: gol-1", None, NOW)
+        (entry,) = store.outbox.due("ehr", NOW)
+        store.outbox.mark_failed(entry, "HTTP 422: Goal.target: gol-1", None, NOW)
         return entry.id
     finally:
         store.close()

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
 from fhir_bridge.api._throughput import BOTTOM, BUCKETS, HEIGHT, TOP, throughput
+from fhir_bridge.store import Run
 
 NOW = datetime(2026, 3, 2, 10, 30, 20, tzinfo=UTC)
 
 
-def run(ago: timedelta, direction: str, **counts: int) -> dict[str, Any]:
-    return {"started_at": NOW - ago, "direction": direction, "counts": counts}
+def run(ago: timedelta, direction: str, **counts: int) -> Run:
+    return Run(1, "ehr", direction, NOW - ago, None, None, dict(counts))
 
 
 @pytest.mark.parametrize(

@@ -68,13 +68,13 @@ def test_a_later_feed_write_waits_for_an_earlier_one_to_commit(postgres_url: str
         while not _waiting_for_feed_lock(reader):
             assert time.monotonic() < deadline, "the second writer never waited"
             time.sleep(0.05)
-        assert reader.changes(0) == []  # nothing committed: the cursor cannot run ahead
+        assert reader.changes.since(0) == []  # nothing committed: the cursor cannot run ahead
     finally:
         go_on.set()
         one.join(timeout=60)
         two.join(timeout=60)
-    feed = reader.changes(0)
-    assert [c["id"] for c in feed] == ["g1", "g2"]
-    assert feed[0]["cursor"] < feed[1]["cursor"]
+    feed = reader.changes.since(0)
+    assert [c.record_id for c in feed] == ["g1", "g2"]
+    assert feed[0].cursor < feed[1].cursor
     for s in (reader, first, second):
         s.close()

@@ -1,129 +1,37 @@
-"""The store keeps records, their outbox entries and links consistently."""
+"""The store itself: its schema, its lifecycle, and the writes spanning several repositories."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.config import Config
 
-from fhir_bridge import model as m
-from fhir_bridge.store import Link, OutboxStatus, Store
+from fhir_bridge.errors import LeaseLost, StoreUnavailable
+from fhir_bridge.store import Link, NewConflict, QueueDepth, Store
+from fhir_bridge.store.testing import MemoryStore
 
-NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    s = Store(database_url)
-    yield s
-    s.close()
-
-
-def goal(text: str = "walk daily", goal_id: str = "g1") -> m.Goal:
-    return m.Goal(
-        id=goal_id,
-        updated_at=NOW,
-        patient="p1",
-        description=m.Concept(text=text),
-        lifecycle_status=m.GoalLifecycle.active,
-    )
-
-
-def test_a_new_record_is_stored_and_queued_for_each_connection(store: Store) -> None:
-    """Record and outbox entries are written together."""
-    (result,) = store.put_records([goal()], ["a", "b"], NOW)
-    assert result.changed
-    assert result.version == 1
-    assert store.get_record("goal", "g1") == goal()
-    assert [e.record_id for e in store.due("a", NOW)] == ["g1"]
-    assert [e.record_id for e in store.due("b", NOW)] == ["g1"]
-
-
-def test_putting_the_same_content_again_changes_nothing(store: Store) -> None:
-    """Idempotent ingest: same content, same version, no new outbox work."""
-    store.put_records([goal()], ["a"], NOW)
-    entry = store.due("a", NOW)[0]
-    store.mark_done(entry, NOW)
-    (result,) = store.put_records([goal()], ["a"], NOW)
-    assert not result.changed
-    assert result.version == 1
-    assert store.due("a", NOW) == []
-
-
-def test_a_change_bumps_the_version_and_requeues(store: Store) -> None:
-    """A changed record goes back into the outbox with its new version."""
-    store.put_records([goal()], ["a"], NOW)
-    store.mark_done(store.due("a", NOW)[0], NOW)
-    (result,) = store.put_records([goal("walk twice a day")], ["a"], NOW)
-    assert result.version == 2
-    (entry,) = store.due("a", NOW)
-    assert entry.record_version == 2
-
-
-def test_done_does_not_swallow_a_change_made_meanwhile(store: Store) -> None:
-    """An entry finished for version 1 stays queued when version 2 arrived during the push."""
-    store.put_records([goal()], ["a"], NOW)
-    taken = store.due("a", NOW)[0]
-    store.put_records([goal("changed during push")], ["a"], NOW)
-    store.mark_done(taken, NOW)
-    (entry,) = store.due("a", NOW)
-    assert entry.record_version == 2
-
-
-def test_failures_back_off_then_dead_letter_and_requeue(store: Store) -> None:
-    """A retryable failure waits; a permanent one dead-letters; retry requeues."""
-    store.put_records([goal()], ["a"], NOW)
-    entry = store.due("a", NOW)[0]
-    store.mark_failed(entry, "503", NOW + timedelta(minutes=5), NOW)
-    assert store.due("a", NOW) == []
-    (later,) = store.due("a", NOW + timedelta(minutes=6))
-    assert later.attempts == 1
-    assert later.last_error == "503"
-    store.mark_failed(later, "HTTP 422: Goal.description required", None, NOW)
-    (dead,) = store.dead_letters("a")
-    assert dead.status is OutboxStatus.dead
-    assert "422" in (dead.last_error or "")
-    assert store.requeue(None, NOW) == 1
-    assert store.dead_letters() == []
-    assert store.due("a", NOW)[0].attempts == 0
-
-
-def test_enqueue_unsynced_covers_a_connection_added_later(store: Store) -> None:
-    """Records stored before a connection existed are queued for it on demand, once."""
-    store.put_records([goal(), goal(goal_id="g2")], [], NOW)
-    assert store.enqueue_unsynced("late", NOW) == 2
-    assert store.enqueue_unsynced("late", NOW) == 0
-    assert {e.record_id for e in store.due("late", NOW)} == {"g1", "g2"}
-
-
-def test_links_round_trip(store: Store) -> None:
-    """A link keeps the server id, version and what was sent."""
-    link = Link("a", "Goal", "sys|g1", "goal", "g1", "123", "2", None, "h", {"x": 1}, None)
-    store.save_links([link], NOW)
-    assert store.links("a", "Goal", ["sys|g1"]) == {"sys|g1": link}
+from .records import NOW, goal, patient
 
 
 def test_migrations_match_the_tables(database_url: str) -> None:
     """The Alembic history produces exactly the tables the code declares."""
-    url = database_url
-    Store(url).close()
+    Store(database_url).close()
     config = Config()
     config.set_main_option("script_location", "fhir_bridge/store/migrations")
-    config.set_main_option("sqlalchemy.url", url)
+    config.set_main_option("sqlalchemy.url", database_url)
     command.check(config)
 
 
 def test_opening_twice_is_harmless(database_url: str) -> None:
     """Migrating an up-to-date database does nothing."""
-    url = database_url
-    Store(url).close()
-    second = Store(url)
-    assert second.queue_depth() == {}
+    Store(database_url).close()
+    second = Store(database_url)
+    assert second.outbox.depth() == QueueDepth()
     second.close()
 
 
@@ -140,5 +48,120 @@ def test_several_processes_migrating_a_fresh_database_at_once(database_url: str)
         _, stderr = proc.communicate(timeout=120)
         assert proc.returncode == 0, stderr
     store = Store(database_url, migrate=False)
-    assert store.queue_depth() == {}
+    assert store.outbox.depth() == QueueDepth()
     store.close()
+
+
+def test_an_unreachable_database_is_store_unavailable(tmp_path: Path) -> None:
+    """Failures for want of a database surface as the project's error, naming the driver's."""
+    store = Store(f"sqlite:///{tmp_path / 'missing' / 'bridge.db'}", migrate=False)
+    with pytest.raises(StoreUnavailable) as failed:
+        store.ping()
+    assert failed.value.error_type == "OperationalError"
+    with pytest.raises(StoreUnavailable):
+        store.outbox.due("a", NOW)
+    store.close()
+
+
+def test_ping_answers_on_a_reachable_database(store: Store) -> None:
+    store.ping()
+
+
+def test_put_records_queues_changed_records_in_one_transaction(memory_store: MemoryStore) -> None:
+    """Each changed record gets an outbox entry per connection; an unchanged one none."""
+    store = memory_store
+    results = store.put_records([patient(), goal()], ["a", "b"], NOW)
+    assert [(r.kind, r.version, r.changed) for r in results] == [
+        ("patient", 1, True),
+        ("goal", 1, True),
+    ]
+    assert store.outbox.depth("a") == QueueDepth(pending=2)
+    assert {e.patient_id for e in store.outbox.due("b", NOW)} == {"p1"}
+    (same, changed) = store.put_records([patient(), goal("run")], ["a"], NOW)
+    assert not same.changed
+    assert (changed.version, changed.changed) == (2, True)
+
+
+def test_put_record_if_refuses_a_stale_version(memory_store: MemoryStore) -> None:
+    store = memory_store
+    assert store.put_record_if(goal(), ["a"], NOW, if_version=3) is None
+    created = store.put_record_if(goal(), ["a"], NOW, if_version=None)
+    assert created is not None
+    assert created.version == 1
+    assert store.put_record_if(goal("run"), ["a"], NOW, if_version=2) is None
+    updated = store.put_record_if(goal("run"), ["a"], NOW, if_version=1)
+    assert updated is not None
+    assert updated.version == 2
+    assert store.records.get_with_version("goal", "g1") == (goal("run"), 2)
+
+
+def test_resolving_a_conflict_stores_the_record_for_its_connection(
+    memory_store: MemoryStore,
+) -> None:
+    store = memory_store
+    store.apply_pull(
+        "ehr",
+        "Goal",
+        records=[],
+        links=[],
+        conflicts=[NewConflict("goal", "g1", ["description"], None, {"a": 1}, {"a": 2})],
+        watermark=None,
+        now=NOW,
+    )
+    (conflict,) = store.conflicts.find()
+    result = store.resolve_conflict(conflict.id, "merged", goal("merged"), NOW)
+    assert (result.kind, result.id, result.version) == ("goal", "g1", 1)
+    assert [e.connection for e in store.outbox.due("ehr", NOW)] == ["ehr"]
+    assert store.conflicts.find() == []
+    resolved = store.conflicts.get(conflict.id)
+    assert resolved is not None
+    assert resolved.status == "resolved"
+    with pytest.raises(KeyError):
+        store.resolve_conflict(conflict.id, "local", goal(), NOW)
+
+
+def test_a_pulled_page_is_applied_whole(store: Store) -> None:
+    """Records, links, deletions, conflicts, the feed and the watermark, in one go."""
+    store.put_records([goal("old", "g2")], [], NOW)
+    link = Link("ehr", "Goal", "sys|g1", "goal", "g1", "7", "1", "2025-03-01", None, None, {})
+    results = store.apply_pull(
+        "ehr",
+        "Goal",
+        records=[(goal(), True), (goal("new", "g3"), False)],
+        links=[link],
+        conflicts=[NewConflict("goal", "g9", ["priority"], None, {}, {})],
+        watermark="2025-03-01T12:00:00Z",
+        now=NOW,
+        deleted=[("goal", "g2"), ("goal", "never-there")],
+    )
+    assert [r.id for r in results] == ["g1", "g3"]
+    assert [e.record_id for e in store.outbox.due("ehr", NOW)] == ["g1"]  # pushed back
+    assert store.links.find("ehr", "Goal", ["sys|g1"]) == {"sys|g1": link}
+    assert store.records.is_deleted("goal", "g2")
+    assert [(c.record_id, c.change) for c in store.changes.since()] == [
+        ("g1", "created"),
+        ("g3", "created"),
+        ("g2", "deleted"),
+    ]
+    assert [c.record_id for c in store.conflicts.find()] == ["g9"]
+    assert store.watermarks.get("ehr", "Goal") == "2025-03-01T12:00:00Z"
+
+
+def test_a_page_under_a_lost_lease_changes_nothing(store: Store) -> None:
+    stale = store.leases.claim("ehr", "pull", "Goal", holder="w1", now=NOW, seconds=1)
+    assert stale is not None
+    later = NOW + timedelta(seconds=5)
+    with pytest.raises(LeaseLost):
+        store.apply_pull(
+            "ehr",
+            "Goal",
+            records=[(goal(), False)],
+            links=[],
+            conflicts=[],
+            watermark="2025-03-02",
+            now=later,
+            lease=stale,
+        )
+    assert store.records.get("goal", "g1") is None
+    assert store.changes.since() == []
+    assert store.watermarks.get("ehr", "Goal") is None

@@ -1,0 +1,101 @@
+"""Links: where each emitted resource lives on a connection's server, and what we last sent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ._database import Database
+from ._leases import Claim, fence
+from ._tables import LinkRow, OutboxRow, OutboxStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    connection: str
+    resource_type: str
+    identifier: str
+    kind: str | None
+    record_id: str | None
+    resource_id: str
+    version_id: str | None
+    last_updated: str | None
+    sent_hash: str | None
+    sent_json: dict[str, Any] | None
+    server_json: dict[str, Any] | None
+
+
+_FIELDS = tuple(f.name for f in fields(Link))
+
+
+def _link(row: LinkRow) -> Link:
+    return Link(*(getattr(row, name) for name in _FIELDS))
+
+
+class Links:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def find(
+        self, connection: str, resource_type: str, identifiers: Sequence[str]
+    ) -> dict[str, Link]:
+        """The links of these identifiers (of one type on one connection), by identifier."""
+        if not identifiers:
+            return {}
+        with self._db.session() as s:
+            rows = s.scalars(
+                select(LinkRow).where(
+                    LinkRow.connection == connection,
+                    LinkRow.resource_type == resource_type,
+                    LinkRow.identifier.in_(identifiers),
+                )
+            )
+            return {r.identifier: _link(r) for r in rows}
+
+    def of_connection(self, connection: str) -> list[Link]:
+        with self._db.session() as s:
+            rows = s.scalars(select(LinkRow).where(LinkRow.connection == connection))
+            return [_link(r) for r in rows]
+
+    def by_server_id(self, connection: str) -> dict[str, Link]:
+        """Every link of a connection, by the server's ``Type/id``."""
+        return {f"{x.resource_type}/{x.resource_id}": x for x in self.of_connection(connection)}
+
+    def save(self, links: Iterable[Link], now: datetime, lease: Claim | None = None) -> None:
+        with self._db.session() as s:
+            fence(s, lease, now, postgres=self._db.postgres)
+            for link in links:
+                save(s, link, now)
+
+    def distrust(self, connection: str, resource_type: str, identifier: str, now: datetime) -> None:
+        """Forget what we believe we last sent for one resource, and queue its record again.
+
+        For a write that reached the server after its worker lost the lease: the next push
+        renders the record afresh and writes it over whatever the server holds.
+        """
+        with self._db.session() as s:
+            row = s.get(LinkRow, (connection, resource_type, identifier))
+            if row is None:
+                return
+            row.sent_hash = None
+            if row.kind and row.record_id:
+                s.execute(
+                    update(OutboxRow)
+                    .where(
+                        OutboxRow.connection == connection,
+                        OutboxRow.kind == row.kind,
+                        OutboxRow.record_id == row.record_id,
+                        OutboxRow.status == OutboxStatus.done,
+                    )
+                    .values(status=OutboxStatus.pending, next_attempt_at=now, updated_at=now)
+                )
+
+
+def save(s: Session, link: Link, now: datetime) -> None:
+    """Insert or replace one link."""
+    s.merge(LinkRow(**{name: getattr(link, name) for name in _FIELDS}, synced_at=now))

@@ -1,0 +1,238 @@
+"""The outbox: which record versions still have to reach which connection."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.orm import Session
+
+from ._clock import utc
+from ._database import Database
+from ._leases import Claim, fence
+from ._tables import OutboxRow, OutboxStatus, RecordRow
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    id: int
+    connection: str
+    kind: str
+    record_id: str
+    patient_id: str | None
+    record_version: int
+    status: OutboxStatus
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """Outbox entries by status (of one connection, or of all)."""
+
+    pending: int = 0
+    done: int = 0
+    dead: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The statuses that have entries, with their counts, by name (the API's ``queue``)."""
+        return _nonzero(self)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSchedule:
+    """One connection's outbox: pending entries due now or scheduled later, done, dead."""
+
+    due: int = 0
+    scheduled: int = 0
+    done: int = 0
+    dead: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The non-zero counts, by name (``fhir-bridge status``)."""
+        return _nonzero(self)
+
+
+def _nonzero(counts: QueueDepth | QueueSchedule) -> dict[str, int]:
+    named = {name: getattr(counts, name) for name in sorted(counts.__dataclass_fields__)}
+    return {name: n for name, n in named.items() if n}
+
+
+def _entry(row: OutboxRow) -> OutboxEntry:
+    return OutboxEntry(
+        row.id,
+        row.connection,
+        row.kind,
+        row.record_id,
+        row.patient_id,
+        row.record_version,
+        OutboxStatus(row.status),
+        row.attempts,
+        utc(row.next_attempt_at),
+        row.last_error,
+    )
+
+
+class Outbox:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def enqueue_unsynced(self, connection: str, now: datetime) -> int:
+        """Queue every record the connection has never been sent or whose version moved on."""
+        with self._db.session() as s:
+            queued = {
+                (k, r): v
+                for k, r, v in s.execute(
+                    select(OutboxRow.kind, OutboxRow.record_id, OutboxRow.record_version).where(
+                        OutboxRow.connection == connection
+                    )
+                )
+            }
+            count = 0
+            for row in s.scalars(select(RecordRow).where(~RecordRow.deleted)):
+                if queued.get((row.kind, row.id)) != row.version:
+                    enqueue(
+                        s,
+                        connection=connection,
+                        kind=row.kind,
+                        record_id=row.id,
+                        patient_id=row.patient_id,
+                        version=row.version,
+                        now=now,
+                    )
+                    count += 1
+            return count
+
+    def due(
+        self, connection: str, now: datetime, patient_id: str | None = None
+    ) -> list[OutboxEntry]:
+        """Pending entries whose next attempt is due, oldest first."""
+        with self._db.session() as s:
+            query = select(OutboxRow).where(
+                OutboxRow.connection == connection,
+                OutboxRow.status == OutboxStatus.pending,
+                OutboxRow.next_attempt_at <= now,
+            )
+            if patient_id is not None:
+                query = query.where(OutboxRow.patient_id == patient_id)
+            return [_entry(r) for r in s.scalars(query.order_by(OutboxRow.id))]
+
+    def mark_done(self, entry: OutboxEntry, now: datetime, lease: Claim | None = None) -> None:
+        """Done, unless the record changed again meanwhile (then it stays queued).
+
+        With ``lease``, only while that lease is still held (else :class:`LeaseLost`).
+        """
+        with self._db.session() as s:
+            fence(s, lease, now, postgres=self._db.postgres)
+            s.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == entry.id, OutboxRow.record_version == entry.record_version)
+                .values(status=OutboxStatus.done, last_error=None, updated_at=now)
+            )
+
+    def mark_failed(
+        self,
+        entry: OutboxEntry,
+        error: str,
+        retry_at: datetime | None,
+        now: datetime,
+        lease: Claim | None = None,
+    ) -> None:
+        """A failed attempt: retried at ``retry_at``, or dead-lettered when that is None."""
+        with self._db.session() as s:
+            fence(s, lease, now, postgres=self._db.postgres)
+            values: dict[str, Any] = {
+                "attempts": OutboxRow.attempts + 1,
+                "last_error": error[:4000],
+                "updated_at": now,
+            }
+            if retry_at is None:
+                values["status"] = OutboxStatus.dead
+            else:
+                values["next_attempt_at"] = retry_at
+            s.execute(update(OutboxRow).where(OutboxRow.id == entry.id).values(**values))
+
+    def dead_letters(self, connection: str | None = None) -> list[OutboxEntry]:
+        with self._db.session() as s:
+            query = select(OutboxRow).where(OutboxRow.status == OutboxStatus.dead)
+            if connection is not None:
+                query = query.where(OutboxRow.connection == connection)
+            return [_entry(r) for r in s.scalars(query.order_by(OutboxRow.id))]
+
+    def requeue(self, ids: Sequence[int] | None, now: datetime) -> int:
+        """Send dead letters again (all of them when ``ids`` is None)."""
+        with self._db.session() as s:
+            query = update(OutboxRow).where(OutboxRow.status == OutboxStatus.dead)
+            if ids is not None:
+                query = query.where(OutboxRow.id.in_(ids))
+            result = s.execute(
+                query.values(status=OutboxStatus.pending, attempts=0, next_attempt_at=now)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def depth(self, connection: str | None = None) -> QueueDepth:
+        """Entries by status, of one connection or of all."""
+        with self._db.session() as s:
+            query = select(OutboxRow.status, func.count()).group_by(OutboxRow.status)
+            if connection is not None:
+                query = query.where(OutboxRow.connection == connection)
+            return QueueDepth(**{str(status): int(count) for status, count in s.execute(query)})
+
+    def by_connection(self, now: datetime) -> dict[str, QueueSchedule]:
+        """Each connection's entries: due now, scheduled later, done, dead."""
+        with self._db.session() as s:
+            due_now = case((OutboxRow.next_attempt_at <= now, 1), else_=0)
+            query = select(
+                OutboxRow.connection, OutboxRow.status, func.count(), func.sum(due_now)
+            ).group_by(OutboxRow.connection, OutboxRow.status)
+            counts: dict[str, dict[str, int]] = {}
+            for connection, status, count, due in s.execute(query):
+                per = counts.setdefault(str(connection), {})
+                if status == OutboxStatus.pending:
+                    per["due"] = int(due or 0)
+                    per["scheduled"] = int(count) - int(due or 0)
+                else:
+                    per[str(status)] = int(count)
+            return {name: QueueSchedule(**per) for name, per in counts.items()}
+
+
+def enqueue(
+    s: Session,
+    *,
+    connection: str,
+    kind: str,
+    record_id: str,
+    patient_id: str | None,
+    version: int,
+    now: datetime,
+) -> None:
+    """Queue one record version for one connection (its entry is reset if it had one)."""
+    row = s.scalar(
+        select(OutboxRow).where(
+            OutboxRow.connection == connection,
+            OutboxRow.kind == kind,
+            OutboxRow.record_id == record_id,
+        )
+    )
+    if row is None:
+        s.add(
+            OutboxRow(
+                connection=connection,
+                kind=kind,
+                record_id=record_id,
+                patient_id=patient_id,
+                record_version=version,
+                status=OutboxStatus.pending,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        return
+    row.record_version, row.status, row.attempts = version, OutboxStatus.pending, 0
+    row.next_attempt_at, row.updated_at, row.last_error, row.patient_id = now, now, None, patient_id

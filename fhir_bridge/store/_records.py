@@ -1,0 +1,141 @@
+"""Internal records: JSON with a version that grows on every change; deletes are marks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fhir_bridge import model as m
+
+from ._database import Database
+from ._outbox import enqueue
+from ._tables import RecordRow
+
+_RECORD = TypeAdapter(m.AnyRecord)
+
+
+def content_hash(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    kind: str
+    id: str
+    version: int
+    changed: bool
+
+
+class Records:
+    """Reading records, and deleting them (writes queue outbox work: see ``Store``)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def get(self, kind: str, record_id: str) -> m.Record | None:
+        with self._db.session() as s:
+            row = s.get(RecordRow, (kind, record_id))
+            return None if row is None or row.deleted else _RECORD.validate_python(row.data)
+
+    def get_with_version(self, kind: str, record_id: str) -> tuple[m.Record, int] | None:
+        with self._db.session() as s:
+            row = s.get(RecordRow, (kind, record_id))
+            if row is None or row.deleted:
+                return None
+            return _RECORD.validate_python(row.data), row.version
+
+    def is_deleted(self, kind: str, record_id: str) -> bool:
+        """True for a record the EHR deleted (kept, marked, never pushed again)."""
+        with self._db.session() as s:
+            row = s.get(RecordRow, (kind, record_id))
+            return row is not None and row.deleted
+
+    def of_patient(self, patient_id: str) -> list[m.Record]:
+        with self._db.session() as s:
+            rows = s.scalars(
+                select(RecordRow).where(RecordRow.patient_id == patient_id, ~RecordRow.deleted)
+            )
+            return [_RECORD.validate_python(r.data) for r in rows]
+
+    def of_patient_with_versions(self, patient_id: str) -> list[tuple[m.Record, int]]:
+        """The patient's records, each with its stored version (read in one transaction)."""
+        with self._db.session() as s:
+            rows = s.scalars(
+                select(RecordRow).where(RecordRow.patient_id == patient_id, ~RecordRow.deleted)
+            )
+            return [(_RECORD.validate_python(r.data), r.version) for r in rows]
+
+    def patient_ids(self) -> list[str]:
+        with self._db.session() as s:
+            return list(s.scalars(select(RecordRow.id).where(RecordRow.kind == "patient")))
+
+    def page(
+        self, kind: str, patient_id: str | None, limit: int, offset: int
+    ) -> list[tuple[m.Record, int]]:
+        """Records of one kind (of one patient), by id, with their versions."""
+        with self._db.session() as s:
+            query = select(RecordRow).where(RecordRow.kind == kind, ~RecordRow.deleted)
+            if patient_id is not None:
+                query = query.where(RecordRow.patient_id == patient_id)
+            rows = s.scalars(query.order_by(RecordRow.id).limit(limit).offset(offset))
+            return [(_RECORD.validate_python(r.data), r.version) for r in rows]
+
+    def delete(self, kind: str, record_id: str, now: datetime) -> bool:
+        """Mark a record deleted (kept, never pushed again); False when there was none."""
+        with self._db.session() as s:
+            return mark_deleted(s, kind, record_id, now) is not None
+
+
+def put(s: Session, record: m.Record, connections: Sequence[str], now: datetime) -> PutResult:
+    """Store a record; when it changed, queue it for each of ``connections``."""
+    kind = record.kind
+    data = record.model_dump(mode="json", exclude_none=True)
+    patient_id = patient_of(record)
+    row = s.get(RecordRow, (kind, record.id))
+    if row is not None and row.data == data and not row.deleted:
+        return PutResult(kind, record.id, row.version, changed=False)
+    if row is None:
+        row = RecordRow(kind=kind, id=record.id, version=1)
+        s.add(row)
+    else:
+        row.version += 1
+    row.data, row.updated_at, row.patient_id, row.deleted = data, now, patient_id, False
+    s.flush()
+    for connection in connections:
+        enqueue(
+            s,
+            connection=connection,
+            kind=kind,
+            record_id=record.id,
+            patient_id=patient_id,
+            version=row.version,
+            now=now,
+        )
+    return PutResult(kind, record.id, row.version, changed=True)
+
+
+def stored_version(s: Session, kind: str, record_id: str) -> int | None:
+    """The version of a stored, undeleted record (None: none)."""
+    row = s.get(RecordRow, (kind, record_id))
+    return None if row is None or row.deleted else row.version
+
+
+def mark_deleted(s: Session, kind: str, record_id: str, now: datetime) -> RecordRow | None:
+    """Mark a stored record deleted; its row, or None when there was nothing to delete."""
+    row = s.get(RecordRow, (kind, record_id))
+    if row is None or row.deleted:
+        return None
+    row.deleted, row.version, row.updated_at = True, row.version + 1, now
+    return row
+
+
+def patient_of(record: m.Record) -> str:
+    return record.id if record.kind == "patient" else record.patient.id  # type: ignore[attr-defined]

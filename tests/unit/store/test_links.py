@@ -1,0 +1,45 @@
+"""Links: where a resource lives on a server, what we sent, and forgetting that on doubt."""
+
+from __future__ import annotations
+
+from fhir_bridge.store import Link, Store
+from fhir_bridge.store.testing import MemoryStore
+
+from .records import NOW, goal
+
+
+def _link(identifier: str = "sys|g1", resource_id: str = "123", sent: str | None = "h") -> Link:
+    return Link("a", "Goal", identifier, "goal", "g1", resource_id, "2", None, sent, {"x": 1}, None)
+
+
+def test_links_round_trip(store: Store) -> None:
+    """A link keeps the server id, version and what was sent; saving again replaces it."""
+    store.links.save([_link()], NOW)
+    assert store.links.find("a", "Goal", ["sys|g1"]) == {"sys|g1": _link()}
+    store.links.save([_link(resource_id="456")], NOW)
+    assert store.links.find("a", "Goal", ["sys|g1", "sys|other"]) == {
+        "sys|g1": _link(resource_id="456")
+    }
+    assert store.links.find("a", "Goal", []) == {}
+    assert store.links.find("b", "Goal", ["sys|g1"]) == {}
+
+
+def test_links_of_a_connection_and_by_server_id(memory_store: MemoryStore) -> None:
+    store = memory_store
+    store.links.save([_link("sys|g1", "1"), _link("sys|g2", "2")], NOW)
+    assert {x.identifier for x in store.links.of_connection("a")} == {"sys|g1", "sys|g2"}
+    assert store.links.of_connection("b") == []
+    assert set(store.links.by_server_id("a")) == {"Goal/1", "Goal/2"}
+
+
+def test_distrust_forgets_what_was_sent_and_queues_the_record_again(
+    memory_store: MemoryStore,
+) -> None:
+    store = memory_store
+    store.put_records([goal()], ["a"], NOW)
+    store.outbox.mark_done(store.outbox.due("a", NOW)[0], NOW)
+    store.links.save([_link()], NOW)
+    store.links.distrust("a", "Goal", "sys|g1", NOW)
+    assert store.links.find("a", "Goal", ["sys|g1"])["sys|g1"].sent_hash is None
+    assert [e.record_id for e in store.outbox.due("a", NOW)] == ["g1"]
+    store.links.distrust("a", "Goal", "sys|unknown", NOW)  # nothing linked: nothing happens
