@@ -243,7 +243,7 @@ class Pusher:
         return summary
 
     async def push_claimed(self, claims: Sequence[Claim]) -> PushSummary:
-        """Push the patients of leases this worker already took (``Store.claim_push``),
+        """Push the patients of leases this worker already took (``store.leases.claim_push``),
         concurrently; each lease is given back when its patient is done."""
         summary = PushSummary()
         try:

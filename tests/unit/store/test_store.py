@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from fhir_bridge.errors import LeaseLost, StoreUnavailable
 from fhir_bridge.store import Link, NewConflict, QueueDepth, Store
@@ -65,6 +67,42 @@ def test_an_unreachable_database_is_store_unavailable(tmp_path: Path) -> None:
 
 def test_ping_answers_on_a_reachable_database(store: Store) -> None:
     store.ping()
+
+
+def test_a_connection_dropped_mid_transaction_is_store_unavailable_then_recovers(
+    postgres_url: str,
+) -> None:
+    """As in a PostgreSQL restart: the transaction in flight fails as StoreUnavailable (and
+    records nothing); idle pooled connections that died are replaced, so the next calls work."""
+    store = Store(postgres_url)
+    store.put_records([goal()], ["a"], NOW)
+    store.ping()  # a pooled connection, idle when its session is killed below
+
+    def cut_off_mid_transaction() -> None:
+        with store._db.session() as s:
+            s.execute(text("DELETE FROM outbox"))
+            _kill_sessions(postgres_url)
+            s.execute(text("SELECT 1"))
+
+    with pytest.raises(StoreUnavailable) as failed:
+        cut_off_mid_transaction()
+    assert failed.value.error_type == "OperationalError"
+    _kill_sessions(postgres_url)
+    assert store.outbox.depth() == QueueDepth(pending=1)
+    store.close()
+
+
+def _kill_sessions(url: str) -> None:
+    """End every other session on the test's database, as a server restart would."""
+    admin = create_engine(url, poolclass=NullPool)
+    with admin.connect() as c:
+        c.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    admin.dispose()
 
 
 def test_put_records_queues_changed_records_in_one_transaction(memory_store: MemoryStore) -> None:
