@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_every_import_contract_is_kept(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Layers point one way; mappers and model do no I/O; only the API serves HTTP."""
+    """Layers point one way; mappers and model do no I/O; only the API serves HTTP; only the
+    store talks to the database."""
     monkeypatch.chdir(ROOT)
     status = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True)
     assert status == 0, capsys.readouterr().out
