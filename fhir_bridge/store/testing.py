@@ -23,7 +23,6 @@ from ._store import Store
 
 _template_lock = threading.Lock()
 _template: sqlite3.Connection | None = None
-_keep: list[Store] = []  # the store that migrated the template holds its connection open
 
 
 def _migrated_template() -> sqlite3.Connection:
@@ -32,9 +31,8 @@ def _migrated_template() -> sqlite3.Connection:
     with _template_lock:
         if _template is None:
             template = sqlite3.connect(":memory:", check_same_thread=False)
-            engine = open_engine("sqlite://", creator=lambda: template)
-            _keep.append(Store("sqlite://", engine=engine))
-            _template = template
+            Store("sqlite://", engine=open_engine("sqlite://", creator=lambda: template))
+            _template = template  # the migrating store is dropped; its connection lives on
         return _template
 
 

@@ -119,8 +119,7 @@ def test_the_leases_on_record_and_their_holders(store: Store) -> None:
     assert held[2].expires_at == NOW + timedelta(seconds=1)
     assert [x.key for x in store.leases.current("b")] == ["p1"]
     assert sorted(store.leases.holders()) == ["w1", "w2"]
-    (claim,) = [
-        c for c in [store.leases.claim("c", "push", "p9", holder="w3", now=NOW, seconds=9)] if c
-    ]
+    claim = store.leases.claim("c", "push", "p9", holder="w3", now=NOW, seconds=9)
+    assert claim is not None
     store.leases.release(claim)
     assert store.leases.current("c") == []
