@@ -133,6 +133,25 @@ def test_html_summary_shows_every_section_escaped() -> None:
     assert "555-0160" in page  # the caregiver's phone
 
 
+def test_markup_in_record_text_is_shown_as_text_never_run() -> None:
+    """Free text from records (a goal, a plan, a care-team member, a caregiver) is escaped."""
+    package = _package(FIXTURES / "older-adult-caregiver.json")
+    script = '<script>alert("x")</script>'
+    package.goals[0].description = m.Concept(text=f"Walk daily {script}")
+    package.care_plans[0].title = "Plan <img src=x onerror=alert(1)>"
+    package.care_teams[0].members[0].party.name = "Dr. <i>Who</i> & Co"
+    package.patient.caregivers[0].phone = "555 <b>"
+    page = render_html(package, "transfer", check(package))
+    assert "<script" not in page
+    assert "<img" not in page
+    assert "<i>" not in page
+    assert "555 <b>" not in page
+    assert "Walk daily &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
+    assert "Plan &lt;img src=x onerror=alert(1)&gt;" in page
+    assert "Dr. &lt;i&gt;Who&lt;/i&gt; &amp; Co" in page
+    assert "555 &lt;b&gt;" in page
+
+
 def _as_received(record: m.Record) -> m.Record:
     """What a document can carry: a reference to a resource outside it travels as its text."""
     if isinstance(record, m.Referral) and record.tracking is not None:
