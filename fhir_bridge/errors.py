@@ -19,8 +19,10 @@ Every error fhir-bridge raises on purpose derives from :class:`BridgeError`::
     │   └── AuthError              no access token: token endpoint or discovery failed
     ├── LeaseLost                  (store) this worker's claim expired or another worker took
     │                              the work over: its result is not recorded (scope, key)
-    └── StoreUnavailable           (store) the database could not be reached or dropped the
-                                   connection mid-transaction: try again later (error_type)
+    ├── StoreUnavailable           (store) the database could not be reached or dropped the
+    │                              connection mid-transaction: try again later (error_type)
+    └── HandoffRefused             (handoff) a strict delivery refused: the completeness check
+                                   found errors (errors, findings)
 
 No message ever holds a secret, a token, a query string or resource content: ids, statuses,
 codes and counts only. Data is on attributes.
@@ -262,3 +264,20 @@ class StoreUnavailable(BridgeError):  # noqa: N818 - names the domain uses
     def __init__(self, error_type: str) -> None:
         self.error_type = error_type
         super().__init__(f"the database is unavailable ({error_type})")
+
+
+# --- handoff -----------------------------------------------------------------------------
+
+
+class HandoffRefused(BridgeError):  # noqa: N818 - names the domain uses
+    """A strict delivery was refused: the package's completeness check found errors.
+
+    ``errors`` counts the findings of severity ``error``; ``findings`` holds every finding of
+    the check (``code``, ``severity``, ``record``, ``message``: codes and record ids, no
+    patient data), so a caller can show what to fix.
+    """
+
+    def __init__(self, errors: int, findings: tuple[dict[str, str | None], ...]) -> None:
+        self.errors = errors
+        self.findings = findings
+        super().__init__(f"not sent: {errors} errors in the completeness check")

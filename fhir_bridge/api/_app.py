@@ -13,7 +13,13 @@ from fastapi.responses import JSONResponse
 
 from fhir_bridge import __version__
 from fhir_bridge.config import Settings, load_settings
-from fhir_bridge.errors import FhirError, FhirStatusError, InputError, MappingError
+from fhir_bridge.errors import (
+    FhirError,
+    FhirStatusError,
+    HandoffRefused,
+    InputError,
+    MappingError,
+)
 from fhir_bridge.store import Store
 from fhir_bridge.sync import Worker, pull_connection, resolve_connection
 
@@ -60,6 +66,14 @@ def create_app(settings: Settings | None = None, *, worker: Worker | None = None
     @app.exception_handler(InputError)
     async def unreadable(_: Request, exc: InputError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(HandoffRefused)
+    async def refused(_: Request, exc: HandoffRefused) -> JSONResponse:
+        """A strict handoff not sent: what the check found, to fix before sending again."""
+        return JSONResponse(
+            {"detail": f"not sent: {exc.errors} errors in the check", "findings": exc.findings},
+            status_code=422,
+        )
 
     @app.exception_handler(FhirError)
     async def upstream(_: Request, exc: FhirError) -> JSONResponse:

@@ -6,10 +6,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from fhir_bridge.handoff import deliver_handoff, finding_json, prepare_handoff, record_handoff
+from fhir_bridge.handoff import finding_json, prepare_handoff, record_handoff, send_handoff
 from fhir_bridge.store import HandoffSummary
 
 from ._deps import Read, RowId, SettingsDep, StoreDep, Write
@@ -36,19 +35,17 @@ async def create_handoff(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no connection {body.to!r}")
     now = datetime.now(UTC)
     built = prepare_handoff(store, settings, body.patient_id, body.type, now)
-    findings = [finding_json(f) for f in built.findings]
-    if body.to is not None and body.strict and built.errors:
-        return JSONResponse(
-            {"detail": f"not sent: {len(built.errors)} errors in the check", "findings": findings},
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        )
-    delivery = None if body.to is None else await deliver_handoff(settings, body.to, built.document)
+    delivery = (
+        None
+        if body.to is None
+        else await send_handoff(settings, built, body.to, strict=body.strict)
+    )
     handoff_id = record_handoff(store, built, body.to, delivery, now)
     response.headers["Location"] = f"/v1/handoffs/{handoff_id}"
     return {
         "id": handoff_id,
         "package_id": built.document["identifier"]["value"],
-        "findings": findings,
+        "findings": [finding_json(f) for f in built.findings],
         "delivery": delivery,
         "document": built.document,
     }

@@ -1,0 +1,54 @@
+"""The ``fhir-bridge`` command line.
+
+Each command lives in the module of its concept (``_records``, ``_sync``, ``_handoffs``,
+``_fleet``, ``_service``); ``_app`` holds what they share, including the one place where
+errors become messages and exit codes (0 success; 2 invalid input or usage; 1 any other
+failure; no tracebacks). The commands are registered here, in the order ``--help`` lists them.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from fhir_bridge.sandbox.cli import app as sandbox_app
+
+from . import _fleet, _handoffs, _records, _service, _sync
+from ._app import app
+
+__all__ = ["app", "main"]
+
+app.add_typer(sandbox_app, name="sandbox")
+
+app.command()(_records.schema)
+app.command("map")(_records.map_)
+app.command("import")(_records.import_)
+app.command()(_records.load)
+app.command()(_records.get)
+app.command()(_sync.push)
+app.command()(_sync.pull)
+app.command("sync")(_sync.sync_)
+app.command()(_sync.conflicts)
+app.command()(_sync.resolve)
+app.command("subscribe")(_sync.subscribe_)
+app.command("unsubscribe")(_sync.unsubscribe_)
+app.command()(_service.apikey)
+app.command()(_fleet.worker)
+app.command()(_fleet.status)
+app.command()(_fleet.maintenance)
+app.command()(_service.serve)
+app.command()(_handoffs.handoff)
+app.command()(_handoffs.handoffs)
+app.command()(_handoffs.receive)
+app.command("dead-letters")(_sync.dead_letters)
+app.command()(_sync.retry)
+app.command()(_service.demo)
+
+
+def main() -> None:
+    try:
+        app()
+    except Exception as exc:
+        typer.echo(f"fhir-bridge: error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,87 @@
+"""Commands on internal records: the schema, mapping to and from FHIR, loading and reading."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fhir_bridge import model as m
+from fhir_bridge.config import load_settings
+from fhir_bridge.documents import read_fhir, read_records
+from fhir_bridge.errors import InputError
+from fhir_bridge.mappers import from_fhir, to_bundle
+
+from ._app import fail, mapping_context, opened_store, print_json, reports_errors
+
+Files = Annotated[list[Path], typer.Argument(help="Input files", show_default=False)]
+Namespace = Annotated[
+    str | None,
+    typer.Option(
+        help="Identifier namespace (default: the configured one, from fhir-bridge.toml,"
+        " $FHIR_BRIDGE_NAMESPACE or built-in)"
+    ),
+]
+
+
+def schema() -> None:
+    """Print the JSON Schema of the internal record format."""
+    print_json(m.json_schema())
+
+
+@reports_errors
+def map_(files: Files, namespace: Namespace = None) -> None:
+    """Translate internal JSON (a record, a list, or a patient package) into one FHIR Bundle."""
+    records = [r for path in files for r in read_records(path)]
+    print_json(to_bundle(records, mapping_context(namespace)))
+
+
+@reports_errors
+def import_(files: Files, namespace: Namespace = None) -> None:
+    """Translate FHIR JSON (a resource, a Bundle or NDJSON) into internal records."""
+    items = [item for path in files for item in read_fhir(path)]
+    result = from_fhir(
+        [(i.resource, i.full_url) for i in items],
+        mapping_context(namespace),
+        where=[i.where for i in items],
+    )
+    if result.skipped:
+        kinds = ", ".join(f"{t} {n}" for t, n in sorted(result.skipped.items()))
+        typer.echo(f"fhir-bridge: not held by the internal model, skipped: {kinds}", err=True)
+    print_json([r.model_dump(mode="json", exclude_none=True) for r in result.records])
+
+
+@reports_errors
+def load(files: Files) -> None:
+    """Put internal records (or `fhir-bridge import` output) into the store and queue them."""
+    settings = load_settings()
+    records = [r for path in files for r in read_records(path)]
+    with opened_store(settings) as store:
+        results = store.put_records(records, list(settings.connections), datetime.now(UTC))
+    changed = sum(r.changed for r in results)
+    typer.echo(
+        f"loaded {len(results)} records: {changed} new or changed, "
+        f"{len(results) - changed} unchanged"
+    )
+
+
+@reports_errors
+def get(
+    kind: Annotated[
+        str, typer.Argument(help="patient, careplan, goal, referral, problem, medication, careteam")
+    ],
+    record_id: Annotated[str, typer.Argument(metavar="ID", help="The internal id")],
+) -> None:
+    """Print one stored record as internal JSON."""
+    if kind not in m.RECORD_TYPES:
+        raise InputError("KIND", f"unknown kind {kind!r}; one of {', '.join(m.RECORD_TYPES)}")
+    with opened_store() as store:
+        record = store.records.get(kind, record_id)
+        deleted = record is None and store.records.is_deleted(kind, record_id)
+    if deleted:
+        raise fail(f"{kind} {record_id!r} was deleted in the EHR", 1)
+    if record is None:
+        raise fail(f"no {kind} {record_id!r} in the store", 1)
+    print_json(record.model_dump(mode="json", exclude_none=True))

@@ -1,0 +1,235 @@
+"""Sync commands: push, pull and both; conflicts and their resolution; dead letters;
+REST-hook subscriptions."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from fhir_bridge.api import SECRET_HEADER, secret_of
+from fhir_bridge.config import Settings, load_settings
+from fhir_bridge.documents import read_records
+from fhir_bridge.errors import InputError
+from fhir_bridge.store import Store
+from fhir_bridge.sync import (
+    Connection,
+    PullSummary,
+    PushSummary,
+    pull_connection,
+    push_connection,
+    resolve_conflict,
+    resolve_connection,
+    subscribe,
+    unsubscribe,
+)
+
+from ._app import (
+    ConnectionOption,
+    FhirUrlOption,
+    PatientOption,
+    connected,
+    console,
+    opened_store,
+    reports_errors,
+)
+
+CallbackOption = Annotated[
+    str, typer.Option("--callback", help="Base URL where `fhir-bridge serve` is reachable")
+]
+
+
+@reports_errors
+def push(
+    connection: ConnectionOption = None,
+    fhir_url: FhirUrlOption = None,
+    patient: PatientOption = None,
+    dry_run: Annotated[bool, typer.Option(help="Show the plan; write nothing")] = False,
+) -> None:
+    """Push queued records to a FHIR server. Exit 1 when any record failed."""
+    with connected(connection, fhir_url) as (settings, target, store):
+        summary = asyncio.run(_push(store, target, settings, patient, dry_run))
+    if dry_run:
+        _print_plan(summary)
+    _print_counts(f"push to {target.name}", summary.counts())
+    if summary.failed or summary.dead_lettered:
+        raise typer.Exit(1)
+
+
+async def _push(
+    store: Store, target: Connection, settings: Settings, patient: str | None, dry_run: bool
+) -> PushSummary:
+    with Progress(transient=True, console=console(stderr=True)) as progress:
+        task = progress.add_task("pushing", total=None)
+        return await push_connection(
+            store,
+            target,
+            settings,
+            patient_id=patient,
+            dry_run=dry_run,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+
+
+def _print_plan(summary: PushSummary) -> None:
+    table = Table("action", "resource", "identifier", "changes", title="dry run: nothing written")
+    for write in summary.planned:
+        table.add_row(
+            write.action,
+            write.resource_type,
+            write.identifier.rsplit("|", 1)[-1],
+            "\n".join(write.changes) if write.changes else "",
+        )
+    console().print(table)
+
+
+@reports_errors
+def pull(
+    connection: ConnectionOption = None,
+    fhir_url: FhirUrlOption = None,
+    patient: PatientOption = None,
+) -> None:
+    """Bring EHR changes back into the records; conflicts are kept for `fhir-bridge conflicts`."""
+    with connected(connection, fhir_url) as (settings, target, store):
+        summary = asyncio.run(_pull(store, target, settings, patient))
+    _print_counts(f"pull from {target.name}", summary.counts())
+    for problem in summary.problems:
+        typer.echo(f"fhir-bridge: {problem}", err=True)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@reports_errors
+def sync_(
+    connection: ConnectionOption = None,
+    fhir_url: FhirUrlOption = None,
+    patient: PatientOption = None,
+) -> None:
+    """Push, then pull, for one connection."""
+    with connected(connection, fhir_url) as (settings, target, store):
+        pushed = asyncio.run(_push(store, target, settings, patient, dry_run=False))
+        pulled = asyncio.run(_pull(store, target, settings, patient))
+    _print_counts(f"push to {target.name}", pushed.counts())
+    _print_counts(f"pull from {target.name}", pulled.counts())
+    if pushed.failed or pushed.dead_lettered or pulled.failed:
+        raise typer.Exit(1)
+
+
+async def _pull(
+    store: Store, target: Connection, settings: Settings, patient: str | None
+) -> PullSummary:
+    return await pull_connection(store, target, settings, patient_id=patient)
+
+
+def _print_counts(title: str, counts: dict[str, int]) -> None:
+    table = Table(*counts, title=title)
+    table.add_row(*(str(v) for v in counts.values()))
+    console(stderr=True).print(table)
+
+
+@reports_errors
+def conflicts() -> None:
+    """List open conflicts: fields changed both locally and in the EHR."""
+    with opened_store() as store:
+        items = store.conflicts.find()
+    table = Table("id", "connection", "record", "fields", "local", "ehr")
+    for c in items:
+        table.add_row(
+            str(c.id),
+            c.connection,
+            f"{c.kind}/{c.record_id}",
+            ", ".join(c.fields),
+            "; ".join(f"{f}={c.local.get(f)!r}" for f in c.fields),
+            "; ".join(f"{f}={c.remote.get(f)!r}" for f in c.fields),
+        )
+    console().print(table)
+    typer.echo(f"{len(items)} open conflicts")
+
+
+@reports_errors
+def resolve(
+    conflict_id: Annotated[int, typer.Argument(metavar="ID")],
+    take: Annotated[str, typer.Option(help="local, ehr, or merged (with FILE)")],
+    file: Annotated[Path | None, typer.Argument(help="The merged record (internal JSON)")] = None,
+) -> None:
+    """Resolve a conflict with one side, or a merged record; the result is queued for push."""
+    if take == "merged" and file is None:
+        raise InputError("FILE", "--take merged needs the merged record's file")
+    merged = read_records(file)[0] if take == "merged" and file is not None else None
+    with opened_store() as store:
+        connection, _ = resolve_conflict(store, conflict_id, take, merged, datetime.now(UTC))
+    typer.echo(f"resolved {conflict_id} with {take}; queued for {connection}")
+
+
+def _webhook_secret(settings: Settings, connection: str) -> str:
+    secret = secret_of(settings, connection)
+    if secret is None:
+        raise InputError(
+            f"connections.{connection}.webhook_secret_env",
+            "name an environment variable holding the notification secret, and set it",
+        )
+    return secret
+
+
+@reports_errors
+def subscribe_(connection: ConnectionOption = None, callback: CallbackOption = "") -> None:
+    """Create (once) REST-hook Subscriptions for CarePlan, Goal, ServiceRequest and Task."""
+    settings = load_settings()
+    target = resolve_connection(settings, connection, None)
+    secret = _webhook_secret(settings, target.name)
+    if not callback.startswith(("http://", "https://")):
+        raise InputError("--callback", "an http(s) URL where fhir-bridge serve listens")
+
+    async def run() -> tuple[int, int]:
+        async with target.client() as client:
+            return await subscribe(client, target.name, callback, secret, SECRET_HEADER)
+
+    created, kept = asyncio.run(run())
+    typer.echo(f"subscriptions: {created} created, {kept} already there")
+
+
+@reports_errors
+def unsubscribe_(connection: ConnectionOption = None, callback: CallbackOption = "") -> None:
+    """Delete the Subscriptions `subscribe` created for this callback."""
+    settings = load_settings()
+    target = resolve_connection(settings, connection, None)
+
+    async def run() -> int:
+        async with target.client() as client:
+            return await unsubscribe(client, target.name, callback)
+
+    typer.echo(f"subscriptions deleted: {asyncio.run(run())}")
+
+
+@reports_errors
+def dead_letters(
+    connection: Annotated[str | None, typer.Option(help="Only this connection")] = None,
+) -> None:
+    """List records that failed permanently, with the server's reason."""
+    with opened_store() as store:
+        entries = store.outbox.dead_letters(connection)
+    table = Table("id", "connection", "record", "attempts", "reason")
+    for e in entries:
+        table.add_row(
+            str(e.id), e.connection, f"{e.kind}/{e.record_id}", str(e.attempts), e.last_error or ""
+        )
+    console().print(table)
+    typer.echo(f"{len(entries)} dead letters")
+
+
+@reports_errors
+def retry(
+    ids: Annotated[list[int] | None, typer.Argument(metavar="ID", help="Dead-letter ids")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every dead letter")] = False,
+) -> None:
+    """Queue dead letters for another push."""
+    if not ids and not all_:
+        raise InputError("retry", "give dead-letter ids or --all")
+    with opened_store() as store:
+        count = store.outbox.requeue(None if all_ else ids, datetime.now(UTC))
+    typer.echo(f"requeued {count}")
