@@ -10,7 +10,7 @@ import httpx
 from fastapi import FastAPI
 
 from fhir_bridge.api import create_app
-from fhir_bridge.api._records import COLLECTIONS
+from fhir_bridge.api.routes.records import COLLECTIONS
 from fhir_bridge.config import Settings
 from fhir_bridge.store import Store
 

@@ -24,11 +24,8 @@ from fhir_bridge.store import Store
 from fhir_bridge.sync import Worker, pull_connection, resolve_connection
 
 from ._dashboard import router as dashboard_router
-from ._handoffs import router as handoffs_router
-from ._health import router as health_router
-from ._records import router as records_router
-from ._sync import router as sync_router
-from ._webhook import webhook_router
+from .routes import changes, conflicts, dead_letters, handoffs, health, records, sync
+from .routes.webhook import webhook_router
 
 log = logging.getLogger("fhir_bridge.api")
 
@@ -95,11 +92,14 @@ def create_app(settings: Settings | None = None, *, worker: Worker | None = None
         except Exception:  # a failed notification must not take the service down
             log.exception("notification could not be applied", extra={"connection": connection})
 
-    app.include_router(health_router)
+    app.include_router(health.router)
     app.include_router(webhook_router(settings, notified))
-    app.include_router(sync_router)
-    app.include_router(handoffs_router)
+    app.include_router(sync.router)
+    app.include_router(dead_letters.router)
+    app.include_router(conflicts.router)
+    app.include_router(changes.router)
+    app.include_router(handoffs.router)
     app.include_router(dashboard_router)
-    app.include_router(records_router)  # last: /v1/{collection}/{id} would shadow the above
+    app.include_router(records.router)  # last: /v1/{collection}/{id} would shadow the above
 
     return app

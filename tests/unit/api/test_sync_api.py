@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from fhir_bridge import model as m
 from fhir_bridge.config import ConnectionConfig, Settings
@@ -252,3 +253,79 @@ def test_unreachable_server_is_a_gateway_error_and_metrics_count_it(api: Any) ->
     found = re.search(errors, after)
     assert found is not None
     assert float(found.group(1)) > count_before
+
+
+def _documented(spec: dict[str, Any], method: str, path: str, answer: Any) -> None:
+    """The answer is one the OpenAPI document describes: its status, media type and schema."""
+    operation = spec["paths"][path][method.lower()]
+    described = operation["responses"][str(answer.status_code)]["content"]
+    media_type = answer.headers["content-type"].split(";")[0]
+    schema = described[media_type]["schema"]
+    assert "$ref" in schema or "oneOf" in schema or "properties" in schema, (method, path)
+    validator = Draft202012Validator({**schema, "components": spec["components"]})
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(answer.json())]
+    assert errors == [], (method, path, errors)
+
+
+def test_every_json_answer_is_described_by_the_openapi_document(api: Any) -> None:
+    """Each route's answer matches the response model /openapi.json publishes for it."""
+    call, keys = api
+    spec = call("GET", "/openapi.json").json()
+    _conflict(call)
+    (conflict,) = call("GET", "/v1/conflicts", key=keys["read"]).json()["items"]
+    entry_id = _dead_letter(call)
+    store = call.store()
+    try:
+        store.put_records(read_records(FIXTURES / "older-adult-caregiver.json"), [], NOW)
+        store.put_records(
+            read_records(FIXTURES / "incomplete" / "no-problems-no-meds-no-followup.json"), [], NOW
+        )
+        goal = m.Goal.model_validate(GOAL | {"id": "g7", "lifecycle_status": "completed"})
+        store.apply_pull(
+            "ehr", "Goal", records=[(goal, False)], links=[], conflicts=[], watermark=None, now=NOW
+        )
+        store.runs.finish(store.runs.start("ehr", "push", NOW), "ok", {"sent": 1}, NOW)
+        store.runs.finish(store.runs.start("ehr", "pull", NOW), "failed", {"failed": 1}, NOW)
+        store.runs.start("ehr", "push", NOW)  # still running
+    finally:
+        store.close()
+    key = keys["admin"]
+    calls: list[tuple[str, str, str, dict[str, Any]]] = [
+        ("GET", "/healthz", "/healthz", {}),
+        ("GET", "/readyz", "/readyz", {}),
+        ("PUT", "/v1/goals/g1", "/v1/{collection}/{record_id}", {"json": GOAL}),
+        ("GET", "/v1/patients/pat-garcia", "/v1/{collection}/{record_id}", {}),
+        ("GET", "/v1/care-plans", "/v1/{collection}", {"params": {"limit": 1}}),
+        ("POST", "/v1/map", "/v1/map", {"json": GOAL}),
+        ("GET", "/v1/sync/status", "/v1/sync/status", {}),
+        ("GET", "/v1/dead-letters", "/v1/dead-letters", {}),
+        ("POST", f"/v1/dead-letters/{entry_id}/retry", "/v1/dead-letters/{entry_id}/retry", {}),
+        ("GET", "/v1/conflicts", "/v1/conflicts", {"params": {"status": "all"}}),
+        ("GET", f"/v1/conflicts/{conflict['id']}", "/v1/conflicts/{conflict_id}", {}),
+        (
+            "POST",
+            f"/v1/conflicts/{conflict['id']}/resolve",
+            "/v1/conflicts/{conflict_id}/resolve",
+            {"json": {"take": "local"}},
+        ),
+        ("GET", "/v1/changes", "/v1/changes", {}),
+        ("POST", "/v1/handoffs", "/v1/handoffs", {"json": {"patient_id": "pat-garcia"}}),
+        (
+            "POST",
+            "/v1/handoffs",
+            "/v1/handoffs",
+            {"json": {"patient_id": "pat-doyle", "to": "ehr", "strict": True}},
+        ),
+        ("GET", "/v1/handoffs", "/v1/handoffs", {}),
+        ("GET", "/v1/handoffs/1", "/v1/handoffs/{handoff_id}", {}),
+    ]
+    for method, url, path, kwargs in calls:
+        answer = call(method, url, key=key, **kwargs)
+        assert answer.status_code < 500, (method, url, answer.text)
+        _documented(spec, method, path, answer)
+    status = call("GET", "/v1/sync/status", key=key).json()
+    assert status["recent_runs"]
+    assert status["failed_runs"]  # the runs, failed and not, were among the answers checked
+    assert status["recent_runs"][0]["finished_at"] is None
+    changes = call("GET", "/v1/changes", key=key).json()["items"]
+    assert [c["id"] for c in changes] == ["g7"]

@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from fhir_bridge.api import SECRET_HEADER
-from fhir_bridge.api._webhook import webhook_router
+from fhir_bridge.api.routes.webhook import webhook_router
 from fhir_bridge.config import ConnectionConfig, Settings
 
 

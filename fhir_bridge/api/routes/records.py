@@ -13,7 +13,8 @@ from fhir_bridge.documents import records_from_data
 from fhir_bridge.errors import MappingError, Problem
 from fhir_bridge.mappers import to_bundle
 
-from ._deps import MAX_ROW_ID, Read, SettingsDep, StoreDep, Write
+from .._deps import MAX_ROW_ID, Read, SettingsDep, StoreDep, Write
+from .._responses import FhirBundle, Record, RecordPage
 
 COLLECTIONS = {
     "patients": "patient",
@@ -59,7 +60,7 @@ def _validated(kind: str, record_id: str, body: dict[str, Any]) -> m.Record:
         ) from None
 
 
-@router.put("/{collection}/{record_id}", dependencies=[Write])
+@router.put("/{collection}/{record_id}", dependencies=[Write], response_model=Record)
 def put_record(
     collection: str,
     record_id: str,
@@ -68,7 +69,7 @@ def put_record(
     settings: SettingsDep,
     response: Response,
     if_match: Annotated[str | None, Header()] = None,
-) -> dict[str, Any]:
+) -> m.Record:
     """Store a record (queued for every connection); If-Match guards against lost updates."""
     record = _validated(_kind(collection), record_id, body)
     existed = store.records.get_with_version(record.kind, record.id) is not None
@@ -81,19 +82,17 @@ def put_record(
         )
     response.headers["ETag"] = _etag(result.version)
     response.status_code = status.HTTP_200_OK if existed else status.HTTP_201_CREATED
-    return record.model_dump(mode="json", exclude_none=True)
+    return record
 
 
-@router.get("/{collection}/{record_id}", dependencies=[Read])
-def get_record(
-    collection: str, record_id: str, store: StoreDep, response: Response
-) -> dict[str, Any]:
+@router.get("/{collection}/{record_id}", dependencies=[Read], response_model=Record)
+def get_record(collection: str, record_id: str, store: StoreDep, response: Response) -> m.Record:
     found = store.records.get_with_version(_kind(collection), record_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {collection} {record_id!r}")
     record, version = found
     response.headers["ETag"] = _etag(version)
-    return record.model_dump(mode="json", exclude_none=True)
+    return record
 
 
 @router.delete("/{collection}/{record_id}", dependencies=[Write], status_code=204)
@@ -110,17 +109,17 @@ def list_records(
     patient: Annotated[str | None, Query(description="Only this patient's records")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
-) -> dict[str, Any]:
+) -> RecordPage:
     rows = store.records.page(_kind(collection), patient, limit, offset)
-    return {
-        "items": [r.model_dump(mode="json", exclude_none=True) for r, _ in rows],
-        "limit": limit,
-        "offset": offset,
-        "next_offset": offset + limit if len(rows) == limit else None,
-    }
+    return RecordPage(
+        items=[r for r, _ in rows],
+        limit=limit,
+        offset=offset,
+        next_offset=offset + limit if len(rows) == limit else None,
+    )
 
 
-@router.post("/map", dependencies=[Read], tags=["mapping"])
+@router.post("/map", dependencies=[Read], tags=["mapping"], response_model=FhirBundle)
 def map_records(body: Annotated[Any, Body()], settings: SettingsDep) -> dict[str, Any]:
     """Preview: internal records (one, a list, or a package) as the FHIR Bundle we would send."""
     records = records_from_data(body, "body")

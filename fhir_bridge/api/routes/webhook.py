@@ -22,11 +22,19 @@ from fastapi.responses import JSONResponse
 from fhir_bridge.config import Settings
 from fhir_bridge.sync import PULLED_TYPES
 
+from .._responses import OperationOutcome
+
 log = logging.getLogger("fhir_bridge.api")
 SECRET_HEADER = "X-Fhir-Bridge-Secret"  # noqa: S105 - a header name, not a secret
 Json = dict[str, Any]
 # (connection, resources or None for an incremental pull) -> work done after the answer
 Handler = Callable[[str, list[Json] | None], Awaitable[None]]
+
+
+class FhirJSONResponse(JSONResponse):
+    """Notifying servers (HAPI) parse the answer as a FHIR resource: FHIR's media type."""
+
+    media_type = "application/fhir+json"
 
 
 def secret_of(settings: Settings, connection: str) -> str | None:
@@ -48,19 +56,25 @@ def webhook_router(settings: Settings, handle: Handler) -> APIRouter:
                 status.HTTP_401_UNAUTHORIZED, "missing or wrong notification secret"
             )
 
-    @router.post("/{connection}", status_code=status.HTTP_202_ACCEPTED)
+    @router.post(
+        "/{connection}", status_code=status.HTTP_202_ACCEPTED, response_class=FhirJSONResponse
+    )
     async def notified(
         connection: str,
         background: BackgroundTasks,
         secret: Annotated[str | None, Header(alias=SECRET_HEADER)] = None,
-    ) -> JSONResponse:
+    ) -> OperationOutcome:
         """A notification without payload: pull the connection incrementally."""
         check(connection, secret)
         background.add_task(handle, connection, None)
         log.info("notification", extra={"action": "notify", "connection": connection})
         return _accepted("accepted: the connection will be pulled")
 
-    @router.put("/{connection}/{resource_type}/{resource_id}", status_code=status.HTTP_202_ACCEPTED)
+    @router.put(
+        "/{connection}/{resource_type}/{resource_id}",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_class=FhirJSONResponse,
+    )
     async def notified_with_payload(
         connection: str,
         resource_type: str,
@@ -68,7 +82,7 @@ def webhook_router(settings: Settings, handle: Handler) -> APIRouter:
         request: Request,
         background: BackgroundTasks,
         secret: Annotated[str | None, Header(alias=SECRET_HEADER)] = None,
-    ) -> JSONResponse:
+    ) -> OperationOutcome:
         """A notification carrying the changed resource (``resource_id`` on the server):
         apply it."""
         check(connection, secret)
@@ -90,10 +104,9 @@ def webhook_router(settings: Settings, handle: Handler) -> APIRouter:
     return router
 
 
-def _accepted(text: str) -> JSONResponse:
+def _accepted(text: str) -> OperationOutcome:
     """An OperationOutcome: notifying servers (HAPI) parse the answer as a FHIR resource."""
-    outcome = {
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": "information", "code": "informational", "diagnostics": text}],
-    }
-    return JSONResponse(outcome, status_code=202, media_type="application/fhir+json")
+    return OperationOutcome(
+        resourceType="OperationOutcome",
+        issue=[{"severity": "information", "code": "informational", "diagnostics": text}],
+    )

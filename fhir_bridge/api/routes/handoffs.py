@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BaseModel, Field
 
 from fhir_bridge.handoff import finding_json, prepare_handoff, record_handoff, send_handoff
-from fhir_bridge.store import HandoffSummary
 
-from ._deps import Read, RowId, SettingsDep, StoreDep, Write
+from .._deps import Read, RowId, SettingsDep, StoreDep, Write
+from .._responses import HandoffMade, HandoffOut, HandoffRefusal, Handoffs, HandoffSummary
 
 router = APIRouter(prefix="/v1/handoffs", tags=["handoffs"])
 
@@ -25,10 +25,20 @@ class HandoffBody(BaseModel):
     strict: bool = Field(default=False, description="Refuse to deliver when the check finds errors")
 
 
-@router.post("", dependencies=[Write], status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    dependencies=[Write],
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        status.HTTP_422_UNPROCESSABLE_CONTENT: {
+            "model": HandoffRefusal,
+            "description": "With strict: not sent, the check found errors",
+        }
+    },
+)
 async def create_handoff(
     body: HandoffBody, store: StoreDep, settings: SettingsDep, response: Response
-) -> Any:
+) -> HandoffMade:
     """Build the patient's document Bundle, check it, deliver it when ``to`` is given."""
     if body.to is not None and body.to not in settings.connections:
         # only configured receivers: the API never sends patient data to a URL a caller names
@@ -42,41 +52,27 @@ async def create_handoff(
     )
     handoff_id = record_handoff(store, built, body.to, delivery, now)
     response.headers["Location"] = f"/v1/handoffs/{handoff_id}"
-    return {
-        "id": handoff_id,
-        "package_id": built.document["identifier"]["value"],
-        "findings": [finding_json(f) for f in built.findings],
-        "delivery": delivery,
-        "document": built.document,
-    }
+    return HandoffMade.model_validate(
+        {
+            "id": handoff_id,
+            "package_id": built.document["identifier"]["value"],
+            "findings": [finding_json(f) for f in built.findings],
+            "delivery": delivery,
+            "document": built.document,
+        }
+    )
 
 
 @router.get("", dependencies=[Read])
-def list_handoffs(
-    store: StoreDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
-) -> dict[str, Any]:
+def list_handoffs(store: StoreDep, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Handoffs:
     """The newest handoffs with their findings and where they went."""
-    return {"items": [_summary(h) for h in store.handoffs.recent(limit)]}
+    return Handoffs(items=[HandoffSummary.of(h) for h in store.handoffs.recent(limit)])
 
 
 @router.get("/{handoff_id}", dependencies=[Read])
-def get_handoff(handoff_id: RowId, store: StoreDep) -> dict[str, Any]:
+def get_handoff(handoff_id: RowId, store: StoreDep) -> HandoffOut:
     """One handoff, with the document Bundle that was built."""
     found = store.handoffs.get(handoff_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no handoff {handoff_id}")
-    return {**_summary(found), "document": found.document}
-
-
-def _summary(h: HandoffSummary) -> dict[str, Any]:
-    return {
-        "id": h.id,
-        "package_id": h.package_id,
-        "patient_id": h.patient_id,
-        "type": h.handoff_type,
-        "author": h.author,
-        "destination": h.destination,
-        "findings": h.findings,
-        "delivery": h.delivery,
-        "created_at": h.created_at.isoformat(),
-    }
+    return HandoffOut.of_stored(found)

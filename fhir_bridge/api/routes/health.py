@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from fhir_bridge import metrics
 from fhir_bridge.errors import StoreUnavailable
 
-from ._deps import Read, SettingsDep, StoreDep
+from .._deps import Read, SettingsDep, StoreDep
+from .._responses import Health, LastContact, Ready, Unready
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-async def healthz() -> dict[str, str]:
+async def healthz() -> Health:
     """The process is up."""
-    return {"status": "ok"}
+    return Health(status="ok")
 
 
-@router.get("/readyz")
-def readyz(store: StoreDep, settings: SettingsDep) -> JSONResponse:
+@router.get(
+    "/readyz",
+    response_model=Ready,
+    responses={503: {"model": Unready, "description": "The database does not answer"}},
+)
+def readyz(store: StoreDep, settings: SettingsDep) -> Ready | JSONResponse:
     """The database answers; when each connection's server was last reached, and how."""
     try:
         store.ping()
@@ -30,16 +33,12 @@ def readyz(store: StoreDep, settings: SettingsDep) -> JSONResponse:
     except Exception as exc:
         error = exc.error_type if isinstance(exc, StoreUnavailable) else type(exc).__name__
         return JSONResponse({"status": "database unreachable", "error": error}, 503)
-    contact: dict[str, Any] = {}
+    contact: dict[str, LastContact | None] = {}
     for name in settings.connections:
         finished = [r for r in last.get(name, {}).values() if r.finished_at is not None]
         latest = max(finished, key=lambda r: r.finished_at or r.started_at, default=None)
-        contact[name] = latest and {
-            "at": latest.finished_at.isoformat() if latest.finished_at else None,
-            "direction": latest.direction,
-            "outcome": latest.outcome,
-        }
-    return JSONResponse({"status": "ready", "connections": contact})
+        contact[name] = None if latest is None else LastContact.of(latest)
+    return Ready(status="ready", connections=contact)
 
 
 @router.get("/metrics", dependencies=[Read], response_class=Response)

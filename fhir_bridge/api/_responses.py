@@ -1,0 +1,340 @@
+"""What the JSON routes answer: one pydantic model per payload, so ``/openapi.json`` describes
+every response. Field names and values are the API's contract (docs/api.md); times are ISO
+8601 text exactly as the store gives them. FHIR resources travel as they are (plain JSON
+objects, described but not re-modelled here)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    Field,
+    GetJsonSchemaHandler,
+    SerializationInfo,
+    TypeAdapter,
+    WithJsonSchema,
+    WrapSerializer,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+from fhir_bridge import model as m
+from fhir_bridge import store as s
+
+_RECORD_SCHEMA = TypeAdapter(m.AnyRecord).core_schema
+
+
+def _without_none(record: m.Record, _: Any, info: SerializationInfo) -> dict[str, Any]:
+    """A record as internal JSON: fields without a value are left out, as everywhere else."""
+    return record.model_dump(mode=info.mode, exclude_none=True)
+
+
+class _DescribedAsRecord:
+    """Describes the serialised record as the record models (not as the serialiser's dict)."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, _: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(_RECORD_SCHEMA)
+
+
+Record = Annotated[m.AnyRecord, WrapSerializer(_without_none), _DescribedAsRecord]
+"""One internal record (its ``kind`` says which), fields without a value left out."""
+
+FhirBundle = Annotated[
+    dict[str, Any],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "description": "A FHIR R4 Bundle",
+            "properties": {
+                "resourceType": {"const": "Bundle"},
+                "type": {"type": "string"},
+                "entry": {"type": "array", "items": {"type": "object"}},
+            },
+            "required": ["resourceType"],
+        }
+    ),
+]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class LastContact(BaseModel):
+    """The latest finished run with a connection's server."""
+
+    at: str
+    direction: Literal["push", "pull"]
+    outcome: str | None
+
+    @classmethod
+    def of(cls, run: s.Run) -> LastContact:
+        finished = run.finished_at or run.started_at
+        return cls(at=finished.isoformat(), direction=run.direction, outcome=run.outcome)
+
+
+class Ready(BaseModel):
+    status: Literal["ready"]
+    connections: dict[str, LastContact | None] = Field(
+        description="Per connection, when its server was last reached (null: never)"
+    )
+
+
+class Unready(BaseModel):
+    status: Literal["database unreachable"]
+    error: str = Field(description="The kind of error (no message: it may hold the URL)")
+
+
+class RecordPage(BaseModel):
+    items: list[Record]
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="The offset of the next page; null at the end")
+
+
+class PlannedWrite(BaseModel):
+    """One write a dry run would send."""
+
+    action: str
+    resource_type: str
+    identifier: str = Field(description="system|value")
+    changes: list[str]
+
+
+class Pushed(BaseModel):
+    connection: str
+    counts: dict[str, int]
+    planned: list[PlannedWrite] | None = Field(default=None, description="With dry_run only")
+
+
+class Pulled(BaseModel):
+    connection: str
+    counts: dict[str, int]
+    problems: list[str]
+
+
+class Run(BaseModel):
+    """One push or pull run."""
+
+    id: int
+    connection: str
+    direction: Literal["push", "pull"]
+    started_at: str
+    finished_at: str | None = Field(description="null while running")
+    outcome: str | None
+    counts: dict[str, Any]
+
+    @classmethod
+    def of(cls, run: s.Run) -> Run:
+        return cls(
+            id=run.id,
+            connection=run.connection,
+            direction=run.direction,
+            started_at=run.started_at.isoformat(),
+            finished_at=None if run.finished_at is None else run.finished_at.isoformat(),
+            outcome=run.outcome,
+            counts=run.counts,
+        )
+
+
+class ConnectionStatus(BaseModel):
+    base_url: str
+    queue: dict[str, int] = Field(description="Outbox entries per status")
+    dead_letters: int
+    last_push: Run | None
+    last_pull: Run | None
+
+
+class SyncStatus(BaseModel):
+    connections: dict[str, ConnectionStatus]
+    dead_letters: int
+    open_conflicts: int
+    failed_runs: list[Run]
+    recent_runs: list[Run]
+
+
+class DeadLetter(BaseModel):
+    id: int
+    connection: str
+    kind: str
+    record_id: str
+    patient_id: str | None
+    record_version: int
+    attempts: int
+    reason: str | None = Field(description="The server's reason (status and issue codes)")
+
+    @classmethod
+    def of(cls, entry: s.OutboxEntry) -> DeadLetter:
+        return cls(
+            id=entry.id,
+            connection=entry.connection,
+            kind=entry.kind,
+            record_id=entry.record_id,
+            patient_id=entry.patient_id,
+            record_version=entry.record_version,
+            attempts=entry.attempts,
+            reason=entry.last_error,
+        )
+
+
+class DeadLetters(BaseModel):
+    items: list[DeadLetter]
+
+
+class Requeued(BaseModel):
+    id: int
+    status: Literal["pending"]
+
+
+class ConflictOut(BaseModel):
+    """Fields changed both by the care manager and in the EHR."""
+
+    id: int
+    connection: str
+    kind: str
+    record_id: str
+    fields: list[str]
+    base: dict[str, Any] | None = Field(description="The record as last synced")
+    local: dict[str, Any]
+    remote: dict[str, Any]
+    status: str
+    created_at: str
+
+    @classmethod
+    def of(cls, c: s.Conflict) -> ConflictOut:
+        return cls(
+            id=c.id,
+            connection=c.connection,
+            kind=c.kind,
+            record_id=c.record_id,
+            fields=c.fields,
+            base=c.base,
+            local=c.local,
+            remote=c.remote,
+            status=c.status,
+            created_at=c.created_at.isoformat(),
+        )
+
+
+class Conflicts(BaseModel):
+    items: list[ConflictOut]
+
+
+class StoredVersion(BaseModel):
+    kind: str
+    id: str
+    version: int
+
+
+class Resolved(BaseModel):
+    id: int
+    status: Literal["resolved"]
+    take: Literal["local", "ehr", "merged"]
+    queued_for: str = Field(description="The connection the record is queued for")
+    record: StoredVersion
+
+
+class Change(BaseModel):
+    """An internal record changed by a pull."""
+
+    cursor: int
+    connection: str
+    kind: str
+    id: str
+    patient_id: str | None
+    version: int
+    change: Literal["created", "updated", "deleted"]
+    at: str
+
+    @classmethod
+    def of(cls, c: s.Change) -> Change:
+        return cls(
+            cursor=c.cursor,
+            connection=c.connection,
+            kind=c.kind,
+            id=c.record_id,
+            patient_id=c.patient_id,
+            version=c.record_version,
+            change=c.change,
+            at=c.at.isoformat(),
+        )
+
+
+class ChangePage(BaseModel):
+    items: list[Change]
+    next_cursor: int = Field(description="Ask again with since=next_cursor")
+
+
+class Finding(BaseModel):
+    """One gap the completeness check found."""
+
+    code: str
+    severity: Literal["error", "warning"]
+    record: str | None = Field(description="kind/id of the record it is about")
+    message: str
+
+
+class HandoffMade(BaseModel):
+    id: int
+    package_id: str
+    findings: list[Finding]
+    delivery: str | None = Field(description="What happened to the delivery; null: not sent")
+    document: FhirBundle
+
+
+class HandoffRefusal(BaseModel):
+    detail: str
+    findings: list[Finding]
+
+
+class HandoffSummary(BaseModel):
+    id: int
+    package_id: str
+    patient_id: str
+    type: Literal["transfer", "referral", "summary"]
+    author: str | None
+    destination: str | None
+    findings: list[Finding]
+    delivery: str | None
+    created_at: str
+
+    @classmethod
+    def of(cls, h: s.HandoffSummary) -> HandoffSummary:
+        return cls.model_validate(_summary(h))
+
+
+class Handoffs(BaseModel):
+    items: list[HandoffSummary]
+
+
+class HandoffOut(HandoffSummary):
+    document: FhirBundle
+
+    @classmethod
+    def of_stored(cls, h: s.Handoff) -> HandoffOut:
+        return cls.model_validate({**_summary(h), "document": h.document})
+
+
+def _summary(h: s.HandoffSummary) -> dict[str, Any]:
+    return {
+        "id": h.id,
+        "package_id": h.package_id,
+        "patient_id": h.patient_id,
+        "type": h.handoff_type,
+        "author": h.author,
+        "destination": h.destination,
+        "findings": h.findings,
+        "delivery": h.delivery,
+        "created_at": h.created_at.isoformat(),
+    }
+
+
+class OperationOutcome(BaseModel):
+    """The FHIR answer to a notification (``application/fhir+json``)."""
+
+    resourceType: Literal["OperationOutcome"]  # noqa: N815 - FHIR's element name
+    issue: list[dict[str, Any]]

@@ -1,0 +1,91 @@
+"""Sync routes: run a push or a pull now, and the sync status of every connection."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from fhir_bridge.config import Settings
+from fhir_bridge.sync import Connection, pull_connection, push_connection, resolve_connection
+
+from .._deps import Read, SettingsDep, StoreDep, Write
+from .._responses import ConnectionStatus, PlannedWrite, Pulled, Pushed, Run, SyncStatus
+
+router = APIRouter(prefix="/v1", tags=["sync"])
+
+
+def _connection(settings: Settings, name: str) -> Connection:
+    if name not in settings.connections:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no connection {name!r}")
+    return resolve_connection(settings, name, None)
+
+
+@router.post("/sync/{connection}/push", dependencies=[Write], response_model_exclude_unset=True)
+async def push(
+    connection: str,
+    store: StoreDep,
+    settings: SettingsDep,
+    patient: Annotated[str | None, Query(description="Only this patient's records")] = None,
+    dry_run: Annotated[bool, Query(description="Plan only; write nothing")] = False,
+) -> Pushed:
+    """Push the connection's queued records now (the worker does this continuously)."""
+    summary = await push_connection(
+        store, _connection(settings, connection), settings, patient_id=patient, dry_run=dry_run
+    )
+    if not dry_run:
+        return Pushed(connection=connection, counts=summary.counts())
+    planned = [
+        PlannedWrite(
+            action=w.action,
+            resource_type=w.resource_type,
+            identifier=w.identifier,
+            changes=list(w.changes),
+        )
+        for w in summary.planned
+    ]
+    return Pushed(connection=connection, counts=summary.counts(), planned=planned)
+
+
+@router.post("/sync/{connection}/pull", dependencies=[Write])
+async def pull(
+    connection: str,
+    store: StoreDep,
+    settings: SettingsDep,
+    patient: Annotated[str | None, Query(description="Only this patient's records")] = None,
+) -> Pulled:
+    """Bring the connection's EHR changes back now; conflicts are kept, not overwritten."""
+    summary = await pull_connection(
+        store, _connection(settings, connection), settings, patient_id=patient
+    )
+    return Pulled(connection=connection, counts=summary.counts(), problems=summary.problems)
+
+
+@router.get("/sync/status", dependencies=[Read])
+def sync_status(store: StoreDep, settings: SettingsDep) -> SyncStatus:
+    """Per connection: queue depth, dead letters, last push and pull; recent runs overall."""
+    last = store.runs.last_finished()
+    dead = store.outbox.dead_letters()
+
+    def latest(name: str, direction: str) -> Run | None:
+        run = last.get(name, {}).get(direction)
+        return None if run is None else Run.of(run)
+
+    return SyncStatus(
+        connections={
+            name: ConnectionStatus(
+                base_url=c.base_url,
+                queue=store.outbox.depth(name).as_dict(),
+                dead_letters=sum(e.connection == name for e in dead),
+                last_push=latest(name, "push"),
+                last_pull=latest(name, "pull"),
+            )
+            for name, c in settings.connections.items()
+        },
+        dead_letters=len(dead),
+        open_conflicts=len(store.conflicts.find()),
+        failed_runs=[Run.of(r) for r in store.runs.recent(50) if r.outcome not in (None, "ok")][
+            :10
+        ],
+        recent_runs=[Run.of(r) for r in store.runs.recent(10)],
+    )
