@@ -36,6 +36,9 @@ from fhir_bridge.mappers import DEFAULT_NAMESPACE, MappingContext
 CONFIG_ENV = "FHIR_BRIDGE_CONFIG"
 DEFAULT_CONFIG = "fhir-bridge.toml"
 
+# the header that carries the secret in every notification an EHR sends (Subscriptions)
+WEBHOOK_SECRET_HEADER = "X-Fhir-Bridge-Secret"  # noqa: S105 - a header name, not a secret
+
 
 class AuthConfig(BaseModel):
     """How to reach one FHIR server. Secrets are named by file or env var, never inline."""
@@ -87,6 +90,14 @@ class Settings(BaseSettings):
         default="Care management", description="Custodian named on handoff documents"
     )
     connections: dict[str, ConnectionConfig] = Field(default_factory=dict)
+
+    def webhook_secret(self, connection: str) -> str | None:
+        """The secret a connection's notifications carry (in ``WEBHOOK_SECRET_HEADER``), read
+        from the environment variable its ``webhook_secret_env`` names; None when unset."""
+        config = self.connections.get(connection)
+        if config is None or config.webhook_secret_env is None:
+            return None
+        return os.environ.get(config.webhook_secret_env) or None
 
     def mapping_context(self, now: datetime) -> MappingContext:
         """The mappers' context: this configuration's namespace, stamped with ``now``."""

@@ -12,8 +12,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from fhir_bridge.api import SECRET_HEADER, secret_of
-from fhir_bridge.config import Settings, load_settings
+from fhir_bridge.config import WEBHOOK_SECRET_HEADER, Settings, load_settings
 from fhir_bridge.documents import read_records
 from fhir_bridge.errors import InputError
 from fhir_bridge.store import Store
@@ -167,7 +166,7 @@ def resolve(
 
 
 def _webhook_secret(settings: Settings, connection: str) -> str:
-    secret = secret_of(settings, connection)
+    secret = settings.webhook_secret(connection)
     if secret is None:
         raise InputError(
             f"connections.{connection}.webhook_secret_env",
@@ -187,7 +186,7 @@ def subscribe_(connection: ConnectionOption = None, callback: CallbackOption = "
 
     async def run() -> tuple[int, int]:
         async with target.client() as client:
-            return await subscribe(client, target.name, callback, secret, SECRET_HEADER)
+            return await subscribe(client, target.name, callback, secret, WEBHOOK_SECRET_HEADER)
 
     created, kept = asyncio.run(run())
     typer.echo(f"subscriptions: {created} created, {kept} already there")

@@ -17,8 +17,8 @@ import pytest
 import uvicorn
 
 from fhir_bridge import model as m
-from fhir_bridge.api import SECRET_HEADER, create_app
-from fhir_bridge.config import ConnectionConfig, Settings
+from fhir_bridge.api import create_app
+from fhir_bridge.config import WEBHOOK_SECRET_HEADER, ConnectionConfig, Settings
 from fhir_bridge.documents import read_records
 from fhir_bridge.fhir import FhirClient
 from fhir_bridge.mappers import MappingContext
@@ -88,7 +88,9 @@ def test_a_notification_applies_the_change_without_a_manual_pull(
     async def manage(create: bool) -> tuple[int, int] | int:
         async with FhirClient(fhir_base_url) as client:
             if create:
-                return await subscribe(client, "hapi", callback, os.environ[secret], SECRET_HEADER)
+                return await subscribe(
+                    client, "hapi", callback, os.environ[secret], WEBHOOK_SECRET_HEADER
+                )
             return await unsubscribe(client, "hapi", callback)
 
     created = asyncio.run(manage(True))

@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 
-from fhir_bridge.config import Settings
+from fhir_bridge.config import WEBHOOK_SECRET_HEADER, Settings
 from fhir_bridge.sync import PULLED_TYPES
 
 from .._responses import OperationOutcome
 
 log = logging.getLogger("fhir_bridge.api")
-SECRET_HEADER = "X-Fhir-Bridge-Secret"  # noqa: S105 - a header name, not a secret
 Json = dict[str, Any]
 # (connection, resources or None for an incremental pull) -> work done after the answer
 Handler = Callable[[str, list[Json] | None], Awaitable[None]]
@@ -37,18 +35,11 @@ class FhirJSONResponse(JSONResponse):
     media_type = "application/fhir+json"
 
 
-def secret_of(settings: Settings, connection: str) -> str | None:
-    config = settings.connections.get(connection)
-    if config is None or config.webhook_secret_env is None:
-        return None
-    return os.environ.get(config.webhook_secret_env) or None
-
-
 def webhook_router(settings: Settings, handle: Handler) -> APIRouter:
     router = APIRouter(prefix="/fhir/notify", tags=["notifications"])
 
     def check(connection: str, secret: str | None) -> None:
-        expected = secret_of(settings, connection)
+        expected = settings.webhook_secret(connection)
         if connection not in settings.connections:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no connection {connection!r}")
         if expected is None or secret is None or not hmac.compare_digest(expected, secret):
@@ -62,7 +53,7 @@ def webhook_router(settings: Settings, handle: Handler) -> APIRouter:
     async def notified(
         connection: str,
         background: BackgroundTasks,
-        secret: Annotated[str | None, Header(alias=SECRET_HEADER)] = None,
+        secret: Annotated[str | None, Header(alias=WEBHOOK_SECRET_HEADER)] = None,
     ) -> OperationOutcome:
         """A notification without payload: pull the connection incrementally."""
         check(connection, secret)
@@ -81,7 +72,7 @@ def webhook_router(settings: Settings, handle: Handler) -> APIRouter:
         resource_id: str,
         request: Request,
         background: BackgroundTasks,
-        secret: Annotated[str | None, Header(alias=SECRET_HEADER)] = None,
+        secret: Annotated[str | None, Header(alias=WEBHOOK_SECRET_HEADER)] = None,
     ) -> OperationOutcome:
         """A notification carrying the changed resource (``resource_id`` on the server):
         apply it."""

@@ -9,9 +9,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from fhir_bridge.api import SECRET_HEADER
 from fhir_bridge.api.routes.webhook import webhook_router
-from fhir_bridge.config import ConnectionConfig, Settings
+from fhir_bridge.config import WEBHOOK_SECRET_HEADER, ConnectionConfig, Settings
 
 
 class Client:
@@ -61,7 +60,9 @@ def app(monkeypatch: pytest.MonkeyPatch) -> tuple[Client, list[tuple[str, Any]]]
 def test_payload_notification_is_accepted_and_applied_after_the_answer(app: Any) -> None:
     client, handled = app
     goal = {"resourceType": "Goal", "id": "7", "lifecycleStatus": "active"}
-    answer = client.put("/fhir/notify/ehr/Goal/7", json=goal, headers={SECRET_HEADER: "s3cret"})
+    answer = client.put(
+        "/fhir/notify/ehr/Goal/7", json=goal, headers={WEBHOOK_SECRET_HEADER: "s3cret"}
+    )
     assert answer.status_code == 202
     assert answer.json()["resourceType"] == "OperationOutcome"  # servers parse the answer as FHIR
     assert handled == [("ehr", [goal])]
@@ -69,11 +70,14 @@ def test_payload_notification_is_accepted_and_applied_after_the_answer(app: Any)
 
 def test_empty_notification_triggers_an_incremental_pull(app: Any) -> None:
     client, handled = app
-    assert client.post("/fhir/notify/ehr", headers={SECRET_HEADER: "s3cret"}).status_code == 202
+    assert (
+        client.post("/fhir/notify/ehr", headers={WEBHOOK_SECRET_HEADER: "s3cret"}).status_code
+        == 202
+    )
     assert handled == [("ehr", None)]
 
 
-@pytest.mark.parametrize("headers", [{}, {SECRET_HEADER: "wrong"}])
+@pytest.mark.parametrize("headers", [{}, {WEBHOOK_SECRET_HEADER: "wrong"}])
 def test_without_the_secret_nothing_happens(app: Any, headers: dict[str, str]) -> None:
     client, handled = app
     assert client.post("/fhir/notify/ehr", headers=headers).status_code == 401
@@ -82,11 +86,14 @@ def test_without_the_secret_nothing_happens(app: Any, headers: dict[str, str]) -
 
 def test_unknown_connection_and_wrong_body(app: Any) -> None:
     client, handled = app
-    assert client.post("/fhir/notify/other", headers={SECRET_HEADER: "s3cret"}).status_code == 404
+    assert (
+        client.post("/fhir/notify/other", headers={WEBHOOK_SECRET_HEADER: "s3cret"}).status_code
+        == 404
+    )
     wrong = client.put(
         "/fhir/notify/ehr/Goal/7",
         json={"resourceType": "CarePlan"},
-        headers={SECRET_HEADER: "s3cret"},
+        headers={WEBHOOK_SECRET_HEADER: "s3cret"},
     )
     assert wrong.status_code == 400
     assert handled == []
