@@ -27,6 +27,11 @@ Every error fhir-bridge raises on purpose derives from :class:`BridgeError`::
 No message ever holds a secret, a token, a query string or resource content: ids, statuses,
 codes and counts only. Data is on attributes.
 
+``permanent`` says whether doing the same thing again, unchanged, would fail the same way: a
+record that cannot be mapped, an interaction the server rules out, or a 4xx answer other than
+408 (timeout), 409 (conflict), 412 (version conflict) and 429 (slow down). The outbox's retry
+schedule (``fhir_bridge.sync.RetrySchedule``) dead-letters a permanent failure at once.
+
 Later layers (sync, store) add their own branches under BridgeError.
 """
 
@@ -37,6 +42,21 @@ from dataclasses import dataclass
 
 class BridgeError(Exception):
     """fhir-bridge could not do what was asked."""
+
+    @property
+    def permanent(self) -> bool:
+        """Whether the same work, tried again unchanged, would fail the same way."""
+        return False
+
+
+# 4xx answers that may go another way later: the request timed out, the resource was busy or
+# changed meanwhile, the server asked us to slow down
+TRANSIENT_CLIENT_STATUSES = frozenset({408, 409, 412, 429})
+
+
+def permanent_status(status: int | None) -> bool:
+    """Whether an HTTP error status means the same request will be refused again."""
+    return status is not None and 400 <= status < 500 and status not in TRANSIENT_CLIENT_STATUSES
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +77,10 @@ class MappingError(BridgeError):
         self.problems = problems
         super().__init__("; ".join(str(p) for p in problems) or "invalid input")
 
+    @property
+    def permanent(self) -> bool:
+        return True
+
     def prefixed(self, prefix: str) -> MappingError:
         """The same problems with ``prefix`` put before each path."""
         return MappingError(
@@ -73,6 +97,10 @@ class InputError(BridgeError):
         self.line = line
         where = f"{source}:{line}" if line is not None else source
         super().__init__(f"{where}: {reason}")
+
+    @property
+    def permanent(self) -> bool:
+        return True
 
 
 # --- FHIR client -------------------------------------------------------------------------
@@ -158,6 +186,10 @@ class FhirStatusError(FhirError):
             resource_type=resource_type,
         )
 
+    @property
+    def permanent(self) -> bool:
+        return permanent_status(self.status)
+
 
 class VersionConflict(FhirStatusError):  # noqa: N818 - names the domain uses
     """The resource changed on the server since the version named in If-Match (412/409)."""
@@ -185,6 +217,10 @@ class NotSupportedByServer(FhirError):  # noqa: N818 - names the domain uses
             f"{subject}: the server does not support {interaction}", resource_type=resource_type
         )
 
+    @property
+    def permanent(self) -> bool:
+        return True
+
 
 class MalformedResponse(FhirError):  # noqa: N818 - names the domain uses
     """A success answer whose body is not the FHIR JSON expected (e.g. HTML from a proxy)."""
@@ -205,6 +241,10 @@ class MalformedResponse(FhirError):  # noqa: N818 - names the domain uses
         where = f"{method} {path}: " if method else ""
         super().__init__(f"{where}{reason}", resource_type=resource_type)
 
+    @property
+    def permanent(self) -> bool:
+        return permanent_status(self.status)
+
 
 class AuthError(FhirError):
     """No access token could be obtained; ``error`` is the OAuth error code when given."""
@@ -219,6 +259,11 @@ class AuthError(FhirError):
         if error:
             parts.append(error)
         super().__init__(": ".join(parts[:1]) + "".join(f" ({p})" for p in parts[1:]))
+
+    @property
+    def permanent(self) -> bool:
+        """A token endpoint refusing our credentials (4xx) will refuse them again."""
+        return permanent_status(self.status)
 
 
 def _hapi_codes(outcome: OperationOutcome) -> list[str]:

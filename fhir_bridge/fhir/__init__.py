@@ -20,7 +20,7 @@ from ._capabilities import (
 from ._client import FhirClient
 from ._client_credentials import ClientCredentials
 from ._core import FhirResponse, Observer, RequestEvent
-from ._outcome import parse_outcome
+from ._outcome import parse_outcome, status_error
 from ._retry import RetryPolicy, is_safe_to_repeat, parse_retry_after
 from ._secrets import secret_from_env, secret_from_file
 from ._smart import SmartBackendServices
@@ -51,6 +51,7 @@ __all__ = [
     "parse_retry_after",
     "secret_from_env",
     "secret_from_file",
+    "status_error",
     "version_of_etag",
     "write_strategy",
 ]

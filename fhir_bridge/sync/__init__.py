@@ -2,12 +2,14 @@
 
 from ._connection import Connection, resolve_connection
 from ._merge import FieldConflict, Merge, three_way
-from ._pull import PULLED_TYPES, Puller, PullSummary
-from ._push import Pusher, PushSummary
+from ._pull import PULLED_TYPES, Puller
+from ._push import Pusher
 from ._resolve import TAKES, resolve_conflict
+from ._retry import RetrySchedule
 from ._runs import pull_connection, push_connection
 from ._status import fleet_status
 from ._subscriptions import subscribe, unsubscribe
+from ._summary import PullSummary, PushSummary
 from ._worker import Worker
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "Puller",
     "PushSummary",
     "Pusher",
+    "RetrySchedule",
     "Worker",
     "fleet_status",
     "pull_connection",

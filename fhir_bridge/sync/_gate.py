@@ -36,6 +36,7 @@ class FleetGate(httpx.AsyncBaseTransport):
         self.connection = connection
         self.slots = store.request_slots(connection, cap)
         self.inner = inner or httpx.AsyncHTTPTransport()
+        self._owns_inner = inner is None  # a transport handed in is closed by its owner
         self.stopping = False
         # waiting for a slot blocks a thread: these get threads of their own, so waiters
         # never starve the rest of the worker (lease renewals, releases) of threads
@@ -47,17 +48,24 @@ class FleetGate(httpx.AsyncBaseTransport):
         slot = await loop.run_in_executor(self._waiters, self.slots.acquire, self._stopping)
         try:
             response = await self.inner.handle_async_request(request)
-            try:
-                raw = b"".join([chunk async for chunk in response.aiter_raw()])
-            finally:
-                await response.aclose()
+            headers = response.headers
+            if response.is_stream_consumed:  # read already (a mock transport): decoded
+                raw = response.content
+                headers = httpx.Headers(
+                    [(k, v) for k, v in headers.multi_items() if k != "content-encoding"]
+                )
+            else:
+                try:
+                    raw = b"".join([chunk async for chunk in response.aiter_raw()])
+                finally:
+                    await response.aclose()
         finally:
             self.slots.release(slot)
         if response.status_code == 429:
             await self._throttle(response)
         return httpx.Response(
             response.status_code,
-            headers=response.headers,
+            headers=headers,
             content=raw,
             extensions=response.extensions,
         )
@@ -67,7 +75,8 @@ class FleetGate(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         self.stopping = True
-        await self.inner.aclose()
+        if self._owns_inner:
+            await self.inner.aclose()
         self._waiters.shutdown(wait=False, cancel_futures=True)
 
     async def _wait_while_throttled(self) -> None:

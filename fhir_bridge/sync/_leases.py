@@ -1,8 +1,12 @@
-"""Keeping leases alive while their work runs, and noticing when one is lost.
+"""Leases: the one sequence push and pull follow for each piece of work they share out.
 
-A :class:`LeaseKeeper` renews every claim it holds a few times per lease period. A claim
-that could not be renewed (it expired while the process was paused, or another worker took
-it over) is *lost*: the work under it stops at the next step and records nothing.
+Claim the work (:meth:`Leases.claim`: None when another process holds it), keep the claim
+renewed in the background while the work runs (a :class:`LeaseKeeper` renews every claim it
+holds a few times per lease period), check it before recording (:meth:`Held.check`, and
+:meth:`Held.confirm` asking the store), give it back at the end. A claim that could not be
+renewed (it expired while the process was paused, or another worker took it over) is *lost*:
+the work under it stops at the next step with :class:`LeaseLost` and records nothing; the
+block holding it ends quietly and says so (``Held.lost``).
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from types import TracebackType
 
 from fhir_bridge.errors import LeaseLost
 from fhir_bridge.store import Claim, Store
@@ -155,3 +160,115 @@ async def kept(
     finally:
         stop.set()
         await task
+
+
+class Held:
+    """One claim held for a block of work (``with held: ...``): renewed by the keeper while
+    the block runs, given back when it ends. :class:`LeaseLost` raised inside ends the block
+    quietly and sets ``lost``: the process holding the lease now does the work again."""
+
+    def __init__(self, store: Store, claim: Claim, keeper: LeaseKeeper | None) -> None:
+        self.store = store
+        self.claim = claim
+        self.keeper = keeper
+        self.lost = False
+
+    def check(self, now: datetime) -> None:
+        """Raise :class:`LeaseLost` if the keeper found the claim lost, or it is past expiry."""
+        if self.keeper is not None:
+            self.keeper.check(self.claim)
+        elif self.claim.expires_at <= now:
+            raise LeaseLost(self.claim.connection, self.claim.scope, self.claim.key)
+
+    def confirm(self, now: datetime) -> None:
+        """Ask the store: raise :class:`LeaseLost` unless the claim is still held."""
+        if not self.store.leases.holds(self.claim, now):
+            raise LeaseLost(self.claim.connection, self.claim.scope, self.claim.key)
+
+    def __enter__(self) -> Held:
+        if self.keeper is not None:
+            self.keeper.hold(self.claim)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if self.keeper is not None:
+            self.keeper.drop(self.claim)
+        with contextlib.suppress(Exception):  # a lost database: the lease expires anyway
+            self.store.leases.release(self.claim)
+        if not isinstance(exc, LeaseLost):
+            return False
+        self.lost = True
+        log.warning(
+            "lease lost: work left to the process holding it now",
+            extra={"action": f"{self.claim.scope}.lease_lost", "connection": self.claim.connection},
+        )
+        return True
+
+
+class Leases:
+    """The lease sequence of one connection's work by one holder (a process or worker).
+
+    Inside :meth:`renewing` (the worker's keeper, or one of its own for the block), claims
+    taken with :meth:`claim` or handed over with :meth:`hold` are kept renewed.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        connection: str,
+        holder: str,
+        *,
+        seconds: float,
+        clock: Callable[[], datetime],
+        keeper: LeaseKeeper | None = None,
+    ) -> None:
+        self.store = store
+        self.connection = connection
+        self.holder = holder
+        self.seconds = seconds
+        self.clock = clock
+        self._given = keeper
+        self._keeper: LeaseKeeper | None = None
+
+    @contextlib.asynccontextmanager
+    async def renewing(self) -> AsyncIterator[Leases]:
+        """Keep the claims held in the block renewed (by the worker's keeper if given)."""
+        async with kept(self._given, self.store, self.seconds, self.clock) as keeper:
+            self._keeper = keeper
+            try:
+                yield self
+            finally:
+                self._keeper = None
+
+    def dead(self, roles: tuple[str, ...] = ()) -> list[str]:
+        """Holders whose leases may be taken over at once (see :func:`dead_local_holders`)."""
+        return dead_holders(self.store, roles)
+
+    def claim(
+        self,
+        scope: str,
+        key: str,
+        *,
+        dead: Sequence[str] = (),
+        seconds: float | None = None,
+    ) -> Held | None:
+        """Claim ``scope``/``key`` of this connection; None while another process holds it."""
+        claim = self.store.leases.claim(
+            self.connection,
+            scope,
+            key,
+            holder=self.holder,
+            now=self.clock(),
+            seconds=self.seconds if seconds is None else seconds,
+            dead=list(dead),
+        )
+        return None if claim is None else self.hold(claim)
+
+    def hold(self, claim: Claim) -> Held:
+        """A claim already taken (``store.leases.claim_push``), to be held for a block of work."""
+        return Held(self.store, claim, self._keeper)

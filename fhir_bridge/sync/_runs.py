@@ -1,4 +1,8 @@
-"""One push or one pull of a connection, as the CLI, the API and the worker start them."""
+"""One push or one pull of a connection, as the CLI, the API and the worker start them.
+
+``transport`` (an ``httpx.AsyncBaseTransport``) replaces httpx's own under the FHIR client:
+tests hand an ``httpx.MockTransport`` (or a respx router) that answers as a FHIR server would.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
+
 from fhir_bridge import metrics
 from fhir_bridge.config import Settings
 from fhir_bridge.store import Store
 
 from ._connection import Connection
-from ._pull import Puller, PullSummary
-from ._push import Pusher, PushSummary
+from ._pull import Puller
+from ._push import Pusher
+from ._summary import PullSummary, PushSummary
 
 
 async def push_connection(
@@ -25,10 +32,11 @@ async def push_connection(
     dry_run: bool = False,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> PushSummary:
     """Push the connection's outbox (or one patient's records) and count it in the metrics."""
     started = time.perf_counter()
-    async with target.client() as client:
+    async with target.client(transport) as client:
         summary = await Pusher(
             store,
             client,
@@ -53,10 +61,11 @@ async def pull_connection(
     *,
     patient_id: str | None = None,
     resources: list[dict[str, Any]] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> PullSummary:
     """Pull the connection's changes (or apply ``resources`` a notification carried)."""
     started = time.perf_counter()
-    async with target.client() as client:
+    async with target.client(transport) as client:
         puller = Puller(
             store,
             client,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+from ._plan import Write
 
 
 def int_fields(summary: Any) -> dict[str, int]:
@@ -13,3 +15,35 @@ def int_fields(summary: Any) -> dict[str, int]:
         for f in fields(summary)
         if isinstance(getattr(summary, f.name), int)
     }
+
+
+@dataclass
+class PushSummary:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    not_supported: int = 0
+    busy: int = 0  # patients another worker was pushing: left to it
+    lease_lost: int = 0  # patients given up because the lease was lost: redone by another
+    planned: list[Write] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return int_fields(self)
+
+
+@dataclass
+class PullSummary:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    conflicts: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    failed: int = 0
+    busy: int = 0  # resource types another worker was pulling: left to it
+    problems: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return int_fields(self)

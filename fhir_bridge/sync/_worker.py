@@ -7,6 +7,9 @@ concurrently, and claims again; when nothing is due it pulls (each resource type
 lease on its watermark) and sleeps. A background task renews this worker's leases, says the
 worker is alive, and frees claims that workers which stopped answering left behind.
 
+``transport`` (an ``httpx.AsyncBaseTransport``) replaces httpx's own under every
+connection's client, beneath the fleet gate: tests hand a mock one answering as FHIR servers.
+
 Stopping (SIGTERM) is graceful: the patients being pushed are finished, nothing else is
 started, the worker's leases are given back, and whatever is still queued stays in the
 outbox for the next worker.
@@ -22,6 +25,8 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+
+import httpx
 
 from fhir_bridge import metrics
 from fhir_bridge.config import Settings
@@ -47,8 +52,10 @@ class Worker:
         lease_seconds: float = 30.0,
         claim_batch: int = 4,
         clock: Callable[[], float] = time.monotonic,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings
+        self.transport = transport
         self.push_every = push_every
         self.pull_every = pull_every
         self.lease_seconds = lease_seconds
@@ -122,7 +129,7 @@ class Worker:
     async def _connection_loop(self, name: str, store: Store, keeper: LeaseKeeper) -> None:
         target = resolve_connection(self.settings, name, None)
         ctx = self.settings.mapping_context(datetime.now(UTC))
-        gate = FleetGate(store, name, target.config.max_in_flight)
+        gate = FleetGate(store, name, target.config.max_in_flight, inner=self.transport)
         async with target.client(transport=gate) as client:
             pusher = Pusher(
                 store,

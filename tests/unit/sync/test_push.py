@@ -1,0 +1,373 @@
+"""Push without a server: planning, bundle/batch/single modes, fallback, conflicts, retries, leases.
+
+Every test runs the real Pusher against the in-memory FHIR server (``fhir_server.py``) through
+an ``httpx`` mock transport, and a real store on SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from fhir_bridge import model as m
+from fhir_bridge.mappers import MappingContext
+from fhir_bridge.store import Store
+from fhir_bridge.sync import Pusher, PushSummary, RetrySchedule
+from tests.unit.sync.conftest import CONNECTION, NOW, Clock, patient_records
+from tests.unit.sync.fhir_server import FhirServer, Json
+
+pytestmark = pytest.mark.anyio
+PATIENT = "pat-rivera"
+GOAL = "goal-rivera-a1c"
+OTHER_HOLDER = "push:elsewhere:1:abcdef"  # a process on another host: never taken for dead
+
+
+async def push(
+    store: Store,
+    server: FhirServer,
+    ctx: MappingContext,
+    clock: Clock,
+    *,
+    dry_run: bool = False,
+    **options: Any,
+) -> PushSummary:
+    async with server.client() as client:
+        pusher = Pusher(store, client, CONNECTION, ctx, clock=clock, **options)
+        return await pusher.push(dry_run=dry_run)
+
+
+def load(store: Store, records: list[m.Record] | None = None) -> list[m.Record]:
+    records = records if records is not None else patient_records()
+    store.put_records(records, [CONNECTION], NOW)
+    return records
+
+
+def goal(records: list[m.Record]) -> m.Goal:
+    return next(r for r in records if isinstance(r, m.Goal) and r.id == GOAL)
+
+
+def bundles_sent(server: FhirServer) -> list[Json]:
+    return [json.loads(r.content) for r in server.sent("POST") if r.url.path.rstrip("/") == "/fhir"]
+
+
+def pending(store: Store, clock: Clock) -> int:
+    return len(store.outbox.due(CONNECTION, clock()))
+
+
+# ------------------------------------------------------------------ planning
+
+
+async def test_first_push_creates_everything_once_and_a_second_writes_nothing(
+    store: Store, server: FhirServer, ctx: MappingContext, clock: Clock
+) -> None:
+    """One transaction; references point at the server's ids; pushing again sends no write."""
+    load(store)
+    first = await push(store, server, ctx, clock)
+    assert first.failed == first.dead_lettered == 0
+    assert first.created == 16  # 12 records, their Task and 3 directory resources
+    (bundle,) = bundles_sent(server)
+    assert bundle["type"] == "transaction"
+    patient_id = server.ours("Patient", PATIENT)["id"]
+    plan = server.ours("CarePlan", "cp-rivera-ccm")
+    assert plan["subject"]["reference"] == f"Patient/{patient_id}"
+    goal_ids = {g["id"] for g in server.of_type("Goal")}
+    assert {g["reference"].split("/")[1] for g in plan["goal"]} <= goal_ids
+    assert pending(store, clock) == 0
+
+    writes = len(server.requests)
+    again = await push(store, server, ctx, clock)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 0)  # nothing was queued
+    store.outbox.enqueue_unsynced(CONNECTION, clock())
+    assert [r.method for r in server.requests[writes:]] == ["GET"]  # the CapabilityStatement
+
+
+async def test_records_stored_for_no_connection_are_queued_and_pushed_in_the_same_run(
+    store: Store, server: FhirServer, ctx: MappingContext
+) -> None:
+    """As after ``fhir-bridge load`` with no connection configured, then ``push --fhir-url``:
+    on a real clock, what the push itself queues is due in that same push."""
+    store.put_records(patient_records(), [], NOW)
+    async with server.client() as client:
+        summary = await Pusher(store, client, CONNECTION, ctx).push()
+    assert summary.created == 16
+
+
+async def test_a_requeued_record_whose_rendering_is_unchanged_is_not_written(
+    store: Store, server: FhirServer, ctx: MappingContext, clock: Clock
+) -> None:
+    records = load(store)
+    await push(store, server, ctx, clock)
+    g = goal(records)
+    store.put_records([g.model_copy(update={"updated_at": NOW + timedelta(days=1)})], [], NOW)
+    sent = len(bundles_sent(server))
+    summary = await push(store, server, ctx, clock)
+    assert summary.created == summary.updated == 0
+    assert summary.unchanged > 0
+    assert len(bundles_sent(server)) == sent
+    assert pending(store, clock) == 0
+
+
+async def test_dry_run_plans_without_writing_or_touching_the_outbox(
+    store: Store, server: FhirServer, ctx: MappingContext, clock: Clock
+) -> None:
+    records = load(store)
+    planned = await push(store, server, ctx, clock, dry_run=True)
+    assert len(planned.planned) == 16
+    assert {w.action for w in planned.planned} == {"create"}
+    assert server.sent("POST") == server.sent("PUT") == []
+    assert pending(store, clock) == len(records)
+    assert store.runs.recent() == []
+
+    await push(store, server, ctx, clock)
+    g = goal(records)
+    g.priority = m.GoalPriority.low
+    store.put_records([g], [CONNECTION], NOW)
+    (update,) = (await push(store, server, ctx, clock, dry_run=True)).planned
+    assert (update.action, update.resource_type) == ("update", "Goal")
+    assert any("priority" in change for change in update.changes)
+
+
+async def test_one_changed_goal_is_one_version_aware_update(
+    store: Store, server: FhirServer, ctx: MappingContext, clock: Clock
+) -> None:
+    records = load(store)
+    await push(store, server, ctx, clock)
+    g = goal(records)
+    g.achievement_status = m.GoalAchievement.improving
+    store.put_records([g], [CONNECTION], NOW)
+    summary = await push(store, server, ctx, clock)
+    assert (summary.created, summary.updated) == (0, 1)
+    (entry,) = bundles_sent(server)[-1]["entry"]
+    on_server = server.ours("Goal", GOAL)
+    assert entry["request"] == {
+        "method": "PUT",
+        "url": f"Goal/{on_server['id']}",
+        "ifMatch": 'W/"1"',
+    }
+    assert on_server["meta"]["versionId"] == "2"
+    assert on_server["achievementStatus"]["coding"][0]["code"] == "improving"
+
+
+# ------------------------------------------------------------------ modes
+
+
+async def test_without_transactions_batches_hold_one_dependency_level_each(
+    store: Store, ctx: MappingContext, clock: Clock
+) -> None:
+    server = FhirServer(transaction=False)
+    load(store)
+    summary = await push(store, server, ctx, clock)
+    assert (summary.created, summary.failed) == (16, 0)
+    sent = bundles_sent(server)
+    assert {b["type"] for b in sent} == {"batch"}
+    assert len(sent) > 1
+    patient_id = server.ours("Patient", PATIENT)["id"]
+    # goals went in a later batch than the patient, so they point at its server id
+    assert server.ours("Goal", GOAL)["subject"]["reference"] == f"Patient/{patient_id}"
+
+
+async def test_without_bundles_one_conditional_update_per_resource(
+    store: Store, ctx: MappingContext, clock: Clock
+) -> None:
+    server = FhirServer(transaction=False, batch=False)
+    load(store)
+    summary = await push(store, server, ctx, clock)
+    assert (summary.created, summary.failed) == (16, 0)
+    assert bundles_sent(server) == []
+    puts = server.sent("PUT")
+    assert len(puts) == 16
+    assert all(r.url.params.get("identifier") for r in puts)
+
+
+async def test_without_conditional_update_search_then_conditional_create(
+    store: Store, ctx: MappingContext, clock: Clock
+) -> None:
+    server = FhirServer(transaction=False, batch=False, conditional_update=False)
+    load(store)
+    summary = await push(store, server, ctx, clock)
+    assert (summary.created, summary.failed) == (16, 0)
+    creates = server.sent("POST")
+    assert len(creates) == 16
+    assert all(r.headers["If-None-Exist"].startswith("identifier=") for r in creates)
+    searches = [r for r in server.sent("GET") if "identifier" in r.url.params]
+    assert len(searches) == 16
+
+
+async def test_a_read_only_type_is_never_attempted_and_dead_lettered(
+    store: Store, ctx: MappingContext, clock: Clock
+) -> None:
+    server = FhirServer(read_only=frozenset({"CarePlan"}))
+    load(store)
+    summary = await push(store, server, ctx, clock)
+    assert summary.not_supported == 1
+    assert summary.dead_lettered == 1
+    assert server.of_type("CarePlan") == []
+    assert all(
+        e["resource"]["resourceType"] != "CarePlan" for e in bundles_sent(server)[0]["entry"]
+    )
+    (dead,) = store.outbox.dead_letters(CONNECTION)
+    assert dead.kind == "careplan"
+    assert "read-only on this server" in (dead.last_error or "")
+
+
+# ------------------------------------------------------------------ failures
+
+
+def refusing(resource_type: str, value: str, status: int, said: str = "bad entry") -> Any:
+    def refuse(method: str, resource: Json) -> tuple[int, str] | None:
+        ours = [i.get("value") for i in resource.get("identifier", [])]
+        if resource.get("resourceType") == resource_type and value in ours:
+            return status, said
+        return None
+
+    return refuse
+
+
+async def test_a_refused_transaction_is_resent_entry_by_entry_to_find_the_bad_one(
+    store: Store, ctx: MappingContext, clock: Clock
+) -> None:
+    server = FhirServer(refuse=refusing("Goal", GOAL, 422, "target out of range"))
+    load(store)
+    summary = await push(store, server, ctx, clock)
+    assert summary.dead_lettered == 1
+    assert summary.created == 15
+    assert len(bundles_sent(server)) == 1 + 16  # the whole, then each entry alone
+    (dead,) = store.outbox.dead_letters(CONNECTION)
+    assert (dead.kind, dead.record_id, dead.attempts) == ("goal", GOAL, 1)
+    # sent alone, the entry's transaction is refused: the error and the server's words
+    assert (dead.last_error or "").startswith("FhirStatusError: HTTP 422")
+    assert (dead.last_error or "").endswith("- target out of range")
+    assert len(server.of_type("Goal")) == 2
+
+
+async def test_a_transient_failure_is_retried_after_the_schedule_wait(
+    store: Store, ctx: MappingContext, clock: Clock
+) -> None:
+    server = FhirServer(refuse=refusing("Goal", GOAL, 503))
+    records = load(store)
+    summary = await push(store, server, ctx, clock)
+    assert summary.failed == len(records)  # a transaction fails whole; nothing is permanent
+    assert summary.dead_lettered == 0
+    assert len(bundles_sent(server)) == 1  # no entry-by-entry resend for a server error
+    assert pending(store, clock) == 0
+    assert len(store.outbox.due(CONNECTION, NOW + timedelta(seconds=29))) == 0
+    assert len(store.outbox.due(CONNECTION, NOW + timedelta(seconds=30))) == len(records)
+
+    server.refuse = None
+    clock.advance(seconds=30)
+    again = await push(store, server, ctx, clock)
+    assert (again.created, again.failed) == (16, 0)
+
+
+async def test_a_version_conflict_rereads_the_server_copy_and_keeps_the_clinicians_additions(
+    store: Store, server: FhirServer, ctx: MappingContext, clock: Clock
+) -> None:
+    records = load(store)
+    await push(store, server, ctx, clock)
+    on_server = server.ours("Goal", GOAL)
+    note = {"text": "Discussed at clinic"}
+    server.edit("Goal", on_server["id"], lambda r: r.setdefault("note", []).append(note))
+    g = goal(records)
+    g.priority = m.GoalPriority.low
+    store.put_records([g], [CONNECTION], NOW)
+    summary = await push(store, server, ctx, clock)
+    assert (summary.updated, summary.failed) == (1, 0)
+    assert [r.url.path for r in server.sent("GET", "Goal/")] == [f"/fhir/Goal/{on_server['id']}"]
+    final = server.ours("Goal", GOAL)
+    assert final["meta"]["versionId"] == "3"
+    assert note in final["note"]
+    assert final["priority"]["coding"][0]["code"] == "low-priority"
+
+
+async def test_a_failing_record_is_dead_lettered_after_the_last_attempt(
+    store: Store, ctx: MappingContext, clock: Clock
+) -> None:
+    server = FhirServer(transaction=False, batch=False, refuse=refusing("Goal", GOAL, 500))
+    load(store)
+    schedule = RetrySchedule(first_wait=timedelta(seconds=10), max_attempts=3)
+    waits = []
+    for _ in range(3):
+        before = clock()
+        summary = await push(store, server, ctx, clock, retry=schedule)
+        due = [
+            e
+            for e in store.outbox.due(CONNECTION, clock() + timedelta(days=1))
+            if e.record_id == GOAL
+        ]
+        if due:
+            waits.append(due[0].next_attempt_at - before)
+        clock.advance(hours=1)
+    assert waits == [timedelta(seconds=10), timedelta(seconds=20)]
+    assert (summary.failed, summary.dead_lettered) == (0, 1)
+    (dead,) = store.outbox.dead_letters(CONNECTION)
+    assert (dead.record_id, dead.attempts) == (GOAL, 3)
+
+
+# ------------------------------------------------------------------ leases
+
+
+async def test_a_patient_another_process_pushes_is_left_to_it(
+    store: Store, server: FhirServer, ctx: MappingContext, clock: Clock
+) -> None:
+    records = load(store)
+    other = store.leases.claim(
+        CONNECTION, "push", PATIENT, holder=OTHER_HOLDER, now=NOW, seconds=600
+    )
+    assert other is not None
+    summary = await push(store, server, ctx, clock)
+    assert summary.busy == 1
+    assert bundles_sent(server) == []
+    assert pending(store, clock) == len(records)
+
+
+async def test_a_lease_lost_mid_push_records_nothing_and_the_next_push_makes_no_copy(
+    store: Store, ctx: MappingContext, clock: Clock
+) -> None:
+    """The lease expires while the transaction is at the server and another process takes
+    it: the server holds the writes, but this push records none of them."""
+    taken = []
+
+    def take_over(method: str, resource: Json) -> None:
+        if not taken:
+            clock.advance(minutes=5)
+            claim = store.leases.claim(
+                CONNECTION, "push", PATIENT, holder=OTHER_HOLDER, now=clock(), seconds=60
+            )
+            assert claim is not None
+            taken.append(claim)
+
+    server = FhirServer(refuse=take_over)
+    records = load(store)
+    summary = await push(store, server, ctx, clock)
+    assert summary.lease_lost == 1
+    assert summary.created == 0
+    assert len(store.outbox.due(CONNECTION, clock())) == len(records)
+    assert all(row.action != "created" for row in store.log.recent())
+
+    store.leases.release(taken[0])
+    server.refuse = None
+    again = await push(store, server, ctx, clock)
+    assert again.created == 0  # the resources were there: updated in place
+    assert again.updated == 16
+    assert len(server.of_type("Goal")) == 3
+
+
+async def test_push_claimed_pushes_the_workers_patients_and_gives_the_leases_back(
+    store: Store, server: FhirServer, ctx: MappingContext, clock: Clock
+) -> None:
+    load(store)
+    load(store, patient_records("transitional-care-copd.json"))
+    claims = store.leases.claim_push(
+        CONNECTION, holder="worker:a:1:x", now=NOW, seconds=60, limit=4
+    )
+    assert len(claims) == 2
+    async with server.client() as client:
+        pusher = Pusher(store, client, CONNECTION, ctx, clock=clock, holder="worker:a:1:x")
+        summary = await pusher.push_claimed(claims)
+    assert summary.failed == summary.dead_lettered == 0
+    assert len(server.of_type("Patient")) == 2
+    assert pending(store, clock) == 0
+    assert store.leases.current(CONNECTION) == []
