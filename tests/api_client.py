@@ -21,9 +21,12 @@ COLLECTION_OF = {kind: collection for collection, kind in COLLECTIONS.items()}
 class Api:
     """``api("GET", "/v1/goals", key=...)``: one request through the whole app."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        """``transport``: the way to the FHIR servers (a mock one answering as they would)."""
         self.settings = settings
-        self.app: FastAPI = create_app(settings)
+        self.app: FastAPI = create_app(settings, transport=transport)
 
     def __call__(
         self, method: str, url: str, key: str | None = None, **kwargs: Any

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -34,8 +35,16 @@ FHIR R4 servers. Every route but `/healthz` and `/readyz` needs an API key
 (`Authorization: Bearer <key>`, made with `fhir-bridge apikey create --scope read|write|admin`)."""
 
 
-def create_app(settings: Settings | None = None, *, worker: Worker | None = None) -> FastAPI:
-    """The HTTP service; with ``worker``, the outbox is drained and pulls run in-process."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    worker: Worker | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """The HTTP service; with ``worker``, the outbox is drained and pulls run in-process.
+
+    ``transport`` replaces httpx's own under every FHIR client the routes make (push, pull,
+    notifications, handoff delivery): tests hand a mock one answering as a FHIR server."""
     settings = settings or load_settings()
     # one store (one connection pool) for every request, its schema brought up to date once
     store = Store(settings.database_url)
@@ -54,6 +63,7 @@ def create_app(settings: Settings | None = None, *, worker: Worker | None = None
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.transport = transport
 
     @app.exception_handler(MappingError)
     async def invalid(_: Request, exc: MappingError) -> JSONResponse:
@@ -87,7 +97,9 @@ def create_app(settings: Settings | None = None, *, worker: Worker | None = None
     async def notified(connection: str, resources: list[dict[str, Any]] | None) -> None:
         try:
             target = resolve_connection(settings, connection, None)
-            summary = await pull_connection(store, target, settings, resources=resources)
+            summary = await pull_connection(
+                store, target, settings, resources=resources, transport=transport
+            )
             log.info("notification applied", extra={"action": "notify.pull", **summary.counts()})
         except Exception:  # a failed notification must not take the service down
             log.exception("notification could not be applied", extra={"connection": connection})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
+import httpx
 from fastapi import Depends, Header, HTTPException, Path, Request, status
 
 from fhir_bridge.config import Settings
@@ -22,7 +23,14 @@ def store_of(request: Request) -> Store:
     return store
 
 
+def transport_of(request: Request) -> httpx.AsyncBaseTransport | None:
+    """The way to the FHIR servers the app was made with (None: httpx's own)."""
+    transport: httpx.AsyncBaseTransport | None = request.app.state.transport
+    return transport
+
+
 StoreDep = Annotated[Store, Depends(store_of)]
+TransportDep = Annotated[httpx.AsyncBaseTransport | None, Depends(transport_of)]
 SettingsDep = Annotated[Settings, Depends(settings_of)]
 
 

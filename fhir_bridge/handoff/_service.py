@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import httpx
+
 from fhir_bridge import model as m
 from fhir_bridge.config import Settings
 from fhir_bridge.errors import HandoffRefused, InputError
@@ -60,7 +62,14 @@ def prepare_handoff(
     return Handoff(patient_id, kind, package, check(package), document, author.name)
 
 
-async def send_handoff(settings: Settings, handoff: Handoff, to: str, *, strict: bool) -> str:
+async def send_handoff(
+    settings: Settings,
+    handoff: Handoff,
+    to: str,
+    *,
+    strict: bool,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> str:
     """Deliver ``handoff`` to ``to`` (a connection, or a FHIR URL); what happened, in words.
 
     The strict rule: with ``strict``, a package whose completeness check found errors is not
@@ -68,15 +77,23 @@ async def send_handoff(settings: Settings, handoff: Handoff, to: str, *, strict:
     if strict and handoff.errors:
         findings = tuple(finding_json(f) for f in handoff.findings)
         raise HandoffRefused(len(handoff.errors), findings)
-    return await deliver_handoff(settings, to, handoff.document)
+    return await deliver_handoff(settings, to, handoff.document, transport=transport)
 
 
-async def deliver_handoff(settings: Settings, to: str, document: dict[str, Any]) -> str:
+async def deliver_handoff(
+    settings: Settings,
+    to: str,
+    document: dict[str, Any],
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> str:
     """Send the package once, as the receiver takes it: the document Bundle, or (configured,
-    or when the server cannot store Bundles but runs transactions) its resources."""
+    or when the server cannot store Bundles but runs transactions) its resources.
+
+    ``transport`` replaces httpx's own under the FHIR client (tests hand a mock one)."""
     is_url = to.startswith(("http://", "https://"))
     target = resolve_connection(settings, None if is_url else to, to if is_url else None)
-    async with target.client() as client:
+    async with target.client(transport) as client:
         caps = await client.capabilities()
         as_resources = target.config.handoff_delivery == "transaction" or (
             not caps.writable("Bundle") and caps.supports_transaction()

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from fhir_bridge.handoff import finding_json, prepare_handoff, record_handoff, send_handoff
 
-from .._deps import Read, RowId, SettingsDep, StoreDep, Write
+from .._deps import Read, RowId, SettingsDep, StoreDep, TransportDep, Write
 from .._responses import HandoffMade, HandoffOut, HandoffRefusal, Handoffs, HandoffSummary
 
 router = APIRouter(prefix="/v1/handoffs", tags=["handoffs"])
@@ -37,7 +37,11 @@ class HandoffBody(BaseModel):
     },
 )
 async def create_handoff(
-    body: HandoffBody, store: StoreDep, settings: SettingsDep, response: Response
+    body: HandoffBody,
+    store: StoreDep,
+    settings: SettingsDep,
+    transport: TransportDep,
+    response: Response,
 ) -> HandoffMade:
     """Build the patient's document Bundle, check it, deliver it when ``to`` is given."""
     if body.to is not None and body.to not in settings.connections:
@@ -48,7 +52,7 @@ async def create_handoff(
     delivery = (
         None
         if body.to is None
-        else await send_handoff(settings, built, body.to, strict=body.strict)
+        else await send_handoff(settings, built, body.to, strict=body.strict, transport=transport)
     )
     handoff_id = record_handoff(store, built, body.to, delivery, now)
     response.headers["Location"] = f"/v1/handoffs/{handoff_id}"

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fhir_bridge.config import Settings
 from fhir_bridge.sync import Connection, pull_connection, push_connection, resolve_connection
 
-from .._deps import Read, SettingsDep, StoreDep, Write
+from .._deps import Read, SettingsDep, StoreDep, TransportDep, Write
 from .._responses import ConnectionStatus, PlannedWrite, Pulled, Pushed, Run, SyncStatus
 
 router = APIRouter(prefix="/v1", tags=["sync"])
@@ -26,12 +26,18 @@ async def push(
     connection: str,
     store: StoreDep,
     settings: SettingsDep,
+    transport: TransportDep,
     patient: Annotated[str | None, Query(description="Only this patient's records")] = None,
     dry_run: Annotated[bool, Query(description="Plan only; write nothing")] = False,
 ) -> Pushed:
     """Push the connection's queued records now (the worker does this continuously)."""
     summary = await push_connection(
-        store, _connection(settings, connection), settings, patient_id=patient, dry_run=dry_run
+        store,
+        _connection(settings, connection),
+        settings,
+        patient_id=patient,
+        dry_run=dry_run,
+        transport=transport,
     )
     if not dry_run:
         return Pushed(connection=connection, counts=summary.counts())
@@ -52,11 +58,12 @@ async def pull(
     connection: str,
     store: StoreDep,
     settings: SettingsDep,
+    transport: TransportDep,
     patient: Annotated[str | None, Query(description="Only this patient's records")] = None,
 ) -> Pulled:
     """Bring the connection's EHR changes back now; conflicts are kept, not overwritten."""
     summary = await pull_connection(
-        store, _connection(settings, connection), settings, patient_id=patient
+        store, _connection(settings, connection), settings, patient_id=patient, transport=transport
     )
     return Pulled(connection=connection, counts=summary.counts(), problems=summary.problems)
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
@@ -17,6 +18,7 @@ from fhir_bridge.documents import read_records
 from fhir_bridge.store import NewConflict
 from tests.api_client import Api, api_keys
 from tests.helpers import FIXTURES
+from tests.unit.sync.fhir_server import BASE, FhirServer
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 GOAL = {
@@ -32,15 +34,16 @@ SAMPLE_PARAMS = {"collection": "goals", "connection": "ehr"}
 UNAUTHENTICATED = {"/healthz", "/readyz", "/openapi.json", "/docs", "/redoc"}
 
 
+def _unreachable(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("connection refused", request=request)
+
+
 @pytest.fixture
 def api(tmp_path: Path) -> tuple[Api, dict[str, str]]:
+    """The app with one connection whose server cannot be reached."""
     url = f"sqlite:///{tmp_path / 'api.db'}"
-    settings = Settings(
-        database_url=url,
-        # nothing listens on port 9: a push there fails to connect, fast
-        connections={"ehr": ConnectionConfig(base_url="http://127.0.0.1:9/fhir")},
-    )
-    return Api(settings), api_keys(url)
+    settings = Settings(database_url=url, connections={"ehr": ConnectionConfig(base_url=BASE)})
+    return Api(settings, transport=httpx.MockTransport(_unreachable)), api_keys(url)
 
 
 def _routes(api: Api) -> list[tuple[str, str]]:
@@ -329,3 +332,30 @@ def test_every_json_answer_is_described_by_the_openapi_document(api: Any) -> Non
     assert status["recent_runs"][0]["finished_at"] is None
     changes = call("GET", "/v1/changes", key=key).json()["items"]
     assert [c["id"] for c in changes] == ["g7"]
+
+
+def test_a_push_through_the_api_reaches_the_server_and_a_handoff_is_delivered(
+    tmp_path: Path,
+) -> None:
+    """The app's transport reaches every client it makes: push, pull and handoff delivery."""
+    server = FhirServer()
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    settings = Settings(database_url=url, connections={"ehr": ConnectionConfig(base_url=BASE)})
+    call, keys = Api(settings, transport=server.transport), api_keys(url)
+    store = call.store()
+    try:
+        store.put_records(read_records(FIXTURES / "older-adult-caregiver.json"), ["ehr"], NOW)
+    finally:
+        store.close()
+    pushed = call("POST", "/v1/sync/ehr/push", key=keys["write"])
+    assert pushed.status_code == 200, pushed.text
+    assert pushed.json()["counts"]["created"] > 0
+    assert len(server.of_type("Patient")) == 1
+    pulled = call("POST", "/v1/sync/ehr/pull", key=keys["write"])
+    assert pulled.status_code == 200, pulled.text
+    assert pulled.json()["counts"]["new"] == 0
+    made = call(
+        "POST", "/v1/handoffs", key=keys["write"], json={"patient_id": "pat-garcia", "to": "ehr"}
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["delivery"].startswith("delivered as")
