@@ -162,6 +162,12 @@ async def kept(
         await task
 
 
+_LOST = {  # what the log says when a lease is lost, by scope
+    "push": "lease lost: patient left to the worker holding it now",
+    "pull": "lease lost: pull of this type left to the worker holding it",
+}
+
+
 class Held:
     """One claim held for a block of work (``with held: ...``): renewed by the keeper while
     the block runs, given back when it ends. :class:`LeaseLost` raised inside ends the block
@@ -204,7 +210,7 @@ class Held:
             return False
         self.lost = True
         log.warning(
-            "lease lost: work left to the process holding it now",
+            _LOST.get(self.claim.scope, "lease lost: work left to the process holding it now"),
             extra={"action": f"{self.claim.scope}.lease_lost", "connection": self.claim.connection},
         )
         return True

@@ -324,7 +324,7 @@ async def test_a_patient_another_process_pushes_is_left_to_it(
 
 
 async def test_a_lease_lost_mid_push_records_nothing_and_the_next_push_makes_no_copy(
-    store: Store, ctx: MappingContext, clock: Clock
+    store: Store, ctx: MappingContext, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The lease expires while the transaction is at the server and another process takes
     it: the server holds the writes, but this push records none of them."""
@@ -343,6 +343,7 @@ async def test_a_lease_lost_mid_push_records_nothing_and_the_next_push_makes_no_
     records = load(store)
     summary = await push(store, server, ctx, clock)
     assert summary.lease_lost == 1
+    assert "lease lost: patient left to the worker holding it now" in caplog.text
     assert summary.created == 0
     assert len(store.outbox.due(CONNECTION, clock())) == len(records)
     assert all(row.action != "created" for row in store.log.recent())
