@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[server,postgres,dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -54,7 +54,7 @@ test: lint typecheck
 BENCH_PORT ?= 8080
 BENCH_ARGS ?=
 bench: setup
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[server,postgres,dev,bench]'
 	$(BIN)/python -m bench --port $(BENCH_PORT) $(BENCH_ARGS)
 
 clean:

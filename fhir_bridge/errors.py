@@ -21,8 +21,13 @@ Every error fhir-bridge raises on purpose derives from :class:`BridgeError`::
     │                              the work over: its result is not recorded (scope, key)
     ├── StoreUnavailable           (store) the database could not be reached or dropped the
     │                              connection mid-transaction: try again later (error_type)
-    └── HandoffRefused             (handoff) a strict delivery refused: the completeness check
-                                   found errors (errors, findings)
+    ├── HandoffRefused             (handoff) a strict delivery refused: the completeness check
+    │                              found errors (errors, findings)
+    ├── SandboxError               (sandbox) the local HAPI server could not be built, started
+    │                              or stopped (message, log_tail)
+    └── MissingExtra               an optional part is not installed: the HTTP service needs
+                                   ``fhir-bridge[server]``, PostgreSQL ``[postgres]`` (extra,
+                                   module)
 
 No message ever holds a secret, a token, a query string or resource content: ids, statuses,
 codes and counts only. Data is on attributes.
@@ -326,3 +331,16 @@ class HandoffRefused(BridgeError):  # noqa: N818 - names the domain uses
         self.errors = errors
         self.findings = findings
         super().__init__(f"not sent: {errors} errors in the completeness check")
+
+
+class MissingExtra(BridgeError):  # noqa: N818 - names what is missing, like LeaseLost
+    """An optional part of fhir-bridge is not installed: ``extra`` names it, ``module`` the
+    package found missing."""
+
+    def __init__(self, extra: str, module: str) -> None:
+        self.extra = extra
+        self.module = module
+        super().__init__(
+            f"this needs fhir-bridge's optional part {extra!r} ({module} is not installed):"
+            f" pip install 'fhir-bridge[{extra}]'"
+        )

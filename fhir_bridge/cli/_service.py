@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from fhir_bridge.api import create_app
 from fhir_bridge.config import CONFIG_ENV, Settings, load_settings
 from fhir_bridge.demo import DASHBOARD
 from fhir_bridge.demo import run as run_demo
-from fhir_bridge.errors import InputError
+from fhir_bridge.errors import InputError, MissingExtra
 from fhir_bridge.sandbox import SandboxError
 from fhir_bridge.sync import Worker
 
@@ -62,6 +60,12 @@ def serve(
 
 
 def _serve(settings: Settings, host: str, port: int, loop_worker: Worker | None) -> None:
+    try:  # the HTTP service is the optional part fhir-bridge[server]
+        import uvicorn  # noqa: PLC0415
+
+        from fhir_bridge.api import create_app  # noqa: PLC0415
+    except ImportError as exc:
+        raise MissingExtra("server", exc.name or "fastapi") from None
     # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again for the handler
     # it found: let that be a no-op, so a requested stop ends with exit status 0
     for signum in (signal.SIGTERM, signal.SIGINT):

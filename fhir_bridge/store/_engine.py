@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,6 +13,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
+
+from fhir_bridge.errors import MissingExtra
 
 # advisory lock keys (PostgreSQL): one namespace of the bridge's own, far from small integers
 MIGRATE_LOCK = 0x46_42_00_01
@@ -41,6 +44,8 @@ def open_engine(url: str, *, creator: Callable[[], sqlite3.Connection] | None = 
             engine = create_engine(url, future=True, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if importlib.util.find_spec("psycopg") is None:
+        raise MissingExtra("postgres", "psycopg")
     return create_engine(
         url,
         future=True,
