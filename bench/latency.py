@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from fhir_bridge import model as m
-from fhir_bridge.api import SECRET_HEADER
+from fhir_bridge.config import WEBHOOK_SECRET_HEADER as SECRET_HEADER
 from fhir_bridge.fhir import FhirClient
 from fhir_bridge.store import Store
 from fhir_bridge.sync._subscriptions import REASON, endpoint
