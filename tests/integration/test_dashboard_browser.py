@@ -172,9 +172,7 @@ def served(tmp_path: Path, fhir_base_url: str, fhir: httpx.Client) -> Iterator[S
         time.sleep(0.05)
     assert server.started, "uvicorn did not start"
     try:
-        yield Served(
-            f"http://127.0.0.1:{port}", store, keys, dead.id, conflict.id, int(handoff["id"])
-        )
+        yield Served(f"http://127.0.0.1:{port}", store, keys, dead.id, conflict.id, handoff.id)
     finally:
         server.should_exit = True
         thread.join(60)

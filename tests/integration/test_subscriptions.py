@@ -86,7 +86,7 @@ def test_a_notification_applies_the_change_without_a_manual_pull(
     assert secret is not None
 
     async def manage(create: bool) -> tuple[int, int] | int:
-        async with FhirClient(fhir_base_url) as client:
+        async with FhirClient(fhir_base_url, timeout=120.0) as client:
             if create:
                 return await subscribe(
                     client, "hapi", callback, os.environ[secret], WEBHOOK_SECRET_HEADER
