@@ -33,13 +33,14 @@ unit: setup
 acceptance: setup
 	$(BIN)/pytest tests/acceptance
 
-# The integration tests talk to the local HAPI sandbox: build and start it first (the fixtures
-# reuse it), and stop it afterwards unless it was already running. The storage and sync tests
-# also run on PostgreSQL: unless FHIR_BRIDGE_TEST_POSTGRES_URL names a server, a throw-away
-# local cluster is started (sandbox/postgres.sh, port FHIR_BRIDGE_PG_PORT) and stopped after.
+# The integration tests talk to the local HAPI sandbox: build and start it first, empty (reset:
+# nothing left from earlier runs, such as Subscriptions to callbacks long gone, which HAPI keeps
+# retrying), and stop it afterwards unless it was already running (then it is used as it is).
+# The storage and sync tests also run on PostgreSQL: unless FHIR_BRIDGE_TEST_POSTGRES_URL names
+# a server, a throw-away local cluster is started (sandbox/postgres.sh, port FHIR_BRIDGE_PG_PORT) and stopped after.
 test: lint typecheck
 	@if $(BIN)/fhir-bridge sandbox status >/dev/null 2>&1; then started=no; else started=yes; \
-	  $(BIN)/fhir-bridge sandbox start || exit 1; fi; \
+	  $(BIN)/fhir-bridge sandbox reset || exit 1; fi; \
 	pg_started=no; \
 	if [ -z "$$FHIR_BRIDGE_TEST_POSTGRES_URL" ]; then \
 	  FHIR_BRIDGE_TEST_POSTGRES_URL=$$(sandbox/postgres.sh start) || exit 1; pg_started=yes; \
