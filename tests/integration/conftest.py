@@ -5,6 +5,9 @@ on ``$FHIR_BRIDGE_TEST_SANDBOX_PORT`` (8080) and stopped at the end if this sess
 a server already answering on that port is reused. ``FHIR_BRIDGE_TEST_FHIR_URL`` points the
 tests at another server instead (then nothing is started).
 
+Routing tests get two more open servers of their own (``hospital_two_url`` on 8082,
+``community_url`` on 8083), started when first asked for.
+
 Tests that need request validation get a second sandbox, started with ``validate=True`` on
 ``$FHIR_BRIDGE_TEST_VALIDATING_PORT`` (8081), reused when already running there and stopped at
 the end if this session started it; ``FHIR_BRIDGE_TEST_VALIDATING_URL`` names another
@@ -112,3 +115,39 @@ def fhir(fhir_base_url: str) -> Iterator[httpx.Client]:
         timeout=httpx.Timeout(120.0, connect=10.0),
     ) as client:
         yield client
+
+
+HOSPITAL_TWO_PORT_ENV = "FHIR_BRIDGE_TEST_HOSPITAL_TWO_PORT"
+COMMUNITY_PORT_ENV = "FHIR_BRIDGE_TEST_COMMUNITY_PORT"
+
+
+def _extra_sandbox(port_env: str, default_port: int) -> Iterator[str]:
+    """One more open HAPI sandbox of its own (its own database), reused when already running
+    on that port, stopped at the end if this session started it."""
+    port = int(os.environ.get(port_env, str(default_port)))
+    already = sandbox.status(port)
+    if already.running and not already.validate:
+        yield _start(port)
+        return
+    url = _start(port)
+    try:
+        yield url
+    finally:
+        sandbox.stop(port)
+
+
+@pytest.fixture(scope="session")
+def hospital_two_url(using_local_sandbox: bool) -> Iterator[str]:
+    """A second hospital's FHIR server (``fhir_base_url`` plays the first): for routing tests,
+    where what one hospital must never see is checked on a server of its own."""
+    if not using_local_sandbox:
+        pytest.skip(f"{URL_ENV} is set: the routing tests start servers of their own")
+    yield from _extra_sandbox(HOSPITAL_TWO_PORT_ENV, sandbox.DEFAULT_PORT + 2)
+
+
+@pytest.fixture(scope="session")
+def community_url(using_local_sandbox: bool) -> Iterator[str]:
+    """A community organisation's FHIR server (a food bank's referral platform)."""
+    if not using_local_sandbox:
+        pytest.skip(f"{URL_ENV} is set: the routing tests start servers of their own")
+    yield from _extra_sandbox(COMMUNITY_PORT_ENV, sandbox.DEFAULT_PORT + 3)
