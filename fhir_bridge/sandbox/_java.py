@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from ._error import SandboxError
+from ._options import DEFAULT_PROFILE, SmartServer
 
 JAVA_OPTS_ENV = "FHIR_BRIDGE_SANDBOX_JAVA_OPTS"
 MIN_JAVA = 17
@@ -53,8 +54,18 @@ def java_options() -> list[str]:
     return [*JAVA_OPTIONS, *extra]
 
 
-def server_command(java: str, jar: Path, port: int, data_dir: Path, validate: bool) -> list[str]:
-    """The command line that runs the HAPI server of one state directory."""
+def server_command(
+    java: str,
+    jar: Path,
+    port: int,
+    data_dir: Path,
+    validate: bool,
+    *,
+    profile: str = DEFAULT_PROFILE,
+    smart: SmartServer | None = None,
+) -> list[str]:
+    """The command line that runs the HAPI server of one state directory (the open profile
+    without SMART gives exactly the command line of before profiles existed)."""
     command = [
         java,
         *java_options(),
@@ -65,4 +76,8 @@ def server_command(java: str, jar: Path, port: int, data_dir: Path, validate: bo
     ]
     if validate:
         command.append("--validate")
+    if profile != DEFAULT_PROFILE:
+        command.append(f"--profile={profile}")
+    if smart is not None:
+        command.extend(smart.server_arguments())
     return command

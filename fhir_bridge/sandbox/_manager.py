@@ -5,7 +5,8 @@ One server per state directory. By default each port gets its own state director
 when the variable is unset), holding:
 
 - ``server.pid``    pid, port, options and jar of the running server (removed by :func:`stop`)
-- ``options.json``  the options of the last start, kept so that :func:`reset` can reuse them
+- ``options.json``  the options of the last start (validation, profile, SMART authorization
+  server), kept so that :func:`reset` can reuse them
 - ``server.log``    the server's stdout and stderr
 - ``data/``         the H2 database files (:func:`reset` deletes them)
 
@@ -26,6 +27,7 @@ from ._build import Progress, build, say
 from ._error import SandboxError
 from ._files import locked, read_json, tail, write_json
 from ._java import find_java, server_command
+from ._options import DEFAULT_PROFILE, SmartServer, check_profile
 from ._paths import DEFAULT_PORT, base_url, instance_dir
 from ._probe import answers
 from ._process import CHILDREN, is_ours, port_in_use, terminate, wait_until_ready
@@ -48,13 +50,34 @@ class SandboxInfo:
     state_dir: Path
     log_file: Path
     data_dir: Path
+    profile: str = DEFAULT_PROFILE
+    """What the server refuses, as an EHR of that kind does (``open``: nothing)."""
+    smart: SmartServer | None = None
+    """The authorization server whose tokens it demands (None: no authorization)."""
 
 
 # --- status ------------------------------------------------------------------------------
 
 
-def _info(port: int, folder: Path, pid: int | None, validate: bool) -> SandboxInfo:
+def _options(state: dict[str, Any]) -> tuple[bool, str, SmartServer | None]:
+    """validate, profile and SMART server as a state file records them (older files: open)."""
+    profile = state.get("profile", DEFAULT_PROFILE)
+    return (
+        bool(state.get("validate", False)),
+        profile if isinstance(profile, str) else DEFAULT_PROFILE,
+        SmartServer.from_json(state.get("smart")),
+    )
+
+
+def _info(
+    port: int,
+    folder: Path,
+    pid: int | None,
+    options: tuple[bool, str, SmartServer | None],
+) -> SandboxInfo:
+    """``options``: validate, profile, SMART server."""
     url = base_url(port)
+    validate, profile, smart = options
     running = pid is not None
     return SandboxInfo(
         port=port,
@@ -66,6 +89,8 @@ def _info(port: int, folder: Path, pid: int | None, validate: bool) -> SandboxIn
         state_dir=folder,
         log_file=folder / "server.log",
         data_dir=folder / "data",
+        profile=profile,
+        smart=smart,
     )
 
 
@@ -89,7 +114,7 @@ def status(port: int = DEFAULT_PORT, state_dir: Path | None = None) -> SandboxIn
     recorded_port = options.get("port")
     if state_dir is not None and isinstance(recorded_port, int):
         port = recorded_port
-    return _info(port, folder, pid, bool(options.get("validate", False)))
+    return _info(port, folder, pid, _options(options))
 
 
 # --- start / stop ------------------------------------------------------------------------
@@ -100,22 +125,28 @@ def start(
     validate: bool = False,
     state_dir: Path | None = None,
     *,
+    profile: str = DEFAULT_PROFILE,
+    smart: SmartServer | None = None,
     timeout: float = START_TIMEOUT,
     progress: Progress | None = None,
 ) -> SandboxInfo:
     """Start the sandbox in the background and wait until ``/fhir/metadata`` answers 200.
 
-    Builds the jar first when needed. When this state directory's server already runs, it is
-    returned as it is (after waiting for it to answer); asking for another ``validate`` setting
-    than the running one is an error. The server binds 127.0.0.1 only.
+    Builds the jar first when needed. ``profile`` makes it refuse what an EHR of that kind
+    refuses (``open``, ``epic-like``, ``oracle-like``; docs/sandbox.md); ``smart`` makes it a
+    SMART resource server demanding that authorization server's tokens. When this state
+    directory's server already runs, it is returned as it is (after waiting for it to answer);
+    asking for another ``validate``, ``profile`` or ``smart`` than the running one is an error.
+    The server binds 127.0.0.1 only.
     """
+    check_profile(profile)
     folder = instance_dir(port, state_dir)
     folder.mkdir(parents=True, exist_ok=True)
     with locked(folder / "start.lock"):
         pid, state = _running_pid(folder)
         if pid is not None:
             running_port = int(state.get("port", port))
-            running_validate = bool(state.get("validate", False))
+            running_validate, running_profile, running_smart = _options(state)
             if running_port != port:
                 raise SandboxError(
                     f"the sandbox of {folder} already runs on port {running_port}; stop it first"
@@ -125,8 +156,19 @@ def start(
                     f"a sandbox already runs on port {port} with validation "
                     f"{'on' if running_validate else 'off'}; stop or reset it first"
                 )
+            if running_profile != profile:
+                raise SandboxError(
+                    f"a sandbox already runs on port {port} with profile {running_profile}; "
+                    f"stop it first"
+                )
+            if running_smart != smart:
+                running_issuer = running_smart.issuer if running_smart else "none"
+                raise SandboxError(
+                    f"a sandbox already runs on port {port} with other SMART settings "
+                    f"(authorization server: {running_issuer}); stop it first"
+                )
             wait_until_ready(port, pid, folder, timeout)
-            return _info(port, folder, pid, validate)
+            return _info(port, folder, pid, (validate, profile, smart))
 
         if port_in_use(port):
             url = base_url(port)
@@ -142,8 +184,12 @@ def start(
         data_dir = folder / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
         log_file = folder / "server.log"
-        command = server_command(java, jar, port, data_dir, validate)
-        say(progress, f"starting the HAPI FHIR sandbox on port {port} (log: {log_file})")
+        command = server_command(java, jar, port, data_dir, validate, profile=profile, smart=smart)
+        say(
+            progress,
+            f"starting the HAPI FHIR sandbox on port {port}, profile {profile}"
+            f"{', SMART on' if smart else ''} (log: {log_file})",
+        )
         with log_file.open("wb") as log:
             child = subprocess.Popen(
                 command,
@@ -154,7 +200,12 @@ def start(
                 start_new_session=True,  # its own process group: stop() signals the group
             )
         CHILDREN[child.pid] = child
-        options = {"port": port, "validate": validate}
+        options = {
+            "port": port,
+            "validate": validate,
+            "profile": profile,
+            "smart": smart.to_json() if smart else None,
+        }
         write_json(folder / "options.json", options)
         write_json(
             folder / "server.pid",
@@ -166,7 +217,7 @@ def start(
             terminate(child.pid, folder / "data", grace=10.0)
             (folder / "server.pid").unlink(missing_ok=True)
             raise
-        return _info(port, folder, child.pid, validate)
+        return _info(port, folder, child.pid, (validate, profile, smart))
 
 
 def stop(port: int = DEFAULT_PORT, state_dir: Path | None = None, *, timeout: float = 30.0) -> bool:
@@ -198,11 +249,18 @@ def reset(
     progress: Progress | None = None,
 ) -> SandboxInfo:
     """Stop the server, delete its H2 database, and start it again, empty, with the options
-    it last ran with (validation on or off)."""
+    it last ran with (validation, profile, SMART authorization server)."""
     folder = instance_dir(port, state_dir)
-    options = read_json(folder / "options.json")
-    validate = bool(options.get("validate", False))
+    validate, profile, smart = _options(read_json(folder / "options.json"))
     stop(port, state_dir)
     shutil.rmtree(folder / "data", ignore_errors=True)
     say(progress, f"deleted the sandbox database in {folder / 'data'}")
-    return start(port, validate, state_dir, timeout=timeout, progress=progress)
+    return start(
+        port,
+        validate,
+        state_dir,
+        profile=profile,
+        smart=smart,
+        timeout=timeout,
+        progress=progress,
+    )

@@ -9,10 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from ._error import SandboxError
 from ._manager import SandboxInfo, logs, reset, start, status, stop
+from ._options import DEFAULT_PROFILE, PROFILES, SmartServer
 from ._paths import DEFAULT_PORT
 
 app = typer.Typer(
@@ -48,23 +50,60 @@ def _describe(info: SandboxInfo) -> str:
     if not info.running:
         return f"not running (port {info.port}, state {info.state_dir})"
     health = "ready" if info.healthy else "starting or not answering"
+    smart = f"SMART tokens from {info.smart.issuer}" if info.smart else "no authorization"
     return (
         f"running: {info.base_url} (pid {info.pid}, {health}, validation "
-        f"{'on' if info.validate else 'off'}, state {info.state_dir})"
+        f"{'on' if info.validate else 'off'}, profile {info.profile}, {smart}, "
+        f"state {info.state_dir})"
     )
 
 
+def _smart(issuer: str | None, jwks_url: str | None, token_url: str | None) -> SmartServer | None:
+    given = [v for v in (issuer, jwks_url, token_url) if v]
+    if not given:
+        return None
+    if len(given) != 3:
+        raise typer.BadParameter(
+            "give all three of --smart-issuer, --smart-jwks-url and --smart-token-url, or none"
+        )
+    try:
+        return SmartServer(str(issuer), str(jwks_url), str(token_url))
+    except SandboxError as exc:
+        raise typer.BadParameter(exc.message) from None
+
+
 @app.command("start")
-def start_command(
+def start_command(  # noqa: PLR0917 (Typer passes options by keyword)
     port: Port = DEFAULT_PORT,
     validate: Annotated[
         bool, typer.Option("--validate", help="Refuse requests that fail base R4 validation")
     ] = False,
     state_dir: StateDir = None,
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile",
+            click_type=click.Choice(PROFILES),
+            help="What the server refuses, as an EHR of that kind does (docs/sandbox.md)",
+        ),
+    ] = DEFAULT_PROFILE,
+    smart_issuer: Annotated[
+        str | None,
+        typer.Option(help="SMART: accept only tokens from this issuer", show_default=False),
+    ] = None,
+    smart_jwks_url: Annotated[
+        str | None,
+        typer.Option(help="SMART: the issuer's signing keys (JWKS)", show_default=False),
+    ] = None,
+    smart_token_url: Annotated[
+        str | None,
+        typer.Option(help="SMART: the token endpoint clients are told", show_default=False),
+    ] = None,
 ) -> None:
     """Build on first use, start in the background, wait until ready; print the base URL."""
+    smart = _smart(smart_issuer, smart_jwks_url, smart_token_url)
     try:
-        info = start(port, validate, state_dir, progress=_progress)
+        info = start(port, validate, state_dir, profile=profile, smart=smart, progress=_progress)
     except SandboxError as exc:
         raise _fail(exc) from None
     typer.echo(info.base_url)

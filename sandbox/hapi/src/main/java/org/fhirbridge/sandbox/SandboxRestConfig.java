@@ -47,6 +47,7 @@ public class SandboxRestConfig {
             BulkDataExportProvider bulkDataExportProvider,
             SubscriptionTriggeringProvider subscriptionTriggeringProvider,
             IInstanceValidatorModule instanceValidator,
+            SandboxOptions.Guards guards,
             @Value("${" + SandboxServer.VALIDATE_PROPERTY + ":false}") boolean validate) {
         RestfulServer server = new RestfulServer(systemDao.getContext());
         server.getFhirContext().setNarrativeGenerator(new NullNarrativeGenerator());
@@ -77,6 +78,9 @@ public class SandboxRestConfig {
         requestLog.setErrorMessageFormat("ERROR ${requestVerb} ${requestUrl}${requestParameters} - ${exceptionMessage}");
         requestLog.setLogExceptions(true);
         server.registerInterceptor(requestLog);
+
+        // SMART resource-server checks and the profile's refusals (docs/sandbox.md)
+        guards.register(server);
 
         if (validate) {
             if (instanceValidator instanceof FhirInstanceValidator instance) {

@@ -3,8 +3,10 @@ package org.fhirbridge.sandbox;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 
 import org.springframework.boot.SpringApplication;
 import org.springframework.boot.SpringBootConfiguration;
@@ -27,7 +29,14 @@ import org.springframework.context.annotation.Import;
  *   <li>{@code --validate} validate every request body against base FHIR R4 and refuse it on
  *       any ERROR (or env {@code HAPI_VALIDATE=true}, or system property {@code
  *       fhirbridge.validate=true})
+ *   <li>{@code --profile=open|epic-like|oracle-like} what the server refuses, as an EHR of that
+ *       kind does (default {@code open}: nothing; see {@link SandboxProfile})
+ *   <li>{@code --smart-issuer=URL --smart-jwks-url=URL --smart-token-url=URL} (all three, or
+ *       none) make it a SMART resource server: every request but {@code /metadata} and {@code
+ *       /.well-known/smart-configuration} needs a bearer token from that authorization server
  * </ul>
+ *
+ * <p>A bad option value prints one line on stderr and exits with code 2.
  *
  * <p>Any other {@code --key=value} argument is handed to Spring Boot unchanged.
  *
@@ -40,7 +49,7 @@ import org.springframework.context.annotation.Import;
     ServletWebServerFactoryAutoConfiguration.class,
     EmbeddedWebServerFactoryCustomizerAutoConfiguration.class
 })
-@Import({SandboxJpaConfig.class, SandboxRestConfig.class})
+@Import({SandboxJpaConfig.class, SandboxRestConfig.class, SandboxOptions.class})
 public class SandboxServer {
 
     /** Spring property that switches request validation on. */
@@ -49,6 +58,15 @@ public class SandboxServer {
     /** Spring property naming the directory that holds the H2 database. */
     public static final String DATA_DIR_PROPERTY = "fhirbridge.data-dir";
 
+    /** Spring property naming the profile ({@link SandboxProfile}). */
+    public static final String PROFILE_PROPERTY = "fhirbridge.profile";
+
+    /** Spring properties of the SMART authorization server ({@link SmartSettings}). */
+    public static final String SMART_ISSUER_PROPERTY = "fhirbridge.smart.issuer";
+
+    public static final String SMART_JWKS_PROPERTY = "fhirbridge.smart.jwks-url";
+    public static final String SMART_TOKEN_PROPERTY = "fhirbridge.smart.token-url";
+
     private SandboxServer() {}
 
     public static void main(String[] args) throws Exception {
@@ -56,6 +74,8 @@ public class SandboxServer {
         String dataDir = envOr("HAPI_DATA_DIR", "hapi-data");
         boolean validate =
                 isTrue(System.getenv("HAPI_VALIDATE")) || isTrue(System.getProperty(VALIDATE_PROPERTY));
+        String profile = "open";
+        Map<String, String> smart = new HashMap<>();
         List<String> passThrough = new ArrayList<>();
         for (String arg : args) {
             if (arg.equals("--validate")) {
@@ -66,20 +86,37 @@ public class SandboxServer {
                 port = arg.substring("--port=".length());
             } else if (arg.startsWith("--data-dir=")) {
                 dataDir = arg.substring("--data-dir=".length());
+            } else if (arg.startsWith("--profile=")) {
+                profile = arg.substring("--profile=".length());
+            } else if (arg.startsWith("--smart-issuer=")) {
+                smart.put(SMART_ISSUER_PROPERTY, arg.substring("--smart-issuer=".length()));
+            } else if (arg.startsWith("--smart-jwks-url=")) {
+                smart.put(SMART_JWKS_PROPERTY, arg.substring("--smart-jwks-url=".length()));
+            } else if (arg.startsWith("--smart-token-url=")) {
+                smart.put(SMART_TOKEN_PROPERTY, arg.substring("--smart-token-url=".length()));
             } else {
                 passThrough.add(arg);
             }
+        }
+        try {
+            SandboxProfile.named(profile);
+            SmartSettings.fromOptions(
+                    smart.get(SMART_ISSUER_PROPERTY), smart.get(SMART_JWKS_PROPERTY), smart.get(SMART_TOKEN_PROPERTY));
+        } catch (IllegalArgumentException e) {
+            System.err.println("fhir-bridge sandbox: " + e.getMessage());
+            System.exit(2);
         }
         int portNumber = Integer.parseInt(port);
         Path dataPath = Path.of(dataDir).toAbsolutePath().normalize();
         Files.createDirectories(dataPath);
 
         SpringApplication app = new SpringApplication(SandboxServer.class);
-        app.setDefaultProperties(
-                java.util.Map.of(
-                        "server.port", Integer.toString(portNumber),
-                        VALIDATE_PROPERTY, Boolean.toString(validate),
-                        DATA_DIR_PROPERTY, dataPath.toString()));
+        Map<String, Object> properties = new HashMap<>(smart);
+        properties.put("server.port", Integer.toString(portNumber));
+        properties.put(VALIDATE_PROPERTY, Boolean.toString(validate));
+        properties.put(DATA_DIR_PROPERTY, dataPath.toString());
+        properties.put(PROFILE_PROPERTY, profile);
+        app.setDefaultProperties(properties);
         app.run(passThrough.toArray(new String[0]));
     }
 
