@@ -8,6 +8,9 @@ tests at another server instead (then nothing is started).
 Routing tests get two more open servers of their own (``hospital_two_url`` on 8082,
 ``community_url`` on 8083), started when first asked for.
 
+EHR-like profile tests get ``epic_like_url`` (8090) and ``oracle_like_url`` (8091), sandboxes
+started with ``--profile epic-like`` / ``oracle-like`` when first asked for (``profile_sandbox``).
+
 Tests that need request validation get a second sandbox, started with ``validate=True`` on
 ``$FHIR_BRIDGE_TEST_VALIDATING_PORT`` (8081), reused when already running there and stopped at
 the end if this session started it; ``FHIR_BRIDGE_TEST_VALIDATING_URL`` names another
@@ -151,3 +154,54 @@ def community_url(using_local_sandbox: bool) -> Iterator[str]:
     if not using_local_sandbox:
         pytest.skip(f"{URL_ENV} is set: the routing tests start servers of their own")
     yield from _extra_sandbox(COMMUNITY_PORT_ENV, sandbox.DEFAULT_PORT + 3)
+
+
+EPIC_LIKE_PORT_ENV = "FHIR_BRIDGE_TEST_EPIC_LIKE_PORT"
+ORACLE_LIKE_PORT_ENV = "FHIR_BRIDGE_TEST_ORACLE_LIKE_PORT"
+
+
+def profile_sandbox(
+    port: int, profile: str, smart: sandbox.SmartServer | None = None
+) -> Iterator[str]:
+    """A sandbox of its own with an EHR-like ``profile`` (and, when given, SMART authorization
+    by ``smart``): reused when it already runs so, restarted when it runs otherwise, stopped at
+    the end if this session started it."""
+    already = sandbox.status(port)
+    if already.running and already.profile == profile and already.smart == smart:
+        yield _start_profile(port, profile, smart)
+        return
+    if already.running:
+        sandbox.stop(port)
+    url = _start_profile(port, profile, smart)
+    try:
+        yield url
+    finally:
+        sandbox.stop(port)
+
+
+def _start_profile(port: int, profile: str, smart: sandbox.SmartServer | None) -> str:
+    try:
+        return sandbox.start(port, profile=profile, smart=smart).base_url
+    except sandbox.SandboxError as exc:
+        tail = f"\n--- log tail ---\n{exc.log_tail}" if exc.log_tail else ""
+        pytest.fail(f"could not start the {profile} sandbox: {exc.message}{tail}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def epic_like_url(using_local_sandbox: bool) -> Iterator[str]:
+    """An Epic-like FHIR server (``--profile epic-like``): CarePlan and Goal read-only, no
+    ``_lastUpdated`` on the care types, no transactions. No authorization (yet)."""
+    if not using_local_sandbox:
+        pytest.skip(f"{URL_ENV} is set: the profile tests start servers of their own")
+    port = int(os.environ.get(EPIC_LIKE_PORT_ENV, "8090"))
+    yield from profile_sandbox(port, "epic-like", smart=None)
+
+
+@pytest.fixture(scope="session")
+def oracle_like_url(using_local_sandbox: bool) -> Iterator[str]:
+    """An Oracle-Health-like FHIR server (``--profile oracle-like``): batch but no transaction,
+    no conditional create or update, If-Match required on update. No authorization (yet)."""
+    if not using_local_sandbox:
+        pytest.skip(f"{URL_ENV} is set: the profile tests start servers of their own")
+    port = int(os.environ.get(ORACLE_LIKE_PORT_ENV, "8091"))
+    yield from profile_sandbox(port, "oracle-like", smart=None)
