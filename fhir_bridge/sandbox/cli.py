@@ -6,16 +6,20 @@ Mounted by the main CLI with ``app.add_typer(sandbox_app, name="sandbox")``. Exi
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from ._error import SandboxError
 from ._manager import SandboxInfo, logs, reset, start, status, stop
 from ._options import DEFAULT_PROFILE, PROFILES, SmartServer
 from ._paths import DEFAULT_PORT
+
+ProfileName = StrEnum("ProfileName", {name: name for name in PROFILES})  # type: ignore[misc]
+"""The profiles as Typer's choice (``--profile open|epic-like|oracle-like``)."""
+OPEN = ProfileName(DEFAULT_PROFILE)
 
 app = typer.Typer(
     help="Run the local HAPI FHIR server (R4) that tests and demos talk to.",
@@ -80,13 +84,12 @@ def start_command(  # noqa: PLR0917 (Typer passes options by keyword)
     ] = False,
     state_dir: StateDir = None,
     profile: Annotated[
-        str,
+        ProfileName,
         typer.Option(
             "--profile",
-            click_type=click.Choice(PROFILES),
             help="What the server refuses, as an EHR of that kind does (docs/sandbox.md)",
         ),
-    ] = DEFAULT_PROFILE,
+    ] = OPEN,
     smart_issuer: Annotated[
         str | None,
         typer.Option(help="SMART: accept only tokens from this issuer", show_default=False),
@@ -103,7 +106,9 @@ def start_command(  # noqa: PLR0917 (Typer passes options by keyword)
     """Build on first use, start in the background, wait until ready; print the base URL."""
     smart = _smart(smart_issuer, smart_jwks_url, smart_token_url)
     try:
-        info = start(port, validate, state_dir, profile=profile, smart=smart, progress=_progress)
+        info = start(
+            port, validate, state_dir, profile=str(profile), smart=smart, progress=_progress
+        )
     except SandboxError as exc:
         raise _fail(exc) from None
     typer.echo(info.base_url)
