@@ -143,14 +143,7 @@ def test_epic_like_capability_statement_says_what_it_refuses(epic: httpx.Client)
     assert "transaction" not in system
     assert "batch" in system
     for type_ in ("CarePlan", "Goal"):
-        assert _interactions(resources[type_]) <= {
-            "read",
-            "vread",
-            "search-type",
-            "history-instance",
-            "history-type",
-        }
-        assert {"read", "search-type"} <= _interactions(resources[type_])
+        assert _interactions(resources[type_]) == {"read", "search-type"}
         assert resources[type_]["conditionalUpdate"] is False
     for type_ in ("ServiceRequest", "Task", "Patient"):
         assert {"create", "update", "read", "search-type"} <= _interactions(resources[type_])
@@ -195,6 +188,11 @@ def test_epic_like_refuses_writes_to_read_only_types(epic: httpx.Client) -> None
         headers={"Content-Type": "application/json-patch+json"},
     )
     _refusal(patched, 405, "patch of Goal")
+    _refusal(epic.get(f"/Goal/{stored['id']}/_history/1"), 400, "vread or history of Goal")
+    _refusal(epic.get(f"/Goal/{stored['id']}/_history"), 400, "vread or history of Goal")
+    _refusal(epic.get("/Goal/_history"), 400, "history of Goal is not supported")
+    task = _create(epic, _task("epic-ro-task", patient["id"]))
+    assert epic.get(f"/Task/{task['id']}/_history").status_code == 200  # other types keep it
     assert epic.get(f"/Goal/{stored['id']}").json()["lifecycleStatus"] == "active"
 
 

@@ -28,12 +28,8 @@ public final class ProfileCapabilities {
     static final String OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris";
     static final String SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service";
 
-    private static final Set<TypeRestfulInteraction> READ_ONLY = Set.of(
-            TypeRestfulInteraction.READ,
-            TypeRestfulInteraction.VREAD,
-            TypeRestfulInteraction.SEARCHTYPE,
-            TypeRestfulInteraction.HISTORYINSTANCE,
-            TypeRestfulInteraction.HISTORYTYPE);
+    private static final Set<TypeRestfulInteraction> READ_ONLY =
+            Set.of(TypeRestfulInteraction.READ, TypeRestfulInteraction.SEARCHTYPE);
 
     private final SandboxProfile profile;
     private final SmartSettings smart;
@@ -78,8 +74,8 @@ public final class ProfileCapabilities {
             resource.getInteraction().removeIf(i -> !READ_ONLY.contains(i.getCode()));
             resource.setUpdateCreate(false);
             noConditionalWrites(resource);
-            resource.setDocumentation("Read-only on this server: create, update, patch and delete are "
-                    + "refused with 405 (profile " + profile.name() + ").");
+            resource.setDocumentation("Read and search only on this server: create, update, patch and "
+                    + "delete are refused with 405, vread and history with 400 (profile " + profile.name() + ").");
         }
         if (profile.noLastUpdatedTypes().contains(type)) {
             resource.getSearchParam().removeIf(p -> "_lastUpdated".equals(p.getName()));

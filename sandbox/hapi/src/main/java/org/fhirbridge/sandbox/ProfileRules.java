@@ -41,6 +41,13 @@ public final class ProfileRules {
                             + interaction.describe() + " is not allowed; read and search are",
                     RequestTypeEnum.GET));
         }
+        if ((interaction.kind() == RequestedInteraction.Kind.HISTORY_INSTANCE
+                        || interaction.kind() == RequestedInteraction.Kind.HISTORY_TYPE)
+                && profile.isReadOnly(type)) {
+            return trusted(new InvalidRequestException(
+                    interaction.describe() + " is not supported on this server (profile " + profile.name()
+                            + "): " + type + " offers read and search only"));
+        }
         if (interaction.kind() == RequestedInteraction.Kind.SEARCH
                 && type != null
                 && profile.noLastUpdatedTypes().contains(type)

@@ -27,6 +27,10 @@ public record RequestedInteraction(
     public enum Kind {
         READ,
         SEARCH,
+        /** vread and the history of one instance */
+        HISTORY_INSTANCE,
+        /** the history of a type */
+        HISTORY_TYPE,
         CREATE,
         UPDATE,
         PATCH,
@@ -71,6 +75,7 @@ public record RequestedInteraction(
         String second = parts.length > 1 ? parts[1] : null;
         boolean operation = path.contains("$");
         boolean hasId = second != null && !second.startsWith("$") && !second.startsWith("_");
+        boolean history = path.contains("_history");
         Kind kind;
         if (type == null) {
             kind = Kind.SYSTEM;
@@ -79,7 +84,9 @@ public record RequestedInteraction(
         } else {
             kind =
                     switch (method.toUpperCase(Locale.ROOT)) {
-                        case "GET", "HEAD" -> hasId ? Kind.READ : Kind.SEARCH;
+                        case "GET", "HEAD" -> history
+                                ? (hasId ? Kind.HISTORY_INSTANCE : Kind.HISTORY_TYPE)
+                                : (hasId ? Kind.READ : Kind.SEARCH);
                         case "POST" -> "_search".equals(second) ? Kind.SEARCH : Kind.CREATE;
                         case "PUT" -> Kind.UPDATE;
                         case "PATCH" -> Kind.PATCH;
@@ -105,8 +112,10 @@ public record RequestedInteraction(
             return Kind.SYSTEM;
         }
         return switch (operation) {
-            case READ, VREAD, HISTORY_INSTANCE, GET_TAGS, META -> Kind.READ;
-            case SEARCH_TYPE, HISTORY_TYPE -> Kind.SEARCH;
+            case READ, GET_TAGS, META -> Kind.READ;
+            case VREAD, HISTORY_INSTANCE -> Kind.HISTORY_INSTANCE;
+            case SEARCH_TYPE -> Kind.SEARCH;
+            case HISTORY_TYPE -> Kind.HISTORY_TYPE;
             case CREATE -> Kind.CREATE;
             case UPDATE, UPDATE_REWRITE_HISTORY, ADD_TAGS, DELETE_TAGS, META_ADD, META_DELETE -> Kind.UPDATE;
             case PATCH -> Kind.PATCH;
@@ -132,7 +141,12 @@ public record RequestedInteraction(
 
     /** Words for messages: "update of Goal", "search on Task". */
     public String describe() {
-        String what = kind.name().toLowerCase(Locale.ROOT).replace('_', ' ');
+        String what =
+                switch (kind) {
+                    case HISTORY_INSTANCE -> "vread or history";
+                    case HISTORY_TYPE -> "history";
+                    default -> kind.name().toLowerCase(Locale.ROOT).replace('_', ' ');
+                };
         if (conditional) {
             what = "conditional " + what;
         }

@@ -75,8 +75,8 @@ public final class SmartScopes {
      */
     static char needed(RequestedInteraction interaction) {
         return switch (interaction.kind()) {
-            case READ, INSTANCE_OPERATION -> 'r';
-            case SEARCH, TYPE_OPERATION, SYSTEM -> 's';
+            case READ, HISTORY_INSTANCE, INSTANCE_OPERATION -> 'r';
+            case SEARCH, HISTORY_TYPE, TYPE_OPERATION, SYSTEM -> 's';
             case CREATE -> 'c';
             case UPDATE, PATCH -> 'u';
             case DELETE -> 'd';
