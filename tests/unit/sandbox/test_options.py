@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fhir_bridge import sandbox
-from fhir_bridge.sandbox import _java, cli
+from fhir_bridge.sandbox import _java, _manager, cli
 from fhir_bridge.sandbox._manager import status
 
 SMART = sandbox.SmartServer(
@@ -126,3 +126,23 @@ def test_cli_status_names_the_profile_and_the_issuer(tmp_path: Path) -> None:
     assert f"SMART tokens from {SMART.issuer}" in line
     open_line = cli._describe(dataclasses.replace(info, profile="open", smart=None))
     assert "profile open, no authorization" in open_line
+
+
+def test_reset_starts_again_with_the_profile_and_smart_of_the_last_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "state"
+    (folder / "data").mkdir(parents=True)
+    options = {"port": 8091, "validate": False, "profile": "oracle-like", "smart": SMART.to_json()}
+    (folder / "options.json").write_text(json.dumps(options))
+    calls: list[tuple[object, ...]] = []
+    monkeypatch.setattr(_manager, "stop", lambda port, state_dir: calls.append(("stop", port)))
+
+    def fake_start(port: int, validate: bool, state_dir: Path, **kwargs: object) -> str:
+        calls.append(("start", port, validate, kwargs["profile"], kwargs["smart"]))
+        return "started"
+
+    monkeypatch.setattr(_manager, "start", fake_start)
+    assert _manager.reset(8091, folder) == "started"
+    assert calls == [("stop", 8091), ("start", 8091, False, "oracle-like", SMART)]
+    assert not (folder / "data").exists()
