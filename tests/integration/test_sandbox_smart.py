@@ -305,3 +305,22 @@ def test_authorization_comes_before_the_profile(fhir: httpx.Client, issuer: Issu
     refused = fhir.post("/Goal", json=goal, headers=_bearer(issuer.token()))
     assert refused.status_code == 405
     assert "read-only" in _diagnostics(refused)
+
+
+def test_a_transaction_is_judged_whole_before_anything_is_done(
+    fhir: httpx.Client, issuer: Issuer
+) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": _patient("tx"), "request": {"method": "POST", "url": "Patient"}},
+            {"request": {"method": "GET", "url": "Task?status=requested"}},
+        ],
+    }
+    token = _bearer(issuer.token("system/Patient.cruds"))
+    refused = fhir.post("", json=bundle, headers=token)
+    assert refused.status_code == 403
+    assert "system/Task.s" in _diagnostics(refused)
+    found = fhir.get("/Patient", params={"identifier": f"{SYSTEM}|{RUN}-tx"}, headers=token)
+    assert found.json()["total"] == 0
