@@ -59,8 +59,10 @@ def worker(
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """Workers alive, the work each has claimed, and the outbox per connection."""
-    with opened_store() as store:
+    """Workers alive, the work each has claimed, the outbox and the patients enrolled per
+    connection."""
+    settings = load_settings()
+    with opened_store(settings) as store:
         report = fleet_status(store, datetime.now(UTC))
     if as_json:
         print_json(report)
@@ -75,6 +77,11 @@ def status(
         typer.echo(
             f"queue {name}: {parts}" + (f" (throttled until {throttle})" if throttle else "")
         )
+    for name, config in settings.connections.items():
+        if config.enrol == "all":
+            typer.echo(f"routing {name}: every patient (enrol = all)")
+        else:
+            typer.echo(f"routing {name}: {report['enrolled'].get(name, 0)} patients enrolled")
     if report["orphaned_claims"]:
         typer.echo(f"claims of workers not alive: {report['orphaned_claims']}")
 

@@ -230,3 +230,19 @@ class ThrottleRow(Base):
     connection: Mapped[str] = mapped_column(String(100), primary_key=True)
     until: Mapped[datetime]
     set_at: Mapped[datetime]
+
+
+class EnrolmentRow(Base):
+    """A patient enrolled with one connection (their records go there), with that EHR's MRN."""
+
+    __tablename__ = "enrolments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    patient_id: Mapped[str] = mapped_column(String(64))
+    connection: Mapped[str] = mapped_column(String(100), index=True)
+    mrn: Mapped[str | None] = mapped_column(String(200))
+    enrolled_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("patient_id", "connection", name="uq_enrolments_patient_connection"),
+    )

@@ -1,6 +1,7 @@
 """Sync with EHR FHIR servers: push (outbox -> server), pull (server -> records), merge."""
 
-from ._connection import Connection, resolve_connection
+from ._connection import Connection, resolve_connection, routing_of
+from ._enrolment import check_connection, enrol_patient, loaded_enrolments, unenrol_patient
 from ._merge import FieldConflict, Merge, three_way
 from ._pull import PULLED_TYPES, Puller
 from ._push import Pusher
@@ -24,12 +25,17 @@ __all__ = [
     "Pusher",
     "RetrySchedule",
     "Worker",
+    "check_connection",
+    "enrol_patient",
     "fleet_status",
+    "loaded_enrolments",
     "pull_connection",
     "push_connection",
     "resolve_conflict",
     "resolve_connection",
+    "routing_of",
     "subscribe",
     "three_way",
+    "unenrol_patient",
     "unsubscribe",
 ]

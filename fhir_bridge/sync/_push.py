@@ -28,7 +28,15 @@ from fhir_bridge.mappers import (
     directory_entries,
     resources_of,
 )
-from fhir_bridge.store import Claim, Link, OutboxEntry, OutboxStatus, Store
+from fhir_bridge.store import (
+    Claim,
+    Link,
+    OutboxEntry,
+    OutboxStatus,
+    Routing,
+    Store,
+    as_shared,
+)
 
 from ._leases import Held, LeaseKeeper, Leases, process_id
 from ._plan import bundles, identifier_of, plan
@@ -63,7 +71,9 @@ class Pusher:
         keeper: LeaseKeeper | None = None,
         lease_seconds: float = 20.0,
         retry: RetrySchedule = DEFAULT_SCHEDULE,
+        routing: Routing | None = None,
     ) -> None:
+        self.routing = routing
         self.should_stop = should_stop
         self.holder = holder or process_id("push")
         self.store = store
@@ -88,7 +98,7 @@ class Pusher:
         if held is None:
             return 0
         with held:
-            return self.store.outbox.enqueue_unsynced(self.connection, self.clock())
+            return self.store.outbox.enqueue_unsynced(self.connection, self.clock(), self.routing)
         return 0  # the lease was lost: the process holding it now queues them
 
     async def push(self, *, patient_id: str | None = None, dry_run: bool = False) -> PushSummary:
@@ -210,7 +220,7 @@ class Pusher:
     ) -> None:
         with_versions = self.store.records.of_patient_with_versions(patient_id)
         versions = {(r.kind, r.id): v for r, v in with_versions}
-        mapped, broken = self._map([r for r, _ in with_versions])
+        mapped, broken = self._map(self._routed(patient_id, [r for r, _ in with_versions]))
         links = self._links(mapped)
         writes = plan(mapped, links)
         summary.unchanged += sum(w.action == "unchanged" for w in writes)
@@ -255,6 +265,19 @@ class Pusher:
                 self.recorder.done(entry, lease)
             else:
                 self.recorder.failed(entry, failure.error, failure.reason, summary, lease)
+
+    def _routed(self, patient_id: str, records: list[m.Record]) -> list[m.Record]:
+        """What of the patient's records goes to this connection (see ``Routing``); a
+        referral another connection's organisation fulfils comes without its Task."""
+        if self.routing is None:
+            return records
+        enrolled = self.store.enrolments.get(patient_id, self.connection) is not None
+        shares = self.routing.shares(records, self.connection, enrolled)
+        return [
+            as_shared(r, share, fulfilled_here=self.routing.fulfiller(r) == self.connection)
+            for r in records
+            if (share := shares.get((r.kind, r.id))) is not None
+        ]
 
     def _map(self, records: Sequence[m.Record]) -> tuple[list[Entry], dict[RecordKey, Failure]]:
         """Every record's resources and directory resources; records that cannot be mapped

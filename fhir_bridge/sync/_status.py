@@ -14,8 +14,9 @@ def fleet_status(
     store: Store, now: datetime, alive_within: timedelta = ALIVE_WITHIN
 ) -> dict[str, Any]:
     """Workers alive (heartbeat within ``alive_within``) with their claims, the outbox per
-    connection (due, scheduled, done, dead), throttled connections, and how many claims
-    belong to workers not alive (the maintenance step frees them)."""
+    connection (due, scheduled, done, dead), patients enrolled per connection, throttled
+    connections, and how many claims belong to workers not alive (the maintenance step frees
+    them)."""
     leases = store.leases.current()
     alive = []
     alive_ids = set()
@@ -43,4 +44,10 @@ def fleet_status(
         if until is not None:
             throttled[name] = until.isoformat()
     orphaned = sum(1 for x in leases if x.holder not in alive_ids)
-    return {"alive": alive, "queue": queue, "throttled": throttled, "orphaned_claims": orphaned}
+    return {
+        "alive": alive,
+        "queue": queue,
+        "enrolled": store.enrolments.counts(),
+        "throttled": throttled,
+        "orphaned_claims": orphaned,
+    }

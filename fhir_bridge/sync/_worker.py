@@ -33,7 +33,7 @@ from fhir_bridge.config import Settings
 from fhir_bridge.errors import StoreUnavailable
 from fhir_bridge.store import Store
 
-from ._connection import resolve_connection
+from ._connection import resolve_connection, routing_of
 from ._gate import FleetGate
 from ._leases import LeaseKeeper, process_id
 from ._pull import Puller
@@ -141,6 +141,7 @@ class Worker:
                 holder=self.id,
                 keeper=keeper,
                 lease_seconds=self.lease_seconds,
+                routing=routing_of(self.settings),
             )
             puller = Puller(
                 store,

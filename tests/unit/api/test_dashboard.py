@@ -83,7 +83,8 @@ def bridge(tmp_path: Path) -> Iterator[Bridge]:
     url = f"sqlite:///{tmp_path / 'bridge.db'}"
     closed = f"http://127.0.0.1:{_closed_port()}/fhir"
     settings = Settings(
-        database_url=url, connections={"county-hospital": ConnectionConfig(base_url=closed)}
+        database_url=url,
+        connections={"county-hospital": ConnectionConfig(base_url=closed, enrol="all")},
     )
     store = Store(url)
     records = read_records(FIXTURES / "incomplete" / "no-problems-no-meds-no-followup.json")
