@@ -108,3 +108,18 @@ async def test_unenrolling_stops_further_pushes(
     again = await push(store, one, "hospital-one", ctx, clock)
     assert again.created == again.updated == 0
     assert len(one.requests) == writes + 1  # the CapabilityStatement, no write
+
+
+async def test_records_stored_for_no_connection_all_go_on_the_first_push_to_a_url(
+    store: Store, ctx: MappingContext, clock: Clock
+) -> None:
+    """README's first example: `load` with nothing configured, then `push --fhir-url`: the
+    URL is a connection the routing does not name, so it takes every record, at once."""
+    store.put_records(patient_records(), [], clock())
+    clock.advance(seconds=-30)  # even a clock behind the load's
+    server = FhirServer()
+    first = await push(store, server, "http://ehr.test/fhir", ctx, clock)
+    assert first.created == 16
+    assert first.failed == 0
+    again = await push(store, server, "http://ehr.test/fhir", ctx, clock)
+    assert again.created == again.updated == 0
