@@ -281,3 +281,27 @@ def test_no_connections_and_an_empty_store_still_make_a_page(tmp_path: Path) -> 
         "No sync run wrote anything in this window.",
     ):
         assert empty in page.text
+
+
+def test_each_connection_says_whose_records_it_takes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'routes.db'}"
+    closed = f"http://127.0.0.1:{_closed_port()}/fhir"
+    store = Store(url)
+    key = store.api_keys.create("viewer", ["read"], NOW)
+    store.enrolments.enrol("pat-1", "county-hospital", None, NOW)
+    store.enrolments.enrol("pat-2", "county-hospital", "M-2", NOW)
+    store.close()
+    settings = Settings(
+        database_url=url,
+        connections={
+            "county-hospital": ConnectionConfig(base_url=closed),
+            "registry": ConnectionConfig(base_url=closed, enrol="all"),
+        },
+    )
+    browser = Browser(create_app(settings))
+    browser.post("/dashboard/login", data={"key": key})
+    html = browser.get("/dashboard").text
+    hospital = html.split('id="connection-county-hospital"', 1)[1].split("</article>", 1)[0]
+    registry = html.split('id="connection-registry"', 1)[1].split("</article>", 1)[0]
+    assert '<span class="enrolled">2</span> patients enrolled' in hospital
+    assert "every patient&#39;s records" in registry or "every patient's records" in registry
