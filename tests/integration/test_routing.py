@@ -20,11 +20,18 @@ from typing import Any
 import httpx
 import pytest
 
+from fhir_bridge import model as m
 from fhir_bridge import sandbox
 from fhir_bridge.config import ConnectionConfig, OrganizationConfig, Settings
 from fhir_bridge.documents import read_records
 from fhir_bridge.store import Store
-from fhir_bridge.sync import PushSummary, push_connection, resolve_connection, routing_of
+from fhir_bridge.sync import (
+    PushSummary,
+    pull_connection,
+    push_connection,
+    resolve_connection,
+    routing_of,
+)
 from tests.helpers import FIXTURES
 
 A, B = "pat-rivera", "pat-nguyen"
@@ -162,6 +169,24 @@ def test_each_patient_reaches_only_where_it_belongs(
     assert task["focus"]["reference"] == f"ServiceRequest/{request['id']}"
     assert task["for"]["reference"] == f"Patient/{patient_b['id']}"
     assert task["owner"]["reference"].startswith("Organization/")
+
+    # the status loop runs from there: the organisation starts work, a pull brings it back
+    task["status"] = "in-progress"
+    with httpx.Client(headers=HEADERS, timeout=60.0) as client:
+        saved = client.put(
+            f"{community_url}/Task/{task['id']}",
+            json=task,
+            headers={"Content-Type": "application/fhir+json"},
+        )
+    assert saved.status_code == 200, saved.text
+    target = resolve_connection(settings, "community", None)
+    pulled = asyncio.run(pull_connection(store, target, settings, patient_id=B))
+    assert pulled.failed == 0
+    referral = store.records.get("referral", "ref-nguyen-pantry")
+    assert isinstance(referral, m.Referral)
+    assert referral.tracking is not None
+    assert referral.tracking.status == m.TrackingStatus.in_progress
+    assert referral.reasons  # what the pantry never saw is kept locally
 
     # hospital two has B's other referrals' Tasks, but not the pantry's (it lives there)
     tasks_two = {_our_value(t) for t in on_two if t["resourceType"] == "Task"}
