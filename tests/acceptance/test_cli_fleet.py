@@ -12,7 +12,13 @@ def test_status_of_a_store_with_no_workers(cli: Run) -> None:
     assert done.returncode == 0, done.stderr
     assert "workers alive: 0" in done.stdout
     report = json.loads(cli("status", "--json").stdout)
-    assert report == {"alive": [], "queue": {}, "throttled": {}, "orphaned_claims": 0}
+    assert report == {
+        "alive": [],
+        "queue": {},
+        "enrolled": {},
+        "throttled": {},
+        "orphaned_claims": 0,
+    }
 
 
 def test_maintenance_frees_nothing_when_nothing_is_stuck(cli: Run) -> None:
