@@ -1,12 +1,13 @@
 """Push: drain a connection's outbox into its FHIR server.
 
-For each patient with queued records, under a lease on that patient: map all their records,
-plan the writes (``_plan``, pure), send what changed as conditional updates keyed by our
-identifier (``_send``: transactions of bounded size where the server supports them, else
-batches by dependency level, else single requests), then record links and the sync log and
-close or reschedule the outbox entries (``_recording``, with the ``_retry`` schedule). A retry,
-a lost response or a crash mid-run never makes a second copy: every write names its resource
-by identifier.
+For each patient with queued records, under a lease on that patient: map their records that
+are routed to this connection (``store.Routing``: enrolment, referrals to an organisation's
+own endpoint; ``routing`` None sends every record), plan the writes (``_plan``, pure), send
+what changed as conditional updates keyed by our identifier (``_send``: transactions of
+bounded size where the server supports them, else batches by dependency level, else single
+requests), then record links and the sync log and close or reschedule the outbox entries
+(``_recording``, with the ``_retry`` schedule). A retry, a lost response or a crash mid-run
+never makes a second copy: every write names its resource by identifier.
 """
 
 from __future__ import annotations
