@@ -102,17 +102,22 @@ class Enrolments:
             if row is not None:
                 s.delete(row)
             dropped = drop_patient(s, connection, patient_id)
-            ids = select(RecordRow.id).where(RecordRow.patient_id == patient_id)
+            rows = s.execute(
+                select(RecordRow.kind, RecordRow.id).where(RecordRow.patient_id == patient_id)
+            )
+            ours = {(str(kind), str(record_id)) for kind, record_id in rows}
+            # a referral's Task is linked under referral_task with the referral's id
+            ours |= {("referral_task", i) for k, i in ours if k == "referral"}
             links = s.scalars(
                 select(LinkRow)
-                .where(LinkRow.connection == connection, LinkRow.record_id.in_(ids))
+                .where(
+                    LinkRow.connection == connection,
+                    LinkRow.record_id.in_([i for _, i in ours]),
+                )
                 .order_by(LinkRow.resource_type, LinkRow.resource_id)
             )
-            remaining = [link_of(x) for x in links if x.kind not in _DIRECTORY_KINDS]
+            remaining = [link_of(x) for x in links if (x.kind, x.record_id) in ours]
             return Unenrolled(row is not None, dropped, remaining)
-
-
-_DIRECTORY_KINDS = ("practitioner", "practitioner_role", "organization")
 
 
 def _row(s: Session, patient_id: str, connection: str) -> EnrolmentRow | None:

@@ -119,6 +119,8 @@ def test_unenrol_drops_what_is_queued_and_says_what_stays_on_the_server(store: S
                 "one", "Organization", "sys|o", "organization", "o", "7", "1", None, "h", None, None
             ),
             Link("two", "Patient", "sys|p1", "patient", "p1", "99", "1", None, "h", None, None),
+            # another patient's goal whose id happens to be p1's
+            Link("one", "Goal", "sys|p1", "goal", "p1", "8", "1", None, "h", None, None),
         ],
         NOW,
     )
