@@ -101,6 +101,9 @@ async def test_unenrolling_stops_further_pushes(
     held = {(x.resource_type, x.resource_id) for x in gone.remaining}
     assert ("Patient", one.of_type("Patient")[0]["id"]) in held
     assert not any(t in DIRECTORY for t, _ in held)
+    on_server = {(t, rid) for (t, rid) in one.resources if t not in DIRECTORY}
+    assert held == on_server  # every resource of the patient there, the referral's Task too
+    assert any(t == "Task" for t, _ in held)
     records = patient_records()
     changed = [r.model_copy(update={"updated_at": clock.now}) for r in records]
     store.put_records(changed, ROUTING, NOW)
