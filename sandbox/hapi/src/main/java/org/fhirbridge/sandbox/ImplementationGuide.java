@@ -66,6 +66,7 @@ public enum ImplementationGuide {
         return new ValidationSupportChain(
                 new DefaultProfileValidationSupport(context),
                 npm,
+                new LanguageValueSets(context),
                 new CommonCodeSystemsTerminologyService(context),
                 new InMemoryTerminologyServerValidationSupport(context),
                 new SnapshotGeneratingValidationSupport(context),
