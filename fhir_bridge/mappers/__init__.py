@@ -7,6 +7,7 @@ the time used to stamp imported records.
 from ._conformance import check_resource
 from ._context import DEFAULT_NAMESPACE, MappingContext, full_url_for
 from ._refs import party_out as party_reference
+from ._terminology import TerminologyFinding, terminology_findings, terminology_warnings
 from ._translate import (
     IMPORTED_TYPES,
     Entry,
@@ -29,6 +30,7 @@ __all__ = [
     "Entry",
     "ImportResult",
     "MappingContext",
+    "TerminologyFinding",
     "Vocabulary",
     "check_package",
     "check_resource",
@@ -38,6 +40,8 @@ __all__ = [
     "party_entries",
     "party_reference",
     "resources_of",
+    "terminology_findings",
+    "terminology_warnings",
     "to_bundle",
     "to_entries",
 ]

@@ -16,6 +16,7 @@ from fhir_bridge.errors import Problem
 
 from . import _vocab as v
 from ._datatypes import Json
+from ._terminology import terminology_findings
 
 _REQUIRED_CODES: dict[str, dict[str, list[str]]] = {
     "CarePlan": {"status": v.CAREPLAN_STATUS.codes, "intent": v.CAREPLAN_INTENT.codes},
@@ -79,6 +80,11 @@ def check_resource(resource: Json, path: str) -> list[Problem]:
         problems.append(Problem(f"{path}.text", "a narrative (generated XHTML div) is required"))
     for check in _SPECIFIC.get(resource_type, ()):
         problems += check(resource, path)
+    problems += [
+        Problem(f.path, f.reason)
+        for f in terminology_findings(resource, path)
+        if f.severity == "error"
+    ]
     return problems
 
 

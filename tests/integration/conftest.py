@@ -223,20 +223,24 @@ def us_core_sandbox(port: int, ig: str) -> Iterator[str]:
     already runs so, restarted when it runs otherwise, stopped at the end if this session
     started it."""
     already = sandbox.status(port)
-    if already.running and already.validate and already.ig == ig and already.healthy:
-        yield already.base_url
+    if already.running and already.validate and already.ig == ig:
+        yield _start_us_core(port, ig)  # waits until it answers
         return
     if already.running:
         sandbox.stop(port)
-    try:
-        url = sandbox.start(port, True, ig=ig, timeout=US_CORE_START_TIMEOUT).base_url
-    except sandbox.SandboxError as exc:
-        tail = f"\n--- log tail ---\n{exc.log_tail}" if exc.log_tail else ""
-        pytest.fail(f"could not start the {ig} sandbox: {exc.message}{tail}", pytrace=False)
+    url = _start_us_core(port, ig)
     try:
         yield url
     finally:
         sandbox.stop(port)
+
+
+def _start_us_core(port: int, ig: str) -> str:
+    try:
+        return sandbox.start(port, True, ig=ig, timeout=US_CORE_START_TIMEOUT).base_url
+    except sandbox.SandboxError as exc:
+        tail = f"\n--- log tail ---\n{exc.log_tail}" if exc.log_tail else ""
+        pytest.fail(f"could not start the {ig} sandbox: {exc.message}{tail}", pytrace=False)
 
 
 @pytest.fixture(scope="session", params=sorted(US_CORE_PORT_ENVS))
