@@ -9,6 +9,7 @@ run with ``-rP`` to see them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
@@ -20,8 +21,11 @@ import pytest
 
 from fhir_bridge import model as m
 from fhir_bridge.documents import read_records
+from fhir_bridge.fhir import FhirClient
 from fhir_bridge.handoff import HandoffType, build_document
 from fhir_bridge.mappers import MappingContext, to_entries
+from fhir_bridge.store import Store
+from fhir_bridge.sync import Pusher, PushSummary
 from tests.helpers import fixture_files
 
 FHIR_JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
@@ -101,6 +105,28 @@ def test_a_fixture_pushed_as_push_sends_it_is_accepted(us_core_url: str, path: P
     statuses = [r["response"]["status"] for r in response.json()["entry"]]
     assert len(statuses) == len(entries)
     assert all(s.startswith("201") for s in statuses), statuses
+
+
+def test_push_writes_every_fixture_to_a_server_validating_by_type(
+    us_core_url: str, tmp_path: Path
+) -> None:
+    """The real push (conditional writes, transactions) of every fixture: nothing refused."""
+    ctx = _ctx()
+    records = [r for path in fixture_files() for r in read_records(path)]
+    store = Store(f"sqlite:///{tmp_path / 'bridge.db'}")
+
+    async def run() -> PushSummary:
+        async with FhirClient(us_core_url, timeout=600) as client:
+            return await Pusher(store, client, "hospital", ctx).push()
+
+    try:
+        store.put_records(records, ["hospital"], ctx.now)
+        summary = asyncio.run(run())
+    finally:
+        store.close()
+    print(f"push to {us_core_url}: {summary.counts()}")
+    assert (summary.failed, summary.dead_lettered, summary.not_supported) == (0, 0, 0)
+    assert summary.created >= len(records)
 
 
 @pytest.mark.parametrize("handoff_type", get_args(HandoffType))
