@@ -10,6 +10,7 @@ from ._conflicts import Conflict, NewConflict
 from ._handoffs import Handoff, HandoffSummary
 from ._leases import Claim, Lease
 from ._links import Link
+from ._matches import MatchState, PatientMatch
 from ._outbox import OutboxEntry, QueueDepth, QueueSchedule
 from ._records import PutResult, content_hash
 from ._runs import LogEntry, Run
@@ -27,9 +28,11 @@ __all__ = [
     "Lease",
     "Link",
     "LogEntry",
+    "MatchState",
     "NewConflict",
     "OutboxEntry",
     "OutboxStatus",
+    "PatientMatch",
     "PutResult",
     "QueueDepth",
     "QueueSchedule",

@@ -26,6 +26,7 @@ from ._handoffs import Handoffs
 from ._leases import Claim, Leases, fence
 from ._links import Link, Links
 from ._links import save as save_link
+from ._matches import PatientMatches
 from ._outbox import Outbox
 from ._records import PutResult, Records, mark_deleted, patient_of, put, stored_version
 from ._runs import Runs, SyncLog
@@ -62,6 +63,7 @@ class Store:
         self.watermarks = Watermarks(self._db)
         self.handoffs = Handoffs(self._db)
         self.api_keys = ApiKeys(self._db)
+        self.matches = PatientMatches(self._db)
         if migrate:
             self.migrate()
 

@@ -25,7 +25,10 @@ GOAL = {
 def api(tmp_path: Path) -> tuple[Api, dict[str, str]]:
     url = f"sqlite:///{tmp_path / 'api.db'}"
     settings = Settings(
-        database_url=url, connections={"ehr": ConnectionConfig(base_url="http://ehr.test/fhir")}
+        database_url=url,
+        connections={
+            "ehr": ConnectionConfig(base_url="http://ehr.test/fhir", patient_mode="create")
+        },
     )
     return Api(settings), api_keys(url)
 

@@ -42,7 +42,10 @@ def _unreachable(request: httpx.Request) -> httpx.Response:
 def api(tmp_path: Path) -> tuple[Api, dict[str, str]]:
     """The app with one connection whose server cannot be reached."""
     url = f"sqlite:///{tmp_path / 'api.db'}"
-    settings = Settings(database_url=url, connections={"ehr": ConnectionConfig(base_url=BASE)})
+    settings = Settings(
+        database_url=url,
+        connections={"ehr": ConnectionConfig(base_url=BASE, patient_mode="create")},
+    )
     return Api(settings, transport=httpx.MockTransport(_unreachable)), api_keys(url)
 
 
@@ -340,7 +343,10 @@ def test_a_push_through_the_api_reaches_the_server_and_a_handoff_is_delivered(
     """The app's transport reaches every client it makes: push, pull and handoff delivery."""
     server = FhirServer()
     url = f"sqlite:///{tmp_path / 'api.db'}"
-    settings = Settings(database_url=url, connections={"ehr": ConnectionConfig(base_url=BASE)})
+    settings = Settings(
+        database_url=url,
+        connections={"ehr": ConnectionConfig(base_url=BASE, patient_mode="create")},
+    )
     call, keys = Api(settings, transport=server.transport), api_keys(url)
     store = call.store()
     try:
