@@ -60,8 +60,10 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Workers alive, the work each has claimed, and the outbox per connection."""
-    with opened_store() as store:
-        report = fleet_status(store, datetime.now(UTC))
+    settings = load_settings()
+    modes = {n: c.effective_patient_mode for n, c in settings.connections.items()}
+    with opened_store(settings) as store:
+        report = fleet_status(store, datetime.now(UTC), patient_modes=modes)
     if as_json:
         print_json(report)
         return
@@ -74,6 +76,11 @@ def status(
         throttle = report["throttled"].get(name)
         typer.echo(
             f"queue {name}: {parts}" + (f" (throttled until {throttle})" if throttle else "")
+        )
+    for name, per in sorted(report["patients"].items()):
+        typer.echo(
+            f"patients {name}: mode {per['mode']}, matched {per['matched']}, held {per['held']}"
+            + (" (fhir-bridge held)" if per["held"] else "")
         )
     if report["orphaned_claims"]:
         typer.echo(f"claims of workers not alive: {report['orphaned_claims']}")

@@ -1,6 +1,7 @@
 """Sync with EHR FHIR servers: push (outbox -> server), pull (server -> records), merge."""
 
 from ._connection import Connection, resolve_connection
+from ._held import accept_match, retry_match
 from ._merge import FieldConflict, Merge, three_way
 from ._pull import PULLED_TYPES, Puller
 from ._push import Pusher
@@ -24,11 +25,13 @@ __all__ = [
     "Pusher",
     "RetrySchedule",
     "Worker",
+    "accept_match",
     "fleet_status",
     "pull_connection",
     "push_connection",
     "resolve_conflict",
     "resolve_connection",
+    "retry_match",
     "subscribe",
     "three_way",
     "unsubscribe",
