@@ -239,6 +239,14 @@ class Pusher:
         writes = plan(mapped, links)
         if self.matcher is not None:  # the EHR owns its Patient: never written
             writes = [w for w in writes if w.resource_type != "Patient"]
+        # a record with an open conflict here waits for a person: resolving it queues the
+        # side taken, so nothing is written over the EHR's side before then
+        disputed = {
+            (c.kind, c.record_id)
+            for c in self.store.conflicts.find()
+            if c.connection == self.connection
+        }
+        writes = [w for w in writes if (w.entry.kind, w.entry.record_id) not in disputed]
         summary.unchanged += sum(w.action == "unchanged" for w in writes)
         caps: Capabilities = sender.caps
         blocked = [

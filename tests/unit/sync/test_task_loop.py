@@ -160,3 +160,32 @@ async def test_a_local_change_and_the_organisations_note_both_survive(
     task = server.resources[("Task", task_id)]
     assert task["businessStatus"]["text"] == "family informed"
     assert [n["text"] for n in task["note"]] == ["first class booked"]
+
+
+async def test_a_push_before_the_pull_does_not_write_the_cancel_over_the_organisation(
+    store: Store, server: FhirServer, ctx: MappingContext, clock: Clock, task_id: str
+) -> None:
+    """Push runs first (``sync`` pushes, then pulls): the Task is not resent over the
+    organisation's change; the pull makes the conflict; nothing is written until it is
+    resolved."""
+    cancelled = tracking(store).model_copy(update={"status": m.TrackingStatus.cancelled})
+    store.put_records(
+        [referral(store).model_copy(update={"tracking": cancelled})], [CONNECTION], NOW
+    )
+    server.edit("Task", task_id, task_change(status="in-progress"))
+
+    first = await push(store, server, ctx, clock)
+
+    assert first.failed == 1
+    assert first.dead_lettered == 0
+    assert server.resources[("Task", task_id)]["status"] == "in-progress"
+    assert (await pull(store, server, ctx, clock)).conflicts == 1
+    clock.advance(minutes=5)
+    await push(store, server, ctx, clock)  # the conflict is open: nothing written
+    assert server.resources[("Task", task_id)]["status"] == "in-progress"
+
+    (conflict,) = store.conflicts.find()
+    resolve_conflict(store, conflict.id, "ehr", None, NOW)
+    await push(store, server, ctx, clock)
+    assert server.resources[("Task", task_id)]["status"] == "in-progress"
+    assert tracking(store).status == m.TrackingStatus.in_progress
