@@ -181,3 +181,22 @@ def test_a_local_cancel_racing_the_organisations_in_progress_is_a_conflict(
     assert conflict.remote["tracking"]["status"] == "in_progress"
     assert loop.tracking("ref-nguyen-pantry").status is m.TrackingStatus.cancelled
     assert loop.task(community, "ref-nguyen-pantry")["status"] == "in-progress"  # untouched
+    assert loop.push().updated == 0  # the conflict is open: nothing written over theirs
+    assert loop.task(community, "ref-nguyen-pantry")["status"] == "in-progress"
+
+
+def test_a_push_before_the_pull_leaves_the_organisations_status_alone(
+    loop: Loop, community: httpx.Client
+) -> None:
+    record = loop.store.records.get("referral", "ref-nguyen-pantry")
+    assert isinstance(record, m.Referral)
+    assert record.tracking is not None
+    cancelled = record.tracking.model_copy(update={"status": m.TrackingStatus.cancelled})
+    loop.store.put_records([record.model_copy(update={"tracking": cancelled})], [CONNECTION], NOW)
+    loop.organisation_sets(community, "ref-nguyen-pantry", status="in-progress")
+
+    pushed = loop.push()
+
+    assert (pushed.failed, pushed.dead_lettered) == (1, 0)  # tried again after the pull
+    assert loop.task(community, "ref-nguyen-pantry")["status"] == "in-progress"
+    assert loop.pull().conflicts == 1
