@@ -46,7 +46,7 @@ def _free_port() -> int:
 def _config(path: Path, database_url: str, base_url: str, namespace: str) -> Path:
     path.write_text(
         f'database_url = "{database_url}"\nnamespace = "{namespace}"\n\n'
-        f'[connections.{CONNECTION}]\nbase_url = "{base_url}"\n'
+        f'[connections.{CONNECTION}]\nbase_url = "{base_url}"\nenrol = "all"\n'
         f'webhook_secret_env = "{SECRET_ENV}"\n'
     )
     return path

@@ -7,8 +7,9 @@ namespace = "https://care.example.org/fhir-bridge"
 [connections.county-hospital]
 base_url = "https://ehr.example.org/fhir"
 conflict_policy = "manual"          # or "ehr-wins", "local-wins"
+enrol = "listed"                    # only enrolled patients' records (or "all")
 patient_mode = "match"              # or "create"; unset: create on localhost, else match
-mrn_system = "urn:oid:1.2.3.4.5"    # the EHR's own patient identifier (MRN) system
+mrn_system = "urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.14"  # the EHR's MRN system
 auth = { kind = "smart-backend", client_id = "bridge", private_key_file = "/run/keys/bridge.pem",
          key_id = "k1", algorithm = "RS384", scope = "system/CarePlan.rs system/Goal.cruds" }
 ```
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -63,6 +64,24 @@ class AuthConfig(BaseModel):
     scope: str | None = None
 
 
+class OrganizationConfig(BaseModel):
+    """The organisation a connection is the own FHIR endpoint of: its internal directory id
+    (``id``, as referrals name their performer), or one of its identifiers (``system`` and
+    ``value``, e.g. an NPI)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = None
+    system: str | None = None
+    value: str | None = None
+
+    @model_validator(mode="after")
+    def _named(self) -> OrganizationConfig:
+        if self.id is None and self.value is None:
+            raise ValueError("name the organisation by id or by identifier (system, value)")
+        return self
+
+
 class ConnectionConfig(BaseModel):
     """One EHR FHIR server."""
 
@@ -81,8 +100,17 @@ class ConnectionConfig(BaseModel):
     webhook_secret_env: str | None = Field(
         default=None, description="Env var holding the secret the server's notifications carry"
     )
+    enrol: Literal["all", "listed"] = Field(
+        default="listed",
+        description='Whose records go here: only enrolled patients\' ("listed", the default, '
+        'so a newly configured EHR receives nothing it was not meant to), or all ("all")',
+    )
     mrn_system: str | None = Field(
-        default=None, description="The identifier system of this EHR's own patient ids (its MRN)"
+        default=None, description="The identifier system of this EHR's medical record numbers"
+    )
+    organization: OrganizationConfig | None = Field(
+        default=None,
+        description="The organisation this server belongs to: referrals it fulfils go here",
     )
     patient_mode: Literal["match", "create"] | None = Field(
         default=None,

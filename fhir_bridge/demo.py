@@ -66,11 +66,12 @@ def demo_settings(out_dir: Path, base_url: str, namespace: str) -> Settings:
         f'namespace = "{namespace}"\n\n'
         f"[connections.{CONNECTION}]\n"
         f'base_url = "{base_url}"\n'
+        'enrol = "all"\n'
     )
     return Settings(
         database_url=f"sqlite:///{database}",
         namespace=namespace,
-        connections={CONNECTION: ConnectionConfig(base_url=base_url)},
+        connections={CONNECTION: ConnectionConfig(base_url=base_url, enrol="all")},
     )
 
 

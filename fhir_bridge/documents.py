@@ -54,21 +54,61 @@ def _problems(exc: ValidationError, prefix: str, *, tagged: bool = False) -> lis
     return out
 
 
-def records_from_data(data: Any, source: str) -> list[m.Record]:
-    """Internal records from parsed JSON: one record, a list of records, or a patient package."""
-    if isinstance(data, dict) and (
+class Enrolled(NamedTuple):
+    """An enrolment a package carries, with where it stood (``file.enrolments[i]``)."""
+
+    patient_id: str
+    enrolment: m.Enrolment
+    where: str
+
+
+class Loaded(NamedTuple):
+    """What an internal JSON document holds: records, and the enrolments of packages."""
+
+    records: list[m.Record]
+    enrolments: list[Enrolled]
+
+
+def _is_package(data: Any) -> bool:
+    return isinstance(data, dict) and (
         data.get("kind") == "package"
         or ("kind" not in data and isinstance(data.get("patient"), dict))
-    ):
-        try:
-            package = m.PatientPackage.model_validate(data)
-        except ValidationError as exc:
-            raise MappingError(_problems(exc, source)) from None
-        try:
-            check_package(package)
-        except MappingError as exc:
-            raise exc.prefixed(source) from None
-        return list(package.records())
+    )
+
+
+def _package(data: Any, source: str) -> m.PatientPackage:
+    try:
+        package = m.PatientPackage.model_validate(data)
+    except ValidationError as exc:
+        raise MappingError(_problems(exc, source)) from None
+    try:
+        check_package(package)
+    except MappingError as exc:
+        raise exc.prefixed(source) from None
+    return package
+
+
+def load_data(data: Any, source: str) -> Loaded:
+    """Records and enrolments from parsed JSON (a package's ``enrolments``; none elsewhere)."""
+    if not _is_package(data):
+        return Loaded(records_from_data(data, source), [])
+    package = _package(data, source)
+    enrolled = [
+        Enrolled(package.patient.id, e, f"{source}.enrolments[{i}]")
+        for i, e in enumerate(package.enrolments)
+    ]
+    return Loaded(list(package.records()), enrolled)
+
+
+def read_loaded(path: Path) -> Loaded:
+    """:func:`load_data` of a file."""
+    return load_data(parse_json(_read_text(path), str(path)), str(path))
+
+
+def records_from_data(data: Any, source: str) -> list[m.Record]:
+    """Internal records from parsed JSON: one record, a list of records, or a patient package."""
+    if _is_package(data):
+        return list(_package(data, source).records())
     items = data if isinstance(data, list) else [data]
     records: list[m.Record] = []
     problems: list[Problem] = []

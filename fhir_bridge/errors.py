@@ -21,6 +21,8 @@ Every error fhir-bridge raises on purpose derives from :class:`BridgeError`::
     │                              the work over: its result is not recorded (scope, key)
     ├── StoreUnavailable           (store) the database could not be reached or dropped the
     │                              connection mid-transaction: try again later (error_type)
+    ├── UnknownPatient             (sync) an enrolment names a patient the store does not
+    │                              hold (patient_id)
     ├── HandoffRefused             (handoff) a strict delivery refused: the completeness check
     │                              found errors (errors, findings)
     ├── SandboxError               (sandbox) the local HAPI server could not be built, started
@@ -317,6 +319,14 @@ class StoreUnavailable(BridgeError):  # noqa: N818 - names the domain uses
 
 
 # --- handoff -----------------------------------------------------------------------------
+
+
+class UnknownPatient(BridgeError):  # noqa: N818 - names the domain uses
+    """An operation on a patient the store does not hold (enrolling one, for instance)."""
+
+    def __init__(self, patient_id: str) -> None:
+        self.patient_id = patient_id
+        super().__init__(f"no patient {patient_id!r} in the store")
 
 
 class HandoffRefused(BridgeError):  # noqa: N818 - names the domain uses

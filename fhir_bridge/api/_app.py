@@ -20,12 +20,13 @@ from fhir_bridge.errors import (
     HandoffRefused,
     InputError,
     MappingError,
+    UnknownPatient,
 )
 from fhir_bridge.store import Store
 from fhir_bridge.sync import Worker, pull_connection, resolve_connection
 
 from ._dashboard import router as dashboard_router
-from .routes import changes, conflicts, dead_letters, handoffs, health, records, sync
+from .routes import changes, conflicts, dead_letters, enrolments, handoffs, health, records, sync
 from .routes.webhook import webhook_router
 
 log = logging.getLogger("fhir_bridge.api")
@@ -74,6 +75,10 @@ def create_app(
     async def unreadable(_: Request, exc: InputError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
+    @app.exception_handler(UnknownPatient)
+    async def unknown_patient(_: Request, exc: UnknownPatient) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
     @app.exception_handler(HandoffRefused)
     async def refused(_: Request, exc: HandoffRefused) -> JSONResponse:
         """A strict handoff not sent: what the check found, to fix before sending again."""
@@ -111,6 +116,7 @@ def create_app(
     app.include_router(conflicts.router)
     app.include_router(changes.router)
     app.include_router(handoffs.router)
+    app.include_router(enrolments.router)
     app.include_router(dashboard_router)
     app.include_router(records.router)  # last: /v1/{collection}/{id} would shadow the above
 

@@ -252,6 +252,8 @@ def _snapshot(store: Store, settings: Settings, now: datetime) -> dict[str, Any]
     runs = store.runs.recent(200)
     return {
         "queues": {name: store.outbox.depth(name) for name in settings.connections},
+        "routes": {name: c.enrol for name, c in settings.connections.items()},
+        "enrolled": store.enrolments.counts(),
         "totals": store.outbox.depth(),
         "chart": chart.throughput(runs, now),
         "runs": runs[:RUNS_SHOWN],

@@ -144,6 +144,10 @@ class Run(BaseModel):
 class ConnectionStatus(BaseModel):
     base_url: str
     queue: dict[str, int] = Field(description="Outbox entries per status")
+    enrol: Literal["all", "listed"] = Field(
+        description="Whose records go there: every patient's, or enrolled patients' only"
+    )
+    enrolled: int = Field(description="Patients enrolled with the connection")
     dead_letters: int
     last_push: Run | None
     last_pull: Run | None
@@ -199,6 +203,54 @@ class SyncStatus(BaseModel):
     open_conflicts: int
     failed_runs: list[Run]
     recent_runs: list[Run]
+
+
+class EnrolmentOut(BaseModel):
+    patient_id: str
+    connection: str
+    mrn: str | None
+    enrolled_at: str
+
+    @classmethod
+    def of(cls, e: s.Enrolment) -> EnrolmentOut:
+        return cls(
+            patient_id=e.patient_id,
+            connection=e.connection,
+            mrn=e.mrn,
+            enrolled_at=e.enrolled_at.isoformat(),
+        )
+
+
+class Enrolments(BaseModel):
+    items: list[EnrolmentOut]
+
+
+class EnrolmentIn(BaseModel):
+    """The body of ``PUT .../enrolments/{connection}`` (optional)."""
+
+    model_config = {"extra": "forbid"}
+
+    mrn: str | None = Field(
+        default=None, min_length=1, description="The patient's MRN in that EHR; absent: kept"
+    )
+
+
+class EnrolmentMade(BaseModel):
+    enrolment: EnrolmentOut
+    queued: int = Field(description="The patient's records queued for the connection")
+
+
+class ServerResource(BaseModel):
+    resource_type: str
+    id: str
+
+
+class Unenrolment(BaseModel):
+    was_enrolled: bool
+    dropped: int = Field(description="Queued entries for the connection dropped")
+    remaining: list[ServerResource] = Field(
+        description="What stays on the connection's server: fhir-bridge never deletes there"
+    )
 
 
 class DeadLetter(BaseModel):

@@ -59,7 +59,8 @@ def worker(
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """Workers alive, the work each has claimed, and the outbox per connection."""
+    """Workers alive, the work each has claimed, and the outbox, the patients enrolled,
+    matched and held per connection."""
     settings = load_settings()
     modes = {n: c.effective_patient_mode for n, c in settings.connections.items()}
     with opened_store(settings) as store:
@@ -77,6 +78,11 @@ def status(
         typer.echo(
             f"queue {name}: {parts}" + (f" (throttled until {throttle})" if throttle else "")
         )
+    for name, config in settings.connections.items():
+        if config.enrol == "all":
+            typer.echo(f"routing {name}: every patient (enrol = all)")
+        else:
+            typer.echo(f"routing {name}: {report['enrolled'].get(name, 0)} patients enrolled")
     for name, per in sorted(report["patients"].items()):
         typer.echo(
             f"patients {name}: mode {per['mode']}, matched {per['matched']}, held {per['held']}"

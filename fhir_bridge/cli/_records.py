@@ -10,9 +10,10 @@ import typer
 
 from fhir_bridge import model as m
 from fhir_bridge.config import load_settings
-from fhir_bridge.documents import read_fhir, read_records
+from fhir_bridge.documents import read_fhir, read_loaded, read_records
 from fhir_bridge.errors import InputError
 from fhir_bridge.mappers import from_fhir, to_bundle
+from fhir_bridge.sync import loaded_enrolments, routing_of
 
 from ._app import fail, mapping_context, opened_store, print_json, reports_errors
 
@@ -55,15 +56,21 @@ def import_(files: Files, namespace: Namespace = None) -> None:
 
 @reports_errors
 def load(files: Files) -> None:
-    """Put internal records (or `fhir-bridge import` output) into the store and queue them."""
+    """Put internal records (or `fhir-bridge import` output) into the store and queue them
+    for the connections they go to (a package's `enrolments` are stored too)."""
     settings = load_settings()
-    records = [r for path in files for r in read_records(path)]
+    loaded = [read_loaded(path) for path in files]
+    records = [r for x in loaded for r in x.records]
+    enrolments = loaded_enrolments(settings, [e for x in loaded for e in x.enrolments])
     with opened_store(settings) as store:
-        results = store.put_records(records, list(settings.connections), datetime.now(UTC))
+        results = store.put_records(
+            records, routing_of(settings), datetime.now(UTC), enrolments=enrolments
+        )
     changed = sum(r.changed for r in results)
+    enrolled = f", {len(enrolments)} enrolments" if enrolments else ""
     typer.echo(
         f"loaded {len(results)} records: {changed} new or changed, "
-        f"{len(results) - changed} unchanged"
+        f"{len(results) - changed} unchanged{enrolled}"
     )
 
 

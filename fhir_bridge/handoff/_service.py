@@ -19,7 +19,7 @@ from fhir_bridge import model as m
 from fhir_bridge.config import Settings
 from fhir_bridge.errors import HandoffRefused, InputError
 from fhir_bridge.store import Store
-from fhir_bridge.sync import resolve_connection
+from fhir_bridge.sync import resolve_connection, routing_of
 
 from ._check import Finding, check
 from ._document import DOCUMENT_TYPES, HandoffType, as_transaction, build_document, deliver
@@ -186,7 +186,7 @@ def receive_handoff(
     patient = arrival.patient if match is None else match
     stored = [patient] if match is None else []
     records = rekey(arrival.records, patient.id)
-    store.put_records([*stored, *records], list(settings.connections), now)
+    store.put_records([*stored, *records], routing_of(settings), now)
     return Received(patient.id, len(records), how)
 
 

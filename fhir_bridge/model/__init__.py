@@ -3,7 +3,7 @@
 from ._careplan import Activity, CarePlan, PlannedActivity, Schedule
 from ._clinical import CareTeam, CareTeamMember, Medication, Problem
 from ._goal import Goal, GoalTarget
-from ._package import AnyRecord, PatientPackage
+from ._package import AnyRecord, Enrolment, PatientPackage
 from ._patient import Caregiver, Patient
 from ._record import PatientRecord, Record
 from ._referral import Output, Referral, ReferralTask, Tracking
@@ -60,6 +60,7 @@ __all__ = [
     "ClinicalStatus",
     "Code",
     "Concept",
+    "Enrolment",
     "FhirDate",
     "FhirDateTime",
     "Goal",

@@ -20,9 +20,23 @@ AnyRecord = Annotated[
 ]
 
 
+class Enrolment(Model):
+    """The patient enrolled with one connection: their records go to that EHR."""
+
+    connection: str = Field(min_length=1, description="A connection of fhir-bridge.toml")
+    mrn: str | None = Field(
+        default=None, min_length=1, description="The patient's MRN in that EHR, when known"
+    )
+
+
 class PatientPackage(Model):
     kind: Literal["package"] = "package"
     patient: Patient
+    enrolments: list[Enrolment] = Field(
+        default_factory=list,
+        description="The connections the patient is enrolled with (not a record: stored "
+        "beside the records, never sent)",
+    )
     care_plans: list[CarePlan] = Field(default_factory=list)
     goals: list[Goal] = Field(default_factory=list)
     referrals: list[Referral] = Field(default_factory=list)

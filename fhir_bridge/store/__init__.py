@@ -7,12 +7,14 @@
 from ._changes import Change
 from ._clock import utc
 from ._conflicts import Conflict, NewConflict
+from ._enrolments import Enrolled, Enrolment, NewEnrolment, Unenrolled
 from ._handoffs import Handoff, HandoffSummary
 from ._leases import Claim, Lease
 from ._links import Link
 from ._matches import MatchState, PatientMatch
 from ._outbox import OutboxEntry, QueueDepth, QueueSchedule
 from ._records import PutResult, content_hash
+from ._routing import Organization, Route, Routing, Share, as_shared, for_fulfiller
 from ._runs import LogEntry, Run
 from ._slots import RequestSlots, Slot
 from ._store import Store
@@ -23,6 +25,8 @@ __all__ = [
     "Change",
     "Claim",
     "Conflict",
+    "Enrolled",
+    "Enrolment",
     "Handoff",
     "HandoffSummary",
     "Lease",
@@ -30,6 +34,8 @@ __all__ = [
     "LogEntry",
     "MatchState",
     "NewConflict",
+    "NewEnrolment",
+    "Organization",
     "OutboxEntry",
     "OutboxStatus",
     "PatientMatch",
@@ -37,10 +43,16 @@ __all__ = [
     "QueueDepth",
     "QueueSchedule",
     "RequestSlots",
+    "Route",
+    "Routing",
     "Run",
+    "Share",
     "Slot",
     "Store",
+    "Unenrolled",
     "Worker",
+    "as_shared",
     "content_hash",
+    "for_fulfiller",
     "utc",
 ]

@@ -33,8 +33,11 @@ class Link:
 _FIELDS = tuple(f.name for f in fields(Link))
 
 
-def _link(row: LinkRow) -> Link:
+def link_of(row: LinkRow) -> Link:
     return Link(*(getattr(row, name) for name in _FIELDS))
+
+
+_link = link_of
 
 
 class Links:

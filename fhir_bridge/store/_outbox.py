@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ._clock import utc
 from ._database import Database
 from ._leases import Claim, fence
+from ._routed import FULFILLED_KINDS, enrolled_patients, fulfillers, parsed
+from ._routing import Routing
 from ._tables import OutboxRow, OutboxStatus, RecordRow
 
 
@@ -83,8 +85,11 @@ class Outbox:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def enqueue_unsynced(self, connection: str, now: datetime) -> int:
-        """Queue every record the connection has never been sent or whose version moved on."""
+    def enqueue_unsynced(
+        self, connection: str, now: datetime, routing: Routing | None = None
+    ) -> int:
+        """Queue every record the connection has never been sent or whose version moved on
+        (of those ``routing`` sends there; None: every record)."""
         with self._db.session() as s:
             queued = {
                 (k, r): v
@@ -94,20 +99,29 @@ class Outbox:
                     )
                 )
             }
+            routed = _Routed(s, routing, connection) if routing is not None else None
             count = 0
             for row in s.scalars(select(RecordRow).where(~RecordRow.deleted)):
-                if queued.get((row.kind, row.id)) != row.version:
-                    enqueue(
-                        s,
-                        connection=connection,
-                        kind=row.kind,
-                        record_id=row.id,
-                        patient_id=row.patient_id,
-                        version=row.version,
-                        now=now,
-                    )
-                    count += 1
+                if queued.get((row.kind, row.id)) == row.version:
+                    continue
+                if routed is not None and not routed.takes(row):
+                    continue
+                enqueue(
+                    s,
+                    connection=connection,
+                    kind=row.kind,
+                    record_id=row.id,
+                    patient_id=row.patient_id,
+                    version=row.version,
+                    now=now,
+                )
+                count += 1
             return count
+
+    def drop_patient(self, connection: str, patient_id: str) -> int:
+        """Forget the patient's pending and dead entries for the connection; how many."""
+        with self._db.session() as s:
+            return drop_patient(s, connection, patient_id)
 
     def due(
         self, connection: str, now: datetime, patient_id: str | None = None
@@ -200,6 +214,45 @@ class Outbox:
                 else:
                     per[str(status)] = int(count)
             return {name: QueueSchedule(**per) for name, per in counts.items()}
+
+
+class _Routed:
+    """Which stored records ``routing`` sends to one connection (referrals parsed, the rest
+    decided by kind, enrolment and whether the connection fulfils one of the patient's
+    referrals)."""
+
+    def __init__(self, s: Session, routing: Routing, connection: str) -> None:
+        self.routing, self.connection = routing, connection
+        self.enrolled = enrolled_patients(s, connection)
+        self.fulfilled = fulfillers(s, routing)
+
+    def takes(self, row: RecordRow) -> bool:
+        pid = row.patient_id or row.id
+        fulfiller = (
+            self.routing.fulfiller(parsed(row))
+            if row.kind in FULFILLED_KINDS and self.routing.fulfils_any
+            else None
+        )
+        share = self.routing.share_of(
+            row.kind,
+            fulfiller,
+            self.connection,
+            enrolled=pid in self.enrolled,
+            fulfils_patient=self.connection in self.fulfilled.get(pid, ()),
+        )
+        return share is not None
+
+
+def drop_patient(s: Session, connection: str, patient_id: str) -> int:
+    """Delete the patient's pending and dead entries for the connection; how many."""
+    result = s.execute(
+        delete(OutboxRow).where(
+            OutboxRow.connection == connection,
+            OutboxRow.patient_id == patient_id,
+            OutboxRow.status != OutboxStatus.done,
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def enqueue(

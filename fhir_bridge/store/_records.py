@@ -17,6 +17,8 @@ from fhir_bridge import model as m
 
 from ._database import Database
 from ._outbox import enqueue
+from ._routed import destinations
+from ._routing import Routing
 from ._tables import RecordRow
 
 _RECORD = TypeAdapter(m.AnyRecord)
@@ -94,8 +96,11 @@ class Records:
             return mark_deleted(s, kind, record_id, now) is not None
 
 
-def put(s: Session, record: m.Record, connections: Sequence[str], now: datetime) -> PutResult:
-    """Store a record; when it changed, queue it for each of ``connections``."""
+def put(
+    s: Session, record: m.Record, connections: Sequence[str] | Routing, now: datetime
+) -> PutResult:
+    """Store a record; when it changed, queue it for each of ``connections`` (with a
+    :class:`Routing`: for each connection it routes the record to)."""
     kind = record.kind
     data = record.model_dump(mode="json", exclude_none=True)
     patient_id = patient_of(record)
@@ -109,6 +114,8 @@ def put(s: Session, record: m.Record, connections: Sequence[str], now: datetime)
         row.version += 1
     row.data, row.updated_at, row.patient_id, row.deleted = data, now, patient_id, False
     s.flush()
+    if isinstance(connections, Routing):
+        connections = destinations(s, record, patient_id, connections)
     for connection in connections:
         enqueue(
             s,

@@ -22,6 +22,7 @@ from ._conflicts import add as add_conflict
 from ._conflicts import close as close_conflict
 from ._database import Database
 from ._engine import MIGRATE_LOCK, migration_lock, open_engine
+from ._enrolments import Enrolments, NewEnrolment, enrol
 from ._handoffs import Handoffs
 from ._leases import Claim, Leases, fence
 from ._links import Link, Links
@@ -29,6 +30,7 @@ from ._links import save as save_link
 from ._matches import PatientMatches
 from ._outbox import Outbox, enqueue
 from ._records import PutResult, Records, mark_deleted, patient_of, put, stored_version
+from ._routing import Routing
 from ._runs import Runs, SyncLog
 from ._slots import RequestSlots
 from ._throttles import Throttles
@@ -64,6 +66,7 @@ class Store:
         self.handoffs = Handoffs(self._db)
         self.api_keys = ApiKeys(self._db)
         self.matches = PatientMatches(self._db)
+        self.enrolments = Enrolments(self._db)
         if migrate:
             self.migrate()
 
@@ -100,14 +103,27 @@ class Store:
     # ------------------------------------------------------------------ records and the outbox
 
     def put_records(
-        self, records: Iterable[m.Record], connections: Sequence[str], now: datetime
+        self,
+        records: Iterable[m.Record],
+        connections: Sequence[str] | Routing,
+        now: datetime,
+        enrolments: Sequence[NewEnrolment] = (),
     ) -> list[PutResult]:
-        """Store records; each changed one is queued for every connection, in one transaction."""
+        """Store records and enrolments, in one transaction; each changed record is queued
+        for every connection (with a :class:`Routing`: where it routes the record).
+
+        Enrolments are written first, so the records they enrol are queued for them."""
         with self._db.session() as s:
+            for e in enrolments:
+                enrol(s, e.patient_id, e.connection, e.mrn, now)
             return [put(s, record, connections, now) for record in records]
 
     def put_record_if(
-        self, record: m.Record, connections: Sequence[str], now: datetime, if_version: int | None
+        self,
+        record: m.Record,
+        connections: Sequence[str] | Routing,
+        now: datetime,
+        if_version: int | None,
     ) -> PutResult | None:
         """Store a record only if its stored version is ``if_version`` (None: any); else None."""
         with self._db.session() as s:

@@ -260,3 +260,19 @@ class PatientMatchRow(Base):
     decided_by: Mapped[str] = mapped_column(String(120))
 
     __table_args__ = (Index("ix_patient_matches_state", "connection", "state"),)
+
+
+class EnrolmentRow(Base):
+    """A patient enrolled with one connection (their records go there), with that EHR's MRN."""
+
+    __tablename__ = "enrolments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    patient_id: Mapped[str] = mapped_column(String(64))
+    connection: Mapped[str] = mapped_column(String(100), index=True)
+    mrn: Mapped[str | None] = mapped_column(String(200))
+    enrolled_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("patient_id", "connection", name="uq_enrolments_patient_connection"),
+    )

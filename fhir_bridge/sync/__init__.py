@@ -1,6 +1,7 @@
 """Sync with EHR FHIR servers: push (outbox -> server), pull (server -> records), merge."""
 
-from ._connection import Connection, resolve_connection
+from ._connection import Connection, resolve_connection, routing_of
+from ._enrolment import check_connection, enrol_patient, loaded_enrolments, unenrol_patient
 from ._held import accept_match, retry_match
 from ._merge import FieldConflict, Merge, three_way
 from ._pull import PULLED_TYPES, Puller
@@ -26,13 +27,18 @@ __all__ = [
     "RetrySchedule",
     "Worker",
     "accept_match",
+    "check_connection",
+    "enrol_patient",
     "fleet_status",
+    "loaded_enrolments",
     "pull_connection",
     "push_connection",
     "resolve_conflict",
     "resolve_connection",
     "retry_match",
+    "routing_of",
     "subscribe",
     "three_way",
+    "unenrol_patient",
     "unsubscribe",
 ]

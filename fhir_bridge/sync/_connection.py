@@ -10,6 +10,7 @@ from fhir_bridge import metrics
 from fhir_bridge.config import ConnectionConfig, Settings
 from fhir_bridge.errors import InputError
 from fhir_bridge.fhir import FhirClient, make_auth
+from fhir_bridge.store import Organization, Route, Routing
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,9 @@ def resolve_connection(settings: Settings, name: str | None, fhir_url: str | Non
     if fhir_url:
         if not fhir_url.startswith(("http://", "https://")):
             raise InputError("--fhir-url", f"not an http(s) URL: {fhir_url!r}")
-        return Connection(fhir_url.rstrip("/"), ConnectionConfig(base_url=fhir_url.rstrip("/")))
+        # an ad-hoc server takes everything, as it always has (no enrolments name it)
+        config = ConnectionConfig(base_url=fhir_url.rstrip("/"), enrol="all")
+        return Connection(fhir_url.rstrip("/"), config)
     if name is None:
         if len(settings.connections) == 1:
             name = next(iter(settings.connections))
@@ -64,3 +67,21 @@ def resolve_connection(settings: Settings, name: str | None, fhir_url: str | Non
         known = ", ".join(settings.connections) or "none configured"
         raise InputError("--connection", f"no connection {name!r} (known: {known})")
     return Connection(name, settings.connections[name])
+
+
+def routing_of(settings: Settings) -> Routing:
+    """Every configured connection's route: its ``enrol`` rule and its organisation."""
+    return Routing(
+        tuple(
+            Route(
+                name,
+                config.enrol,
+                None
+                if config.organization is None
+                else Organization(
+                    config.organization.id, config.organization.system, config.organization.value
+                ),
+            )
+            for name, config in settings.connections.items()
+        )
+    )

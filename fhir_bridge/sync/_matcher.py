@@ -91,7 +91,7 @@ class Matcher:
                     self.store.matches.save(known)
         if known is None:
             decision = (
-                await self.find(ours.resource, caps)
+                await self.find(ours.resource, caps, self._enrolled_mrn(patient_id))
                 if ours is not None
                 else Decision("held", "none", reason="no patient record to match")
             )
@@ -115,10 +115,17 @@ class Matcher:
             self._link(ours, known.server_id)
         return known
 
-    async def find(self, patient: Json, caps: MatchCapabilities) -> Decision:
-        """Identifier, then ``$match`` where declared, then demographics."""
+    def _enrolled_mrn(self, patient_id: str) -> str | None:
+        enrolment = self.store.enrolments.get(patient_id, self.connection)
+        return enrolment.mrn if enrolment is not None else None
+
+    async def find(
+        self, patient: Json, caps: MatchCapabilities, enrolled_mrn: str | None = None
+    ) -> Decision:
+        """Identifier (the enrolment's MRN, else our patient's identifier in the connection's
+        MRN system), then ``$match`` where declared, then demographics."""
         tried: list[str] = []
-        mrn = mrn_of(patient, self.mrn_system)
+        mrn = (enrolled_mrn if self.mrn_system else None) or mrn_of(patient, self.mrn_system)
         if mrn is not None:
             tried.append("identifier")
             found = await self._search("Patient", {"identifier": f"{self.mrn_system}|{mrn}"})

@@ -1,12 +1,13 @@
 """Push: drain a connection's outbox into its FHIR server.
 
-For each patient with queued records, under a lease on that patient: map all their records,
-plan the writes (``_plan``, pure), send what changed as conditional updates keyed by our
-identifier (``_send``: transactions of bounded size where the server supports them, else
-batches by dependency level, else single requests), then record links and the sync log and
-close or reschedule the outbox entries (``_recording``, with the ``_retry`` schedule). A retry,
-a lost response or a crash mid-run never makes a second copy: every write names its resource
-by identifier.
+For each patient with queued records, under a lease on that patient: map their records that
+are routed to this connection (``store.Routing``: enrolment, referrals to an organisation's
+own endpoint; ``routing`` None sends every record), plan the writes (``_plan``, pure), send
+what changed as conditional updates keyed by our identifier (``_send``: transactions of
+bounded size where the server supports them, else batches by dependency level, else single
+requests), then record links and the sync log and close or reschedule the outbox entries
+(``_recording``, with the ``_retry`` schedule). A retry, a lost response or a crash mid-run
+never makes a second copy: every write names its resource by identifier.
 """
 
 from __future__ import annotations
@@ -29,7 +30,15 @@ from fhir_bridge.mappers import (
     directory_entries,
     resources_of,
 )
-from fhir_bridge.store import Claim, Link, OutboxEntry, OutboxStatus, Store
+from fhir_bridge.store import (
+    Claim,
+    Link,
+    OutboxEntry,
+    OutboxStatus,
+    Routing,
+    Store,
+    as_shared,
+)
 
 from ._leases import Held, LeaseKeeper, Leases, process_id
 from ._matcher import MatchCapabilities, Matcher, MatchServer
@@ -72,9 +81,11 @@ class Pusher:
         keeper: LeaseKeeper | None = None,
         lease_seconds: float = 20.0,
         retry: RetrySchedule = DEFAULT_SCHEDULE,
+        routing: Routing | None = None,
         patient_mode: Literal["match", "create"] = "create",
         mrn_system: str | None = None,
     ) -> None:
+        self.routing = routing
         self.should_stop = should_stop
         self.holder = holder or process_id("push")
         self.store = store
@@ -106,7 +117,7 @@ class Pusher:
         if held is None:
             return 0
         with held:
-            return self.store.outbox.enqueue_unsynced(self.connection, self.clock())
+            return self.store.outbox.enqueue_unsynced(self.connection, self.clock(), self.routing)
         return 0  # the lease was lost: the process holding it now queues them
 
     async def push(self, *, patient_id: str | None = None, dry_run: bool = False) -> PushSummary:
@@ -228,7 +239,7 @@ class Pusher:
     ) -> None:
         with_versions = self.store.records.of_patient_with_versions(patient_id)
         versions = {(r.kind, r.id): v for r, v in with_versions}
-        mapped, broken = self._map([r for r, _ in with_versions])
+        mapped, broken = self._map(self._routed(patient_id, [r for r, _ in with_versions]))
         if self.matcher is not None:
             caps_ = cast("MatchCapabilities", sender.caps)
             match = await self.matcher.settle(patient_id, mapped, caps_, save=not dry_run)
@@ -291,6 +302,19 @@ class Pusher:
                 self.recorder.done(entry, lease)
             else:
                 self.recorder.failed(entry, failure.error, failure.reason, summary, lease)
+
+    def _routed(self, patient_id: str, records: list[m.Record]) -> list[m.Record]:
+        """What of the patient's records goes to this connection (see ``Routing``); a
+        referral another connection's organisation fulfils comes without its Task."""
+        if self.routing is None:
+            return records
+        enrolled = self.store.enrolments.get(patient_id, self.connection) is not None
+        shares = self.routing.shares(records, self.connection, enrolled)
+        return [
+            as_shared(r, share, fulfilled_here=self.routing.fulfiller(r) == self.connection)
+            for r in records
+            if (share := shares.get((r.kind, r.id))) is not None
+        ]
 
     def _map(self, records: Sequence[m.Record]) -> tuple[list[Entry], dict[RecordKey, Failure]]:
         """Every record's resources and directory resources; records that cannot be mapped

@@ -17,7 +17,7 @@ from fhir_bridge import metrics
 from fhir_bridge.config import Settings
 from fhir_bridge.store import Store
 
-from ._connection import Connection
+from ._connection import Connection, routing_of
 from ._pull import Puller
 from ._push import Pusher
 from ._summary import PullSummary, PushSummary
@@ -47,6 +47,7 @@ async def push_connection(
             should_stop=should_stop,
             patient_mode=target.config.effective_patient_mode,
             mrn_system=target.config.mrn_system,
+            routing=routing_of(settings),
         ).push(patient_id=patient_id, dry_run=dry_run)
     if not dry_run:
         ok = not (summary.failed or summary.dead_lettered)

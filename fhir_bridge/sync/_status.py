@@ -19,10 +19,10 @@ def fleet_status(
     patient_modes: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Workers alive (heartbeat within ``alive_within``) with their claims, the outbox per
-    connection (due, scheduled, done, dead, held), throttled connections, how many claims
-    belong to workers not alive (the maintenance step frees them), and per connection the
-    patient mode in force (``patient_modes``: the configured connections') with how many
-    patients are matched and held."""
+    connection (due, scheduled, done, dead, held), patients enrolled per connection,
+    throttled connections, how many claims belong to workers not alive (the maintenance step
+    frees them), and per connection the patient mode in force (``patient_modes``: the
+    configured connections') with how many patients are matched and held."""
     leases = store.leases.current()
     alive = []
     alive_ids = set()
@@ -60,6 +60,7 @@ def fleet_status(
     return {
         "alive": alive,
         "queue": queue,
+        "enrolled": store.enrolments.counts(),
         "throttled": throttled,
         "orphaned_claims": orphaned,
         "patients": patients,

@@ -33,7 +33,7 @@ from fhir_bridge.config import Settings
 from fhir_bridge.errors import StoreUnavailable
 from fhir_bridge.store import Store
 
-from ._connection import resolve_connection
+from ._connection import resolve_connection, routing_of
 from ._gate import FleetGate
 from ._leases import LeaseKeeper, process_id
 from ._pull import Puller
@@ -143,6 +143,7 @@ class Worker:
                 lease_seconds=self.lease_seconds,
                 patient_mode=target.config.effective_patient_mode,
                 mrn_system=target.config.mrn_system,
+                routing=routing_of(self.settings),
             )
             puller = Puller(
                 store,

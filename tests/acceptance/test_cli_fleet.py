@@ -16,6 +16,7 @@ def test_status_of_a_store_with_no_workers(cli: Run) -> None:
     assert report == {
         "alive": [],
         "queue": {},
+        "enrolled": {},
         "throttled": {},
         "orphaned_claims": 0,
         "patients": {},

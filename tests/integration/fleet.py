@@ -79,7 +79,8 @@ def free_port() -> int:
 def write_config(path: Path, connections: dict[str, str], max_in_flight: int = 8) -> None:
     path.write_text(
         "".join(
-            f'[connections.{name}]\nbase_url = "{url}"\nmax_in_flight = {max_in_flight}\n'
+            f'[connections.{name}]\nbase_url = "{url}"\nenrol = "all"\n'
+            f"max_in_flight = {max_in_flight}\n"
             for name, url in connections.items()
         )
     )

@@ -37,7 +37,7 @@ def live(fhir_base_url: str) -> Iterator[None]:
     APP.state.settings = Settings(
         database_url=DATABASE,
         namespace=f"https://bridge.test/{uuid.uuid4().hex[:10]}",
-        connections={"hapi": ConnectionConfig(base_url=fhir_base_url)},
+        connections={"hapi": ConnectionConfig(base_url=fhir_base_url, enrol="all")},
     )
     KEY["admin"] = api_keys(DATABASE)["admin"]
     store = Store(DATABASE, migrate=False)

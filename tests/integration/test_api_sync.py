@@ -26,7 +26,7 @@ def test_put_push_edit_pull_feed_and_handoff(
     settings = Settings(
         database_url=url,
         namespace=namespace,
-        connections={"hapi": ConnectionConfig(base_url=fhir_base_url)},
+        connections={"hapi": ConnectionConfig(base_url=fhir_base_url, enrol="all")},
     )
     call, keys = Api(settings), api_keys(url)
     write, read = keys["write"], keys["read"]

@@ -143,8 +143,10 @@ def served(tmp_path: Path, fhir_base_url: str, fhir: httpx.Client) -> Iterator[S
         database_url=database,
         namespace=namespace,
         connections={
-            "county-hospital": ConnectionConfig(base_url=fhir_base_url),
-            "closed-clinic": ConnectionConfig(base_url=f"http://127.0.0.1:{_closed_port()}/fhir"),
+            "county-hospital": ConnectionConfig(base_url=fhir_base_url, enrol="all"),
+            "closed-clinic": ConnectionConfig(
+                base_url=f"http://127.0.0.1:{_closed_port()}/fhir", enrol="all"
+            ),
         },
     )
     store = Store(database)

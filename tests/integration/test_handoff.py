@@ -100,7 +100,7 @@ def test_receive_from_a_connection_by_bundle_id(fhir_base_url: str, tmp_path: Pa
     bundle_id = asyncio.run(send())
     assert bundle_id is not None
     (tmp_path / "fhir-bridge.toml").write_text(
-        f'[connections.sender]\nbase_url = "{fhir_base_url}"\n'
+        f'[connections.sender]\nbase_url = "{fhir_base_url}"\nenrol = "all"\n'
     )
     env = {
         **os.environ,

@@ -23,7 +23,8 @@ Json = dict[str, Any]
 
 
 class Bridge:
-    """``fhir-bridge`` in a directory of its own, configured for hospital one in match mode."""
+    """``fhir-bridge`` in a directory of its own, configured for hospital one in match mode
+    (enrolled patients only, the default)."""
 
     def __init__(self, tmp_path: Path, base_url: str) -> None:
         self.dir = tmp_path
@@ -58,6 +59,11 @@ class Bridge:
         done = self("load", str(path))
         assert done.returncode == 0, done.stderr
 
+    def enrol(self, *mrn: str) -> None:
+        """Enrol the patient with hospital one (its records go there only once enrolled)."""
+        done = self("enrol", PATIENT, "hospital-one", *(("--mrn", *mrn) if mrn else ()))
+        assert done.returncode == 0, done.stderr
+
     def ours(self, fhir: httpx.Client, resource_type: str, kind: str, value: str) -> list[Json]:
         return search(fhir, resource_type, identifier=f"{self.namespace}/{kind}|{value}")
 
@@ -68,13 +74,11 @@ def search(fhir: httpx.Client, resource_type: str, **params: str) -> list[Json]:
     return [e["resource"] for e in answer.json().get("entry", [])]
 
 
-def package(*, family: str = "Rivera", given: str = "Marisol", mrn: Json | None = None) -> Json:
-    """The diabetes and heart failure fixture, its patient named as asked (and with an MRN)."""
+def package(*, family: str = "Rivera", given: str = "Marisol") -> Json:
+    """The diabetes and heart failure fixture, its patient named as asked."""
     data: Json = json.loads((FIXTURES / "cc-diabetes-heart-failure.json").read_text())
     patient = data["patient"]
     patient["names"] = [{"family": family, "given": [given], "use": "official"}]
-    if mrn is not None:
-        patient["identifiers"] = [*patient.get("identifiers", []), mrn]
     return data
 
 
@@ -103,7 +107,8 @@ def test_the_hospitals_own_patient_is_matched_by_mrn_and_left_as_it_is(
         identifier=[mrn],
         telecom=[{"system": "phone", "value": "555-0199"}],
     )
-    bridge.load(package(mrn=mrn))
+    bridge.load(package())
+    bridge.enrol(mrn["value"])  # the hospital's MRN, known from the referral
 
     pushed = bridge("push", "--connection", "hospital-one")
 
@@ -135,6 +140,7 @@ def test_an_ambiguous_match_holds_the_patient_until_accepted_by_hand(
     first = hospital_patient(fhir, family, "Dana")
     hospital_patient(fhir, family, "Dana")  # a namesake born the same day
     bridge.load(package(family=family, given="Dana"))
+    bridge.enrol()
 
     pushed = bridge("push", "--connection", "hospital-one")
 

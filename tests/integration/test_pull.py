@@ -337,7 +337,7 @@ def test_a_pull_killed_midway_then_rerun_ends_as_if_never_killed(
         goal["lifecycleStatus"] = "on-hold"
         assert fhir.put(f"/Goal/{goal['id']}", json=goal).status_code == 200
     config = tmp_path / "fhir-bridge.toml"
-    config.write_text(f'[connections.hapi]\nbase_url = "{fhir_base_url}"\n')
+    config.write_text(f'[connections.hapi]\nbase_url = "{fhir_base_url}"\nenrol = "all"\n')
     exe = str(Path(sys.executable).parent / "fhir-bridge")
 
     def env(db: Path) -> dict[str, str]:

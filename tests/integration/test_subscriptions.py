@@ -48,7 +48,9 @@ def service(
         database_url=f"sqlite:///{tmp_path / 'bridge.db'}",
         namespace=f"https://bridge.test/{uuid.uuid4().hex[:10]}",
         connections={
-            "hapi": ConnectionConfig(base_url=fhir_base_url, webhook_secret_env=SECRET_ENV)
+            "hapi": ConnectionConfig(
+                base_url=fhir_base_url, webhook_secret_env=SECRET_ENV, enrol="all"
+            )
         },
     )
     store = Store(settings.database_url)

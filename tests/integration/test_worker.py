@@ -34,7 +34,7 @@ def _bridge(
     """The environment of a bridge with one connection to the server, its CLI, its namespace."""
     ns = f"https://bridge.test/{uuid.uuid4().hex[:10]}"
     (tmp_path / "fhir-bridge.toml").write_text(
-        f'[connections.hapi]\nbase_url = "{fhir_base_url}"\n'
+        f'[connections.hapi]\nbase_url = "{fhir_base_url}"\nenrol = "all"\n'
     )
     env = {
         **os.environ,

@@ -12,6 +12,7 @@ from fhir_bridge import model as m
 from fhir_bridge.documents import records_from_data
 from fhir_bridge.errors import MappingError, Problem
 from fhir_bridge.mappers import to_bundle
+from fhir_bridge.sync import routing_of
 
 from .._deps import MAX_ROW_ID, Read, SettingsDep, StoreDep, Write
 from .._responses import FhirBundle, Record, RecordPage
@@ -70,11 +71,12 @@ def put_record(
     response: Response,
     if_match: Annotated[str | None, Header()] = None,
 ) -> m.Record:
-    """Store a record (queued for every connection); If-Match guards against lost updates."""
+    """Store a record (queued for the connections it goes to); If-Match guards against lost
+    updates."""
     record = _validated(_kind(collection), record_id, body)
     existed = store.records.get_with_version(record.kind, record.id) is not None
     result = store.put_record_if(
-        record, list(settings.connections), datetime.now(UTC), _version(if_match)
+        record, routing_of(settings), datetime.now(UTC), _version(if_match)
     )
     if result is None:
         raise HTTPException(

@@ -89,6 +89,7 @@ def sync_status(store: StoreDep, settings: SettingsDep) -> SyncStatus:
     last = store.runs.last_finished()
     dead = store.outbox.dead_letters()
     matches = store.matches.counts()
+    enrolled = store.enrolments.counts()
 
     def latest(name: str, direction: str) -> Run | None:
         run = last.get(name, {}).get(direction)
@@ -99,6 +100,8 @@ def sync_status(store: StoreDep, settings: SettingsDep) -> SyncStatus:
             name: ConnectionStatus(
                 base_url=c.base_url,
                 queue=store.outbox.depth(name).as_dict(),
+                enrol=c.enrol,
+                enrolled=enrolled.get(name, 0),
                 dead_letters=sum(e.connection == name for e in dead),
                 last_push=latest(name, "push"),
                 last_pull=latest(name, "pull"),

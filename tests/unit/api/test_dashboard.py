@@ -83,7 +83,8 @@ def bridge(tmp_path: Path) -> Iterator[Bridge]:
     url = f"sqlite:///{tmp_path / 'bridge.db'}"
     closed = f"http://127.0.0.1:{_closed_port()}/fhir"
     settings = Settings(
-        database_url=url, connections={"county-hospital": ConnectionConfig(base_url=closed)}
+        database_url=url,
+        connections={"county-hospital": ConnectionConfig(base_url=closed, enrol="all")},
     )
     store = Store(url)
     records = read_records(FIXTURES / "incomplete" / "no-problems-no-meds-no-followup.json")
@@ -306,3 +307,27 @@ def test_held_patients_show_with_why_and_the_mode_in_force(bridge: Bridge) -> No
     assert f'<dd class="queue-held">{held}</dd>' in html
     assert '<strong class="patient-mode">create</strong>' in html  # a server on this machine
     assert '<span class="patients-held">1</span>' in html
+
+
+def test_each_connection_says_whose_records_it_takes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'routes.db'}"
+    closed = f"http://127.0.0.1:{_closed_port()}/fhir"
+    store = Store(url)
+    key = store.api_keys.create("viewer", ["read"], NOW)
+    store.enrolments.enrol("pat-1", "county-hospital", None, NOW)
+    store.enrolments.enrol("pat-2", "county-hospital", "M-2", NOW)
+    store.close()
+    settings = Settings(
+        database_url=url,
+        connections={
+            "county-hospital": ConnectionConfig(base_url=closed),
+            "registry": ConnectionConfig(base_url=closed, enrol="all"),
+        },
+    )
+    browser = Browser(create_app(settings))
+    browser.post("/dashboard/login", data={"key": key})
+    html = browser.get("/dashboard").text
+    hospital = html.split('id="connection-county-hospital"', 1)[1].split("</article>", 1)[0]
+    registry = html.split('id="connection-registry"', 1)[1].split("</article>", 1)[0]
+    assert '<span class="enrolled">2</span> patients enrolled' in hospital
+    assert "every patient&#39;s records" in registry or "every patient's records" in registry

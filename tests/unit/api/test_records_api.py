@@ -27,7 +27,9 @@ def api(tmp_path: Path) -> tuple[Api, dict[str, str]]:
     settings = Settings(
         database_url=url,
         connections={
-            "ehr": ConnectionConfig(base_url="http://ehr.test/fhir", patient_mode="create")
+            "ehr": ConnectionConfig(
+                base_url="http://ehr.test/fhir", enrol="all", patient_mode="create"
+            )
         },
     )
     return Api(settings), api_keys(url)

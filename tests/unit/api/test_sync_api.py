@@ -44,7 +44,7 @@ def api(tmp_path: Path) -> tuple[Api, dict[str, str]]:
     url = f"sqlite:///{tmp_path / 'api.db'}"
     settings = Settings(
         database_url=url,
-        connections={"ehr": ConnectionConfig(base_url=BASE, patient_mode="create")},
+        connections={"ehr": ConnectionConfig(base_url=BASE, enrol="all", patient_mode="create")},
     )
     return Api(settings, transport=httpx.MockTransport(_unreachable)), api_keys(url)
 
@@ -345,7 +345,7 @@ def test_a_push_through_the_api_reaches_the_server_and_a_handoff_is_delivered(
     url = f"sqlite:///{tmp_path / 'api.db'}"
     settings = Settings(
         database_url=url,
-        connections={"ehr": ConnectionConfig(base_url=BASE, patient_mode="create")},
+        connections={"ehr": ConnectionConfig(base_url=BASE, enrol="all", patient_mode="create")},
     )
     call, keys = Api(settings, transport=server.transport), api_keys(url)
     store = call.store()
@@ -379,7 +379,9 @@ def test_a_held_patient_is_listed_and_settled_through_the_api(tmp_path: Path) ->
     first = server.add(namesake)
     server.add(namesake)
     url = f"sqlite:///{tmp_path / 'api.db'}"
-    settings = Settings(database_url=url, connections={"ehr": ConnectionConfig(base_url=BASE)})
+    settings = Settings(
+        database_url=url, connections={"ehr": ConnectionConfig(base_url=BASE, enrol="all")}
+    )
     call, keys = Api(settings, transport=server.transport), api_keys(url)
     store = call.store()
     try:

@@ -43,7 +43,7 @@ def app(monkeypatch: pytest.MonkeyPatch) -> tuple[Client, list[tuple[str, Any]]]
         database_url="sqlite://",
         connections={
             "ehr": ConnectionConfig(
-                base_url="http://ehr.test/fhir", webhook_secret_env="HOOK_SECRET"
+                base_url="http://ehr.test/fhir", webhook_secret_env="HOOK_SECRET", enrol="all"
             )
         },
     )
