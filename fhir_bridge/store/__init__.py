@@ -11,6 +11,7 @@ from ._enrolments import Enrolled, Enrolment, NewEnrolment, Unenrolled
 from ._handoffs import Handoff, HandoffSummary
 from ._leases import Claim, Lease
 from ._links import Link
+from ._matches import MatchState, PatientMatch
 from ._outbox import OutboxEntry, QueueDepth, QueueSchedule
 from ._records import PutResult, content_hash
 from ._routing import Organization, Route, Routing, Share, as_shared, for_fulfiller
@@ -31,11 +32,13 @@ __all__ = [
     "Lease",
     "Link",
     "LogEntry",
+    "MatchState",
     "NewConflict",
     "NewEnrolment",
     "Organization",
     "OutboxEntry",
     "OutboxStatus",
+    "PatientMatch",
     "PutResult",
     "QueueDepth",
     "QueueSchedule",

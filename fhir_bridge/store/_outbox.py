@@ -39,6 +39,7 @@ class QueueDepth:
     pending: int = 0
     done: int = 0
     dead: int = 0
+    held: int = 0  # the patient is not matched on that EHR yet
 
     def as_dict(self) -> dict[str, int]:
         """The statuses that have entries, with their counts, by name (the API's ``queue``)."""
@@ -53,6 +54,7 @@ class QueueSchedule:
     scheduled: int = 0
     done: int = 0
     dead: int = 0
+    held: int = 0  # the patient is not matched on that EHR yet
 
     def as_dict(self) -> dict[str, int]:
         """The non-zero counts, by name (``fhir-bridge status``)."""

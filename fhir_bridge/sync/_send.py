@@ -21,8 +21,10 @@ from fhir_bridge.errors import (
     NotSupportedByServer,
     ResourceGone,
     ResourceNotFound,
+    VersionConflict,
 )
 from fhir_bridge.fhir import parse_outcome, status_error
+from fhir_bridge.store import Link
 
 from ._leases import Held
 from ._plan import Write, bundle_of, keep_server_additions, point_references
@@ -124,12 +126,30 @@ class Sender:
         if held is not None:
             held.confirm(self.clock())
         refreshed = [await self._refresh(w) for w in conflicted]
+        # the performer moved its Task along meanwhile: not resent, pull decides (a conflict)
+        moved = {
+            id(w): _moved(w)
+            for w, r in zip(conflicted, refreshed, strict=True)
+            if w.resource_type == "Task" and _tracking_moved(w.link, r.link)
+        }
+        if moved:
+            conflicted, refreshed = (
+                [w for w in conflicted if id(w) not in moved],
+                [r for w, r in zip(conflicted, refreshed, strict=True) if id(w) not in moved],
+            )
         if self.mode == "transaction":  # the whole transaction was refused: send it all again
-            retry = [refreshed[conflicted.index(w)] if w in conflicted else w for w in group]
-            return await self._send_once(retry, known)
-        again = {id(o.write): o for o in await self._send_once(refreshed, known)}
+            retry = [
+                refreshed[conflicted.index(w)] if w in conflicted else w
+                for w in group
+                if id(w) not in moved
+            ]
+            again = iter(await self._send_once(retry, known) if retry else [])
+            return [moved[id(w)] if id(w) in moved else next(again) for w in group]
+        resent = {id(o.write): o for o in await self._send_once(refreshed, known)}
         return [
-            again.get(id(refreshed[conflicted.index(o.write)]), o) if o.conflict else o
+            moved[id(o.write)]
+            if id(o.write) in moved
+            else (resent.get(id(refreshed[conflicted.index(o.write)]), o) if o.conflict else o)
             for o in outcomes
         ]
 
@@ -216,6 +236,23 @@ class Sender:
         link = dataclasses.replace(write.link, version_id=version, server_json=current)
         body = keep_server_additions(write.entry.resource, write.link.sent_json, current)
         return dataclasses.replace(write, link=link, body=body)
+
+
+_TRACKING = ("status", "statusReason", "businessStatus", "output", "note", "owner")
+
+
+def _tracking_moved(before: Link | None, now: Link | None) -> bool:
+    """Whether a Task's tracking elements differ between two server copies."""
+    if before is None or now is None or before.server_json is None or now.server_json is None:
+        return False
+    return any(before.server_json.get(k) != now.server_json.get(k) for k in _TRACKING)
+
+
+def _moved(write: Write) -> Outcome:
+    """A Task write not resent: its tracking changed on the server since we last saw it."""
+    reason = "the performer changed this Task since our last sync: pull decides first"
+    error = VersionConflict(409, resource_type=write.resource_type)
+    return Outcome(write, 409, failure=Failure(error, reason))
 
 
 def _failed(write: Write, exc: BridgeError) -> Outcome:

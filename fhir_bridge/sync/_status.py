@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,12 +12,17 @@ ALIVE_WITHIN = timedelta(seconds=60)
 
 
 def fleet_status(
-    store: Store, now: datetime, alive_within: timedelta = ALIVE_WITHIN
+    store: Store,
+    now: datetime,
+    alive_within: timedelta = ALIVE_WITHIN,
+    *,
+    patient_modes: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Workers alive (heartbeat within ``alive_within``) with their claims, the outbox per
-    connection (due, scheduled, done, dead), patients enrolled per connection, throttled
-    connections, and how many claims belong to workers not alive (the maintenance step frees
-    them)."""
+    connection (due, scheduled, done, dead, held), patients enrolled per connection,
+    throttled connections, how many claims belong to workers not alive (the maintenance step
+    frees them), and per connection the patient mode in force (``patient_modes``: the
+    configured connections') with how many patients are matched and held."""
     leases = store.leases.current()
     alive = []
     alive_ids = set()
@@ -44,10 +50,18 @@ def fleet_status(
         if until is not None:
             throttled[name] = until.isoformat()
     orphaned = sum(1 for x in leases if x.holder not in alive_ids)
+    counts = store.matches.counts()
+    patients = {
+        name: {"mode": mode, **counts.get(name, {"matched": 0, "held": 0})}
+        for name, mode in (patient_modes or {}).items()
+    }
+    for name, per in counts.items():
+        patients.setdefault(name, {"mode": "unknown", **per})
     return {
         "alive": alive,
         "queue": queue,
         "enrolled": store.enrolments.counts(),
         "throttled": throttled,
         "orphaned_claims": orphaned,
+        "patients": patients,
     }
