@@ -6,6 +6,7 @@ the time used to stamp imported records.
 
 from ._conformance import check_resource
 from ._context import DEFAULT_NAMESPACE, MappingContext, full_url_for
+from ._plan_note import plan_note_entries
 from ._refs import party_out as party_reference
 from ._translate import (
     IMPORTED_TYPES,
@@ -37,6 +38,7 @@ __all__ = [
     "full_url_for",
     "party_entries",
     "party_reference",
+    "plan_note_entries",
     "resources_of",
     "to_bundle",
     "to_entries",
