@@ -20,7 +20,7 @@ Environment variables override the file: ``FHIR_BRIDGE_DATABASE_URL``,
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -109,6 +109,17 @@ class ConnectionConfig(BaseModel):
         default=None,
         description="The organisation this server belongs to: referrals it fulfils go here",
     )
+    remember_refusals_hours: float | None = Field(
+        default=168.0,
+        gt=0,
+        description="How long push remembers what the server refused at run time (none: "
+        "until its CapabilityStatement changes or `fhir-bridge capabilities --forget`)",
+    )
+
+    def refusal_memory(self) -> timedelta | None:
+        """``remember_refusals_hours`` as a duration (None: no limit)."""
+        hours = self.remember_refusals_hours
+        return None if hours is None else timedelta(hours=hours)
 
 
 class Settings(BaseSettings):

@@ -45,6 +45,7 @@ app.command()(_handoffs.handoffs)
 app.command()(_handoffs.receive)
 app.command("dead-letters")(_sync.dead_letters)
 app.command()(_sync.retry)
+app.command()(_sync.capabilities)
 app.command()(_service.demo)
 
 

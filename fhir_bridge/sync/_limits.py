@@ -51,6 +51,25 @@ def write_refusal(resource_type: str) -> str:
     return f"{resource_type}:write"
 
 
+def describe_declared(resource_type: str) -> str:
+    return (
+        f"{resource_type} is read-only on this server: its CapabilityStatement declares "
+        "neither create nor update (not attempted)"
+    )
+
+
+def describe(refusal: Refusal) -> str:
+    """Why something is not sent, in words (the outbox entry's reason, ``status``)."""
+    subject = refusal.resource_type
+    if refusal.source != "run-time":
+        return describe_declared(subject or refusal.what)
+    what = f"{subject} writes" if subject else f"{refusal.what} Bundles"
+    return (
+        f"{what} refused by the server with HTTP {refusal.status} "
+        f"on {refusal.refused_at.date().isoformat()} (not attempted since)"
+    )
+
+
 class Limits:
     """The statement's answers, minus what the server refused (remembered per connection).
 
@@ -103,15 +122,9 @@ class Limits:
     def why_not_writable(self, resource_type: str) -> str:
         """Why the type's resources are not sent (for the outbox entry and ``status``)."""
         refusal = self.refusals.get(write_refusal(resource_type))
-        if refusal is not None and refusal.source == "run-time":
-            return (
-                f"{resource_type} writes refused by the server with HTTP {refusal.status} "
-                f"on {refusal.refused_at.date().isoformat()} (not attempted since)"
-            )
-        return (
-            f"{resource_type} is read-only on this server: its CapabilityStatement declares "
-            "neither create nor update (not attempted)"
-        )
+        if refusal is not None:
+            return describe(refusal)
+        return describe_declared(resource_type)
 
     # ------------------------------------------------------------------ learning
 

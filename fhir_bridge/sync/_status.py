@@ -7,6 +7,8 @@ from typing import Any
 
 from fhir_bridge.store import Store
 
+from ._limits import describe
+
 ALIVE_WITHIN = timedelta(seconds=60)
 
 
@@ -14,9 +16,9 @@ def fleet_status(
     store: Store, now: datetime, alive_within: timedelta = ALIVE_WITHIN
 ) -> dict[str, Any]:
     """Workers alive (heartbeat within ``alive_within``) with their claims, the outbox per
-    connection (due, scheduled, done, dead), patients enrolled per connection, throttled
-    connections, and how many claims belong to workers not alive (the maintenance step frees
-    them)."""
+    connection (due, scheduled, done, dead, blocked), patients enrolled per connection,
+    throttled connections, how many claims belong to workers not alive (the maintenance step
+    frees them), and per connection what its server does not take (:func:`server_limits`)."""
     leases = store.leases.current()
     alive = []
     alive_ids = set()
@@ -50,4 +52,29 @@ def fleet_status(
         "enrolled": store.enrolments.counts(),
         "throttled": throttled,
         "orphaned_claims": orphaned,
+        "limits": server_limits(store),
     }
+
+
+def server_limits(store: Store, connection: str | None = None) -> dict[str, dict[str, Any]]:
+    """Per connection: each resource type not sent and why (``not_sent``: declared read-only
+    by the CapabilityStatement, or refused at run time with a status on a date; ``waiting``:
+    outbox entries blocked on it), and the Bundle modes the server refused
+    (``refused_modes``). Connections with nothing refused are left out."""
+    blocked = store.outbox.blocked(connection)
+    out: dict[str, dict[str, Any]] = {}
+    for refusal in store.refusals.of(connection):
+        per = out.setdefault(refusal.connection, {"not_sent": [], "refused_modes": []})
+        item: dict[str, Any] = {
+            "source": refusal.source,
+            "status": refusal.status,
+            "since": refusal.refused_at.isoformat(),
+            "reason": describe(refusal),
+            "said": refusal.said,
+        }
+        if refusal.resource_type is None:
+            per["refused_modes"].append({"mode": refusal.what, **item})
+        else:
+            waiting = blocked.get(refusal.connection, {}).get(refusal.resource_type, 0)
+            per["not_sent"].append({"type": refusal.resource_type, "waiting": waiting, **item})
+    return out

@@ -7,10 +7,25 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 
 from fhir_bridge.config import Settings
-from fhir_bridge.sync import Connection, pull_connection, push_connection, resolve_connection
+from fhir_bridge.sync import (
+    Connection,
+    pull_connection,
+    push_connection,
+    resolve_connection,
+    server_limits,
+)
 
 from .._deps import Read, SettingsDep, StoreDep, TransportDep, Write
-from .._responses import ConnectionStatus, PlannedWrite, Pulled, Pushed, Run, SyncStatus
+from .._responses import (
+    ConnectionStatus,
+    NotSent,
+    PlannedWrite,
+    Pulled,
+    Pushed,
+    RefusedMode,
+    Run,
+    SyncStatus,
+)
 
 router = APIRouter(prefix="/v1", tags=["sync"])
 
@@ -79,6 +94,7 @@ def sync_status(store: StoreDep, settings: SettingsDep) -> SyncStatus:
         run = last.get(name, {}).get(direction)
         return None if run is None else Run.of(run)
 
+    limits = server_limits(store)
     return SyncStatus(
         connections={
             name: ConnectionStatus(
@@ -89,6 +105,10 @@ def sync_status(store: StoreDep, settings: SettingsDep) -> SyncStatus:
                 dead_letters=sum(e.connection == name for e in dead),
                 last_push=latest(name, "push"),
                 last_pull=latest(name, "pull"),
+                not_sent=[NotSent(**x) for x in limits.get(name, {}).get("not_sent", [])],
+                refused_modes=[
+                    RefusedMode(**x) for x in limits.get(name, {}).get("refused_modes", [])
+                ],
             )
             for name, c in settings.connections.items()
         },
