@@ -210,6 +210,14 @@ class Outbox:
                 out.setdefault(str(name), {})[str(resource_type)] = int(count)
             return out
 
+    def blocked_entries(self, connection: str | None = None) -> list[OutboxEntry]:
+        """Entries waiting for the server to take their type, oldest first."""
+        with self._db.session() as s:
+            query = select(OutboxRow).where(OutboxRow.status == OutboxStatus.blocked)
+            if connection is not None:
+                query = query.where(OutboxRow.connection == connection)
+            return [_entry(r) for r in s.scalars(query.order_by(OutboxRow.id))]
+
     def unblock(self, connection: str, resource_types: Sequence[str], now: datetime) -> int:
         """Entries waiting on these types are due again (the server takes them now)."""
         if not resource_types:
