@@ -164,6 +164,18 @@ class RefusedMode(BaseModel):
     said: str | None
 
 
+class RefusedSearch(BaseModel):
+    """A search the server refused at run time (pull finds changes per patient instead)."""
+
+    type: str
+    search: str = Field(description="The parameter refused, e.g. _lastUpdated")
+    source: str
+    status: int | None
+    since: str
+    reason: str
+    said: str | None
+
+
 class ConnectionStatus(BaseModel):
     base_url: str
     queue: dict[str, int] = Field(description="Outbox entries per status")
@@ -179,6 +191,9 @@ class ConnectionStatus(BaseModel):
     )
     refused_modes: list[RefusedMode] = Field(
         default_factory=list, description="Bundle modes the server refused (push falls back)"
+    )
+    refused_searches: list[RefusedSearch] = Field(
+        default_factory=list, description="Searches the server refused (pull reads per patient)"
     )
 
 

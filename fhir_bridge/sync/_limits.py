@@ -63,6 +63,12 @@ def describe(refusal: Refusal) -> str:
     subject = refusal.resource_type
     if refusal.source != "run-time":
         return describe_declared(subject or refusal.what)
+    if refusal.interaction.startswith("search-"):
+        return (
+            f"{subject} searches by {refusal.interaction.removeprefix('search-')} refused by "
+            f"the server with HTTP {refusal.status} on {refusal.refused_at.date().isoformat()} "
+            "(changes are found per patient)"
+        )
     what = f"{subject} writes" if subject else f"{refusal.what} Bundles"
     return (
         f"{what} refused by the server with HTTP {refusal.status} "

@@ -23,6 +23,7 @@ from .._responses import (
     Pulled,
     Pushed,
     RefusedMode,
+    RefusedSearch,
     Run,
     SyncStatus,
 )
@@ -108,6 +109,9 @@ def sync_status(store: StoreDep, settings: SettingsDep) -> SyncStatus:
                 not_sent=[NotSent(**x) for x in limits.get(name, {}).get("not_sent", [])],
                 refused_modes=[
                     RefusedMode(**x) for x in limits.get(name, {}).get("refused_modes", [])
+                ],
+                refused_searches=[
+                    RefusedSearch(**x) for x in limits.get(name, {}).get("refused_searches", [])
                 ],
             )
             for name, c in settings.connections.items()

@@ -85,6 +85,7 @@ class FhirServer:
     refuses_writes: frozenset[str] = frozenset()
     refused_modes: dict[str, int] = field(default_factory=dict)
     if_match_required: bool = False
+    refuses_last_updated: bool = False  # declared, yet a search by it is answered 400
     refuse: Refusal | None = None
     start: datetime = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
     resources: dict[tuple[str, str], Json] = field(default_factory=dict)
@@ -414,6 +415,8 @@ class FhirServer:
 
     def _search(self, request: httpx.Request, rtype: str) -> httpx.Response:
         params = dict(parse_qsl(request.url.query.decode()))
+        if self.refuses_last_updated and "_lastUpdated" in params:
+            return _outcome(400, "_lastUpdated is not supported here", "not-supported")
         found = self._matching(rtype, request.url.query.decode())
         entries = [{"resource": r, "search": {"mode": "match"}} for r in found]
         return self._page(f"{BASE}/{rtype}", params, entries, "searchset")
