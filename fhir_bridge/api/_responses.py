@@ -164,11 +164,12 @@ class RefusedMode(BaseModel):
     said: str | None
 
 
-class RefusedSearch(BaseModel):
-    """A search the server refused at run time (pull finds changes per patient instead)."""
+class RefusedInteraction(BaseModel):
+    """Another interaction of a type the server refused at run time: ``conditional-update``
+    (push searches by identifier first) or ``search-_lastUpdated`` (pull reads per patient)."""
 
     type: str
-    search: str = Field(description="The parameter refused, e.g. _lastUpdated")
+    interaction: str
     source: str
     status: int | None
     since: str
@@ -192,8 +193,8 @@ class ConnectionStatus(BaseModel):
     refused_modes: list[RefusedMode] = Field(
         default_factory=list, description="Bundle modes the server refused (push falls back)"
     )
-    refused_searches: list[RefusedSearch] = Field(
-        default_factory=list, description="Searches the server refused (pull reads per patient)"
+    refused_interactions: list[RefusedInteraction] = Field(
+        default_factory=list, description="Other interactions of a type the server refused"
     )
 
 

@@ -87,7 +87,7 @@ def status(
             typer.echo(
                 f"not sent to {name}: {item['type']} ({item['waiting']} waiting): {item['reason']}"
             )
-        for item in limits["refused_modes"] + limits["refused_searches"]:
+        for item in limits["refused_modes"] + limits["refused_interactions"]:
             typer.echo(f"refused by {name}: {item['reason']}")
     if report["orphaned_claims"]:
         typer.echo(f"claims of workers not alive: {report['orphaned_claims']}")

@@ -270,7 +270,7 @@ def capabilities(
             typer.echo(
                 f"{name}: {item['type']} not sent ({item['waiting']} waiting): {item['reason']}"
             )
-        for item in limits["refused_modes"] + limits["refused_searches"]:
+        for item in limits["refused_modes"] + limits["refused_interactions"]:
             typer.echo(f"{name}: {item['reason']}")
     if not report:
         typer.echo("nothing refused")

@@ -51,6 +51,10 @@ def write_refusal(resource_type: str) -> str:
     return f"{resource_type}:write"
 
 
+def conditional_refusal(resource_type: str) -> str:
+    return f"{resource_type}:conditional-update"
+
+
 def describe_declared(resource_type: str) -> str:
     return (
         f"{resource_type} is read-only on this server: its CapabilityStatement declares "
@@ -63,11 +67,16 @@ def describe(refusal: Refusal) -> str:
     subject = refusal.resource_type
     if refusal.source != "run-time":
         return describe_declared(subject or refusal.what)
+    when = f"with HTTP {refusal.status} on {refusal.refused_at.date().isoformat()}"
     if refusal.interaction.startswith("search-"):
         return (
             f"{subject} searches by {refusal.interaction.removeprefix('search-')} refused by "
-            f"the server with HTTP {refusal.status} on {refusal.refused_at.date().isoformat()} "
-            "(changes are found per patient)"
+            f"the server {when} (changes are found per patient)"
+        )
+    if refusal.interaction == "conditional-update":
+        return (
+            f"{subject} conditional updates refused by the server {when} "
+            "(searched by identifier, then written)"
         )
     what = f"{subject} writes" if subject else f"{refusal.what} Bundles"
     return (
@@ -114,7 +123,10 @@ class Limits:
         )
 
     def supports_conditional_update(self, resource_type: str) -> bool:
-        return self.statement.supports_conditional_update(resource_type)
+        return (
+            self.statement.supports_conditional_update(resource_type)
+            and conditional_refusal(resource_type) not in self.refusals
+        )
 
     def supports_conditional_create(self, resource_type: str) -> bool:
         return self.statement.supports_conditional_create(resource_type)

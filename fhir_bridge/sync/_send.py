@@ -31,7 +31,7 @@ from fhir_bridge.errors import (
 from fhir_bridge.fhir import parse_outcome, status_error
 
 from ._leases import Held
-from ._limits import Limits, Mode, write_refusal
+from ._limits import Limits, Mode, conditional_refusal, write_refusal
 from ._plan import LEVELS, Write, bundle_of, bundles, keep_server_additions, point_references
 from ._upsert import resolve
 
@@ -123,15 +123,14 @@ class Sender:
             return outcomes
         if held is not None:
             held.confirm(self.clock())
-        refreshed = [await self._refresh(w) for w in conflicted]
-        if mode == self.mode == "transaction":  # the whole transaction was refused: again
-            retry = [refreshed[conflicted.index(w)] if w in conflicted else w for w in group]
+        # writes are matched by their entry: sending may replace a write (``_upsert``)
+        refreshed = {id(w.entry): await self._refresh(w) for w in conflicted}
+        if mode == "transaction" and all(o.conflict for o in outcomes):  # refused whole
+            retry = [refreshed.get(id(w.entry), w) for w in group]
             return await self._send_once(retry, known)
-        again = {id(o.write): o for o in await self._send_once(refreshed, known)}
-        return [
-            again.get(id(refreshed[conflicted.index(o.write)]), o) if o.conflict else o
-            for o in outcomes
-        ]
+        resent = await self._send_once(list(refreshed.values()), known)
+        again = {id(o.write.entry): o for o in resent}
+        return [again.get(id(o.write.entry), o) if o.conflict else o for o in outcomes]
 
     async def _send_once(self, group: list[Write], known: dict[str, str]) -> list[Outcome]:
         return await self._send_in(self.mode, group, known)
@@ -141,25 +140,38 @@ class Sender:
     ) -> list[Outcome]:
         """Send a group in ``mode``; writes of a type the server does not take are not sent,
         and a batch holds one dependency level (a transaction's group is cut up here)."""
-        closed = {id(w) for w in group if not self.caps.writable(w.resource_type)}
-        sendable = await resolve(self.server, self.caps, [w for w in group if id(w) not in closed])
-        by_write = {
-            id(w): not_attempted(w, self.caps.why_not_writable(w.resource_type))
-            for w in group
-            if id(w) in closed
+        # outcomes by the write's entry: ``resolve`` replaces writes it searched for
+        closed = [w for w in group if not self.caps.writable(w.resource_type)]
+        by_entry = {
+            id(w.entry): not_attempted(w, self.caps.why_not_writable(w.resource_type))
+            for w in closed
         }
+        sendable = await resolve(
+            self.server, self.caps, [w for w in group if id(w.entry) not in by_entry]
+        )
         for part in self._parts(mode, sendable):
             if mode == "single":
                 outcomes = [await self._send_single(w, known) for w in part]
             else:
                 outcomes = await self._send_bundle(part, mode, known)
             for outcome in outcomes:
-                by_write[id(outcome.write)] = outcome
+                by_entry[id(outcome.write.entry)] = outcome
                 written = outcome.write
                 resource_id = outcome.resource_id or (written.link and written.link.resource_id)
                 if outcome.failure is None and resource_id:
                     known[written.full_url] = f"{written.resource_type}/{resource_id}"
-        return [by_write[id(_original(w, sendable))] for w in group]
+        # conditional updates the server refused as such: sent again, searching first
+        again = [
+            o.write
+            for o in by_entry.values()
+            if o.failure is not None
+            and o.write.link is None
+            and o.write.upsert == "conditional-update"
+            and not self.caps.supports_conditional_update(o.write.resource_type)
+        ]
+        for outcome in await self._send_in(mode, again, known) if again else []:
+            by_entry[id(outcome.write.entry)] = outcome
+        return [by_entry[id(w.entry)] for w in group]
 
     def _parts(self, mode: Mode, group: list[Write]) -> list[list[Write]]:
         if mode == "single":
@@ -209,12 +221,25 @@ class Sender:
         return outcomes
 
     def _type_refused(self, outcome: Outcome) -> Outcome:
-        """A write answered 405: the server does not take the type; remembered, and the
-        entry waits instead of failing."""
-        if outcome.status != 405 or outcome.failure is None:
+        """A write answered 405 (Method Not Allowed) means the server does not take the
+        type: remembered, and the entry waits instead of failing. A conditional update
+        answered 501 or 400 "not supported" is remembered as such (``_send_in`` sends the
+        write again, searching by identifier first)."""
+        if outcome.failure is None:
             return outcome
-        write = outcome.write
-        self.caps.refused(write_refusal(write.resource_type), 405, _said_of(outcome.failure.error))
+        write, error = outcome.write, outcome.failure.error
+        if (
+            write.link is None
+            and write.upsert == "conditional-update"
+            and outcome.status in (400, 501)
+            and _refuses_mode(error)
+        ):
+            what = conditional_refusal(write.resource_type)
+            self.caps.refused(what, outcome.status, _said_of(error))
+            return outcome
+        if outcome.status != 405:
+            return outcome
+        self.caps.refused(write_refusal(write.resource_type), 405, _said_of(error))
         return not_attempted(write, self.caps.why_not_writable(write.resource_type))
 
     async def _send_alone(
@@ -301,14 +326,6 @@ def _outcome(write: Write, result: Json) -> Outcome:
     if version is None and etag.startswith('W/"'):
         version = etag[3:-1]
     return Outcome(write, status, resource_id, version, response.get("lastModified"), resource)
-
-
-def _original(write: Write, resolved: list[Write]) -> Write:
-    """The write as sent (``resolve`` may have replaced it) for the one of the group."""
-    for candidate in resolved:
-        if candidate.entry is write.entry:
-            return candidate
-    return write
 
 
 def _refuses_mode(exc: BridgeError) -> bool:

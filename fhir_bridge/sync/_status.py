@@ -60,13 +60,13 @@ def server_limits(store: Store, connection: str | None = None) -> dict[str, dict
     """Per connection: each resource type not sent and why (``not_sent``: declared read-only
     by the CapabilityStatement, or refused at run time with a status on a date; ``waiting``:
     outbox entries blocked on it), the Bundle modes the server refused (``refused_modes``)
-    and the searches (``refused_searches``: pull reads per patient instead). Connections with
+    and the searches (``refused_interactions``: pull reads per patient instead). Connections with
     nothing refused are left out."""
     blocked = store.outbox.blocked(connection)
     out: dict[str, dict[str, Any]] = {}
     for refusal in store.refusals.of(connection):
         per = out.setdefault(
-            refusal.connection, {"not_sent": [], "refused_modes": [], "refused_searches": []}
+            refusal.connection, {"not_sent": [], "refused_modes": [], "refused_interactions": []}
         )
         item: dict[str, Any] = {
             "source": refusal.source,
@@ -77,10 +77,9 @@ def server_limits(store: Store, connection: str | None = None) -> dict[str, dict
         }
         if refusal.resource_type is None:
             per["refused_modes"].append({"mode": refusal.what, **item})
-        elif refusal.interaction.startswith("search-"):
-            search = refusal.interaction.removeprefix("search-")
-            per["refused_searches"].append(
-                {"type": refusal.resource_type, "search": search, **item}
+        elif refusal.interaction != "write":
+            per["refused_interactions"].append(
+                {"type": refusal.resource_type, "interaction": refusal.interaction, **item}
             )
         else:
             waiting = blocked.get(refusal.connection, {}).get(refusal.resource_type, 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 
@@ -22,8 +22,8 @@ from .._responses import (
     PlannedWrite,
     Pulled,
     Pushed,
+    RefusedInteraction,
     RefusedMode,
-    RefusedSearch,
     Run,
     SyncStatus,
 )
@@ -96,6 +96,10 @@ def sync_status(store: StoreDep, settings: SettingsDep) -> SyncStatus:
         return None if run is None else Run.of(run)
 
     limits = server_limits(store)
+
+    def limited(name: str, part: str) -> list[dict[str, Any]]:
+        return list(limits.get(name, {}).get(part, []))
+
     return SyncStatus(
         connections={
             name: ConnectionStatus(
@@ -106,12 +110,10 @@ def sync_status(store: StoreDep, settings: SettingsDep) -> SyncStatus:
                 dead_letters=sum(e.connection == name for e in dead),
                 last_push=latest(name, "push"),
                 last_pull=latest(name, "pull"),
-                not_sent=[NotSent(**x) for x in limits.get(name, {}).get("not_sent", [])],
-                refused_modes=[
-                    RefusedMode(**x) for x in limits.get(name, {}).get("refused_modes", [])
-                ],
-                refused_searches=[
-                    RefusedSearch(**x) for x in limits.get(name, {}).get("refused_searches", [])
+                not_sent=[NotSent(**x) for x in limited(name, "not_sent")],
+                refused_modes=[RefusedMode(**x) for x in limited(name, "refused_modes")],
+                refused_interactions=[
+                    RefusedInteraction(**x) for x in limited(name, "refused_interactions")
                 ],
             )
             for name, c in settings.connections.items()

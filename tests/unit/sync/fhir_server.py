@@ -12,7 +12,8 @@ It refuses as the EHR-like sandbox profiles do: ``read_only`` types (declared so
 answered 405 with an OperationOutcome), ``refuses_writes`` (declared writable, yet answered
 405: a refusal only learnt at run time), ``refused_modes`` (a declared transaction or batch
 answered with that status), conditional update and create not run when not declared (also
-inside Bundles), and ``if_match_required`` (an update by id without If-Match: 412).
+inside Bundles; ``refuses_conditional_update``: not run though declared), and
+``if_match_required`` (an update by id without If-Match: 412).
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class FhirServer:
     refused_modes: dict[str, int] = field(default_factory=dict)
     if_match_required: bool = False
     refuses_last_updated: bool = False  # declared, yet a search by it is answered 400
+    refuses_conditional_update: bool = False  # declared, yet answered 400 "not supported"
     refuse: Refusal | None = None
     start: datetime = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
     resources: dict[tuple[str, str], Json] = field(default_factory=dict)
@@ -237,6 +239,8 @@ class FhirServer:
         refusal = self.refuse(method, resource) if self.refuse else None
         if refusal is not None:
             raise _Refused(*refusal)
+        if method == "PUT" and query and self.refuses_conditional_update:
+            raise _Refused(400, "conditional update is not supported here", "not-supported")
         if method == "PUT" and query and not self.conditional_update:
             raise _Refused(400, "conditional update not supported", "not-supported")
         if method == "POST" and if_none_exist and not self.conditional_create:

@@ -218,6 +218,26 @@ async def test_the_memory_is_forgotten_after_the_configured_time(
     assert [b["type"] for b in bundles_sent(server, mark)] == ["transaction"]
 
 
+@pytest.mark.parametrize("batch", [True, False], ids=["batch", "single"])
+async def test_a_refused_conditional_update_is_resent_searching_first_and_remembered(
+    store: Store, ctx: MappingContext, clock: Clock, batch: bool
+) -> None:
+    server = FhirServer(transaction=False, batch=batch, refuses_conditional_update=True)
+    load(store)
+    summary = await push(store, server, ctx, clock)
+    assert (summary.created, summary.failed, summary.not_supported) == (16, 0, 0)
+    assert set(copies(server).values()) == {1}
+    refused = {r.what for r in store.refusals.of(CONNECTION)}
+    assert "Patient:conditional-update" in refused
+    assert not any(w.endswith(":write") for w in refused)  # the types stay writable
+    (item,) = [
+        x
+        for x in fleet_status(store, clock())["limits"][CONNECTION]["refused_interactions"]
+        if x["type"] == "Patient"
+    ]
+    assert item["interaction"] == "conditional-update"
+
+
 # ------------------------------------------------------------------ types refused
 
 
