@@ -280,11 +280,15 @@ async def test_forgetting_makes_blocked_records_due_and_a_writable_type_is_sent_
     load(store)
     await push(store, server, ctx, clock)
     assert store.outbox.blocked(CONNECTION) == {CONNECTION: {"Goal": 3}}
+    # the transaction was refused for its goals, not as such: not remembered
+    assert "transaction" not in {r.what for r in store.refusals.of(CONNECTION)}
 
     server.refuses_writes = frozenset({"DocumentReference"})
     assert store.refusals.forget(CONNECTION) >= 1
+    mark = len(server.requests)
     summary = await push(store, server, ctx, clock)  # unblocked at the start of the run
     assert summary.created == 3
+    assert [b["type"] for b in bundles_sent(server, mark)] == ["transaction"]
     assert len(server.of_type("Goal")) == 3
     assert store.outbox.blocked(CONNECTION) == {}
 
