@@ -211,11 +211,13 @@ class Sender:
         known: dict[str, str],
     ) -> list[Outcome]:
         """The server refused the Bundle as such: send the group one mode down. The mode is
-        remembered as refused when the lower one worked and no entry's type was refused
-        (else the refusal may have been that type's, not the mode's)."""
+        remembered as refused when the server's words name it ("transaction ... not
+        supported"), or when the lower mode worked and no entry's type was refused (else the
+        refusal may have been that type's, not the mode's)."""
         lower: Mode = "batch" if kind == "transaction" and self.caps.supports_batch() else "single"
         outcomes = await self._send_in(lower, group, known)
-        if any(o.failure is None for o in outcomes) and not any(o.blocked for o in outcomes):
+        worked = any(o.failure is None for o in outcomes) and not any(o.blocked for o in outcomes)
+        if worked or _names_mode(exc, kind):
             status = getattr(exc, "status", None)
             self.caps.refused(kind, status if isinstance(status, int) else None, _said_of(exc))
         return outcomes
@@ -341,6 +343,12 @@ def _refuses_mode(exc: BridgeError) -> bool:
         i.code == "not-supported" or "not supported" in (i.diagnostics or "").lower()
         for i in issues
     )
+
+
+def _names_mode(exc: BridgeError, kind: str) -> bool:
+    """Whether the server's words say the Bundle kind itself is refused."""
+    said = (_said_of(exc) or "").lower()
+    return kind in said and any(w in said for w in ("not supported", "not allowed", "refused"))
 
 
 def _said_of(exc: BridgeError) -> str | None:

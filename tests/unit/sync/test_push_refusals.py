@@ -176,6 +176,29 @@ async def test_a_refused_transaction_falls_back_and_the_next_run_sends_no_transa
     assert [x["mode"] for x in status["refused_modes"]] == ["transaction"]
 
 
+async def test_a_transaction_refused_in_words_is_remembered_even_when_a_type_is_refused_too(
+    store: Store, ctx: MappingContext, clock: Clock
+) -> None:
+    """Epic-like, with a statement that claims too much: the transaction is refused ("is
+    not allowed"), then in the batch the goals are refused too; both are remembered, so the
+    next run sends neither a transaction nor a goal."""
+    server = FhirServer(
+        refused_modes={"transaction": 405}, refuses_writes=frozenset({"Goal", "CarePlan"})
+    )
+    records = load(store)
+    summary = await push(store, server, ctx, clock)
+    assert (summary.failed, summary.dead_lettered) == (0, 0)
+    refused = {r.what for r in store.refusals.of(CONNECTION)}
+    assert {"transaction", "Goal:write", "CarePlan:write"} <= refused
+
+    mark = len(server.requests)
+    change_goal(store, records, m.GoalPriority.low)
+    await push(store, server, ctx, clock)
+    assert {b["type"] for b in bundles_sent(server, mark)} == {"batch"}
+    assert writes_of(server, "Goal", mark) == writes_of(server, "CarePlan", mark) == 0
+    assert len(server.of_type("DocumentReference")) == 1  # the plan, as a note, from now on
+
+
 async def test_refused_transaction_and_batch_fall_back_to_single_requests(
     store: Store, ctx: MappingContext, clock: Clock
 ) -> None:
