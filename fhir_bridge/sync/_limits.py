@@ -11,9 +11,9 @@ connection's ``remember_refusals_hours``), and by ``fhir-bridge capabilities --f
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from fhir_bridge.store import Refusal, Store
 
@@ -99,7 +99,7 @@ class Limits:
         store: Store | None = None,
         connection: str = "",
         fingerprint: str = "",
-        clock: Any = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.statement = statement
         self.refusals = {r.what: r for r in refusals}
@@ -186,7 +186,7 @@ def load_limits(
     fingerprint: str,
     now: datetime,
     *,
-    clock: Any,
+    clock: Callable[[], datetime],
     memory: timedelta | None = None,
     write: bool = True,
 ) -> Limits:
