@@ -59,9 +59,10 @@ def fleet_status(
 def server_limits(store: Store, connection: str | None = None) -> dict[str, dict[str, Any]]:
     """Per connection: each resource type not sent and why (``not_sent``: declared read-only
     by the CapabilityStatement, or refused at run time with a status on a date; ``waiting``:
-    outbox entries blocked on it), the Bundle modes the server refused (``refused_modes``)
-    and the searches (``refused_interactions``: pull reads per patient instead). Connections with
-    nothing refused are left out."""
+    outbox entries blocked on it), the Bundle modes the server refused (``refused_modes``),
+    and the other interactions of a type it refused (``refused_interactions``: a conditional
+    update, then push searches first; ``search-_lastUpdated``, then pull reads per patient).
+    Connections with nothing refused are left out."""
     blocked = store.outbox.blocked(connection)
     out: dict[str, dict[str, Any]] = {}
     for refusal in store.refusals.of(connection):
