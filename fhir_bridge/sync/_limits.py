@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from fhir_bridge.store import Refusal, Store
 
@@ -109,6 +109,12 @@ class Limits:
         self.clock = clock
 
     # ------------------------------------------------------------------ questions
+
+    def __getattr__(self, name: str) -> Any:
+        """Any other question (``can``, ``supports_operation``, ...) goes to the statement."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.statement, name)
 
     def supports_transaction(self) -> bool:
         return self.statement.supports_transaction() and "transaction" not in self.refusals
