@@ -8,7 +8,8 @@ namespace = "https://care.example.org/fhir-bridge"
 base_url = "https://ehr.example.org/fhir"
 conflict_policy = "manual"          # or "ehr-wins", "local-wins"
 enrol = "listed"                    # only enrolled patients' records (or "all")
-mrn_system = "urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.14"
+patient_mode = "match"              # or "create"; unset: create on localhost, else match
+mrn_system = "urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.14"  # the EHR's MRN system
 auth = { kind = "smart-backend", client_id = "bridge", private_key_file = "/run/keys/bridge.pem",
          key_id = "k1", algorithm = "RS384", scope = "system/CarePlan.rs system/Goal.cruds" }
 ```
@@ -19,10 +20,12 @@ Environment variables override the file: ``FHIR_BRIDGE_DATABASE_URL``,
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
@@ -120,6 +123,31 @@ class ConnectionConfig(BaseModel):
         """``remember_refusals_hours`` as a duration (None: no limit)."""
         hours = self.remember_refusals_hours
         return None if hours is None else timedelta(hours=hours)
+
+    patient_mode: Literal["match", "create"] | None = Field(
+        default=None,
+        description="match: find the EHR's own Patient and never write it; create: upsert ours. "
+        "Unset: create for a server on this machine (a loopback address), match otherwise",
+    )
+
+    @property
+    def effective_patient_mode(self) -> Literal["match", "create"]:
+        """``patient_mode`` as set, else ``create`` for a local server (the sandbox: a base URL
+        on localhost or a loopback address) and ``match`` for any other."""
+        if self.patient_mode is not None:
+            return self.patient_mode
+        return "create" if is_local(self.base_url) else "match"
+
+
+def is_local(base_url: str) -> bool:
+    """Whether a base URL names this machine (``localhost`` or a loopback address)."""
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):

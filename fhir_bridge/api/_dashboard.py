@@ -263,6 +263,9 @@ def _snapshot(store: Store, settings: Settings, now: datetime) -> dict[str, Any]
         "failures": store.log.recent("failed", RUNS_SHOWN),
         "conflicts": [_conflict_rows(c) for c in store.conflicts.find()[:SHOWN]],
         "handoffs": store.handoffs.recent(RUNS_SHOWN),
+        "modes": {n: c.effective_patient_mode for n, c in settings.connections.items()},
+        "patients": store.matches.counts(),
+        "held": store.matches.held()[:SHOWN],
     }
 
 

@@ -196,6 +196,50 @@ class ConnectionStatus(BaseModel):
     refused_interactions: list[RefusedInteraction] = Field(
         default_factory=list, description="Other interactions of a type the server refused"
     )
+    patient_mode: Literal["match", "create"] = Field(
+        default="create", description="The mode in force (set, or decided by the base URL)"
+    )
+    matched: int = Field(default=0, description="Patients matched to the EHR's own Patient")
+    held: int = Field(default=0, description="Patients held: no single match on the EHR")
+
+
+class PatientMatch(BaseModel):
+    """How one patient is matched on one connection's EHR, or why it is held."""
+
+    connection: str
+    patient_id: str
+    state: Literal["matched", "held"]
+    server_id: str | None = Field(description="The EHR's Patient id, when matched")
+    step: str | None = Field(
+        description="identifier, $match, demographics, link or accepted (matched), or the "
+        "step that failed (held)"
+    )
+    reason: str | None = Field(description="Why held: counts and step names, no PHI")
+    candidates: int
+    score: float | None
+    decided_at: str
+    decided_by: str
+
+    @classmethod
+    def of(cls, match: s.PatientMatch) -> PatientMatch:
+        return cls(
+            connection=match.connection,
+            patient_id=match.patient_id,
+            state=match.state,
+            server_id=match.server_id,
+            step=match.step,
+            reason=match.reason,
+            candidates=match.candidates,
+            score=match.score,
+            decided_at=match.decided_at.isoformat(),
+            decided_by=match.decided_by,
+        )
+
+
+class AcceptMatch(BaseModel):
+    """Settle a held patient by hand: the EHR's Patient id to take as ours."""
+
+    server_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9\-.]+$")
 
 
 class SyncStatus(BaseModel):

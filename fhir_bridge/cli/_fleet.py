@@ -59,11 +59,12 @@ def worker(
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """Workers alive, the work each has claimed, the outbox and the patients enrolled per
-    connection."""
+    """Workers alive, the work each has claimed, and the outbox, the patients enrolled,
+    matched and held per connection."""
     settings = load_settings()
+    modes = {n: c.effective_patient_mode for n, c in settings.connections.items()}
     with opened_store(settings) as store:
-        report = fleet_status(store, datetime.now(UTC))
+        report = fleet_status(store, datetime.now(UTC), patient_modes=modes)
     if as_json:
         print_json(report)
         return
@@ -89,6 +90,11 @@ def status(
             )
         for item in limits["refused_modes"] + limits["refused_interactions"]:
             typer.echo(f"refused by {name}: {item['reason']}")
+    for name, per in sorted(report["patients"].items()):
+        typer.echo(
+            f"patients {name}: mode {per['mode']}, matched {per['matched']}, held {per['held']}"
+            + (" (fhir-bridge held)" if per["held"] else "")
+        )
     if report["orphaned_claims"]:
         typer.echo(f"claims of workers not alive: {report['orphaned_claims']}")
 

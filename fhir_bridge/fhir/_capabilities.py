@@ -48,6 +48,7 @@ class ResourceCapabilities:
     conditional_delete: str = "not-supported"
     update_create: bool = False
     search_params: frozenset[str] = frozenset()
+    operations: frozenset[str] = frozenset()  # names without the $, e.g. "match"
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> ResourceCapabilities:
@@ -60,6 +61,7 @@ class ResourceCapabilities:
             conditional_delete=str(raw.get("conditionalDelete") or "not-supported"),
             update_create=raw.get("updateCreate") is True,
             search_params=_names(raw.get("searchParam")),
+            operations=frozenset(n.lstrip("$") for n in _names(raw.get("operation"))),
         )
 
 
@@ -170,6 +172,12 @@ class ServerCapabilities:
         if res is None or "search-type" not in res.interactions:
             return False
         return name in res.search_params or name in self.common_search_params
+
+    def supports_operation(self, resource_type: str, name: str) -> bool:
+        """Whether the statement declares the type-level operation ``name`` (``match`` or
+        ``$match``) for ``resource_type``."""
+        res = self.resources.get(resource_type)
+        return res is not None and name.lstrip("$") in res.operations
 
     def supports_last_updated(self, resource_type: str) -> bool:
         """Whether ``Type?_lastUpdated=gt...`` is declared (not listed means unsupported)."""

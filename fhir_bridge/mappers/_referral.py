@@ -7,7 +7,17 @@ from fhir_bridge import model as m
 from . import _vocab as v
 from ._common import SDOHCC, US_CORE, head, notes_out, patient_record_in, subject_out
 from ._context import MappingContext
-from ._datatypes import Json, Reader, clean, concept_in, concept_out, period_in, period_out
+from ._datatypes import (
+    Json,
+    Reader,
+    clean,
+    concept_in,
+    concept_out,
+    note_in,
+    note_out,
+    period_in,
+    period_out,
+)
 from ._narrative import concept_text, narrative
 from ._refs import Resolver, party_out, ref_out, refs_in
 
@@ -109,6 +119,7 @@ def task_out(
                 )
                 for o in tracking.outputs
             ],
+            "note": [note_out(n) for n in tracking.notes],
         }
     )
 
@@ -124,7 +135,7 @@ def referral_out(ctx: MappingContext, r: m.Referral) -> list[Json]:
 def referral_task_out(ctx: MappingContext, t: m.ReferralTask) -> Json:
     focus = ref_out(ctx, t.referral, "referral")
     task = task_out(ctx, t, t.tracking, focus=focus, requester=t.requester, task_id=t.id)
-    task["note"] = notes_out(t) or None
+    task["note"] = notes_out(t) or task.get("note")
     return clean(task)
 
 
@@ -214,6 +225,7 @@ def tracking_in(resolver: Resolver, t: Json, reader: Reader) -> Json:
             "owner": resolver.party_in(owner) if owner else None,
             "authored_on": t.get("authoredOn"),
             "last_modified": t.get("lastModified"),
+            "notes": [n for n in (note_in(x) for x in reader.objs(t, "note")) if n],
         }
     )
 

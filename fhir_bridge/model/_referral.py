@@ -14,7 +14,7 @@ from ._statuses import (
     SdohCategory,
     TrackingStatus,
 )
-from ._types import Concept, FhirDateTime, Model, Party, Period, Ref
+from ._types import Concept, FhirDateTime, Model, Note, Party, Period, Ref
 
 RESULTING_ACTIVITY = {
     "system": SDOHCC_CODES,
@@ -41,6 +41,10 @@ class Tracking(Model):
     authored_on: FhirDateTime | None = None
     last_modified: FhirDateTime | None = None
     business_status: str | None = None
+    notes: list[Note] = Field(
+        default_factory=list,
+        description="Notes on the performer's Task (Task.note), the organisation's included",
+    )
 
 
 class Referral(PatientRecord):

@@ -11,6 +11,7 @@ from ._enrolments import Enrolled, Enrolment, NewEnrolment, Unenrolled
 from ._handoffs import Handoff, HandoffSummary
 from ._leases import Claim, Lease
 from ._links import Link
+from ._matches import MatchState, PatientMatch
 from ._outbox import OutboxEntry, QueueDepth, QueueSchedule
 from ._records import PutResult, content_hash
 from ._refusals import Refusal, id_free
@@ -32,11 +33,13 @@ __all__ = [
     "Lease",
     "Link",
     "LogEntry",
+    "MatchState",
     "NewConflict",
     "NewEnrolment",
     "Organization",
     "OutboxEntry",
     "OutboxStatus",
+    "PatientMatch",
     "PutResult",
     "QueueDepth",
     "QueueSchedule",

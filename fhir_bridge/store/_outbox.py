@@ -40,6 +40,7 @@ class QueueDepth:
     done: int = 0
     dead: int = 0
     blocked: int = 0
+    held: int = 0  # the patient is not matched on that EHR yet
 
     def as_dict(self) -> dict[str, int]:
         """The statuses that have entries, with their counts, by name (the API's ``queue``)."""
@@ -55,6 +56,7 @@ class QueueSchedule:
     done: int = 0
     dead: int = 0
     blocked: int = 0
+    held: int = 0  # the patient is not matched on that EHR yet
 
     def as_dict(self) -> dict[str, int]:
         """The non-zero counts, by name (``fhir-bridge status``)."""

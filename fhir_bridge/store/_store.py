@@ -27,7 +27,8 @@ from ._handoffs import Handoffs
 from ._leases import Claim, Leases, fence
 from ._links import Link, Links
 from ._links import save as save_link
-from ._outbox import Outbox
+from ._matches import PatientMatches
+from ._outbox import Outbox, enqueue
 from ._records import PutResult, Records, mark_deleted, patient_of, put, stored_version
 from ._refusals import Refusals
 from ._routing import Routing
@@ -66,6 +67,7 @@ class Store:
         self.watermarks = Watermarks(self._db)
         self.handoffs = Handoffs(self._db)
         self.api_keys = ApiKeys(self._db)
+        self.matches = PatientMatches(self._db)
         self.enrolments = Enrolments(self._db)
         if migrate:
             self.migrate()
@@ -135,13 +137,25 @@ class Store:
     def resolve_conflict(
         self, conflict_id: int, resolution: str, record: m.Record, now: datetime
     ) -> PutResult:
-        """Close a conflict with the chosen record, queued for its connection (one transaction).
+        """Close a conflict with the chosen record, queued for its connection (one transaction;
+        queued even when the record is the one stored, as when the local side is taken).
 
         KeyError when the conflict is not open.
         """
         with self._db.session() as s:
             connection = close_conflict(s, conflict_id, resolution, now)
-            return put(s, record, [connection], now)
+            result = put(s, record, [connection], now)
+            if not result.changed:  # the local side kept: it still has to reach the server
+                enqueue(
+                    s,
+                    connection=connection,
+                    kind=record.kind,
+                    record_id=record.id,
+                    patient_id=patient_of(record),
+                    version=result.version,
+                    now=now,
+                )
+            return result
 
     # ------------------------------------------------------------------ pull
 

@@ -6,7 +6,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -19,6 +29,7 @@ class OutboxStatus(StrEnum):
     done = "done"
     dead = "dead"
     blocked = "blocked"  # waits for the server to accept its resource type (see ``refusals``)
+    held = "held"  # the patient is not matched on the EHR yet: waits for `match --accept`
 
 
 class RecordRow(Base):
@@ -232,6 +243,25 @@ class ThrottleRow(Base):
     connection: Mapped[str] = mapped_column(String(100), primary_key=True)
     until: Mapped[datetime]
     set_at: Mapped[datetime]
+
+
+class PatientMatchRow(Base):
+    """How one patient was found on one connection's EHR (matched), or why it was not (held)."""
+
+    __tablename__ = "patient_matches"
+
+    connection: Mapped[str] = mapped_column(String(100), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    server_id: Mapped[str | None] = mapped_column(String(64))
+    step: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(300))
+    candidates: Mapped[int] = mapped_column(Integer, default=0)
+    score: Mapped[float | None] = mapped_column(Float)
+    decided_at: Mapped[datetime]
+    decided_by: Mapped[str] = mapped_column(String(120))
+
+    __table_args__ = (Index("ix_patient_matches_state", "connection", "state"),)
 
 
 class EnrolmentRow(Base):

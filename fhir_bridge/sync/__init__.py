@@ -2,6 +2,7 @@
 
 from ._connection import Connection, resolve_connection, routing_of
 from ._enrolment import check_connection, enrol_patient, loaded_enrolments, unenrol_patient
+from ._held import accept_match, retry_match
 from ._merge import FieldConflict, Merge, three_way
 from ._pull import PULLED_TYPES, Puller
 from ._push import Pusher
@@ -25,6 +26,7 @@ __all__ = [
     "Pusher",
     "RetrySchedule",
     "Worker",
+    "accept_match",
     "check_connection",
     "enrol_patient",
     "fleet_status",
@@ -33,6 +35,7 @@ __all__ = [
     "push_connection",
     "resolve_conflict",
     "resolve_connection",
+    "retry_match",
     "routing_of",
     "server_limits",
     "subscribe",

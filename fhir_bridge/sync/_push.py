@@ -19,6 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Literal, Protocol, cast
 
 from fhir_bridge import model as m
 from fhir_bridge.errors import MappingError
@@ -42,6 +43,7 @@ from fhir_bridge.store import (
 
 from ._leases import Held, LeaseKeeper, Leases, process_id
 from ._limits import BundleKind, Limits, Mode, load_limits
+from ._matcher import MatchCapabilities, Matcher, MatchServer
 from ._plan import bundles, identifier_of, plan
 from ._recording import Recorder
 from ._retry import DEFAULT_SCHEDULE, RetrySchedule
@@ -53,19 +55,26 @@ RecordKey = tuple[str, str]
 REMEMBER_REFUSALS = timedelta(days=7)
 
 
+class PushServer(Server, MatchServer, Protocol):
+    """What push needs of a FHIR client: writes, and the searches of matching."""
+
+
 class Pusher:
     """Pushes one connection's outbox; safe to stop at any point and run again.
 
     ``server`` is the FHIR client (tests hand one built on an ``httpx.MockTransport``);
     ``retry`` decides when a failed record is tried again or dead-lettered;
     ``remember_refusals`` how long what the server refused at run time is remembered (None:
-    until its CapabilityStatement changes or an operator forgets it).
+    until its CapabilityStatement changes or an operator forgets it). With
+    ``patient_mode="match"`` the EHR owns the patient: each patient is matched to the EHR's
+    Patient first (``_matcher``; ``mrn_system`` names the EHR's identifier), a patient not
+    matched is held, and the EHR's Patient is never written.
     """
 
     def __init__(
         self,
         store: Store,
-        server: Server,
+        server: PushServer,
         connection: str,
         ctx: MappingContext,
         *,
@@ -79,6 +88,8 @@ class Pusher:
         retry: RetrySchedule = DEFAULT_SCHEDULE,
         routing: Routing | None = None,
         remember_refusals: timedelta | None = REMEMBER_REFUSALS,
+        patient_mode: Literal["match", "create"] = "create",
+        mrn_system: str | None = None,
     ) -> None:
         self.routing = routing
         self.should_stop = should_stop
@@ -95,6 +106,13 @@ class Pusher:
             store, connection, self.holder, seconds=lease_seconds, clock=clock, keeper=keeper
         )
         self.recorder = Recorder(store, connection, clock, retry)
+        self.matcher = (
+            Matcher(
+                store, server, connection, mrn_system=mrn_system, clock=clock, holder=self.holder
+            )
+            if patient_mode == "match"
+            else None
+        )
 
     async def _sender(self, *, dry_run: bool = False) -> Sender:
         """A sender in the mode that works: the CapabilityStatement, minus what the server
@@ -243,12 +261,28 @@ class Pusher:
         versions = {(r.kind, r.id): v for r, v in with_versions}
         caps: Limits = sender.caps
         mapped, broken = self._map(self._routed(patient_id, [r for r, _ in with_versions]))
+        if self.matcher is not None:
+            caps_ = cast("MatchCapabilities", sender.caps)
+            match = await self.matcher.settle(patient_id, mapped, caps_, save=not dry_run)
+            if match.state == "held":  # nothing of this patient is written: entries wait
+                summary.held += 1
+                return
         if not (caps.writable("CarePlan") and caps.writable("Goal")) and caps.writable(
             "DocumentReference"
         ):  # the plan's content reaches the EHR as a plan-of-care note instead
             mapped += plan_note_entries(self.ctx, mapped)
         links = self._links(mapped)
         writes = plan(mapped, links)
+        if self.matcher is not None:  # the EHR owns its Patient: never written
+            writes = [w for w in writes if w.resource_type != "Patient"]
+        # a record with an open conflict here waits for a person: resolving it queues the
+        # side taken, so nothing is written over the EHR's side before then
+        disputed = {
+            (c.kind, c.record_id)
+            for c in self.store.conflicts.find()
+            if c.connection == self.connection
+        }
+        writes = [w for w in writes if (w.entry.kind, w.entry.record_id) not in disputed]
         summary.unchanged += sum(w.action == "unchanged" for w in writes)
         closed = [
             w for w in writes if w.action != "unchanged" and not caps.writable(w.resource_type)
@@ -269,6 +303,8 @@ class Pusher:
             if (link := links.get((e.resource["resourceType"], identifier_of(e.resource))))
             is not None
         }
+        if self.matcher is not None:
+            writes = await self.matcher.directory(writes, known)
         # single requests go in groups of one level too: one search by identifier per type
         # and group where the server has no conditional update (``_upsert``)
         kind: BundleKind = "transaction" if sender.mode == "transaction" else "batch"

@@ -46,6 +46,8 @@ async def push_connection(
             remember_refusals=target.config.refusal_memory(),
             progress=progress,
             should_stop=should_stop,
+            patient_mode=target.config.effective_patient_mode,
+            mrn_system=target.config.mrn_system,
             routing=routing_of(settings),
         ).push(patient_id=patient_id, dry_run=dry_run)
     if not dry_run:

@@ -27,8 +27,10 @@ from fhir_bridge.errors import (
     NotSupportedByServer,
     ResourceGone,
     ResourceNotFound,
+    VersionConflict,
 )
 from fhir_bridge.fhir import parse_outcome, status_error
+from fhir_bridge.store import Link
 
 from ._leases import Held
 from ._limits import Limits, Mode, conditional_refusal, write_refusal
@@ -124,13 +126,31 @@ class Sender:
         if held is not None:
             held.confirm(self.clock())
         # writes are matched by their entry: sending may replace a write (``_upsert``)
+        first = {id(o.write.entry): o for o in outcomes}
         refreshed = {id(w.entry): await self._refresh(w) for w in conflicted}
+        # the performer moved its Task along meanwhile: not resent, pull decides (a conflict)
+        moved = {
+            key: _moved(w)
+            for w in conflicted
+            if w.resource_type == "Task"
+            and _tracking_moved(w.link, refreshed[key := id(w.entry)].link)
+        }
+        for key in moved:
+            del refreshed[key]
         if mode == "transaction" and all(o.conflict for o in outcomes):  # refused whole
-            retry = [refreshed.get(id(w.entry), w) for w in group]
-            return await self._send_once(retry, known)
-        resent = await self._send_once(list(refreshed.values()), known)
+            retry = [refreshed.get(id(w.entry), w) for w in group if id(w.entry) not in moved]
+            resent = await self._send_once(retry, known) if retry else []
+            again = {id(o.write.entry): o for o in resent}
+            return [
+                moved.get(key) or again.get(key) or first[key]
+                for key in (id(w.entry) for w in group)
+            ]
+        resent = await self._send_once(list(refreshed.values()), known) if refreshed else []
         again = {id(o.write.entry): o for o in resent}
-        return [again.get(id(o.write.entry), o) if o.conflict else o for o in outcomes]
+        return [
+            (moved.get(key) or again.get(key, o)) if o.conflict else o
+            for o, key in ((o, id(o.write.entry)) for o in outcomes)
+        ]
 
     async def _send_once(self, group: list[Write], known: dict[str, str]) -> list[Outcome]:
         return await self._send_in(self.mode, group, known)
@@ -289,6 +309,23 @@ class Sender:
         link = dataclasses.replace(write.link, version_id=version, server_json=current)
         body = keep_server_additions(write.entry.resource, write.link.sent_json, current)
         return dataclasses.replace(write, link=link, body=body)
+
+
+_TRACKING = ("status", "statusReason", "businessStatus", "output", "note", "owner")
+
+
+def _tracking_moved(before: Link | None, now: Link | None) -> bool:
+    """Whether a Task's tracking elements differ between two server copies."""
+    if before is None or now is None or before.server_json is None or now.server_json is None:
+        return False
+    return any(before.server_json.get(k) != now.server_json.get(k) for k in _TRACKING)
+
+
+def _moved(write: Write) -> Outcome:
+    """A Task write not resent: its tracking changed on the server since we last saw it."""
+    reason = "the performer changed this Task since our last sync: pull decides first"
+    error = VersionConflict(409, resource_type=write.resource_type)
+    return Outcome(write, 409, failure=Failure(error, reason))
 
 
 def _failed(write: Write, exc: BridgeError) -> Outcome:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,12 +14,18 @@ ALIVE_WITHIN = timedelta(seconds=60)
 
 
 def fleet_status(
-    store: Store, now: datetime, alive_within: timedelta = ALIVE_WITHIN
+    store: Store,
+    now: datetime,
+    alive_within: timedelta = ALIVE_WITHIN,
+    *,
+    patient_modes: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Workers alive (heartbeat within ``alive_within``) with their claims, the outbox per
-    connection (due, scheduled, done, dead, blocked), patients enrolled per connection,
+    connection (due, scheduled, done, dead, blocked, held), patients enrolled per connection,
     throttled connections, how many claims belong to workers not alive (the maintenance step
-    frees them), and per connection what its server does not take (:func:`server_limits`)."""
+    frees them), per connection what its server does not take (:func:`server_limits`), and
+    the patient mode in force (``patient_modes``: the configured connections') with how many
+    patients are matched and held."""
     leases = store.leases.current()
     alive = []
     alive_ids = set()
@@ -46,6 +53,13 @@ def fleet_status(
         if until is not None:
             throttled[name] = until.isoformat()
     orphaned = sum(1 for x in leases if x.holder not in alive_ids)
+    counts = store.matches.counts()
+    patients = {
+        name: {"mode": mode, **counts.get(name, {"matched": 0, "held": 0})}
+        for name, mode in (patient_modes or {}).items()
+    }
+    for name, per in counts.items():
+        patients.setdefault(name, {"mode": "unknown", **per})
     return {
         "alive": alive,
         "queue": queue,
@@ -53,6 +67,7 @@ def fleet_status(
         "throttled": throttled,
         "orphaned_claims": orphaned,
         "limits": server_limits(store),
+        "patients": patients,
     }
 
 

@@ -27,6 +27,7 @@ class PushSummary:
     not_supported: int = 0
     busy: int = 0  # patients another worker was pushing: left to it
     lease_lost: int = 0  # patients given up because the lease was lost: redone by another
+    held: int = 0  # patients not matched on the EHR (match mode): nothing written for them
     planned: list[Write] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:

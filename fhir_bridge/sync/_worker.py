@@ -142,6 +142,8 @@ class Worker:
                 holder=self.id,
                 keeper=keeper,
                 lease_seconds=self.lease_seconds,
+                patient_mode=target.config.effective_patient_mode,
+                mrn_system=target.config.mrn_system,
                 routing=routing_of(self.settings),
             )
             puller = Puller(

@@ -26,6 +26,7 @@ def test_status_of_a_store_with_no_workers(cli: Run) -> None:
         "throttled": {},
         "orphaned_claims": 0,
         "limits": {},
+        "patients": {},
     }
 
 
@@ -66,6 +67,28 @@ def test_capabilities_lists_what_servers_refused_and_forgets_on_request(
     assert forgot.returncode == 0, forgot.stderr
     assert forgot.stdout.strip() == f"forgot 2 refusals of ehr; {len(goals)} records due again"
     assert cli("capabilities").stdout.strip() == "nothing refused"
+
+
+def test_held_patients_and_match_decisions_with_none_yet(cli: Run, tmp_path: Path) -> None:
+    (tmp_path / "fhir-bridge.toml").write_text(
+        '[connections.county]\nbase_url = "https://ehr.example.org/fhir"\n'
+    )
+    held = cli("held")
+    assert held.returncode == 0, held.stderr
+    assert held.stdout.strip() == "held: 0"
+    assert json.loads(cli("held", "--json").stdout) == []
+    status = json.loads(cli("status", "--json").stdout)
+    # not on this machine: match mode unless configured otherwise
+    assert status["patients"] == {"county": {"mode": "match", "matched": 0, "held": 0}}
+    unknown = cli("match", "pat-1", "--connection", "county")
+    assert unknown.returncode == 2
+    assert "no match decision for 'pat-1' on county" in unknown.stderr
+    both = cli("match", "pat-1", "--connection", "county", "--accept", "x", "--retry")
+    assert both.returncode == 2
+    assert "give one of them" in both.stderr
+    absent = cli("match", "pat-1", "--connection", "county", "--accept", "x")
+    assert absent.returncode == 2
+    assert "no patient 'pat-1' in the store" in absent.stderr
 
 
 def test_maintenance_frees_nothing_when_nothing_is_stuck(cli: Run) -> None:

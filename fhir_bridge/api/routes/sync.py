@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fhir_bridge.config import Settings
 from fhir_bridge.sync import (
     Connection,
+    accept_match,
     pull_connection,
     push_connection,
     resolve_connection,
@@ -17,8 +18,10 @@ from fhir_bridge.sync import (
 
 from .._deps import Read, SettingsDep, StoreDep, TransportDep, Write
 from .._responses import (
+    AcceptMatch,
     ConnectionStatus,
     NotSent,
+    PatientMatch,
     PlannedWrite,
     Pulled,
     Pushed,
@@ -89,6 +92,7 @@ def sync_status(store: StoreDep, settings: SettingsDep) -> SyncStatus:
     """Per connection: queue depth, dead letters, last push and pull; recent runs overall."""
     last = store.runs.last_finished()
     dead = store.outbox.dead_letters()
+    matches = store.matches.counts()
     enrolled = store.enrolments.counts()
 
     def latest(name: str, direction: str) -> Run | None:
@@ -115,6 +119,9 @@ def sync_status(store: StoreDep, settings: SettingsDep) -> SyncStatus:
                 refused_interactions=[
                     RefusedInteraction(**x) for x in limited(name, "refused_interactions")
                 ],
+                patient_mode=c.effective_patient_mode,
+                matched=matches.get(name, {}).get("matched", 0),
+                held=matches.get(name, {}).get("held", 0),
             )
             for name, c in settings.connections.items()
         },
@@ -125,3 +132,31 @@ def sync_status(store: StoreDep, settings: SettingsDep) -> SyncStatus:
         ],
         recent_runs=[Run.of(r) for r in store.runs.recent(10)],
     )
+
+
+@router.get("/sync/held", dependencies=[Read])
+def held_patients(
+    store: StoreDep,
+    connection: Annotated[str | None, Query(description="Only this connection's")] = None,
+) -> list[PatientMatch]:
+    """Patients held because their EHR's Patient could not be matched (match mode), with why."""
+    return [PatientMatch.of(m) for m in store.matches.held(connection)]
+
+
+@router.post("/sync/{connection}/matches/{patient_id}", dependencies=[Write])
+async def accept_patient_match(
+    connection: str,
+    patient_id: str,
+    body: AcceptMatch,
+    store: StoreDep,
+    settings: SettingsDep,
+    transport: TransportDep,
+) -> PatientMatch:
+    """Take the EHR's ``Patient/{server_id}`` (checked on the server) as this patient's; its
+    held records go with the next push. 422 when the patient or the server's Patient is
+    unknown."""
+    target = _connection(settings, connection)
+    found = await accept_match(
+        store, target, patient_id, body.server_id, by="api", transport=transport
+    )
+    return PatientMatch.of(found)

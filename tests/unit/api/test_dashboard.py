@@ -21,7 +21,7 @@ from fhir_bridge.api import create_app
 from fhir_bridge.config import ConnectionConfig, Settings
 from fhir_bridge.documents import read_records
 from fhir_bridge.handoff import check, package_of
-from fhir_bridge.store import NewConflict, OutboxStatus, Store
+from fhir_bridge.store import NewConflict, OutboxStatus, PatientMatch, Store
 from tests.helpers import FIXTURES
 
 NOW = datetime.now(UTC) - timedelta(minutes=3)
@@ -300,6 +300,32 @@ def test_no_connections_and_an_empty_store_still_make_a_page(tmp_path: Path) -> 
         "No sync run wrote anything in this window.",
     ):
         assert empty in page.text
+
+
+def test_held_patients_show_with_why_and_the_mode_in_force(bridge: Bridge) -> None:
+    bridge.store.matches.save(
+        PatientMatch(
+            "county-hospital",
+            "pat-doyle",
+            "held",
+            None,
+            "demographics",
+            "ambiguous: demographics found 2 patients",
+            2,
+            None,
+            NOW,
+            "push:test",
+        )
+    )
+    bridge.sign_in("read")
+    html = bridge.client.get("/dashboard").text
+    assert 'id="held-county-hospital-pat-doyle"' in html
+    assert "ambiguous: demographics found 2 patients" in html
+    held = bridge.store.outbox.depth("county-hospital").held
+    assert held > 0
+    assert f'<dd class="queue-held">{held}</dd>' in html
+    assert '<strong class="patient-mode">create</strong>' in html  # a server on this machine
+    assert '<span class="patients-held">1</span>' in html
 
 
 def test_each_connection_says_whose_records_it_takes(tmp_path: Path) -> None:

@@ -26,7 +26,11 @@ def api(tmp_path: Path) -> tuple[Api, dict[str, str]]:
     url = f"sqlite:///{tmp_path / 'api.db'}"
     settings = Settings(
         database_url=url,
-        connections={"ehr": ConnectionConfig(base_url="http://ehr.test/fhir", enrol="all")},
+        connections={
+            "ehr": ConnectionConfig(
+                base_url="http://ehr.test/fhir", enrol="all", patient_mode="create"
+            )
+        },
     )
     return Api(settings), api_keys(url)
 

@@ -43,7 +43,8 @@ def api(tmp_path: Path) -> tuple[Api, dict[str, str]]:
     """The app with one connection whose server cannot be reached."""
     url = f"sqlite:///{tmp_path / 'api.db'}"
     settings = Settings(
-        database_url=url, connections={"ehr": ConnectionConfig(base_url=BASE, enrol="all")}
+        database_url=url,
+        connections={"ehr": ConnectionConfig(base_url=BASE, enrol="all", patient_mode="create")},
     )
     return Api(settings, transport=httpx.MockTransport(_unreachable)), api_keys(url)
 
@@ -374,7 +375,8 @@ def test_a_push_through_the_api_reaches_the_server_and_a_handoff_is_delivered(
     server = FhirServer()
     url = f"sqlite:///{tmp_path / 'api.db'}"
     settings = Settings(
-        database_url=url, connections={"ehr": ConnectionConfig(base_url=BASE, enrol="all")}
+        database_url=url,
+        connections={"ehr": ConnectionConfig(base_url=BASE, enrol="all", patient_mode="create")},
     )
     call, keys = Api(settings, transport=server.transport), api_keys(url)
     store = call.store()
@@ -394,3 +396,54 @@ def test_a_push_through_the_api_reaches_the_server_and_a_handoff_is_delivered(
     )
     assert made.status_code == 201, made.text
     assert made.json()["delivery"].startswith("delivered as")
+
+
+def test_a_held_patient_is_listed_and_settled_through_the_api(tmp_path: Path) -> None:
+    """Match mode: two namesakes on the EHR hold the patient; accepting one releases it."""
+    server = FhirServer()
+    namesake = {
+        "resourceType": "Patient",
+        "name": [{"family": "Garcia", "given": ["Rosa"]}],
+        "birthDate": "1938-09-09",
+        "gender": "female",
+    }
+    first = server.add(namesake)
+    server.add(namesake)
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    settings = Settings(
+        database_url=url, connections={"ehr": ConnectionConfig(base_url=BASE, enrol="all")}
+    )
+    call, keys = Api(settings, transport=server.transport), api_keys(url)
+    store = call.store()
+    try:
+        store.put_records(read_records(FIXTURES / "older-adult-caregiver.json"), ["ehr"], NOW)
+    finally:
+        store.close()
+
+    pushed = call("POST", "/v1/sync/ehr/push", key=keys["write"]).json()
+    assert (pushed["counts"]["held"], pushed["counts"]["created"]) == (1, 0)
+    status = call("GET", "/v1/sync/status", key=keys["read"]).json()["connections"]["ehr"]
+    assert (status["patient_mode"], status["matched"], status["held"]) == ("match", 0, 1)
+    assert status["queue"]["held"] > 0
+    (held,) = call("GET", "/v1/sync/held", key=keys["read"]).json()
+    assert (held["patient_id"], held["step"], held["candidates"]) == (
+        "pat-garcia",
+        "demographics",
+        2,
+    )
+    assert "Garcia" not in held["reason"]
+
+    path = "/v1/sync/ehr/matches/pat-garcia"
+    missing = call("POST", path, key=keys["write"], json={"server_id": "nobody"})
+    assert missing.status_code == 422
+    assert "no Patient/nobody" in missing.json()["detail"]
+    accepted = call("POST", path, key=keys["write"], json={"server_id": first["id"]})
+    assert accepted.status_code == 200, accepted.text
+    assert (accepted.json()["state"], accepted.json()["step"]) == ("matched", "accepted")
+    assert call("GET", "/v1/sync/held", key=keys["read"]).json() == []
+
+    again = call("POST", "/v1/sync/ehr/push", key=keys["write"]).json()
+    assert again["counts"]["created"] > 0
+    assert len(server.of_type("Patient")) == 2
+    plan = server.of_type("CarePlan")[0]
+    assert plan["subject"]["reference"] == f"Patient/{first['id']}"

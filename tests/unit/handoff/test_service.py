@@ -54,7 +54,7 @@ CAPABILITIES = {
 SETTINGS = Settings(
     database_url="sqlite://",
     namespace="https://bridge.test/id",
-    connections={"ehr": ConnectionConfig(base_url=EHR, enrol="all")},
+    connections={"ehr": ConnectionConfig(base_url=EHR, enrol="all", patient_mode="create")},
 )
 
 

@@ -5,9 +5,10 @@ CapabilityStatement (shaped by the options: transaction, batch, conditional upda
 ``_lastUpdated``, type history, read-only types), transactions (all or nothing, ``urn:uuid``
 references resolved) and batches, conditional and version-aware updates (If-Match: 412 on a
 stale version), conditional creates, reads, searches (identifier, patient, ``_lastUpdated``,
-paged with ``next`` links) and type history with deletions. ``refuse`` makes it turn down
-chosen writes; ``fail`` answers whole requests with an error status.
-
+paged with ``next`` links; Patient demographics: ``family`` and ``given`` by prefix,
+``birthdate``, ``gender``) and type history with deletions. ``refuse`` makes it turn down
+chosen writes; ``fail`` answers whole requests with an error status. With ``patient_match``
+it declares ``Patient/$match`` and answers it with the candidates that function grades.
 It refuses as the EHR-like sandbox profiles do: ``read_only`` types (declared so, writes
 answered 405 with an OperationOutcome), ``refuses_writes`` (declared writable, yet answered
 405: a refusal only learnt at run time), ``refused_modes`` (a declared transaction or batch
@@ -51,6 +52,8 @@ SYNCED = (
 )
 # a write turned down: (status, diagnostics), or None to let it through
 Refusal = Callable[[str, Json], tuple[int, str] | None]
+# Patient/$match: the Patient sent -> candidates as (server id, score, match-grade or None)
+PatientMatch = Callable[[Json], list[tuple[str, float, str | None]]]
 _TYPE = r"(?P<rtype>[A-Z][A-Za-z]+)"
 _ID = r"(?P<rid>[A-Za-z0-9\-.]+)"
 
@@ -89,6 +92,7 @@ class FhirServer:
     refuses_last_updated: bool = False  # declared, yet a search by it is answered 400
     refuses_conditional_update: bool = False  # declared, yet answered 400 "not supported"
     refuse: Refusal | None = None
+    patient_match: PatientMatch | None = None
     start: datetime = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
     resources: dict[tuple[str, str], Json] = field(default_factory=dict)
     deleted: set[tuple[str, str]] = field(default_factory=set)
@@ -102,6 +106,7 @@ class FhirServer:
         routes: list[tuple[str, str, Callable[..., httpx.Response]]] = [
             ("GET", r"/metadata", self._metadata),
             ("POST", r"/?", self._bundle),
+            ("POST", r"/Patient/\$match", self._match),
             ("GET", rf"/{_TYPE}/_history", self._type_history),
             ("GET", rf"/{_TYPE}/{_ID}", self._read),
             ("GET", rf"/{_TYPE}", self._search),
@@ -214,6 +219,22 @@ class FhirServer:
             found = [
                 r for r in found if (r.get(subject) or {}).get("reference") == params["patient"]
             ]
+        for name in ("family", "given"):
+            if name in params:
+                wanted = params[name].lower()
+                found = [
+                    r
+                    for r in found
+                    if any(
+                        str(part).lower().startswith(wanted)
+                        for n in r.get("name") or []
+                        for part in ([n.get("family")] if name == "family" else n.get("given", []))
+                        if part
+                    )
+                ]
+        for name, element in (("birthdate", "birthDate"), ("gender", "gender")):
+            if name in params:
+                found = [r for r in found if r.get(element) == params[name]]
         if "_lastUpdated" in params:
             since = _instant(params["_lastUpdated"].removeprefix("gt"))
             found = [r for r in found if _instant(r["meta"]["lastUpdated"]) > since]
@@ -393,6 +414,11 @@ class FhirServer:
                 "conditionalUpdate": self.conditional_update,
                 "conditionalCreate": self.conditional_create,
                 "searchParam": [{"name": p, "type": "token"} for p in params],
+                **(
+                    {"operation": [{"name": "match", "definition": "OperationDefinition/x"}]}
+                    if resource_type == "Patient" and self.patient_match is not None
+                    else {}
+                ),
             }
 
         system = [c for c, on in (("transaction", self.transaction), ("batch", self.batch)) if on]
@@ -424,6 +450,35 @@ class FhirServer:
         found = self._matching(rtype, request.url.query.decode())
         entries = [{"resource": r, "search": {"mode": "match"}} for r in found]
         return self._page(f"{BASE}/{rtype}", params, entries, "searchset")
+
+    def _match(self, request: httpx.Request) -> httpx.Response:
+        if self.patient_match is None:
+            return _outcome(404, "unknown operation $match")
+        parameters = json.loads(request.content)
+        sent = next(p["resource"] for p in parameters["parameter"] if p["name"] == "resource")
+        entries = [
+            {
+                "resource": self.resources[("Patient", server_id)],
+                "search": {
+                    "mode": "match",
+                    "score": score,
+                    **(
+                        {
+                            "extension": [
+                                {
+                                    "url": "http://hl7.org/fhir/StructureDefinition/match-grade",
+                                    "valueCode": grade,
+                                }
+                            ]
+                        }
+                        if grade
+                        else {}
+                    ),
+                },
+            }
+            for server_id, score, grade in self.patient_match(sent)
+        ]
+        return _fhir({"resourceType": "Bundle", "type": "searchset", "entry": entries})
 
     def _type_history(self, request: httpx.Request, rtype: str) -> httpx.Response:
         params = dict(parse_qsl(request.url.query.decode()))

@@ -43,7 +43,10 @@ def settings(url: str, *names: str) -> Settings:
     return Settings(
         database_url=url,
         namespace=NAMESPACE,
-        connections={n: ConnectionConfig(base_url=bases[n], enrol="all") for n in names},
+        connections={
+            n: ConnectionConfig(base_url=bases[n], enrol="all", patient_mode="create")
+            for n in names
+        },
     )
 
 
