@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -112,6 +112,18 @@ class ConnectionConfig(BaseModel):
         default=None,
         description="The organisation this server belongs to: referrals it fulfils go here",
     )
+    remember_refusals_hours: float | None = Field(
+        default=168.0,
+        gt=0,
+        description="How long push remembers what the server refused at run time (none: "
+        "until its CapabilityStatement changes or `fhir-bridge capabilities --forget`)",
+    )
+
+    def refusal_memory(self) -> timedelta | None:
+        """``remember_refusals_hours`` as a duration (None: no limit)."""
+        hours = self.remember_refusals_hours
+        return None if hours is None else timedelta(hours=hours)
+
     patient_mode: Literal["match", "create"] | None = Field(
         default=None,
         description="match: find the EHR's own Patient and never write it; create: upsert ours. "

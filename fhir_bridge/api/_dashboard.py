@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from fhir_bridge.config import Settings
 from fhir_bridge.store import Conflict, Run, Store
+from fhir_bridge.sync import server_limits
 
 from . import _throughput as chart
 from ._capability_cache import CapabilityCache
@@ -254,6 +255,7 @@ def _snapshot(store: Store, settings: Settings, now: datetime) -> dict[str, Any]
         "queues": {name: store.outbox.depth(name) for name in settings.connections},
         "routes": {name: c.enrol for name, c in settings.connections.items()},
         "enrolled": store.enrolments.counts(),
+        "limits": server_limits(store),
         "totals": store.outbox.depth(),
         "chart": chart.throughput(runs, now),
         "runs": runs[:RUNS_SHOWN],

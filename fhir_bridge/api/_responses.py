@@ -145,6 +145,42 @@ class Run(BaseModel):
         )
 
 
+class NotSent(BaseModel):
+    """A resource type a connection's server does not take, and why."""
+
+    type: str
+    source: str = Field(description="capability-statement (declared read-only) or run-time")
+    status: int | None = Field(description="The HTTP status of the refusal (run-time)")
+    since: str = Field(description="When it was declared or refused (ISO instant)")
+    reason: str
+    said: str | None = Field(description="The server's diagnostics, trimmed and id-free")
+    waiting: int = Field(description="Outbox entries blocked on this type")
+
+
+class RefusedMode(BaseModel):
+    """A Bundle mode (transaction, batch) the server refused at run time."""
+
+    mode: str
+    source: str
+    status: int | None
+    since: str
+    reason: str
+    said: str | None
+
+
+class RefusedInteraction(BaseModel):
+    """Another interaction of a type the server refused at run time: ``conditional-update``
+    (push searches by identifier first) or ``search-_lastUpdated`` (pull reads per patient)."""
+
+    type: str
+    interaction: str
+    source: str
+    status: int | None
+    since: str
+    reason: str
+    said: str | None
+
+
 class ConnectionStatus(BaseModel):
     base_url: str
     queue: dict[str, int] = Field(description="Outbox entries per status")
@@ -155,6 +191,15 @@ class ConnectionStatus(BaseModel):
     dead_letters: int
     last_push: Run | None
     last_pull: Run | None
+    not_sent: list[NotSent] = Field(
+        default_factory=list, description="Resource types not sent to this server, and why"
+    )
+    refused_modes: list[RefusedMode] = Field(
+        default_factory=list, description="Bundle modes the server refused (push falls back)"
+    )
+    refused_interactions: list[RefusedInteraction] = Field(
+        default_factory=list, description="Other interactions of a type the server refused"
+    )
     patient_mode: Literal["match", "create"] = Field(
         default="create", description="The mode in force (set, or decided by the base URL)"
     )

@@ -83,6 +83,13 @@ def status(
             typer.echo(f"routing {name}: every patient (enrol = all)")
         else:
             typer.echo(f"routing {name}: {report['enrolled'].get(name, 0)} patients enrolled")
+    for name, limits in sorted(report["limits"].items()):
+        for item in limits["not_sent"]:
+            typer.echo(
+                f"not sent to {name}: {item['type']} ({item['waiting']} waiting): {item['reason']}"
+            )
+        for item in limits["refused_modes"] + limits["refused_interactions"]:
+            typer.echo(f"refused by {name}: {item['reason']}")
     for name, per in sorted(report["patients"].items()):
         typer.echo(
             f"patients {name}: mode {per['mode']}, matched {per['matched']}, held {per['held']}"

@@ -24,6 +24,7 @@ from fhir_bridge.sync import (
     push_connection,
     resolve_conflict,
     resolve_connection,
+    server_limits,
     subscribe,
     unsubscribe,
 )
@@ -35,6 +36,7 @@ from ._app import (
     connected,
     console,
     opened_store,
+    print_json,
     reports_errors,
 )
 
@@ -235,3 +237,43 @@ def retry(
     with opened_store() as store:
         count = store.outbox.requeue(None if all_ else ids, datetime.now(UTC))
     typer.echo(f"requeued {count}")
+
+
+@reports_errors
+def capabilities(
+    connection: Annotated[
+        str | None, typer.Argument(help="Only this connection (required with --forget)")
+    ] = None,
+    forget: Annotated[
+        bool,
+        typer.Option(
+            "--forget",
+            help="Forget what the connection's server refused; blocked records are due again",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """What each connection's server does not take (declared read-only, or refused at run
+    time), as the store remembers it; ``--forget`` clears a connection's memory."""
+    with opened_store() as store:
+        if forget:
+            if connection is None:
+                raise InputError("capabilities", "--forget needs a CONNECTION")
+            forgotten = store.refusals.forget(connection)
+            waiting = store.outbox.blocked(connection).get(connection, {})
+            due = store.outbox.unblock(connection, list(waiting), datetime.now(UTC))
+            typer.echo(f"forgot {forgotten} refusals of {connection}; {due} records due again")
+            return
+        report = server_limits(store, connection)
+    if as_json:
+        print_json(report)
+        return
+    for name, limits in sorted(report.items()):
+        for item in limits["not_sent"]:
+            typer.echo(
+                f"{name}: {item['type']} not sent ({item['waiting']} waiting): {item['reason']}"
+            )
+        for item in limits["refused_modes"] + limits["refused_interactions"]:
+            typer.echo(f"{name}: {item['reason']}")
+    if not report:
+        typer.echo("nothing refused")

@@ -7,6 +7,8 @@ treated as unsupported.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -104,6 +106,30 @@ class ServerCapabilities:
 
     def resource(self, resource_type: str) -> ResourceCapabilities | None:
         return self.resources.get(resource_type)
+
+    def fingerprint(self) -> str:
+        """A hash of what the statement declares (software, interactions, conditional
+        operations, versioning, search parameters): equal for two statements that decide
+        the same, different when the server's declared abilities change."""
+        declared = {
+            "software": [self.software_name, self.software_version, self.fhir_version],
+            "system": sorted(self.system_interactions),
+            "common": sorted(self.common_search_params),
+            "resources": {
+                name: [
+                    sorted(r.interactions),
+                    r.versioning,
+                    r.conditional_create,
+                    r.conditional_update,
+                    r.conditional_delete,
+                    r.update_create,
+                    sorted(r.search_params),
+                ]
+                for name, r in sorted(self.resources.items())
+            },
+        }
+        text = json.dumps(declared, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def can(self, resource_type: str | None, interaction: str) -> bool:
         """Whether the statement declares ``interaction`` (type-level, or system-level if

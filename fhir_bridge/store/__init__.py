@@ -14,6 +14,7 @@ from ._links import Link
 from ._matches import MatchState, PatientMatch
 from ._outbox import OutboxEntry, QueueDepth, QueueSchedule
 from ._records import PutResult, content_hash
+from ._refusals import Refusal, id_free
 from ._routing import Organization, Route, Routing, Share, as_shared, for_fulfiller
 from ._runs import LogEntry, Run
 from ._slots import RequestSlots, Slot
@@ -42,6 +43,7 @@ __all__ = [
     "PutResult",
     "QueueDepth",
     "QueueSchedule",
+    "Refusal",
     "RequestSlots",
     "Route",
     "Routing",
@@ -54,5 +56,6 @@ __all__ = [
     "as_shared",
     "content_hash",
     "for_fulfiller",
+    "id_free",
     "utc",
 ]

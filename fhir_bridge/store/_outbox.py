@@ -39,6 +39,7 @@ class QueueDepth:
     pending: int = 0
     done: int = 0
     dead: int = 0
+    blocked: int = 0
     held: int = 0  # the patient is not matched on that EHR yet
 
     def as_dict(self) -> dict[str, int]:
@@ -54,6 +55,7 @@ class QueueSchedule:
     scheduled: int = 0
     done: int = 0
     dead: int = 0
+    blocked: int = 0
     held: int = 0  # the patient is not matched on that EHR yet
 
     def as_dict(self) -> dict[str, int]:
@@ -171,6 +173,73 @@ class Outbox:
             else:
                 values["next_attempt_at"] = retry_at
             s.execute(update(OutboxRow).where(OutboxRow.id == entry.id).values(**values))
+
+    def mark_blocked(
+        self,
+        entry: OutboxEntry,
+        resource_type: str,
+        reason: str,
+        now: datetime,
+        lease: Claim | None = None,
+    ) -> None:
+        """The server does not take ``resource_type``: the entry waits, neither retried nor
+        dead-lettered, until :meth:`unblock` (unless the record changed again meanwhile)."""
+        with self._db.session() as s:
+            fence(s, lease, now, postgres=self._db.postgres)
+            s.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == entry.id, OutboxRow.record_version == entry.record_version)
+                .values(
+                    status=OutboxStatus.blocked,
+                    blocked_on=resource_type,
+                    last_error=reason[:4000],
+                    updated_at=now,
+                )
+            )
+
+    def blocked(self, connection: str | None = None) -> dict[str, dict[str, int]]:
+        """Blocked entries per connection and resource type waited on."""
+        with self._db.session() as s:
+            query = (
+                select(OutboxRow.connection, OutboxRow.blocked_on, func.count())
+                .where(OutboxRow.status == OutboxStatus.blocked)
+                .group_by(OutboxRow.connection, OutboxRow.blocked_on)
+            )
+            if connection is not None:
+                query = query.where(OutboxRow.connection == connection)
+            out: dict[str, dict[str, int]] = {}
+            for name, resource_type, count in s.execute(query):
+                out.setdefault(str(name), {})[str(resource_type)] = int(count)
+            return out
+
+    def blocked_entries(self, connection: str | None = None) -> list[OutboxEntry]:
+        """Entries waiting for the server to take their type, oldest first."""
+        with self._db.session() as s:
+            query = select(OutboxRow).where(OutboxRow.status == OutboxStatus.blocked)
+            if connection is not None:
+                query = query.where(OutboxRow.connection == connection)
+            return [_entry(r) for r in s.scalars(query.order_by(OutboxRow.id))]
+
+    def unblock(self, connection: str, resource_types: Sequence[str], now: datetime) -> int:
+        """Entries waiting on these types are due again (the server takes them now)."""
+        if not resource_types:
+            return 0
+        with self._db.session() as s:
+            result = s.execute(
+                update(OutboxRow)
+                .where(
+                    OutboxRow.connection == connection,
+                    OutboxRow.status == OutboxStatus.blocked,
+                    OutboxRow.blocked_on.in_(resource_types),
+                )
+                .values(
+                    status=OutboxStatus.pending,
+                    blocked_on=None,
+                    next_attempt_at=now,
+                    updated_at=now,
+                )
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
 
     def dead_letters(self, connection: str | None = None) -> list[OutboxEntry]:
         with self._db.session() as s:
@@ -291,3 +360,4 @@ def enqueue(
         return
     row.record_version, row.status, row.attempts = version, OutboxStatus.pending, 0
     row.next_attempt_at, row.updated_at, row.last_error, row.patient_id = now, now, None, patient_id
+    row.blocked_on = None

@@ -30,6 +30,7 @@ from ._links import save as save_link
 from ._matches import PatientMatches
 from ._outbox import Outbox, enqueue
 from ._records import PutResult, Records, mark_deleted, patient_of, put, stored_version
+from ._refusals import Refusals
 from ._routing import Routing
 from ._runs import Runs, SyncLog
 from ._slots import RequestSlots
@@ -59,6 +60,7 @@ class Store:
         self.leases = Leases(self._db)
         self.workers = Workers(self._db)
         self.throttles = Throttles(self._db)
+        self.refusals = Refusals(self._db)
         self.runs = Runs(self._db)
         self.log = SyncLog(self._db)
         self.changes = ChangeFeed(self._db)

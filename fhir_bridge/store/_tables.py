@@ -28,6 +28,7 @@ class OutboxStatus(StrEnum):
     pending = "pending"
     done = "done"
     dead = "dead"
+    blocked = "blocked"  # waits for the server to accept its resource type (see ``refusals``)
     held = "held"  # the patient is not matched on the EHR yet: waits for `match --accept`
 
 
@@ -83,6 +84,7 @@ class OutboxRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    blocked_on: Mapped[str | None] = mapped_column(String(64))  # the type the server refuses
 
     __table_args__ = (
         UniqueConstraint("connection", "kind", "record_id", name="uq_outbox_record"),
@@ -276,3 +278,24 @@ class EnrolmentRow(Base):
     __table_args__ = (
         UniqueConstraint("patient_id", "connection", name="uq_enrolments_patient_connection"),
     )
+
+
+class RefusalRow(Base):
+    """Something a connection's server does not take: a Bundle mode or a type's writes.
+
+    ``what`` is ``transaction``, ``batch``, ``<Type>:write`` or ``<Type>:conditional-update``;
+    ``source`` says how we know: ``capability-statement`` (declared) or ``run-time`` (the
+    server refused it, with ``status`` and its diagnostics ``said``, trimmed and id-free).
+    ``statement`` is the fingerprint of the CapabilityStatement in force then: when the
+    statement changes, what was learnt under the old one is forgotten.
+    """
+
+    __tablename__ = "refusals"
+
+    connection: Mapped[str] = mapped_column(String(100), primary_key=True)
+    what: Mapped[str] = mapped_column(String(100), primary_key=True)
+    source: Mapped[str] = mapped_column(String(24))
+    status: Mapped[int | None]
+    said: Mapped[str | None] = mapped_column(String(200))
+    statement: Mapped[str] = mapped_column(String(64))
+    refused_at: Mapped[datetime]

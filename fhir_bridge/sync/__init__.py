@@ -9,7 +9,7 @@ from ._push import Pusher
 from ._resolve import TAKES, resolve_conflict
 from ._retry import RetrySchedule
 from ._runs import pull_connection, push_connection
-from ._status import fleet_status
+from ._status import fleet_status, server_limits
 from ._subscriptions import subscribe, unsubscribe
 from ._summary import PullSummary, PushSummary
 from ._worker import Worker
@@ -37,6 +37,7 @@ __all__ = [
     "resolve_connection",
     "retry_match",
     "routing_of",
+    "server_limits",
     "subscribe",
     "three_way",
     "unenrol_patient",

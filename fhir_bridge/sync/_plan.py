@@ -18,6 +18,10 @@ from fhir_bridge.store import Link, content_hash
 
 Json = dict[str, Any]
 Action = Literal["create", "update", "unchanged"]
+# how a resource the server has not confirmed is written: a conditional update by our
+# identifier, or (the server has none, and a search by identifier found nothing) a create,
+# conditional (If-None-Exist) where the server allows it
+Upsert = Literal["conditional-update", "conditional-create", "create"]
 
 # Resources of a level only reference resources of lower levels.
 LEVELS: dict[str, int] = {
@@ -32,6 +36,7 @@ LEVELS: dict[str, int] = {
     "ServiceRequest": 3,
     "Task": 4,
     "CarePlan": 5,
+    "DocumentReference": 6,
 }
 _NOT_CONTENT = ("id", "meta", "text")
 
@@ -47,6 +52,7 @@ class Write:
     sent_hash: str
     link: Link | None
     changes: list[str] = field(default_factory=list)
+    upsert: Upsert = "conditional-update"
     warnings: list[str] = field(default_factory=list)
     """Codes outside US Core's extensible bindings (mappers.terminology_warnings)."""
 
@@ -205,17 +211,21 @@ def request_of(write: Write, body: Json) -> Json:
 
     A resource the server has not confirmed yet is a conditional update by our identifier,
     so re-sending it after a crash or a lost response updates the same resource instead of
-    creating a second one. A known resource is updated by its id with ``ifMatch`` on the last
-    version we saw, so a clinician's concurrent edit is never overwritten unseen.
+    creating a second one; on a server without conditional update, push has searched by
+    identifier first and found none, so it is a create (``upsert``), with ``ifNoneExist``
+    where the server allows it. A known resource is updated by its id with ``ifMatch`` on
+    the last version we saw, so a clinician's concurrent edit is never overwritten unseen.
     """
     if write.link is None:
-        url = f"{write.resource_type}?identifier={write.identifier}"
-        return {
-            "fullUrl": write.full_url,
-            "resource": body,
-            "request": {"method": "PUT", "url": url},
-        }
-    request: Json = {"method": "PUT", "url": f"{write.resource_type}/{write.link.resource_id}"}
+        query = f"identifier={write.identifier}"
+        if write.upsert == "conditional-update":
+            request: Json = {"method": "PUT", "url": f"{write.resource_type}?{query}"}
+        else:
+            request = {"method": "POST", "url": write.resource_type}
+            if write.upsert == "conditional-create":
+                request["ifNoneExist"] = query
+        return {"fullUrl": write.full_url, "resource": body, "request": request}
+    request = {"method": "PUT", "url": f"{write.resource_type}/{write.link.resource_id}"}
     if write.link.version_id:
         request["ifMatch"] = f'W/"{write.link.version_id}"'
     return {

@@ -1,8 +1,10 @@
 """Pull: bring what clinicians changed in the EHR back into the care manager's records.
 
 Per resource type (CarePlan, Goal, ServiceRequest, Task), under a lease on its watermark:
-find what changed since the watermark (``_lastUpdated`` where the server declares it, else
-re-read each managed patient's resources and compare them with what was last seen), and the
+find what changed since the watermark (``_lastUpdated`` where the server declares it and has
+not refused it, else re-read each managed patient's resources and compare them with what
+was last seen; a declared ``_lastUpdated`` search refused at run time is remembered in
+``store.refusals`` and the run reads per patient instead), and the
 deletions (type history); skip what the bridge itself wrote, read the rest into internal
 records and merge them three-way with the local record against the last synced version
 (``_incoming``), and apply each page with its watermark in one transaction.
@@ -15,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from fhir_bridge.errors import BridgeError
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Claim, Link, Store
 
@@ -26,6 +29,13 @@ from ._summary import PullSummary
 log = logging.getLogger("fhir_bridge.sync")
 Json = dict[str, Any]
 PULLED_TYPES = ("CarePlan", "Goal", "ServiceRequest", "Task")
+# a search the server turns down for its parameters, not for a passing reason
+_SEARCH_REFUSED = (400, 403, 405, 501)
+
+
+def last_updated_refusal(resource_type: str) -> str:
+    """What ``store.refusals`` keeps when a type's ``_lastUpdated`` search is refused."""
+    return f"{resource_type}:search-_lastUpdated"
 
 
 class PullCapabilities(Protocol):
@@ -154,16 +164,39 @@ class Puller:
         self, resource_type: str, caps: PullCapabilities, managed: dict[str, str]
     ) -> AsyncIterator[Json]:
         watermark = self.store.watermarks.get(self.connection, resource_type)
-        if watermark is not None and caps.supports_last_updated(resource_type):
+        refused = {r.what for r in self.store.refusals.of(self.connection)}
+        if (
+            watermark is not None
+            and caps.supports_last_updated(resource_type)
+            and last_updated_refusal(resource_type) not in refused
+        ):
             since = datetime.fromisoformat(watermark.replace("Z", "+00:00")) - self.overlap
             params = {
                 "_lastUpdated": f"gt{since.isoformat()}",
                 "_count": str(self.page_size),
                 "_sort": "_lastUpdated",
             }
-            async for resource in self.server.search(resource_type, params):
-                yield resource
-            return
+            taken = 0
+            try:
+                async for resource in self.server.search(resource_type, params):
+                    taken += 1
+                    yield resource
+                return
+            except BridgeError as exc:
+                status = getattr(exc, "status", None)
+                if taken or status not in _SEARCH_REFUSED:
+                    raise
+                # declared, yet refused: remember it and read per patient instead
+                fingerprint = getattr(caps, "fingerprint", None)
+                self.store.refusals.remember(
+                    self.connection,
+                    last_updated_refusal(resource_type),
+                    source="run-time",
+                    statement=fingerprint() if callable(fingerprint) else "",
+                    now=self.clock(),
+                    status=status,
+                    said=None,
+                )
         # no watermark yet, or no _lastUpdated: read each managed patient's resources
         for server_patient in managed:
             params = {"patient": server_patient, "_count": str(self.page_size)}

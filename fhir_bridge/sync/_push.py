@@ -18,7 +18,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol, cast
 
 from fhir_bridge import model as m
@@ -28,6 +28,7 @@ from fhir_bridge.mappers import (
     MappingContext,
     check_resource,
     directory_entries,
+    plan_note_entries,
     resources_of,
 )
 from fhir_bridge.store import (
@@ -41,15 +42,17 @@ from fhir_bridge.store import (
 )
 
 from ._leases import Held, LeaseKeeper, Leases, process_id
+from ._limits import BundleKind, Limits, Mode, load_limits
 from ._matcher import MatchCapabilities, Matcher, MatchServer
 from ._plan import bundles, identifier_of, plan
 from ._recording import Recorder
 from ._retry import DEFAULT_SCHEDULE, RetrySchedule
-from ._send import Capabilities, Failure, Mode, Outcome, Sender, Server, mode_of, not_attempted
+from ._send import Failure, Outcome, Sender, Server, not_attempted
 from ._summary import PushSummary
 
 log = logging.getLogger("fhir_bridge.sync")
 RecordKey = tuple[str, str]
+REMEMBER_REFUSALS = timedelta(days=7)
 
 
 class PushServer(Server, MatchServer, Protocol):
@@ -60,7 +63,9 @@ class Pusher:
     """Pushes one connection's outbox; safe to stop at any point and run again.
 
     ``server`` is the FHIR client (tests hand one built on an ``httpx.MockTransport``);
-    ``retry`` decides when a failed record is tried again or dead-lettered. With
+    ``retry`` decides when a failed record is tried again or dead-lettered;
+    ``remember_refusals`` how long what the server refused at run time is remembered (None:
+    until its CapabilityStatement changes or an operator forgets it). With
     ``patient_mode="match"`` the EHR owns the patient: each patient is matched to the EHR's
     Patient first (``_matcher``; ``mrn_system`` names the EHR's identifier), a patient not
     matched is held, and the EHR's Patient is never written.
@@ -82,11 +87,13 @@ class Pusher:
         lease_seconds: float = 20.0,
         retry: RetrySchedule = DEFAULT_SCHEDULE,
         routing: Routing | None = None,
+        remember_refusals: timedelta | None = REMEMBER_REFUSALS,
         patient_mode: Literal["match", "create"] = "create",
         mrn_system: str | None = None,
     ) -> None:
         self.routing = routing
         self.should_stop = should_stop
+        self.remember_refusals = remember_refusals
         self.holder = holder or process_id("push")
         self.store = store
         self.server = server
@@ -107,9 +114,22 @@ class Pusher:
             else None
         )
 
-    async def _sender(self) -> Sender:
+    async def _sender(self, *, dry_run: bool = False) -> Sender:
+        """A sender in the mode that works: the CapabilityStatement, minus what the server
+        refused before (stale memory forgotten first, blocked entries it takes again due)."""
         caps = await self.server.capabilities()
-        return Sender(self.server, caps, mode_of(caps), self.clock)
+        fingerprint = getattr(caps, "fingerprint", None)
+        limits = load_limits(
+            self.store,
+            self.connection,
+            caps,
+            fingerprint() if callable(fingerprint) else "",
+            self.clock(),
+            clock=self.clock,
+            memory=self.remember_refusals,
+            write=not dry_run,
+        )
+        return Sender(self.server, limits, self.clock)
 
     def enqueue_unsynced(self) -> int:
         """Queue what this connection was never sent (one process at a time does it)."""
@@ -124,7 +144,7 @@ class Pusher:
         """Push what is due, patient by patient, each under a lease (a patient another
         process is pushing is left to it and counted ``busy``)."""
         summary = PushSummary()
-        sender = await self._sender()
+        sender = await self._sender(dry_run=dry_run)
         if dry_run:
             due = self._everything(patient_id)
         else:
@@ -239,6 +259,7 @@ class Pusher:
     ) -> None:
         with_versions = self.store.records.of_patient_with_versions(patient_id)
         versions = {(r.kind, r.id): v for r, v in with_versions}
+        caps: Limits = sender.caps
         mapped, broken = self._map(self._routed(patient_id, [r for r, _ in with_versions]))
         if self.matcher is not None:
             caps_ = cast("MatchCapabilities", sender.caps)
@@ -246,6 +267,10 @@ class Pusher:
             if match.state == "held":  # nothing of this patient is written: entries wait
                 summary.held += 1
                 return
+        if not (caps.writable("CarePlan") and caps.writable("Goal")) and caps.writable(
+            "DocumentReference"
+        ):  # the plan's content reaches the EHR as a plan-of-care note instead
+            mapped += plan_note_entries(self.ctx, mapped)
         links = self._links(mapped)
         writes = plan(mapped, links)
         if self.matcher is not None:  # the EHR owns its Patient: never written
@@ -259,18 +284,19 @@ class Pusher:
         }
         writes = [w for w in writes if (w.entry.kind, w.entry.record_id) not in disputed]
         summary.unchanged += sum(w.action == "unchanged" for w in writes)
-        caps: Capabilities = sender.caps
-        blocked = [
+        closed = [
             w for w in writes if w.action != "unchanged" and not caps.writable(w.resource_type)
         ]
-        writes = [w for w in writes if w.action != "unchanged" and w not in blocked]
-        summary.not_supported += len(blocked)
+        writes = [w for w in writes if w.action != "unchanged" and w not in closed]
         if dry_run:
+            summary.not_supported += len(closed)
             summary.planned += writes
             return
-        failed: dict[RecordKey, Outcome] = {
-            (w.entry.kind, w.entry.record_id): not_attempted(w) for w in blocked
-        }
+        results: dict[RecordKey, list[Outcome]] = defaultdict(list)
+        for w in closed:
+            results[(w.entry.kind, w.entry.record_id)].append(
+                not_attempted(w, caps.why_not_writable(w.resource_type))
+            )
         known = {
             e.full_url: f"{e.resource['resourceType']}/{link.resource_id}"
             for e in mapped
@@ -279,29 +305,54 @@ class Pusher:
         }
         if self.matcher is not None:
             writes = await self.matcher.directory(writes, known)
-        groups = (
-            [[w] for w in writes]
-            if sender.mode == "single"
-            else bundles(writes, self.bundle_size, sender.mode)
-        )
+        # single requests go in groups of one level too: one search by identifier per type
+        # and group where the server has no conditional update (``_upsert``)
+        kind: BundleKind = "transaction" if sender.mode == "transaction" else "batch"
+        groups = bundles(writes, self.bundle_size, kind)
         lease = held.claim if held is not None else None
         for group in groups:
             if held is not None:
                 held.check(self.clock())
             for outcome in await sender.send(group, known, held):
                 key = (outcome.write.entry.kind, outcome.write.entry.record_id)
+                results[key].append(outcome)
+                if outcome.blocked:
+                    continue
                 self.recorder.outcome(
                     outcome, known, summary, run_id, lease=lease, version=versions.get(key)
                 )
-                if outcome.failure is not None:
-                    failed[key] = outcome
         for entry in entries:
-            key = (entry.kind, entry.record_id)
-            failure = broken.get(key) or (failed[key].failure if key in failed else None)
-            if failure is None:
-                self.recorder.done(entry, lease)
-            else:
-                self.recorder.failed(entry, failure.error, failure.reason, summary, lease)
+            self._close(
+                entry, broken, results.get((entry.kind, entry.record_id), []), summary, lease
+            )
+
+    def _close(
+        self,
+        entry: OutboxEntry,
+        broken: dict[RecordKey, Failure],
+        outcomes: list[Outcome],
+        summary: PushSummary,
+        lease: Claim | None,
+    ) -> None:
+        """An entry's end: failed (mapping or a write), else blocked (a type the server does
+        not take waits for it), else done."""
+        failure = broken.get((entry.kind, entry.record_id)) or next(
+            (o.failure for o in outcomes if o.failure is not None and not o.blocked), None
+        )
+        blocked = [o for o in outcomes if o.blocked]
+        summary.not_supported += len(blocked)
+        if failure is not None:
+            self.recorder.failed(entry, failure.error, failure.reason, summary, lease)
+        elif blocked:
+            first = blocked[0]
+            reason = first.failure.reason if first.failure is not None else ""
+            if any(
+                o.write.resource_type == "DocumentReference" and o.failure is None for o in outcomes
+            ):
+                reason += "; its content was sent as a plan-of-care note (DocumentReference)"
+            self.recorder.blocked(entry, first.write.resource_type, reason, lease)
+        else:
+            self.recorder.done(entry, lease)
 
     def _routed(self, patient_id: str, records: list[m.Record]) -> list[m.Record]:
         """What of the patient's records goes to this connection (see ``Routing``); a

@@ -107,6 +107,13 @@ class Recorder:
     def done(self, entry: OutboxEntry, lease: Claim | None = None) -> None:
         self.store.outbox.mark_done(entry, self.clock(), lease)
 
+    def blocked(
+        self, entry: OutboxEntry, resource_type: str, reason: str, lease: Claim | None = None
+    ) -> None:
+        """The server does not take ``resource_type``: the entry waits (not retried, not
+        dead-lettered) until it does (``Outbox.unblock``)."""
+        self.store.outbox.mark_blocked(entry, resource_type, reason, self.clock(), lease)
+
     def failed(
         self,
         entry: OutboxEntry,

@@ -43,6 +43,7 @@ async def push_connection(
             target.name,
             settings.mapping_context(datetime.now(UTC)),
             bundle_size=target.config.bundle_size,
+            remember_refusals=target.config.refusal_memory(),
             progress=progress,
             should_stop=should_stop,
             patient_mode=target.config.effective_patient_mode,

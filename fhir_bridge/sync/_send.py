@@ -5,6 +5,12 @@ server runs neither. A transaction the server refuses for a reason that would be
 for its entries is sent again one entry at a time, to find the entry at fault. A version
 conflict (someone changed the resource since we last saw it) is answered by re-reading the
 server's copy, keeping what was added there, and sending once more.
+
+What the server refuses as such (``_limits``): a transaction or batch refused as a mode is
+sent again one mode down (batch, then single requests) in the same run, and remembered; a
+type whose write is refused with 405 is not sent again (its entries wait, ``blocked``).
+Where a type has no conditional update, the writes of resources the server has not
+confirmed are preceded by one search by identifier per type (``_upsert``).
 """
 
 from __future__ import annotations
@@ -27,18 +33,13 @@ from fhir_bridge.fhir import parse_outcome, status_error
 from fhir_bridge.store import Link
 
 from ._leases import Held
-from ._plan import Write, bundle_of, keep_server_additions, point_references
+from ._limits import Limits, Mode, conditional_refusal, write_refusal
+from ._plan import LEVELS, Write, bundle_of, bundles, keep_server_additions, point_references
+from ._upsert import resolve
 
 Json = dict[str, Any]
-Mode = Literal["transaction", "batch", "single"]
-
-
-class Capabilities(Protocol):
-    def supports_transaction(self) -> bool: ...
-    def supports_batch(self) -> bool: ...
-    def writable(self, resource_type: str) -> bool: ...
-    def supports_conditional_update(self, resource_type: str) -> bool: ...
-    def supports_conditional_create(self, resource_type: str) -> bool: ...
+# a whole Bundle answered so: the server does not run it as such (not an entry's fault)
+_MODE_REFUSED = (403, 405, 501)
 
 
 class Server(Protocol):
@@ -54,13 +55,6 @@ class Server(Protocol):
     async def update(self, resource: Json, if_match: str | None = None) -> Any: ...
     async def create(self, resource: Json, if_none_exist: str | None = None) -> Any: ...
     def search(self, resource_type: str, params: dict[str, str]) -> AsyncIterator[Json]: ...
-
-
-def mode_of(caps: Capabilities) -> Mode:
-    """Transaction when the server declares it, else batch, else single requests."""
-    if caps.supports_transaction():
-        return "transaction"
-    return "batch" if caps.supports_batch() else "single"
 
 
 @dataclass(frozen=True)
@@ -89,26 +83,31 @@ class Outcome:
     def conflict(self) -> bool:
         return self.status in (409, 412)
 
+    @property
+    def blocked(self) -> bool:
+        """Not written because the server does not take the type: the entry waits."""
+        return self.failure is not None and isinstance(self.failure.error, NotSupportedByServer)
 
-def not_attempted(write: Write) -> Outcome:
-    """A write the server's CapabilityStatement rules out: never sent, failed for good."""
+
+def not_attempted(write: Write, reason: str) -> Outcome:
+    """A write of a type the server does not take (declared or refused before): never sent."""
     interaction = "create" if write.link is None else "update"
-    reason = f"{write.resource_type} is read-only on this server (not attempted)"
-    return Outcome(
-        write, 405, failure=Failure(NotSupportedByServer(write.resource_type, interaction), reason)
-    )
+    error = NotSupportedByServer(write.resource_type, interaction)
+    return Outcome(write, 405, failure=Failure(error, reason))
 
 
 class Sender:
     """Sends groups of writes to one server in one mode."""
 
-    def __init__(
-        self, server: Server, caps: Capabilities, mode: Mode, clock: Callable[[], datetime]
-    ) -> None:
+    def __init__(self, server: Server, caps: Limits, clock: Callable[[], datetime]) -> None:
         self.server = server
         self.caps = caps
-        self.mode = mode
         self.clock = clock
+
+    @property
+    def mode(self) -> Mode:
+        """The mode of the next group: it moves down when the server refuses one."""
+        return self.caps.mode()
 
     async def send(
         self, group: list[Write], known: dict[str, str], held: Held | None = None
@@ -119,44 +118,87 @@ class Sender:
         the resend happens only while the lease is still held: a conflict may mean another
         worker took this patient over and wrote a newer version.
         """
+        mode = self.mode
         outcomes = await self._send_once(group, known)
         conflicted = [o.write for o in outcomes if o.conflict]
         if not conflicted:
             return outcomes
         if held is not None:
             held.confirm(self.clock())
-        refreshed = [await self._refresh(w) for w in conflicted]
+        # writes are matched by their entry: sending may replace a write (``_upsert``)
+        first = {id(o.write.entry): o for o in outcomes}
+        refreshed = {id(w.entry): await self._refresh(w) for w in conflicted}
         # the performer moved its Task along meanwhile: not resent, pull decides (a conflict)
         moved = {
-            id(w): _moved(w)
-            for w, r in zip(conflicted, refreshed, strict=True)
-            if w.resource_type == "Task" and _tracking_moved(w.link, r.link)
+            key: _moved(w)
+            for w in conflicted
+            if w.resource_type == "Task"
+            and _tracking_moved(w.link, refreshed[key := id(w.entry)].link)
         }
-        if moved:
-            conflicted, refreshed = (
-                [w for w in conflicted if id(w) not in moved],
-                [r for w, r in zip(conflicted, refreshed, strict=True) if id(w) not in moved],
-            )
-        if self.mode == "transaction":  # the whole transaction was refused: send it all again
-            retry = [
-                refreshed[conflicted.index(w)] if w in conflicted else w
-                for w in group
-                if id(w) not in moved
+        for key in moved:
+            del refreshed[key]
+        if mode == "transaction" and all(o.conflict for o in outcomes):  # refused whole
+            retry = [refreshed.get(id(w.entry), w) for w in group if id(w.entry) not in moved]
+            resent = await self._send_once(retry, known) if retry else []
+            again = {id(o.write.entry): o for o in resent}
+            return [
+                moved.get(key) or again.get(key) or first[key]
+                for key in (id(w.entry) for w in group)
             ]
-            again = iter(await self._send_once(retry, known) if retry else [])
-            return [moved[id(w)] if id(w) in moved else next(again) for w in group]
-        resent = {id(o.write): o for o in await self._send_once(refreshed, known)}
+        resent = await self._send_once(list(refreshed.values()), known) if refreshed else []
+        again = {id(o.write.entry): o for o in resent}
         return [
-            moved[id(o.write)]
-            if id(o.write) in moved
-            else (resent.get(id(refreshed[conflicted.index(o.write)]), o) if o.conflict else o)
-            for o in outcomes
+            (moved.get(key) or again.get(key, o)) if o.conflict else o
+            for o, key in ((o, id(o.write.entry)) for o in outcomes)
         ]
 
     async def _send_once(self, group: list[Write], known: dict[str, str]) -> list[Outcome]:
-        if self.mode == "single":
-            return [await self._send_single(w, known) for w in group]
-        return await self._send_bundle(group, self.mode, known)
+        return await self._send_in(self.mode, group, known)
+
+    async def _send_in(
+        self, mode: Mode, group: list[Write], known: dict[str, str]
+    ) -> list[Outcome]:
+        """Send a group in ``mode``; writes of a type the server does not take are not sent,
+        and a batch holds one dependency level (a transaction's group is cut up here)."""
+        # outcomes by the write's entry: ``resolve`` replaces writes it searched for
+        closed = [w for w in group if not self.caps.writable(w.resource_type)]
+        by_entry = {
+            id(w.entry): not_attempted(w, self.caps.why_not_writable(w.resource_type))
+            for w in closed
+        }
+        sendable = await resolve(
+            self.server, self.caps, [w for w in group if id(w.entry) not in by_entry]
+        )
+        for part in self._parts(mode, sendable):
+            if mode == "single":
+                outcomes = [await self._send_single(w, known) for w in part]
+            else:
+                outcomes = await self._send_bundle(part, mode, known)
+            for outcome in outcomes:
+                by_entry[id(outcome.write.entry)] = outcome
+                written = outcome.write
+                resource_id = outcome.resource_id or (written.link and written.link.resource_id)
+                if outcome.failure is None and resource_id:
+                    known[written.full_url] = f"{written.resource_type}/{resource_id}"
+        # conditional updates the server refused as such: sent again, searching first
+        again = [
+            o.write
+            for o in by_entry.values()
+            if o.failure is not None
+            and o.write.link is None
+            and o.write.upsert == "conditional-update"
+            and not self.caps.supports_conditional_update(o.write.resource_type)
+        ]
+        for outcome in await self._send_in(mode, again, known) if again else []:
+            by_entry[id(outcome.write.entry)] = outcome
+        return [by_entry[id(w.entry)] for w in group]
+
+    def _parts(self, mode: Mode, group: list[Write]) -> list[list[Write]]:
+        if mode == "single":
+            return [[w] for w in group]
+        if mode == "batch" and len({LEVELS.get(w.resource_type, 9) for w in group}) > 1:
+            return bundles(group, len(group), "batch")
+        return [group] if group else []
 
     async def _send_bundle(
         self, group: list[Write], kind: Literal["transaction", "batch"], known: dict[str, str]
@@ -165,6 +207,8 @@ class Sender:
         try:
             response = await send(bundle_of(group, kind, known))
         except BridgeError as exc:
+            if _refuses_mode(exc):
+                return await self._fall_back(group, kind, exc, known)
             if kind == "transaction" and len(group) > 1 and exc.permanent:
                 # one bad entry refuses the whole transaction: find it by sending one at a
                 # time, in dependency order, each pointing at what those before it created
@@ -172,10 +216,53 @@ class Sender:
             return [_failed(w, exc) for w in group]
         results = response.get("entry") or []
         missing = "no entry for it in the server's response"
-        return [_outcome(w, r) for w, r in zip(group, results, strict=False)] + [
+        return [
+            self._type_refused(_outcome(w, r)) for w, r in zip(group, results, strict=False)
+        ] + [
             Outcome(w, 502, failure=Failure(MalformedResponse(missing, status=502), missing))
             for w in group[len(results) :]
         ]
+
+    async def _fall_back(
+        self,
+        group: list[Write],
+        kind: Literal["transaction", "batch"],
+        exc: BridgeError,
+        known: dict[str, str],
+    ) -> list[Outcome]:
+        """The server refused the Bundle as such: send the group one mode down. The mode is
+        remembered as refused when the server's words name it ("transaction ... not
+        supported"), or when the lower mode worked and no entry's type was refused (else the
+        refusal may have been that type's, not the mode's)."""
+        lower: Mode = "batch" if kind == "transaction" and self.caps.supports_batch() else "single"
+        outcomes = await self._send_in(lower, group, known)
+        worked = any(o.failure is None for o in outcomes) and not any(o.blocked for o in outcomes)
+        if worked or _names_mode(exc, kind):
+            status = getattr(exc, "status", None)
+            self.caps.refused(kind, status if isinstance(status, int) else None, _said_of(exc))
+        return outcomes
+
+    def _type_refused(self, outcome: Outcome) -> Outcome:
+        """A write answered 405 (Method Not Allowed) means the server does not take the
+        type: remembered, and the entry waits instead of failing. A conditional update
+        answered 501 or 400 "not supported" is remembered as such (``_send_in`` sends the
+        write again, searching by identifier first)."""
+        if outcome.failure is None:
+            return outcome
+        write, error = outcome.write, outcome.failure.error
+        if (
+            write.link is None
+            and write.upsert == "conditional-update"
+            and outcome.status in (400, 501)
+            and _refuses_mode(error)
+        ):
+            what = conditional_refusal(write.resource_type)
+            self.caps.refused(what, outcome.status, _said_of(error))
+            return outcome
+        if outcome.status != 405:
+            return outcome
+        self.caps.refused(write_refusal(write.resource_type), 405, _said_of(error))
+        return not_attempted(write, self.caps.why_not_writable(write.resource_type))
 
     async def _send_alone(
         self, write: Write, kind: Literal["transaction", "batch"], known: dict[str, str]
@@ -187,19 +274,20 @@ class Sender:
 
     async def _send_single(self, write: Write, known: dict[str, str]) -> Outcome:
         body = point_references(write.body, set(), known)
+        query = f"identifier={write.identifier}"
         try:
             if write.link is not None:
                 result = await self.server.update(
                     {**body, "id": write.link.resource_id}, if_match=write.link.version_id
                 )
-            elif self.caps.supports_conditional_update(write.resource_type):
-                result = await self.server.conditional_update(
-                    body, f"identifier={write.identifier}"
-                )
+            elif write.upsert == "conditional-update":
+                result = await self.server.conditional_update(body, query)
+            elif write.upsert == "conditional-create":
+                result = await self.server.create(body, if_none_exist=query)
             else:
-                result = await self._search_then_write(write, body)
+                result = await self.server.create(body)
         except BridgeError as exc:
-            return _failed(write, exc)
+            return self._type_refused(_failed(write, exc))
         return Outcome(
             write,
             int(getattr(result, "status", 200)),
@@ -208,21 +296,6 @@ class Sender:
             last_updated=getattr(result, "last_modified", None),
             resource=getattr(result, "resource", None),
         )
-
-    async def _search_then_write(self, write: Write, body: Json) -> Any:
-        """For servers without conditional update: find ours by identifier, then PUT or POST.
-
-        The create is conditional (If-None-Exist) where the server allows it; otherwise it is a
-        plain POST, which the client never resends on its own.
-        """
-        query = {"identifier": write.identifier}
-        async for existing in self.server.search(write.resource_type, query):
-            version = (existing.get("meta") or {}).get("versionId")
-            merged = keep_server_additions(body, None, existing)
-            return await self.server.update({**merged, "id": existing["id"]}, if_match=version)
-        if self.caps.supports_conditional_create(write.resource_type):
-            return await self.server.create(body, if_none_exist=f"identifier={write.identifier}")
-        return await self.server.create(body)
 
     async def _refresh(self, write: Write) -> Write:
         """The write rebuilt on the server's current copy (a clinician changed it meanwhile)."""
@@ -292,6 +365,32 @@ def _outcome(write: Write, result: Json) -> Outcome:
     if version is None and etag.startswith('W/"'):
         version = etag[3:-1]
     return Outcome(write, status, resource_id, version, response.get("lastModified"), resource)
+
+
+def _refuses_mode(exc: BridgeError) -> bool:
+    """Whether a whole Bundle's refusal says "not this kind of request" (not an entry's
+    fault): 403, 405 or 501, or 400 with an OperationOutcome saying it is not supported."""
+    status = getattr(exc, "status", None)
+    if status in _MODE_REFUSED:
+        return True
+    if status != 400:
+        return False
+    issues = getattr(getattr(exc, "outcome", None), "issues", ())
+    return any(
+        i.code == "not-supported" or "not supported" in (i.diagnostics or "").lower()
+        for i in issues
+    )
+
+
+def _names_mode(exc: BridgeError, kind: str) -> bool:
+    """Whether the server's words say the Bundle kind itself is refused."""
+    said = (_said_of(exc) or "").lower()
+    return kind in said and any(w in said for w in ("not supported", "not allowed", "refused"))
+
+
+def _said_of(exc: BridgeError) -> str | None:
+    issues = getattr(getattr(exc, "outcome", None), "issues", ())
+    return "; ".join(i.diagnostics for i in issues if getattr(i, "diagnostics", None)) or None
 
 
 def _said(outcome: Json) -> str:

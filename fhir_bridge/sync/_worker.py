@@ -137,6 +137,7 @@ class Worker:
                 name,
                 ctx,
                 bundle_size=target.config.bundle_size,
+                remember_refusals=target.config.refusal_memory(),
                 should_stop=self.stop.is_set,
                 holder=self.id,
                 keeper=keeper,

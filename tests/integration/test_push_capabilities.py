@@ -1,4 +1,4 @@
-"""Push adapts to what the server says it can do, and dead-letters what it refuses.
+"""Push adapts to what the server says it can do, and holds back what it cannot write.
 
 The server is the real HAPI sandbox; only its CapabilityStatement is rewritten on the way
 (an EHR that declares no transactions, or read-only care plans), and requests are counted.
@@ -115,14 +115,18 @@ def test_without_transactions_single_conditional_writes_in_dependency_order(
 def test_read_only_care_plans_are_reported_and_never_attempted(
     store: Store, fhir_base_url: str
 ) -> None:
-    """A type the server cannot write is dead-lettered with the reason, not sent."""
+    """A type the server cannot write waits (blocked) with the reason, and is not sent; the
+    plan's content goes as a plan-of-care note (DocumentReference) instead."""
     transport = RewritingTransport(_read_only_care_plans)
     ctx = _ctx()
     summary = _push(store, fhir_base_url, ctx, transport)
     assert summary.not_supported == 1
-    (dead,) = store.outbox.dead_letters("ehr")
-    assert dead.kind == "careplan"
-    assert "read-only" in (dead.last_error or "")
+    assert store.outbox.dead_letters("ehr") == []
+    (waiting,) = store.outbox.blocked_entries("ehr")
+    assert waiting.kind == "careplan"
+    assert "read-only" in (waiting.last_error or "")
+    assert "plan-of-care note" in (waiting.last_error or "")
+    assert not [r for r in transport.requests if r[0] in ("PUT", "POST") and r[1] == "CarePlan"]
 
     async def plans() -> int:
         async with FhirClient(fhir_base_url) as client:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 
@@ -13,16 +13,20 @@ from fhir_bridge.sync import (
     pull_connection,
     push_connection,
     resolve_connection,
+    server_limits,
 )
 
 from .._deps import Read, SettingsDep, StoreDep, TransportDep, Write
 from .._responses import (
     AcceptMatch,
     ConnectionStatus,
+    NotSent,
     PatientMatch,
     PlannedWrite,
     Pulled,
     Pushed,
+    RefusedInteraction,
+    RefusedMode,
     Run,
     SyncStatus,
 )
@@ -96,6 +100,11 @@ def sync_status(store: StoreDep, settings: SettingsDep) -> SyncStatus:
         run = last.get(name, {}).get(direction)
         return None if run is None else Run.of(run)
 
+    limits = server_limits(store)
+
+    def limited(name: str, part: str) -> list[dict[str, Any]]:
+        return list(limits.get(name, {}).get(part, []))
+
     return SyncStatus(
         connections={
             name: ConnectionStatus(
@@ -106,6 +115,11 @@ def sync_status(store: StoreDep, settings: SettingsDep) -> SyncStatus:
                 dead_letters=sum(e.connection == name for e in dead),
                 last_push=latest(name, "push"),
                 last_pull=latest(name, "pull"),
+                not_sent=[NotSent(**x) for x in limited(name, "not_sent")],
+                refused_modes=[RefusedMode(**x) for x in limited(name, "refused_modes")],
+                refused_interactions=[
+                    RefusedInteraction(**x) for x in limited(name, "refused_interactions")
+                ],
                 patient_mode=c.effective_patient_mode,
                 matched=matches.get(name, {}).get("matched", 0),
                 held=matches.get(name, {}).get("held", 0),

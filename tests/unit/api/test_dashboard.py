@@ -194,6 +194,25 @@ def test_the_page_shows_connections_queue_dead_letters_conflicts_and_handoffs(
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
 
 
+def test_the_page_lists_the_types_a_server_does_not_take_and_why(bridge: Bridge) -> None:
+    store = bridge.store
+    waiting = [e for e in store.outbox.due("county-hospital", NOW) if e.kind == "careplan"]
+    for entry in waiting:
+        store.outbox.mark_blocked(entry, "CarePlan", "CarePlan is read-only", NOW)
+    store.refusals.remember_declared("county-hospital", ["CarePlan:write"], "s", NOW)
+    store.refusals.remember(
+        "county-hospital", "transaction", source="run-time", statement="s", now=NOW, status=405
+    )
+    bridge.sign_in("read")
+    html = bridge.client.get("/dashboard").text
+    assert f'<dd class="queue-blocked">{len(waiting)}</dd>' in html
+    assert (
+        f"<strong>CarePlan</strong> not sent ({len(waiting)} waiting): CarePlan is read-only "
+        "on this server" in html
+    )
+    assert "transaction Bundles refused by the server with HTTP 405 on " in html
+
+
 def test_a_read_only_key_sees_no_retry_button_and_cannot_retry(bridge: Bridge) -> None:
     bridge.sign_in("read")
     assert "/retry" not in bridge.client.get("/dashboard").text

@@ -103,6 +103,36 @@ def test_dead_letters_are_listed_and_retried(api: Any) -> None:
     assert call("POST", "/v1/dead-letters/999/retry", key=keys["write"]).status_code == 404
 
 
+def _refused(call: Api) -> None:
+    """Goal writes refused by the server at run time, one goal waiting; transactions refused."""
+    store = call.store()
+    try:
+        store.put_records([m.Goal.model_validate(GOAL | {"id": "g-refused"})], ["ehr"], NOW)
+        (entry,) = [e for e in store.outbox.due("ehr", NOW) if e.record_id == "g-refused"]
+        store.outbox.mark_blocked(entry, "Goal", "Goal writes refused", NOW)
+        for what, status in (("Goal:write", 405), ("transaction", 501)):
+            store.refusals.remember(
+                "ehr", what, source="run-time", statement="s", now=NOW, status=status, said="no"
+            )
+        store.refusals.remember_declared("ehr", ["CarePlan:write"], "s", NOW)
+    finally:
+        store.close()
+
+
+def test_status_lists_per_connection_each_type_not_sent_and_why(api: Any) -> None:
+    call, keys = api
+    _refused(call)
+    ehr = call("GET", "/v1/sync/status", key=keys["read"]).json()["connections"]["ehr"]
+    assert ehr["queue"] == {"blocked": 1}
+    assert [(x["type"], x["source"], x["status"], x["waiting"]) for x in ehr["not_sent"]] == [
+        ("CarePlan", "capability-statement", None, 0),
+        ("Goal", "run-time", 405, 1),
+    ]
+    assert "read-only on this server" in ehr["not_sent"][0]["reason"]
+    assert "HTTP 405 on 2025-03-01" in ehr["not_sent"][1]["reason"]
+    assert [(x["mode"], x["status"]) for x in ehr["refused_modes"]] == [("transaction", 501)]
+
+
 def _conflict(call: Api) -> None:
     local = GOAL | {"lifecycle_status": "on_hold"}
     remote = GOAL | {"lifecycle_status": "cancelled"}
@@ -280,6 +310,7 @@ def test_every_json_answer_is_described_by_the_openapi_document(api: Any) -> Non
     _conflict(call)
     (conflict,) = call("GET", "/v1/conflicts", key=keys["read"]).json()["items"]
     entry_id = _dead_letter(call)
+    _refused(call)
     store = call.store()
     try:
         store.put_records(read_records(FIXTURES / "older-adult-caregiver.json"), [], NOW)

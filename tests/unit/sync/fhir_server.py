@@ -9,6 +9,12 @@ paged with ``next`` links; Patient demographics: ``family`` and ``given`` by pre
 ``birthdate``, ``gender``) and type history with deletions. ``refuse`` makes it turn down
 chosen writes; ``fail`` answers whole requests with an error status. With ``patient_match``
 it declares ``Patient/$match`` and answers it with the candidates that function grades.
+It refuses as the EHR-like sandbox profiles do: ``read_only`` types (declared so, writes
+answered 405 with an OperationOutcome), ``refuses_writes`` (declared writable, yet answered
+405: a refusal only learnt at run time), ``refused_modes`` (a declared transaction or batch
+answered with that status), conditional update and create not run when not declared (also
+inside Bundles; ``refuses_conditional_update``: not run though declared), and
+``if_match_required`` (an update by id without If-Match: 412).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from fhir_bridge.fhir import FhirClient, RetryPolicy
 BASE = "https://ehr.test/fhir"
 Json = dict[str, Any]
 SYNCED = (
+    "DocumentReference",
     "Patient",
     "Practitioner",
     "PractitionerRole",
@@ -52,9 +59,10 @@ _ID = r"(?P<rid>[A-Za-z0-9\-.]+)"
 
 
 class _Refused(Exception):  # noqa: N818 - an answer, not a bug
-    def __init__(self, status: int, diagnostics: str) -> None:
+    def __init__(self, status: int, diagnostics: str, code: str = "processing") -> None:
         self.status = status
         self.diagnostics = diagnostics
+        self.code = code
 
 
 @dataclass
@@ -78,6 +86,11 @@ class FhirServer:
     last_updated: bool = True
     type_history: bool = True
     read_only: frozenset[str] = frozenset()
+    refuses_writes: frozenset[str] = frozenset()
+    refused_modes: dict[str, int] = field(default_factory=dict)
+    if_match_required: bool = False
+    refuses_last_updated: bool = False  # declared, yet a search by it is answered 400
+    refuses_conditional_update: bool = False  # declared, yet answered 400 "not supported"
     refuse: Refusal | None = None
     patient_match: PatientMatch | None = None
     start: datetime = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -192,15 +205,14 @@ class FhirServer:
     def _matching(self, resource_type: str, query: str) -> list[Json]:
         params = dict(parse_qsl(query))
         found = self.of_type(resource_type)
-        if "identifier" in params:
-            system, _, value = params["identifier"].rpartition("|")
+        if "identifier" in params:  # a comma-separated list is an OR
+            wanted = {
+                tuple(token.rpartition("|")[::2]) for token in params["identifier"].split(",")
+            }
             found = [
                 r
                 for r in found
-                if any(
-                    i.get("system") == system and i.get("value") == value
-                    for i in r.get("identifier", [])
-                )
+                if any((i.get("system"), i.get("value")) in wanted for i in r.get("identifier", []))
             ]
         if "patient" in params:
             subject = "for" if resource_type == "Task" else "subject"
@@ -243,11 +255,19 @@ class FhirServer:
         """One write as a REST call or a Bundle entry asks it; (status, stored resource)."""
         resource_type, _, query = url.partition("?")
         resource_type, _, resource_id = resource_type.partition("/")
-        if resource_type in self.read_only:
-            raise _Refused(405, f"{resource_type} is read-only here")
+        if resource_type in self.read_only | self.refuses_writes:
+            raise _Refused(405, f"{resource_type} is read-only here", "not-supported")
         refusal = self.refuse(method, resource) if self.refuse else None
         if refusal is not None:
             raise _Refused(*refusal)
+        if method == "PUT" and query and self.refuses_conditional_update:
+            raise _Refused(400, "conditional update is not supported here", "not-supported")
+        if method == "PUT" and query and not self.conditional_update:
+            raise _Refused(400, "conditional update not supported", "not-supported")
+        if method == "POST" and if_none_exist and not self.conditional_create:
+            raise _Refused(400, "conditional create not supported", "not-supported")
+        if method == "PUT" and resource_id and not if_match and self.if_match_required:
+            raise _Refused(412, "If-Match is required for updates")
         if method == "POST":
             if if_none_exist:
                 matches = self._matching(resource_type, if_none_exist)
@@ -272,7 +292,9 @@ class FhirServer:
         kind = bundle.get("type")
         declared = self.transaction if kind == "transaction" else self.batch
         if not declared:
-            return _outcome(400, f"{kind} not supported")
+            return _outcome(400, f"{kind} not supported", "not-supported")
+        if kind in self.refused_modes:
+            return _outcome(self.refused_modes[kind], f"{kind} is not allowed", "not-supported")
         entries = bundle.get("entry") or []
         if kind == "batch":
             return _fhir(
@@ -327,7 +349,7 @@ class FhirServer:
             return {
                 "response": {
                     "status": str(refused.status),
-                    "outcome": _outcome_json(refused.diagnostics),
+                    "outcome": _outcome_json(refused.diagnostics, refused.code),
                 }
             }
         version = stored["meta"]["versionId"]
@@ -351,7 +373,7 @@ class FhirServer:
                 if_none_exist=request.headers.get("If-None-Exist"),
             )
         except _Refused as refused:
-            return _outcome(refused.status, refused.diagnostics)
+            return _outcome(refused.status, refused.diagnostics, refused.code)
         version = stored["meta"]["versionId"]
         return _fhir(
             stored,
@@ -366,8 +388,6 @@ class FhirServer:
         return self._rest_write(request, f"{rtype}/{rid}", "PUT")
 
     def _conditional_update(self, request: httpx.Request, rtype: str) -> httpx.Response:
-        if not self.conditional_update:
-            return _outcome(400, "conditional update not supported")
         return self._rest_write(request, f"{rtype}?{request.url.query.decode()}", "PUT")
 
     def _create(self, request: httpx.Request, rtype: str) -> httpx.Response:
@@ -389,6 +409,7 @@ class FhirServer:
             params = ["identifier", "patient"] + (["_lastUpdated"] if self.last_updated else [])
             return {
                 "type": resource_type,
+                "versioning": "versioned-update" if self.if_match_required else "versioned",
                 "interaction": [{"code": c} for c in interactions],
                 "conditionalUpdate": self.conditional_update,
                 "conditionalCreate": self.conditional_create,
@@ -424,6 +445,8 @@ class FhirServer:
 
     def _search(self, request: httpx.Request, rtype: str) -> httpx.Response:
         params = dict(parse_qsl(request.url.query.decode()))
+        if self.refuses_last_updated and "_lastUpdated" in params:
+            return _outcome(400, "_lastUpdated is not supported here", "not-supported")
         found = self._matching(rtype, request.url.query.decode())
         entries = [{"resource": r, "search": {"mode": "match"}} for r in found]
         return self._page(f"{BASE}/{rtype}", params, entries, "searchset")
@@ -508,15 +531,15 @@ def _fhir(body: Json, status: int = 200, headers: dict[str, str] | None = None) 
     )
 
 
-def _outcome_json(diagnostics: str) -> Json:
+def _outcome_json(diagnostics: str, code: str = "processing") -> Json:
     return {
         "resourceType": "OperationOutcome",
-        "issue": [{"severity": "error", "code": "processing", "diagnostics": diagnostics}],
+        "issue": [{"severity": "error", "code": code, "diagnostics": diagnostics}],
     }
 
 
-def _outcome(status: int, diagnostics: str) -> httpx.Response:
-    return _fhir(_outcome_json(diagnostics), status)
+def _outcome(status: int, diagnostics: str, code: str = "processing") -> httpx.Response:
+    return _fhir(_outcome_json(diagnostics, code), status)
 
 
 def error(status: int, diagnostics: str = "simulated", **headers: str) -> httpx.Response:

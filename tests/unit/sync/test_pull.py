@@ -196,6 +196,30 @@ async def test_without_last_updated_each_patient_is_reread_and_compared(
     assert all("patient" in r.url.params for r in searches)
 
 
+async def test_a_refused_last_updated_search_falls_back_per_patient_and_is_remembered(
+    store: Store, ctx: MappingContext, clock: Clock
+) -> None:
+    """Declared, yet refused (as Epic does on some searches): the edit is still found, and
+    the next pull asks no ``_lastUpdated`` search of that type."""
+    server = FhirServer(refuses_last_updated=True)
+    store.put_records(patient_records(), [CONNECTION], NOW)
+    async with server.client() as client:
+        await Pusher(store, client, CONNECTION, ctx, clock=clock).push()
+    await pull(store, server, ctx, clock)  # the first pull sets watermarks (per patient)
+    server.edit("Goal", server.ours("Goal", GOAL)["id"], set_code("achievementStatus", "achieved"))
+    summary = await pull(store, server, ctx, clock)
+    assert (summary.updated, summary.failed) == (1, 0)
+    assert local_goal(store).achievement_status == m.GoalAchievement.achieved
+    refused = {r.what: r for r in store.refusals.of(CONNECTION)}
+    assert refused["Goal:search-_lastUpdated"].status == 400
+
+    mark = len(server.requests)
+    await pull(store, server, ctx, clock)
+    goal_searches = [r for r in server.requests[mark:] if r.url.path == "/fhir/Goal"]
+    assert goal_searches
+    assert not [r for r in goal_searches if "_lastUpdated" in r.url.params]
+
+
 async def test_a_type_another_process_pulls_is_left_to_it(
     store: Store, server: FhirServer, ctx: MappingContext, clock: Clock, pushed: str
 ) -> None:

@@ -182,7 +182,7 @@ async def test_without_bundles_one_conditional_update_per_resource(
     assert all(r.url.params.get("identifier") for r in puts)
 
 
-async def test_without_conditional_update_search_then_conditional_create(
+async def test_without_conditional_update_one_search_per_type_then_conditional_create(
     store: Store, ctx: MappingContext, clock: Clock
 ) -> None:
     server = FhirServer(transaction=False, batch=False, conditional_update=False)
@@ -193,24 +193,29 @@ async def test_without_conditional_update_search_then_conditional_create(
     assert len(creates) == 16
     assert all(r.headers["If-None-Exist"].startswith("identifier=") for r in creates)
     searches = [r for r in server.sent("GET") if "identifier" in r.url.params]
-    assert len(searches) == 16
+    types = {r.url.path for r in searches}
+    assert len(searches) == len(types) < 16  # one search per type and level, not per resource
+    assert any("," in r.url.params["identifier"] for r in searches)
+    assert not [r for r in server.sent("PUT") if r.url.params.get("identifier")]
 
 
-async def test_a_read_only_type_is_never_attempted_and_dead_lettered(
+async def test_a_read_only_type_is_never_attempted_and_waits_blocked(
     store: Store, ctx: MappingContext, clock: Clock
 ) -> None:
-    server = FhirServer(read_only=frozenset({"CarePlan"}))
+    server = FhirServer(read_only=frozenset({"CarePlan", "DocumentReference"}))
     load(store)
     summary = await push(store, server, ctx, clock)
     assert summary.not_supported == 1
-    assert summary.dead_lettered == 1
+    assert summary.dead_lettered == summary.failed == 0
     assert server.of_type("CarePlan") == []
     assert all(
         e["resource"]["resourceType"] != "CarePlan" for e in bundles_sent(server)[0]["entry"]
     )
-    (dead,) = store.outbox.dead_letters(CONNECTION)
-    assert dead.kind == "careplan"
-    assert "read-only on this server" in (dead.last_error or "")
+    assert store.outbox.dead_letters(CONNECTION) == []
+    assert store.outbox.blocked(CONNECTION) == {CONNECTION: {"CarePlan": 1}}
+    assert pending(store, clock) == 0  # not due again: it waits for the server
+    (refusal,) = [r for r in store.refusals.of(CONNECTION) if r.what == "CarePlan:write"]
+    assert refusal.source == "capability-statement"
 
 
 # ------------------------------------------------------------------ failures

@@ -1,10 +1,8 @@
 """enrolments: which patients' records go to which connection, with that EHR's MRN
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-02 03:00:00
-
-``down_revision`` is 0006 until 0007 (send fallbacks) lands; then it becomes 0007.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
