@@ -88,7 +88,7 @@ def plan(entries: Iterable[Entry], links: Mapping[tuple[str, str], Link]) -> lis
         changes = field_changes(_content(link.sent_json or {}), _content(resource)) if link else []
         action: Action = "update" if link else "create"
         warnings = terminology_warnings(resource)
-        writes.append(Write(entry, key[1], action, body, digest, link, changes, warnings))
+        writes.append(Write(entry, key[1], action, body, digest, link, changes, warnings=warnings))
     return sorted(writes, key=lambda w: LEVELS.get(w.resource_type, 9))
 
 
