@@ -23,7 +23,7 @@ RESOURCE_TYPE = {
     "medication": "MedicationStatement",
     "careteam": "CareTeam",
 }
-KIND_OF_TYPE = {v: k for k, v in RESOURCE_TYPE.items()}
+KIND_OF_TYPE = {v: k for k, v in RESOURCE_TYPE.items()} | {"MedicationRequest": "medication"}
 
 PARTY_TYPE = {
     m.PartyKind.practitioner: "Practitioner",
