@@ -137,6 +137,8 @@ def party_entries(ctx: MappingContext, parties: Iterable[m.Party]) -> list[Entry
                 setattr(known, name, getattr(party, name))
         if not known.identifiers and party.identifiers:
             known.identifiers = list(party.identifiers)
+        if not known.fhir_extras and party.fhir_extras:
+            known.fhir_extras = dict(party.fhir_extras)
     return [
         Entry(ctx.full_url(kind.value, party_id), party_resource(ctx, party), kind.value, party_id)
         for (kind, party_id), party in merged.items()

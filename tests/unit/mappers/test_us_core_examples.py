@@ -96,3 +96,27 @@ def test_example_comes_back_with_every_element_it_had(path: Path) -> None:
     found = differences(_normalised(received), _normalised(emitted))
     unexplained = [d for d in found if (path.name, d.split(":")[0]) not in ALLOWED]
     assert not unexplained, unexplained
+
+
+def test_gravity_directory_resources_come_back_whole() -> None:
+    """An Organization and a PractitionerRole read as parties keep active, address, code..."""
+    folder = EXAMPLES / "gravity-sdoh"
+    names = [
+        "ServiceRequest-SDOHCC-ServiceRequestActiveFoodPantryApplicationAssistExample.json",
+        "Task-SDOHCC-TaskReferralManagementOrderFulfillmentAcceptedExample.json",
+        "Organization-SDOHCC-OrganizationCoordinationPlatformExample.json",
+        "PractitionerRole-SDOHCC-PractitionerRoleDrJanWaterExample.json",
+    ]
+    pairs = [pair for name in names for pair in resources_in(folder / name)]
+    # a variant: the referral names Dr Water's role as its requester, so the role is sent too
+    pairs[0][0]["requester"] = {"reference": f"PractitionerRole/{pairs[3][0]['id']}"}
+    records = from_fhir(pairs, CTX).records
+    emitted = [e.resource for e in to_entries(records, CTX)]
+    for received, _ in pairs[2:]:
+        (twin,) = [
+            r
+            for r in emitted
+            if r["resourceType"] == received["resourceType"]
+            and any(i.get("value") == received["id"] for i in r["identifier"])
+        ]
+        assert differences(_normalised(received), _normalised(twin)) == []
