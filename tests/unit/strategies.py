@@ -259,7 +259,9 @@ def packages(draw: st.DrawFn) -> m.PatientPackage:
             request=m.MedicationRequestDetails(
                 intent=draw(st.sampled_from(list(m.MedicationIntent))),
                 authored_on=draw(_opt(DATETIMES)),
-                requester=m.Party(kind=m.PartyKind.practitioner, id=f"{pid}-prescriber"),
+                requester=m.Party(
+                    kind=m.PartyKind.practitioner, id=f"{pid}-prescriber", name="Dr Rx"
+                ),
                 reported=draw(_opt(st.booleans())),
             ),
         )
