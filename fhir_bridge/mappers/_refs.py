@@ -287,7 +287,10 @@ def _directory_party(
         party = m.Party.model_validate(data)
     except ValueError:
         return data  # the reader of the record reports what is wrong with it
-    residual = residual_of(resource, party_resource(ctx, party))
+    # identifiers are the party's own field (an invalid NPI is left out on purpose)
+    residual = residual_of(
+        {k: v for k, v in resource.items() if k != "identifier"}, party_resource(ctx, party)
+    )
     if residual:
         data["fhir_extras"] = residual
     return data
