@@ -205,3 +205,28 @@ def oracle_like_url(using_local_sandbox: bool) -> Iterator[str]:
         pytest.skip(f"{URL_ENV} is set: the profile tests start servers of their own")
     port = int(os.environ.get(ORACLE_LIKE_PORT_ENV, "8091"))
     yield from profile_sandbox(port, "oracle-like", smart=None)
+
+
+KEYCLOAK_PORT_ENV = "FHIR_BRIDGE_TEST_KEYCLOAK_PORT"
+
+
+@pytest.fixture(scope="session")
+def keycloak() -> Iterator[sandbox.KeycloakAdmin]:
+    """The admin API of a real Keycloak with the ``fhir-bridge`` realm and the SMART system
+    scopes: started once per session on ``$FHIR_BRIDGE_TEST_KEYCLOAK_PORT`` (8180), reused
+    when already running there, stopped at the end if this session started it."""
+    port = int(os.environ.get(KEYCLOAK_PORT_ENV, str(sandbox.KEYCLOAK_PORT)))
+    started = not sandbox.keycloak_status(port).running
+    try:
+        sandbox.start_keycloak(port)
+        admin = sandbox.keycloak_admin(port)
+        admin.ensure_realm()
+    except sandbox.SandboxError as exc:
+        tail = f"\n--- log tail ---\n{exc.log_tail}" if exc.log_tail else ""
+        pytest.fail(f"could not start Keycloak: {exc.message}{tail}", pytrace=False)
+    try:
+        yield admin
+    finally:
+        admin.close()
+        if started:
+            sandbox.stop_keycloak(port)
