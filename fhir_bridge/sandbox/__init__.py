@@ -48,6 +48,8 @@ from ._paths import (
     pom_hapi_version,
 )
 from ._probe import server_software
+from ._smart_setup import SmartSetup, profile_scopes, protected
+from ._smart_setup import set_up as set_up_smart
 
 __all__ = [
     "DEFAULT_PORT",
@@ -65,6 +67,7 @@ __all__ = [
     "SandboxError",
     "SandboxInfo",
     "SmartServer",
+    "SmartSetup",
     "base_url",
     "build",
     "default_state_dir",
@@ -75,8 +78,11 @@ __all__ = [
     "keycloak_status",
     "logs",
     "pom_hapi_version",
+    "profile_scopes",
+    "protected",
     "reset",
     "server_software",
+    "set_up_smart",
     "start",
     "start_keycloak",
     "status",

@@ -285,6 +285,10 @@ class KeycloakAdmin:
             client_id, algorithm, str(public_jwk["kid"]), tuple(scopes), self.urls.token_url
         )
 
+    def has_client(self, client_id: str) -> bool:
+        """Whether the realm knows this client."""
+        return self._client_uuid(client_id) is not None
+
     def delete_client(self, client_id: str) -> bool:
         """Remove a client; False when there was none."""
         internal = self._client_uuid(client_id)

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from fhir_bridge import sandbox
+from fhir_bridge.config import AuthConfig
 
 URL_ENV = "FHIR_BRIDGE_TEST_FHIR_URL"
 VALIDATING_URL_ENV = "FHIR_BRIDGE_TEST_VALIDATING_URL"
@@ -230,3 +233,65 @@ def keycloak() -> Iterator[sandbox.KeycloakAdmin]:
         admin.close()
         if started:
             sandbox.stop_keycloak(port)
+
+
+@dataclass(frozen=True)
+class SmartSandbox:
+    """A SMART-protected profile sandbox and the client the bridge uses with it."""
+
+    base_url: str
+    setup: sandbox.SmartSetup
+
+    def auth_config(self, **changes: Any) -> AuthConfig:
+        """The connection's ``auth`` as ``sandbox start --profile`` writes it (``changes``
+        override fields, e.g. a narrower ``scope``)."""
+        s = self.setup
+        fields: dict[str, Any] = {
+            "kind": "smart-backend",
+            "token_url": s.auth_server.token_url,
+            "client_id": s.client_id,
+            "private_key_file": s.key_file,
+            "key_id": s.key_id,
+            "algorithm": s.algorithm,
+            "scope": " ".join(s.scopes),
+        }
+        return AuthConfig(**(fields | changes))
+
+
+def _smart_sandbox(profile: str, port_env: str, default_port: int) -> Iterator[SmartSandbox]:
+    port = int(os.environ.get(port_env, str(default_port)))
+    already = sandbox.status(port).running
+    try:
+        setup = sandbox.set_up_smart(profile, port)
+        urls = setup.auth_server
+        smart = sandbox.SmartServer(urls.issuer, urls.jwks_url, urls.token_url)
+        url = sandbox.start(port, profile=profile, smart=smart).base_url
+    except sandbox.SandboxError as exc:
+        tail = f"\n--- log tail ---\n{exc.log_tail}" if exc.log_tail else ""
+        pytest.fail(f"could not start the {profile} sandbox: {exc.message}{tail}", pytrace=False)
+    try:
+        yield SmartSandbox(url, setup)
+    finally:
+        if not already:
+            sandbox.stop(port)
+
+
+@pytest.fixture(scope="session")
+def smart_epic_like(
+    using_local_sandbox: bool, keycloak: sandbox.KeycloakAdmin
+) -> Iterator[SmartSandbox]:
+    """The epic-like profile with SMART Backend Services required, tokens from the session's
+    Keycloak (port ``$FHIR_BRIDGE_TEST_SMART_EPIC_PORT``, 8093)."""
+    if not using_local_sandbox:
+        pytest.skip(f"{URL_ENV} is set: the SMART tests start servers of their own")
+    yield from _smart_sandbox("epic-like", "FHIR_BRIDGE_TEST_SMART_EPIC_PORT", 8093)
+
+
+@pytest.fixture(scope="session")
+def smart_oracle_like(
+    using_local_sandbox: bool, keycloak: sandbox.KeycloakAdmin
+) -> Iterator[SmartSandbox]:
+    """The oracle-like profile with SMART required (port 8094)."""
+    if not using_local_sandbox:
+        pytest.skip(f"{URL_ENV} is set: the SMART tests start servers of their own")
+    yield from _smart_sandbox("oracle-like", "FHIR_BRIDGE_TEST_SMART_ORACLE_PORT", 8094)
