@@ -123,6 +123,29 @@ async def test_an_expired_assertion_is_refused(
     assert caught.value.connection == CONNECTION
 
 
+async def test_the_audience_is_the_token_url_and_another_one_is_refused(
+    keycloak: sandbox.KeycloakAdmin, tmp_path: Path
+) -> None:
+    """The bridge's aud (the token URL) is accepted, as is the realm issuer; any other
+    audience is refused."""
+    client = register(keycloak, tmp_path, "RS384")
+    auth = client.auth()
+    answers = {}
+    for audience in (client.registered.token_url, keycloak.urls.issuer, "http://x.test/token"):
+        form = {
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": auth.client_assertion(audience),
+            "scope": client.scope,
+        }
+        async with httpx.AsyncClient(timeout=60.0) as http:
+            response = await http.post(client.registered.token_url, data=form)
+        answers[audience] = (response.status_code, response.json().get("error_description"))
+    assert answers[client.registered.token_url][0] == 200
+    assert answers[keycloak.urls.issuer][0] == 200
+    assert answers["http://x.test/token"] == (400, "Invalid token audience")
+
+
 class ReplayingAuth(SmartBackendServices):
     """Sends its first client assertion again every time: what a replay looks like."""
 
