@@ -15,6 +15,8 @@ import typer
 
 from ._error import SandboxError
 from ._keycloak import KEYCLOAK_PORT
+from ._keycloak import base_url as keycloak_url
+from ._keycloak import start as start_keycloak
 from ._keycloak import stop as stop_keycloak
 from ._keys import ALGORITHMS, Algorithm
 from ._manager import SandboxInfo, logs, reset, start, status, stop
@@ -199,8 +201,14 @@ def logs_command(
 
 @app.command("reset")
 def reset_command(port: Port = DEFAULT_PORT, state_dir: StateDir = None) -> None:
-    """Stop, delete the database, start again empty with the same options; print the base URL."""
+    """Stop, delete the database, start again empty with the same options; print the base URL.
+
+    A sandbox whose tokens come from the local Keycloak gets it started first when it is not
+    running (the client and its key are kept)."""
     try:
+        before = status(port, state_dir)
+        if before.smart is not None and before.smart.issuer.startswith(keycloak_url()):
+            start_keycloak(progress=_progress)
         info = reset(port, state_dir, progress=_progress)
     except SandboxError as exc:
         raise _fail(exc) from None
