@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import stat
+import subprocess
+import sys
+import tomllib
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,6 +107,43 @@ def test_no_token_is_401_and_a_missing_scope_is_403(
     assert allowed.status_code == 200
     refused = httpx.get(f"{target.base_url}/ServiceRequest", headers=headers, timeout=60.0)
     assert refused.status_code == 403
+
+
+def test_sandbox_start_prints_the_token_url_and_writes_a_ready_connection_block(
+    smart_epic_like: SmartSandbox, tmp_path: Path
+) -> None:
+    """`fhir-bridge sandbox start --profile epic-like` on the running sandbox: base URL and
+    token URL on stdout, the block on stderr and in the state directory, and the bridge,
+    configured by that file alone, pushes."""
+    port = smart_epic_like.base_url.split(":")[2].split("/")[0]
+    cli = str(Path(sys.executable).parent / "fhir-bridge")
+    done = subprocess.run(
+        [cli, "sandbox", "start", "--profile", "epic-like", "--port", port],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        smart_epic_like.base_url,
+        smart_epic_like.setup.auth_server.token_url,
+    ]
+    config = smart_epic_like.setup.config_file
+    assert config.read_text() in done.stderr
+    assert stat.S_IMODE(smart_epic_like.setup.key_file.stat().st_mode) == 0o600
+    settings = Settings(
+        **(tomllib.loads(config.read_text()) | {"database_url": f"sqlite:///{tmp_path}/b.db"}),
+        namespace=f"https://bridge.test/{uuid.uuid4().hex[:10]}",
+    )
+    name = "sandbox-epic-like"
+    store = Store(settings.database_url)
+    store.put_records(_records(), [name], NOW)
+    pushed = asyncio.run(
+        push_connection(store, Connection(name, settings.connections[name]), settings)
+    )
+    assert pushed.created > 0
+    assert pushed.failed == 0
 
 
 def test_the_smart_configuration_names_keycloaks_token_endpoint(
