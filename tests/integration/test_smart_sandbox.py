@@ -22,7 +22,7 @@ from fhir_bridge import model as m
 from fhir_bridge import sandbox
 from fhir_bridge.config import ConnectionConfig, Settings
 from fhir_bridge.documents import read_records
-from fhir_bridge.errors import AccessDenied
+from fhir_bridge.errors import AccessDenied, AuthError
 from fhir_bridge.fhir import SmartBackendServices
 from fhir_bridge.store import Store
 from fhir_bridge.sync import Connection, PullSummary, PushSummary, pull_connection, push_connection
@@ -187,6 +187,20 @@ def test_a_missing_scope_stops_the_push_naming_the_connection_and_keeps_the_queu
     again = _push(store, widened)
     assert again.failed == 0
     assert again.created > 0
+
+
+def test_a_wrong_key_fails_the_push_naming_the_connection_and_loses_nothing(
+    smart_epic_like: SmartSandbox, tmp_path: Path
+) -> None:
+    stranger = sandbox.generate_key_pair("RS384").write_private(tmp_path / "stranger.pem")
+    settings = _settings(tmp_path, smart_epic_like, private_key_file=stranger)
+    store = _loaded(settings)
+    queued = len(store.outbox.due(CONNECTION, datetime.now(UTC)))
+    with pytest.raises(AuthError) as caught:
+        _push(store, settings)
+    assert (caught.value.error, caught.value.connection) == ("invalid_client", CONNECTION)
+    assert len(store.outbox.due(CONNECTION, datetime.now(UTC))) == queued
+    assert store.outbox.dead_letters(CONNECTION) == []
 
 
 def test_a_token_that_expires_mid_push_is_renewed_without_failing_the_run(
