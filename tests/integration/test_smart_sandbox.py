@@ -9,6 +9,7 @@ import logging
 import stat
 import subprocess
 import sys
+import time
 import tomllib
 import uuid
 from datetime import UTC, datetime
@@ -209,13 +210,15 @@ def test_a_token_that_expires_mid_push_is_renewed_without_failing_the_run(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Tokens living 2 s, a push taking longer: new tokens are fetched, the run succeeds."""
+    """Tokens living 6 s (the client renews them after 3 s), and a push of two patients with
+    a 4 s pause between them: the second patient's writes need a new token, and get it
+    without failing the run."""
     client = register(
         keycloak,
         tmp_path,
         "ES384",
         smart_epic_like.setup.scopes,
-        token_lifespan=2,
+        token_lifespan=6,
     )
     settings = _settings(
         tmp_path,
@@ -226,9 +229,20 @@ def test_a_token_that_expires_mid_push_is_renewed_without_failing_the_run(
         algorithm="ES384",
     )
     store = _loaded(settings)
+    store.put_records(read_records(FIXTURES / "specialist-referral-ckd.json"), [CONNECTION], NOW)
+    target = Connection(CONNECTION, settings.connections[CONNECTION])
+    pauses: list[int] = []
+
+    def between_patients(done: int, total: int) -> None:
+        if done < total:
+            pauses.append(done)
+            time.sleep(4)  # the token fetched for the first patient is past its renewal
+
     with caplog.at_level(logging.INFO, logger="fhir_bridge.fhir"):
-        pushed = _push(store, settings)
+        pushed = asyncio.run(push_connection(store, target, settings, progress=between_patients))
+    assert pauses  # there was a pause between the two patients
     assert pushed.failed == 0
     assert pushed.created > 0
+    assert store.outbox.due(CONNECTION, datetime.now(UTC)) == []
     tokens = [r for r in caplog.records if getattr(r, "action", None) == "fhir.token"]
     assert len(tokens) >= 2
