@@ -265,7 +265,7 @@ def _smart_sandbox(profile: str, port_env: str, default_port: int) -> Iterator[S
         setup = sandbox.set_up_smart(profile, port)
         urls = setup.auth_server
         smart = sandbox.SmartServer(urls.issuer, urls.jwks_url, urls.token_url)
-        url = sandbox.start(port, profile=profile, smart=smart).base_url
+        url = sandbox.start(port, profile=profile, smart=smart, timeout=600).base_url
     except sandbox.SandboxError as exc:
         tail = f"\n--- log tail ---\n{exc.log_tail}" if exc.log_tail else ""
         pytest.fail(f"could not start the {profile} sandbox: {exc.message}{tail}", pytrace=False)
