@@ -93,7 +93,7 @@ def _assertion(target: SmartSandbox, audience: str) -> str:
     ).client_assertion(audience)
 
 
-@pytest.mark.parametrize("fixture", ["smart_epic_like", "smart_oracle_like"])
+@pytest.mark.parametrize("fixture", ["epic_like", "oracle_like"])
 def test_no_token_is_401_and_a_missing_scope_is_403(
     fixture: str, request: pytest.FixtureRequest
 ) -> None:
@@ -111,12 +111,12 @@ def test_no_token_is_401_and_a_missing_scope_is_403(
 
 
 def test_sandbox_start_prints_the_token_url_and_writes_a_ready_connection_block(
-    smart_epic_like: SmartSandbox, tmp_path: Path
+    epic_like: SmartSandbox, tmp_path: Path
 ) -> None:
     """`fhir-bridge sandbox start --profile epic-like` on the running sandbox: base URL and
     token URL on stdout, the block on stderr and in the state directory, and the bridge,
     configured by that file alone, pushes."""
-    port = smart_epic_like.base_url.split(":")[2].split("/")[0]
+    port = epic_like.base_url.split(":")[2].split("/")[0]
     cli = str(Path(sys.executable).parent / "fhir-bridge")
     done = subprocess.run(
         [cli, "sandbox", "start", "--profile", "epic-like", "--port", port],
@@ -127,12 +127,12 @@ def test_sandbox_start_prints_the_token_url_and_writes_a_ready_connection_block(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
-        smart_epic_like.base_url,
-        smart_epic_like.setup.auth_server.token_url,
+        epic_like.base_url,
+        epic_like.setup.auth_server.token_url,
     ]
-    config = smart_epic_like.setup.config_file
+    config = epic_like.setup.config_file
     assert config.read_text() in done.stderr
-    assert stat.S_IMODE(smart_epic_like.setup.key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(epic_like.setup.key_file.stat().st_mode) == 0o600
     settings = Settings(
         **(tomllib.loads(config.read_text()) | {"database_url": f"sqlite:///{tmp_path}/b.db"}),
         namespace=f"https://bridge.test/{uuid.uuid4().hex[:10]}",
@@ -148,20 +148,20 @@ def test_sandbox_start_prints_the_token_url_and_writes_a_ready_connection_block(
 
 
 def test_the_smart_configuration_names_keycloaks_token_endpoint(
-    smart_epic_like: SmartSandbox,
+    epic_like: SmartSandbox,
 ) -> None:
     """Discovery (no token needed) points at the real authorization server, so a connection
     without token_url finds it."""
-    found = httpx.get(f"{smart_epic_like.base_url}/.well-known/smart-configuration").json()
-    assert found["token_endpoint"] == smart_epic_like.setup.auth_server.token_url
+    found = httpx.get(f"{epic_like.base_url}/.well-known/smart-configuration").json()
+    assert found["token_endpoint"] == epic_like.setup.auth_server.token_url
 
 
 def test_push_and_pull_with_the_profiles_scopes_and_token_discovery(
-    smart_epic_like: SmartSandbox, tmp_path: Path
+    epic_like: SmartSandbox, tmp_path: Path
 ) -> None:
     """The connection block `sandbox start --profile` writes (token URL left out: discovered)
     pushes what the profile lets it write, and pulls."""
-    settings = _settings(tmp_path, smart_epic_like, token_url=None)
+    settings = _settings(tmp_path, epic_like, token_url=None)
     store = _loaded(settings)
     pushed = _push(store, settings)
     assert pushed.created > 0
@@ -171,9 +171,9 @@ def test_push_and_pull_with_the_profiles_scopes_and_token_discovery(
 
 
 def test_a_missing_scope_stops_the_push_naming_the_connection_and_keeps_the_queue(
-    smart_epic_like: SmartSandbox, tmp_path: Path
+    epic_like: SmartSandbox, tmp_path: Path
 ) -> None:
-    settings = _settings(tmp_path, smart_epic_like, scope="system/Patient.cruds system/Goal.rs")
+    settings = _settings(tmp_path, epic_like, scope="system/Patient.cruds system/Goal.rs")
     store = _loaded(settings)
     queued = len(store.outbox.due(CONNECTION, datetime.now(UTC)))
     with pytest.raises(AccessDenied) as caught:
@@ -184,17 +184,17 @@ def test_a_missing_scope_stops_the_push_naming_the_connection_and_keeps_the_queu
     assert len(store.outbox.due(CONNECTION, datetime.now(UTC))) == queued
     assert store.outbox.dead_letters(CONNECTION) == []
 
-    widened = _settings(tmp_path, smart_epic_like)  # the scopes granted: the same queue goes
+    widened = _settings(tmp_path, epic_like)  # the scopes granted: the same queue goes
     again = _push(store, widened)
     assert again.failed == 0
     assert again.created > 0
 
 
 def test_a_wrong_key_fails_the_push_naming_the_connection_and_loses_nothing(
-    smart_epic_like: SmartSandbox, tmp_path: Path
+    epic_like: SmartSandbox, tmp_path: Path
 ) -> None:
     stranger = sandbox.generate_key_pair("RS384").write_private(tmp_path / "stranger.pem")
-    settings = _settings(tmp_path, smart_epic_like, private_key_file=stranger)
+    settings = _settings(tmp_path, epic_like, private_key_file=stranger)
     store = _loaded(settings)
     queued = len(store.outbox.due(CONNECTION, datetime.now(UTC)))
     with pytest.raises(AuthError) as caught:
@@ -205,7 +205,7 @@ def test_a_wrong_key_fails_the_push_naming_the_connection_and_loses_nothing(
 
 
 def test_a_token_that_expires_mid_push_is_renewed_without_failing_the_run(
-    smart_epic_like: SmartSandbox,
+    epic_like: SmartSandbox,
     keycloak: sandbox.KeycloakAdmin,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
@@ -217,12 +217,12 @@ def test_a_token_that_expires_mid_push_is_renewed_without_failing_the_run(
         keycloak,
         tmp_path,
         "ES384",
-        smart_epic_like.setup.scopes,
+        epic_like.setup.scopes,
         token_lifespan=6,
     )
     settings = _settings(
         tmp_path,
-        smart_epic_like,
+        epic_like,
         client_id=client.registered.client_id,
         private_key_file=client.key_file,
         key_id=client.key.key_id,
