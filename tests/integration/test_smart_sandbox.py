@@ -44,7 +44,9 @@ def _settings(tmp_path: Path, target: SmartSandbox, **auth: Any) -> Settings:
         database_url=f"sqlite:///{tmp_path / 'bridge.db'}",
         namespace=f"https://bridge.test/{uuid.uuid4().hex[:10]}",
         connections={
-            CONNECTION: ConnectionConfig(base_url=target.base_url, auth=target.auth_config(**auth))
+            CONNECTION: ConnectionConfig(
+                base_url=target.base_url, auth=target.auth_config(**auth), enrol="all"
+            )
         },
     )
 
@@ -133,11 +135,14 @@ def test_sandbox_start_prints_the_token_url_and_writes_a_ready_connection_block(
     config = epic_like.setup.config_file
     assert config.read_text() in done.stderr
     assert stat.S_IMODE(epic_like.setup.key_file.stat().st_mode) == 0o600
+    written = tomllib.loads(config.read_text())
+    name = "sandbox-epic-like"
+    written["connections"][name]["enrol"] = "all"  # every patient's records, not just enrolled
     settings = Settings(
-        **(tomllib.loads(config.read_text()) | {"database_url": f"sqlite:///{tmp_path}/b.db"}),
+        **written,
+        database_url=f"sqlite:///{tmp_path}/b.db",
         namespace=f"https://bridge.test/{uuid.uuid4().hex[:10]}",
     )
-    name = "sandbox-epic-like"
     store = Store(settings.database_url)
     store.put_records(_records(), [name], NOW)
     pushed = asyncio.run(
