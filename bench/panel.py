@@ -148,12 +148,13 @@ def _practitioner(index: int, role: str) -> dict[str, Any]:
     surname = FAMILY[index % len(FAMILY)]
     first = GIVEN[(index * 3) % len(GIVEN)]
     suffix = "RN" if role == "cm" else "MD"
+    head = f"{1 if role == 'cm' else 2}{index:08d}"
     return {
         "kind": "practitioner",
         "id": f"{role}-{index:03d}",
         "name": f"{first} {surname}, {suffix}",
         "phone": f"555-{1000 + index:04d}",
-        "identifiers": [{"system": NPI, "value": f"{1 if role == 'cm' else 2}{index:09d}"}],
+        "identifiers": [{"system": NPI, "value": head + str(m.npi_check_digit(head))}],
     }
 
 

@@ -7,12 +7,12 @@ field.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from fhir.resources.R4B import get_fhir_model_class
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from fhir_bridge import model as m
 from fhir_bridge.errors import InputError, MappingError, Problem
@@ -54,6 +54,33 @@ def _problems(exc: ValidationError, prefix: str, *, tagged: bool = False) -> lis
     return out
 
 
+def _npi_problems(item: Any, where: str) -> Iterable[Problem]:
+    """Every identifier under ``item`` that claims to be an NPI and is not one."""
+    if isinstance(item, m.Identifier):
+        if item.system == m.NPI_SYSTEM:
+            reason = m.npi_problem(item.value)
+            if reason is not None:
+                yield Problem(f"{where}.value", reason)
+    elif isinstance(item, BaseModel):
+        for name in type(item).model_fields:
+            yield from _npi_problems(getattr(item, name), f"{where}.{name}")
+    elif isinstance(item, list):
+        for index, element in enumerate(item):
+            yield from _npi_problems(element, f"{where}[{index}]")
+
+
+def check_npis(records: Iterable[m.Record], source: str) -> None:
+    """MappingError naming record and field of every invalid NPI (US Core us-core-16/17 would
+    refuse it at the EHR; we say so at load)."""
+    problems = [
+        p
+        for record in records
+        for p in _npi_problems(record, f"{source}[{record.kind} {record.id}]")
+    ]
+    if problems:
+        raise MappingError(problems)
+
+
 class Enrolled(NamedTuple):
     """An enrolment a package carries, with where it stood (``file.enrolments[i]``)."""
 
@@ -85,6 +112,7 @@ def _package(data: Any, source: str) -> m.PatientPackage:
         check_package(package)
     except MappingError as exc:
         raise exc.prefixed(source) from None
+    check_npis(package.records(), source)
     return package
 
 
@@ -127,6 +155,7 @@ def records_from_data(data: Any, source: str) -> list[m.Record]:
             problems += _problems(exc, where, tagged=True)
     if problems:
         raise MappingError(problems)
+    check_npis(records, source)
     return records
 
 

@@ -103,6 +103,10 @@ class PlannedWrite(BaseModel):
     resource_type: str
     identifier: str = Field(description="system|value")
     changes: list[str]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Codes outside US Core's extensible bindings (path: reason)",
+    )
 
 
 class Pushed(BaseModel):

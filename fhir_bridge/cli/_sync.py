@@ -87,6 +87,9 @@ def _print_plan(summary: PushSummary) -> None:
             "\n".join(write.changes) if write.changes else "",
         )
     console().print(table)
+    for write in summary.planned:
+        for warning in write.warnings:
+            typer.echo(f"warning: {warning}")
 
 
 @reports_errors

@@ -8,6 +8,7 @@ from ._conformance import check_resource
 from ._context import DEFAULT_NAMESPACE, MappingContext, full_url_for
 from ._plan_note import plan_note_entries
 from ._refs import party_out as party_reference
+from ._terminology import TerminologyFinding, terminology_findings, terminology_warnings
 from ._translate import (
     IMPORTED_TYPES,
     Entry,
@@ -30,6 +31,7 @@ __all__ = [
     "Entry",
     "ImportResult",
     "MappingContext",
+    "TerminologyFinding",
     "Vocabulary",
     "check_package",
     "check_resource",
@@ -40,6 +42,8 @@ __all__ = [
     "party_reference",
     "plan_note_entries",
     "resources_of",
+    "terminology_findings",
+    "terminology_warnings",
     "to_bundle",
     "to_entries",
 ]

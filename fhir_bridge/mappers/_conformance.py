@@ -11,10 +11,12 @@ from collections.abc import Callable
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
+from fhir_bridge import model as m
 from fhir_bridge.errors import Problem
 
 from . import _vocab as v
 from ._datatypes import Json
+from ._terminology import terminology_findings
 
 _REQUIRED_CODES: dict[str, dict[str, list[str]]] = {
     "CarePlan": {"status": v.CAREPLAN_STATUS.codes, "intent": v.CAREPLAN_INTENT.codes},
@@ -51,6 +53,8 @@ _REQUIRED_ELEMENTS: dict[str, tuple[str, ...]] = {
     "Condition": ("category", "code", "subject"),
     "CareTeam": ("subject", "participant"),
     "MedicationStatement": ("status", "subject"),
+    "Practitioner": ("identifier", "name"),
+    "Organization": ("active", "name"),
 }
 ASSESS_PLAN = ("http://hl7.org/fhir/us/core/CodeSystem/careplan-category", "assess-plan")
 
@@ -76,6 +80,11 @@ def check_resource(resource: Json, path: str) -> list[Problem]:
         problems.append(Problem(f"{path}.text", "a narrative (generated XHTML div) is required"))
     for check in _SPECIFIC.get(resource_type, ()):
         problems += check(resource, path)
+    problems += [
+        Problem(f.path, f.reason)
+        for f in terminology_findings(resource, path)
+        if f.severity == "error"
+    ]
     return problems
 
 
@@ -109,7 +118,36 @@ def _goal_target_measure(resource: Json, path: str) -> list[Problem]:
     ]
 
 
+def _npis(resource: Json, path: str) -> list[Problem]:
+    """us-core-16/17: an NPI identifier is 10 digits with a valid check digit."""
+    problems = []
+    for i, identifier in enumerate(resource.get("identifier") or []):
+        if identifier.get("system") != m.NPI_SYSTEM:
+            continue
+        reason = m.npi_problem(str(identifier.get("value") or ""))
+        if reason is not None:
+            problems.append(Problem(f"{path}.identifier[{i}].value", reason))
+    return problems
+
+
+def _practitioner_family(resource: Json, path: str) -> list[Problem]:
+    return [
+        Problem(f"{path}.name[{i}].family", "required by US Core (a family name)")
+        for i, name in enumerate(resource.get("name") or [])
+        if not name.get("family")
+    ]
+
+
+def _role_contact(resource: Json, path: str) -> list[Problem]:
+    if resource.get("telecom") or resource.get("endpoint"):
+        return []
+    return [Problem(f"{path}.telecom", "US Core requires a phone/email or an endpoint (pd-1)")]
+
+
 _SPECIFIC: dict[str, tuple[Callable[[Json, str], list[Problem]], ...]] = {
     "CarePlan": (_careplan_assess_plan,),
     "Goal": (_goal_target_measure,),
+    "Practitioner": (_npis, _practitioner_family),
+    "Organization": (_npis,),
+    "PractitionerRole": (_role_contact,),
 }

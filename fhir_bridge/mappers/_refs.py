@@ -42,6 +42,14 @@ DIRECTORY_KINDS = (
     m.PartyKind.organization,
 )
 _RECORD_KIND_OF_PARTY = {m.PartyKind.patient: "patient", m.PartyKind.care_team: "careteam"}
+_US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
+DIRECTORY_PROFILES = {
+    m.PartyKind.practitioner: _US_CORE + "us-core-practitioner",
+    m.PartyKind.practitioner_role: _US_CORE + "us-core-practitionerrole",
+    m.PartyKind.organization: _US_CORE + "us-core-organization",
+}
+"""The US Core profile each directory resource declares (and meets)."""
+_NAME_PREFIXES = frozenset({"dr.", "dr", "mr.", "mrs.", "ms.", "miss", "prof.", "mx."})
 
 
 def party_system_kind(kind: m.PartyKind) -> str:
@@ -98,18 +106,41 @@ def party_resource(ctx: MappingContext, party: m.Party) -> Json:
     resource_type = PARTY_TYPE[party.kind]
     body: Json = {
         "resourceType": resource_type,
+        "meta": {"profile": [DIRECTORY_PROFILES[party.kind]]},
         "text": narrative(resource_type, [("Name", party.name), ("Phone", party.phone)]),
         "identifier": identifiers,
     }
     if party.kind is m.PartyKind.organization:
-        body |= clean({"name": party.name, "telecom": telecom})
+        # a directory entry we refer to is an organisation in business (US Core: active 1..1)
+        body |= clean({"active": True, "name": party.name, "telecom": telecom})
     elif party.kind is m.PartyKind.practitioner_role:
         body |= clean(
             {"practitioner": {"display": party.name} if party.name else None, "telecom": telecom}
         )
     else:
-        body |= clean({"name": [{"text": party.name}] if party.name else None, "telecom": telecom})
+        body |= clean(
+            {"name": [person_name(party.name)] if party.name else None, "telecom": telecom}
+        )
     return body
+
+
+def person_name(full: str) -> Json:
+    """A HumanName from one display string ("Dr. Ana Lopez, RN"): the text as given, and the
+    family (last word before a comma), given names, prefix and suffix US Core asks for."""
+    main, _, rest = full.partition(",")
+    words = main.split()
+    prefix = []
+    while len(words) > 1 and words[0].lower() in _NAME_PREFIXES:
+        prefix.append(words.pop(0))
+    return clean(
+        {
+            "text": full,
+            "family": words[-1] if words else full.strip(),
+            "given": words[:-1],
+            "prefix": prefix,
+            "suffix": [rest.strip()] if rest.strip() else [],
+        }
+    )
 
 
 # ---------------------------------------------------------------- FHIR -> internal

@@ -3,6 +3,7 @@
 from ._careplan import Activity, CarePlan, PlannedActivity, Schedule
 from ._clinical import CareTeam, CareTeamMember, Medication, Problem
 from ._goal import Goal, GoalTarget
+from ._npi import NPI_SYSTEM, is_valid_npi, npi_check_digit, npi_problem
 from ._package import AnyRecord, Enrolment, PatientPackage
 from ._patient import Caregiver, Patient
 from ._record import PatientRecord, Record
@@ -46,6 +47,7 @@ from ._types import (
 )
 
 __all__ = [
+    "NPI_SYSTEM",
     "RECORD_TYPES",
     "Activity",
     "ActivityStatus",
@@ -100,5 +102,8 @@ __all__ = [
     "Tracking",
     "TrackingStatus",
     "VerificationStatus",
+    "is_valid_npi",
     "json_schema",
+    "npi_check_digit",
+    "npi_problem",
 ]

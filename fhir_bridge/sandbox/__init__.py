@@ -4,6 +4,7 @@
 
     info = sandbox.start(port=8080)          # builds the jar on first use, waits until ready
     sandbox.start(port=8090, profile="epic-like")   # refuses what an Epic-like EHR refuses
+    sandbox.start(port=8095, validate=True, ig="us-core-7")  # validates as a hospital does
     info.base_url                            # 'http://127.0.0.1:8080/fhir'
     sandbox.server_software(info.base_url)   # ('HAPI FHIR Server', '8.8.0')
     sandbox.reset()                          # stop, delete the database, start again empty
@@ -37,7 +38,7 @@ from ._keycloak_admin import (
 )
 from ._keys import KeyPair, generate_key_pair
 from ._manager import SandboxInfo, logs, reset, start, status, stop
-from ._options import DEFAULT_PROFILE, PROFILES, SmartServer
+from ._options import DEFAULT_PROFILE, IMPLEMENTATION_GUIDES, PROFILES, SmartServer
 from ._paths import (
     DEFAULT_PORT,
     HAPI_VERSION,
@@ -55,6 +56,7 @@ __all__ = [
     "DEFAULT_PORT",
     "DEFAULT_PROFILE",
     "HAPI_VERSION",
+    "IMPLEMENTATION_GUIDES",
     "KEYCLOAK_PORT",
     "KEYCLOAK_VERSION",
     "PROFILES",

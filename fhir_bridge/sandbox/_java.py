@@ -63,6 +63,7 @@ def server_command(
     *,
     profile: str = DEFAULT_PROFILE,
     smart: SmartServer | None = None,
+    ig: str | None = None,
 ) -> list[str]:
     """The command line that runs the HAPI server of one state directory (the open profile
     without SMART gives exactly the command line of before profiles existed)."""
@@ -76,6 +77,8 @@ def server_command(
     ]
     if validate:
         command.append("--validate")
+    if ig is not None:
+        command.append(f"--ig={ig}")
     if profile != DEFAULT_PROFILE:
         command.append(f"--profile={profile}")
     if smart is not None:

@@ -27,7 +27,7 @@ from ._build import Progress, build, say
 from ._error import SandboxError
 from ._files import locked, read_json, tail, write_json
 from ._java import find_java, server_command
-from ._options import DEFAULT_PROFILE, SmartServer, check_profile
+from ._options import DEFAULT_PROFILE, SmartServer, check_ig, check_profile
 from ._paths import DEFAULT_PORT, base_url, instance_dir
 from ._probe import answers
 from ._process import CHILDREN, is_ours, port_in_use, terminate, wait_until_ready
@@ -54,18 +54,26 @@ class SandboxInfo:
     """What the server refuses, as an EHR of that kind does (``open``: nothing)."""
     smart: SmartServer | None = None
     """The authorization server whose tokens it demands (None: no authorization)."""
+    ig: str | None = None
+    """The implementation guide validation loads (``us-core-7``, ``us-core-6.1``; None: base R4)."""
 
 
 # --- status ------------------------------------------------------------------------------
 
 
-def _options(state: dict[str, Any]) -> tuple[bool, str, SmartServer | None]:
-    """validate, profile and SMART server as a state file records them (older files: open)."""
+Options = tuple[bool, str, SmartServer | None, str | None]
+"""validate, profile, SMART server, implementation guide."""
+
+
+def _options(state: dict[str, Any]) -> Options:
+    """The options as a state file records them (older files: open, no guide)."""
     profile = state.get("profile", DEFAULT_PROFILE)
+    ig = state.get("ig")
     return (
         bool(state.get("validate", False)),
         profile if isinstance(profile, str) else DEFAULT_PROFILE,
         SmartServer.from_json(state.get("smart")),
+        ig if isinstance(ig, str) else None,
     )
 
 
@@ -73,11 +81,10 @@ def _info(
     port: int,
     folder: Path,
     pid: int | None,
-    options: tuple[bool, str, SmartServer | None],
+    options: Options,
 ) -> SandboxInfo:
-    """``options``: validate, profile, SMART server."""
     url = base_url(port)
-    validate, profile, smart = options
+    validate, profile, smart, ig = options
     running = pid is not None
     return SandboxInfo(
         port=port,
@@ -91,6 +98,7 @@ def _info(
         data_dir=folder / "data",
         profile=profile,
         smart=smart,
+        ig=ig,
     )
 
 
@@ -127,6 +135,7 @@ def start(
     *,
     profile: str = DEFAULT_PROFILE,
     smart: SmartServer | None = None,
+    ig: str | None = None,
     timeout: float = START_TIMEOUT,
     progress: Progress | None = None,
 ) -> SandboxInfo:
@@ -134,19 +143,21 @@ def start(
 
     Builds the jar first when needed. ``profile`` makes it refuse what an EHR of that kind
     refuses (``open``, ``epic-like``, ``oracle-like``; docs/sandbox.md); ``smart`` makes it a
-    SMART resource server demanding that authorization server's tokens. When this state
+    SMART resource server demanding that authorization server's tokens; ``ig`` (with
+    ``validate``) validates against that US Core package by resource type. When this state
     directory's server already runs, it is returned as it is (after waiting for it to answer);
-    asking for another ``validate``, ``profile`` or ``smart`` than the running one is an error.
-    The server binds 127.0.0.1 only.
+    asking for another ``validate``, ``profile``, ``smart`` or ``ig`` than the running one is an
+    error. The server binds 127.0.0.1 only.
     """
     check_profile(profile)
+    check_ig(ig, validate)
     folder = instance_dir(port, state_dir)
     folder.mkdir(parents=True, exist_ok=True)
     with locked(folder / "start.lock"):
         pid, state = _running_pid(folder)
         if pid is not None:
             running_port = int(state.get("port", port))
-            running_validate, running_profile, running_smart = _options(state)
+            running_validate, running_profile, running_smart, running_ig = _options(state)
             if running_port != port:
                 raise SandboxError(
                     f"the sandbox of {folder} already runs on port {running_port}; stop it first"
@@ -161,6 +172,11 @@ def start(
                     f"a sandbox already runs on port {port} with profile {running_profile}; "
                     f"stop it first"
                 )
+            if running_ig != ig:
+                raise SandboxError(
+                    f"a sandbox already runs on port {port} with implementation guide "
+                    f"{running_ig or 'none'}; stop or reset it first"
+                )
             if running_smart != smart:
                 running_issuer = running_smart.issuer if running_smart else "none"
                 raise SandboxError(
@@ -168,7 +184,7 @@ def start(
                     f"(authorization server: {running_issuer}); stop it first"
                 )
             wait_until_ready(port, pid, folder, timeout)
-            return _info(port, folder, pid, (validate, profile, smart))
+            return _info(port, folder, pid, (validate, profile, smart, ig))
 
         if port_in_use(port):
             url = base_url(port)
@@ -184,11 +200,14 @@ def start(
         data_dir = folder / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
         log_file = folder / "server.log"
-        command = server_command(java, jar, port, data_dir, validate, profile=profile, smart=smart)
+        command = server_command(
+            java, jar, port, data_dir, validate, profile=profile, smart=smart, ig=ig
+        )
         say(
             progress,
             f"starting the HAPI FHIR sandbox on port {port}, profile {profile}"
-            f"{', SMART on' if smart else ''} (log: {log_file})",
+            f"{', SMART on' if smart else ''}{', validating against ' + ig if ig else ''}"
+            f" (log: {log_file})",
         )
         with log_file.open("wb") as log:
             child = subprocess.Popen(
@@ -205,6 +224,7 @@ def start(
             "validate": validate,
             "profile": profile,
             "smart": smart.to_json() if smart else None,
+            "ig": ig,
         }
         write_json(folder / "options.json", options)
         write_json(
@@ -217,7 +237,7 @@ def start(
             terminate(child.pid, folder / "data", grace=10.0)
             (folder / "server.pid").unlink(missing_ok=True)
             raise
-        return _info(port, folder, child.pid, (validate, profile, smart))
+        return _info(port, folder, child.pid, (validate, profile, smart, ig))
 
 
 def stop(port: int = DEFAULT_PORT, state_dir: Path | None = None, *, timeout: float = 30.0) -> bool:
@@ -249,9 +269,9 @@ def reset(
     progress: Progress | None = None,
 ) -> SandboxInfo:
     """Stop the server, delete its H2 database, and start it again, empty, with the options
-    it last ran with (validation, profile, SMART authorization server)."""
+    it last ran with (validation, profile, SMART authorization server, guide)."""
     folder = instance_dir(port, state_dir)
-    validate, profile, smart = _options(read_json(folder / "options.json"))
+    validate, profile, smart, ig = _options(read_json(folder / "options.json"))
     stop(port, state_dir)
     shutil.rmtree(folder / "data", ignore_errors=True)
     say(progress, f"deleted the sandbox database in {folder / 'data'}")
@@ -261,6 +281,7 @@ def reset(
         state_dir,
         profile=profile,
         smart=smart,
+        ig=ig,
         timeout=timeout,
         progress=progress,
     )

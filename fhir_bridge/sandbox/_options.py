@@ -14,12 +14,29 @@ PROFILES: tuple[str, ...] = ("open", "epic-like", "oracle-like")
 
 DEFAULT_PROFILE = "open"
 
+IMPLEMENTATION_GUIDES: tuple[str, ...] = ("us-core-7", "us-core-6.1")
+"""The guides a validating server can load (``--ig``; ``sandbox/hapi``'s ``ImplementationGuide``:
+US Core 7.0.0 and 6.1.0, shipped in the jar); docs/sandbox.md."""
+
 
 def check_profile(profile: str) -> str:
     """``profile`` when the server knows it; :class:`SandboxError` naming the known ones."""
     if profile not in PROFILES:
         raise SandboxError(f"unknown sandbox profile {profile!r} (known: {', '.join(PROFILES)})")
     return profile
+
+
+def check_ig(ig: str | None, validate: bool) -> str | None:
+    """``ig`` when the server knows it and validation is on; :class:`SandboxError` otherwise."""
+    if ig is None:
+        return None
+    if ig not in IMPLEMENTATION_GUIDES:
+        raise SandboxError(
+            f"unknown implementation guide {ig!r} (known: {', '.join(IMPLEMENTATION_GUIDES)})"
+        )
+    if not validate:
+        raise SandboxError(f"the implementation guide {ig} is for validation: add --validate")
+    return ig
 
 
 def _check_url(field: str, value: str) -> None:

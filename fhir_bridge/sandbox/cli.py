@@ -20,7 +20,7 @@ from ._keycloak import start as start_keycloak
 from ._keycloak import stop as stop_keycloak
 from ._keys import ALGORITHMS, Algorithm
 from ._manager import SandboxInfo, logs, reset, start, status, stop
-from ._options import DEFAULT_PROFILE, PROFILES, SmartServer
+from ._options import DEFAULT_PROFILE, IMPLEMENTATION_GUIDES, PROFILES, SmartServer
 from ._paths import DEFAULT_PORT
 from ._smart_setup import SmartSetup, protected, set_up
 
@@ -30,6 +30,8 @@ OPEN = ProfileName(DEFAULT_PROFILE)
 KeyAlgorithm = StrEnum("KeyAlgorithm", {name: name for name in ALGORITHMS})  # type: ignore[misc]
 """The client key's algorithms as Typer's choice (``--alg RS384|ES384``)."""
 RS384 = KeyAlgorithm("RS384")
+GuideName = StrEnum("GuideName", {name: name for name in IMPLEMENTATION_GUIDES})  # type: ignore[misc]
+"""The implementation guides as Typer's choice (``--ig us-core-7|us-core-6.1``)."""
 
 app = typer.Typer(
     help="Run the local HAPI FHIR server (R4) that tests and demos talk to.",
@@ -65,9 +67,10 @@ def _describe(info: SandboxInfo) -> str:
         return f"not running (port {info.port}, state {info.state_dir})"
     health = "ready" if info.healthy else "starting or not answering"
     smart = f"SMART tokens from {info.smart.issuer}" if info.smart else "no authorization"
+    validation = ("on" if info.validate else "off") + (f" ({info.ig})" if info.ig else "")
     return (
-        f"running: {info.base_url} (pid {info.pid}, {health}, validation "
-        f"{'on' if info.validate else 'off'}, profile {info.profile}, {smart}, "
+        f"running: {info.base_url} (pid {info.pid}, {health}, validation {validation}, "
+        f"profile {info.profile}, {smart}, "
         f"state {info.state_dir})"
     )
 
@@ -92,6 +95,14 @@ def start_command(  # noqa: PLR0917 (Typer passes options by keyword)
     validate: Annotated[
         bool, typer.Option("--validate", help="Refuse requests that fail base R4 validation")
     ] = False,
+    ig: Annotated[
+        GuideName | None,
+        typer.Option(
+            "--ig",
+            help="With --validate: validate against this US Core package, by resource type",
+            show_default=False,
+        ),
+    ] = None,
     state_dir: StateDir = None,
     profile: Annotated[
         ProfileName,
@@ -127,6 +138,8 @@ def start_command(  # noqa: PLR0917 (Typer passes options by keyword)
     key pair is registered, the token URL is printed on a second line, and a ready
     fhir-bridge.toml connection block is written to the state directory."""
     smart = _smart(smart_issuer, smart_jwks_url, smart_token_url)
+    if ig is not None and not validate:
+        raise typer.BadParameter("--ig needs --validate", param_hint="--ig")
     setup: SmartSetup | None = None
     try:
         if smart is None and protected(str(profile)):
@@ -140,7 +153,13 @@ def start_command(  # noqa: PLR0917 (Typer passes options by keyword)
             urls = setup.auth_server
             smart = SmartServer(urls.issuer, urls.jwks_url, urls.token_url)
         info = start(
-            port, validate, state_dir, profile=str(profile), smart=smart, progress=_progress
+            port,
+            validate,
+            state_dir,
+            profile=str(profile),
+            smart=smart,
+            ig=str(ig) if ig is not None else None,
+            progress=_progress,
         )
     except SandboxError as exc:
         raise _fail(exc) from None

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from fhir_bridge.mappers import Entry
+from fhir_bridge.mappers import Entry, terminology_warnings
 from fhir_bridge.store import Link, content_hash
 
 Json = dict[str, Any]
@@ -53,6 +53,8 @@ class Write:
     link: Link | None
     changes: list[str] = field(default_factory=list)
     upsert: Upsert = "conditional-update"
+    warnings: list[str] = field(default_factory=list)
+    """Codes outside US Core's extensible bindings (mappers.terminology_warnings)."""
 
     @property
     def resource_type(self) -> str:
@@ -85,7 +87,8 @@ def plan(entries: Iterable[Entry], links: Mapping[tuple[str, str], Link]) -> lis
         )
         changes = field_changes(_content(link.sent_json or {}), _content(resource)) if link else []
         action: Action = "update" if link else "create"
-        writes.append(Write(entry, key[1], action, body, digest, link, changes))
+        warnings = terminology_warnings(resource)
+        writes.append(Write(entry, key[1], action, body, digest, link, changes, warnings=warnings))
     return sorted(writes, key=lambda w: LEVELS.get(w.resource_type, 9))
 
 

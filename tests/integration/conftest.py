@@ -13,6 +13,9 @@ with ``--profile epic-like`` / ``oracle-like`` when first asked for (``profile_s
 Backend Services required with tokens from the session's Keycloak (``keycloak``, 8180);
 ``epic_like_url``/``epic_like_auth`` (and the oracle ones) give a connection's base URL and auth.
 
+Conformance tests get ``us_core_url``: sandboxes validating against US Core 7.0.0 (8095) and
+6.1.0 (8096) by resource type (``--validate --ig``), started when first asked for.
+
 Tests that need request validation get a second sandbox, started with ``validate=True`` on
 ``$FHIR_BRIDGE_TEST_VALIDATING_PORT`` (8081), reused when already running there and stopped at
 the end if this session started it; ``FHIR_BRIDGE_TEST_VALIDATING_URL`` names another
@@ -316,3 +319,47 @@ def epic_like_auth(epic_like: SmartSandbox) -> AuthConfig:
 def oracle_like_auth(oracle_like: SmartSandbox) -> AuthConfig:
     """The ``auth`` of a connection to ``oracle_like_url``."""
     return oracle_like.auth_config()
+
+
+US_CORE_PORT_ENVS = {
+    "us-core-7": ("FHIR_BRIDGE_TEST_US_CORE_7_PORT", 8095),
+    "us-core-6.1": ("FHIR_BRIDGE_TEST_US_CORE_6_1_PORT", 8096),
+}
+US_CORE_START_TIMEOUT = 900.0
+"""Loading a US Core package and warming its validator takes minutes on a busy machine."""
+
+
+def us_core_sandbox(port: int, ig: str) -> Iterator[str]:
+    """A validating sandbox of its own with the US Core package ``ig`` loaded: reused when it
+    already runs so, restarted when it runs otherwise, stopped at the end if this session
+    started it."""
+    already = sandbox.status(port)
+    if already.running and already.validate and already.ig == ig:
+        yield _start_us_core(port, ig)  # waits until it answers
+        return
+    if already.running:
+        sandbox.stop(port)
+    url = _start_us_core(port, ig)
+    try:
+        yield url
+    finally:
+        sandbox.stop(port)
+
+
+def _start_us_core(port: int, ig: str) -> str:
+    try:
+        return sandbox.start(port, True, ig=ig, timeout=US_CORE_START_TIMEOUT).base_url
+    except sandbox.SandboxError as exc:
+        tail = f"\n--- log tail ---\n{exc.log_tail}" if exc.log_tail else ""
+        pytest.fail(f"could not start the {ig} sandbox: {exc.message}{tail}", pytrace=False)
+
+
+@pytest.fixture(scope="session", params=sorted(US_CORE_PORT_ENVS))
+def us_core_url(request: pytest.FixtureRequest, using_local_sandbox: bool) -> Iterator[str]:
+    """A server that validates every request against US Core (7.0.0, then 6.1.0) by resource
+    type, as a hospital does, and refuses those with errors (``--validate --ig``; 8095/8096)."""
+    if not using_local_sandbox:
+        pytest.skip(f"{URL_ENV} is set: the US Core tests start servers of their own")
+    ig = str(request.param)
+    port_env, default_port = US_CORE_PORT_ENVS[ig]
+    yield from us_core_sandbox(int(os.environ.get(port_env, str(default_port))), ig)

@@ -59,12 +59,13 @@ QUANTITIES = st.builds(
     code=_opt(st.sampled_from(["%", "kg", "mg/dL", "mm[Hg]"])),
     comparator=_opt(st.sampled_from(["<", "<=", ">=", ">"])),
 )
+NPIS = st.from_regex(r"\A[0-9]{9}\Z").map(lambda head: head + str(m.npi_check_digit(head)))
 IDENTIFIERS = st.builds(
     m.Identifier,
-    system=st.sampled_from(["http://hospital.example/mrn", "http://hl7.org/fhir/sid/us-npi"]),
+    system=st.just("http://hospital.example/mrn"),
     value=st.from_regex(r"\A[0-9]{4,10}\Z"),
     assigner=_opt(TEXT),
-)
+) | st.builds(m.Identifier, system=st.just(m.NPI_SYSTEM), value=NPIS, assigner=_opt(TEXT))
 PHONES = st.from_regex(r"\A555-01[0-9]{2}\Z")
 
 

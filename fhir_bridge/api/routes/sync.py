@@ -66,6 +66,7 @@ async def push(
             resource_type=w.resource_type,
             identifier=w.identifier,
             changes=list(w.changes),
+            warnings=list(w.warnings),
         )
         for w in summary.planned
     ]

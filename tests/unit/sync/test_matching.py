@@ -277,18 +277,24 @@ async def test_practitioners_found_by_npi_are_linked_not_created_nor_overwritten
     store: Store, server: FhirServer, ctx: MappingContext, clock: Clock
 ) -> None:
     server.add(hospital_patient(identifier=[{"system": MRN_SYSTEM, "value": "H-1"}]))
-    npi = {"system": "http://hl7.org/fhir/sid/us-npi", "value": "1000000001"}
+    records = with_mrn("H-1")
+    # the NPI the fixture's care plan author (Ana Lopez) carries, a valid one (US Core)
+    plan_record = next(r for r in records if isinstance(r, m.CarePlan))
+    assert plan_record.author is not None
+    value = next(i.value for i in plan_record.author.identifiers if i.system == m.NPI_SYSTEM)
+    assert m.is_valid_npi(value)
+    npi = {"system": m.NPI_SYSTEM, "value": value}
     theirs = server.add(
         {"resourceType": "Practitioner", "identifier": [npi], "name": [{"family": "Lopez"}]}
     )
-    store.put_records(with_mrn("H-1"), [CONNECTION], NOW)
+    store.put_records(records, [CONNECTION], NOW)
 
     await push(store, server, ctx, clock)
 
     lopez = [
         p
         for p in server.of_type("Practitioner")
-        if any(i.get("value") == "1000000001" for i in p.get("identifier", []))
+        if any(i.get("value") == value for i in p.get("identifier", []))
     ]
     assert [p["id"] for p in lopez] == [theirs["id"]]
     assert server.resources[("Practitioner", theirs["id"])]["meta"]["versionId"] == "1"

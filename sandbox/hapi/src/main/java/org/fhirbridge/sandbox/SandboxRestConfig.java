@@ -1,5 +1,6 @@
 package org.fhirbridge.sandbox;
 
+import java.io.IOException;
 import java.util.List;
 
 import ca.uhn.fhir.batch2.jobs.export.BulkDataExportProvider;
@@ -20,6 +21,7 @@ import ca.uhn.fhir.rest.server.interceptor.RequestValidatingInterceptor;
 import ca.uhn.fhir.rest.server.provider.ResourceProviderFactory;
 import ca.uhn.fhir.rest.server.util.ISearchParamRegistry;
 import ca.uhn.fhir.validation.IInstanceValidatorModule;
+import ca.uhn.fhir.validation.IValidatorModule;
 import ca.uhn.fhir.validation.ResultSeverityEnum;
 import org.hl7.fhir.common.hapi.validation.validator.FhirInstanceValidator;
 import org.slf4j.Logger;
@@ -48,7 +50,9 @@ public class SandboxRestConfig {
             SubscriptionTriggeringProvider subscriptionTriggeringProvider,
             IInstanceValidatorModule instanceValidator,
             SandboxOptions.Guards guards,
-            @Value("${" + SandboxServer.VALIDATE_PROPERTY + ":false}") boolean validate) {
+            @Value("${" + SandboxServer.VALIDATE_PROPERTY + ":false}") boolean validate,
+            @Value("${" + SandboxServer.IG_PROPERTY + ":}") String ig)
+            throws IOException {
         RestfulServer server = new RestfulServer(systemDao.getContext());
         server.getFhirContext().setNarrativeGenerator(new NullNarrativeGenerator());
 
@@ -83,17 +87,30 @@ public class SandboxRestConfig {
         guards.register(server);
 
         if (validate) {
+            ImplementationGuide guide = ig.isBlank() ? null : ImplementationGuide.named(ig);
+            IValidatorModule module = instanceValidator;
             if (instanceValidator instanceof FhirInstanceValidator instance) {
-                // base R4 only: a profile the server has no copy of (US Core, Gravity) is noted,
-                // not an error; everything base R4 says is still enforced
+                // a profile the server has no copy of (Gravity, or US Core without --ig) is noted,
+                // not an error; everything the loaded definitions say is still enforced
                 instance.setErrorForUnknownProfiles(false);
+                if (guide != null) {
+                    // the same validator serves $validate, so it sees the guide too
+                    instance.setValidationSupport(guide.supportChain(server.getFhirContext()));
+                    module = new ByTypeValidator(instance, server.getFhirContext());
+                }
             }
             RequestValidatingInterceptor validating = new RequestValidatingInterceptor();
             validating.setFailOnSeverity(ResultSeverityEnum.ERROR);
-            validating.setValidatorModules(List.of(instanceValidator));
+            validating.setValidatorModules(List.of(module));
             validating.setAddResponseHeaderOnSeverity(null);
             server.registerInterceptor(validating);
-            LOG.info("Request validation against base FHIR R4 is ON (requests with ERROR issues are refused)");
+            if (guide == null) {
+                LOG.info("Request validation against base FHIR R4 is ON (requests with ERROR issues are refused)");
+            } else {
+                LOG.info(
+                        "Request validation against US Core {} by resource type is ON (requests with ERROR issues are refused)",
+                        guide.version());
+            }
         } else {
             LOG.info("Request validation is OFF");
         }

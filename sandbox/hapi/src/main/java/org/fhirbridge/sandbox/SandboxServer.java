@@ -29,6 +29,9 @@ import org.springframework.context.annotation.Import;
  *   <li>{@code --validate} validate every request body against base FHIR R4 and refuse it on
  *       any ERROR (or env {@code HAPI_VALIDATE=true}, or system property {@code
  *       fhirbridge.validate=true})
+ *   <li>{@code --ig=us-core-7|us-core-6.1} with {@code --validate}: validate against that US Core
+ *       package (shipped in the jar) as a hospital does, by resource type (see {@link
+ *       ByTypeValidator}); unresolvable terminology gives warnings, not errors
  *   <li>{@code --profile=open|epic-like|oracle-like} what the server refuses, as an EHR of that
  *       kind does (default {@code open}: nothing; see {@link SandboxProfile})
  *   <li>{@code --smart-issuer=URL --smart-jwks-url=URL --smart-token-url=URL} (all three, or
@@ -55,6 +58,9 @@ public class SandboxServer {
     /** Spring property that switches request validation on. */
     public static final String VALIDATE_PROPERTY = "fhirbridge.validate";
 
+    /** Spring property naming the implementation guide validation loads ({@link ImplementationGuide}). */
+    public static final String IG_PROPERTY = "fhirbridge.ig";
+
     /** Spring property naming the directory that holds the H2 database. */
     public static final String DATA_DIR_PROPERTY = "fhirbridge.data-dir";
 
@@ -75,6 +81,7 @@ public class SandboxServer {
         boolean validate =
                 isTrue(System.getenv("HAPI_VALIDATE")) || isTrue(System.getProperty(VALIDATE_PROPERTY));
         String profile = "open";
+        String ig = "";
         Map<String, String> smart = new HashMap<>();
         List<String> passThrough = new ArrayList<>();
         for (String arg : args) {
@@ -86,6 +93,8 @@ public class SandboxServer {
                 port = arg.substring("--port=".length());
             } else if (arg.startsWith("--data-dir=")) {
                 dataDir = arg.substring("--data-dir=".length());
+            } else if (arg.startsWith("--ig=")) {
+                ig = arg.substring("--ig=".length());
             } else if (arg.startsWith("--profile=")) {
                 profile = arg.substring("--profile=".length());
             } else if (arg.startsWith("--smart-issuer=")) {
@@ -100,6 +109,12 @@ public class SandboxServer {
         }
         try {
             SandboxProfile.named(profile);
+            if (!ig.isBlank()) {
+                ImplementationGuide.named(ig);
+                if (!validate) {
+                    throw new IllegalArgumentException("--ig needs --validate");
+                }
+            }
             SmartSettings.fromOptions(
                     smart.get(SMART_ISSUER_PROPERTY), smart.get(SMART_JWKS_PROPERTY), smart.get(SMART_TOKEN_PROPERTY));
         } catch (IllegalArgumentException e) {
@@ -116,6 +131,7 @@ public class SandboxServer {
         properties.put(VALIDATE_PROPERTY, Boolean.toString(validate));
         properties.put(DATA_DIR_PROPERTY, dataPath.toString());
         properties.put(PROFILE_PROPERTY, profile);
+        properties.put(IG_PROPERTY, ig);
         app.setDefaultProperties(properties);
         app.run(passThrough.toArray(new String[0]));
     }
