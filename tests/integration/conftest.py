@@ -11,7 +11,8 @@ Routing tests get two more open servers of their own (``hospital_two_url`` on 80
 EHR-like profile tests get ``epic_like`` (8090) and ``oracle_like`` (8091), sandboxes started
 with ``--profile epic-like`` / ``oracle-like`` when first asked for (``profile_sandbox``), SMART
 Backend Services required with tokens from the session's Keycloak (``keycloak``, 8180);
-``epic_like_url``/``epic_like_auth`` (and the oracle ones) give a connection's base URL and auth.
+``epic_like_url``/``epic_like_auth`` (and the oracle ones) give a connection's base URL and auth;
+``full_access`` is a client allowed every type, for tests that must meet the profiles' refusals.
 
 Conformance tests get ``us_core_url``: sandboxes validating against US Core 7.0.0 (8095) and
 6.1.0 (8096) by resource type (``--validate --ig``), started when first asked for.
@@ -36,6 +37,7 @@ import pytest
 from fhir_bridge import sandbox
 from fhir_bridge.config import AuthConfig
 from fhir_bridge.fhir import SmartBackendServices, make_auth
+from tests.integration.smart import SmartClient, register
 
 URL_ENV = "FHIR_BRIDGE_TEST_FHIR_URL"
 VALIDATING_URL_ENV = "FHIR_BRIDGE_TEST_VALIDATING_URL"
@@ -319,6 +321,17 @@ def epic_like_auth(epic_like: SmartSandbox) -> AuthConfig:
 def oracle_like_auth(oracle_like: SmartSandbox) -> AuthConfig:
     """The ``auth`` of a connection to ``oracle_like_url``."""
     return oracle_like.auth_config()
+
+
+@pytest.fixture(scope="session")
+def full_access(
+    keycloak: sandbox.KeycloakAdmin, tmp_path_factory: pytest.TempPathFactory
+) -> SmartClient:
+    """A SMART client allowed every type (``system/<Type>.cruds``), for tests that must meet a
+    profile's own refusals (405, 400, 412) rather than a scope's 403: the profile's client
+    only reads CarePlan and Goal on epic-like."""
+    everything = tuple(s for s in sandbox.system_scopes() if s.endswith(".cruds"))
+    return register(keycloak, tmp_path_factory.mktemp("full-access"), "RS384", everything)
 
 
 US_CORE_PORT_ENVS = {

@@ -2,10 +2,10 @@
 
 ``epic_like`` (8090) and ``oracle_like`` (8091) are HAPI sandboxes started with
 ``--profile epic-like`` / ``oracle-like`` (docs/sandbox.md), SMART required: requests carry a token
-Keycloak gives a test client allowed every type (the profile's own client reads CarePlan and
-Goal only: its writes to them would be the scope's 403 before the profile's 405). Every refusal
-must be an HTTP status with an OperationOutcome, also as a batch entry's response; what the
-server refuses must also be what its CapabilityStatement declares.
+Keycloak gives a test client allowed every type (``full_access``; the profile's own client reads
+CarePlan and Goal only: its writes to them would be the scope's 403 before the profile's 405).
+Every refusal must be an HTTP status with an OperationOutcome, also as a batch entry's response;
+what the server refuses must also be what its CapabilityStatement declares.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from fhir_bridge import sandbox
 from tests.integration.conftest import SmartSandbox
-from tests.integration.smart import SmartClient, register
+from tests.integration.smart import SmartClient
 
 pytestmark = pytest.mark.integration
 
@@ -38,16 +37,6 @@ def _client(target: SmartSandbox, access: SmartClient) -> httpx.Client:
         headers={"Accept": FHIR_JSON, "Content-Type": FHIR_JSON},
         timeout=httpx.Timeout(60.0, connect=10.0),
     )
-
-
-@pytest.fixture(scope="module")
-def full_access(
-    keycloak: sandbox.KeycloakAdmin, tmp_path_factory: pytest.TempPathFactory
-) -> SmartClient:
-    """A SMART client allowed everything (``system/<Type>.cruds``), so that what these tests
-    meet is the profile's own refusals, not a scope's 403."""
-    everything = tuple(s for s in sandbox.system_scopes() if s.endswith(".cruds"))
-    return register(keycloak, tmp_path_factory.mktemp("keys"), "RS384", everything)
 
 
 @pytest.fixture(scope="module")
