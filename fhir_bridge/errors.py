@@ -12,11 +12,14 @@ Every error fhir-bridge raises on purpose derives from :class:`BridgeError`::
     │   │   ├── VersionConflict    412, or HAPI's 409 "HAPI-0989 ... not the current version"
     │   │   ├── ResourceNotFound   404
     │   │   ├── ResourceGone       410 (deleted)
-    │   │   └── RateLimited        429 (retry_after seconds when the server said)
+    │   │   ├── RateLimited        429 (retry_after seconds when the server said)
+    │   │   └── AccessDenied       401 after a fresh token, or 403 (a scope missing): the
+    │   │                          connection's credentials, not the record (connection)
     │   ├── NotSupportedByServer   the CapabilityStatement rules it out (resource_type,
     │   │                          interaction)
     │   ├── MalformedResponse      a success answer that is not the FHIR JSON expected
     │   └── AuthError              no access token: token endpoint or discovery failed
+    │                              (status, error, description, connection)
     ├── LeaseLost                  (store) this worker's claim expired or another worker took
     │                              the work over: its result is not recorded (scope, key)
     ├── StoreUnavailable           (store) the database could not be reached or dropped the
@@ -254,23 +257,89 @@ class MalformedResponse(FhirError):  # noqa: N818 - names the domain uses
 
 
 class AuthError(FhirError):
-    """No access token could be obtained; ``error`` is the OAuth error code when given."""
+    """No access token could be obtained; ``error`` is the OAuth error code when given,
+    ``description`` the authorization server's ``error_description`` (its own words about our
+    credentials, such as "Token reuse detected": never patient data, cut to 120 characters),
+    ``connection`` the connection whose credentials they are, when known."""
 
-    def __init__(self, reason: str, *, status: int | None = None, error: str | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int | None = None,
+        error: str | None = None,
+        description: str | None = None,
+        connection: str | None = None,
+    ) -> None:
         self.reason = reason
         self.status = status
         self.error = error
+        self.description = description[:120] if description else None
+        self.connection = connection
         parts = [reason]
         if status is not None:
             parts.append(f"HTTP {status}")
         if error:
-            parts.append(error)
-        super().__init__(": ".join(parts[:1]) + "".join(f" ({p})" for p in parts[1:]))
+            parts.append(f"{error}: {self.description}" if self.description else error)
+        prefix = f"connection {connection!r}: " if connection else ""
+        super().__init__(prefix + ": ".join(parts[:1]) + "".join(f" ({p})" for p in parts[1:]))
 
     @property
     def permanent(self) -> bool:
         """A token endpoint refusing our credentials (4xx) will refuse them again."""
         return permanent_status(self.status)
+
+    def for_connection(self, connection: str) -> AuthError:
+        """The same error, naming ``connection``."""
+        if self.connection == connection:
+            return self
+        return AuthError(
+            self.reason,
+            status=self.status,
+            error=self.error,
+            description=self.description,
+            connection=connection,
+        )
+
+
+class AccessDenied(FhirStatusError):  # noqa: N818 - names the domain uses
+    """The FHIR server refused our access token: 401 (even after a fresh token) or 403 (the
+    token lacks a scope the request needs). It is the connection's credentials that are at
+    fault, not the record: push stops and leaves what is queued in the outbox.
+    ``connection`` names the connection, when known."""
+
+    def __init__(
+        self,
+        status: int,
+        outcome: OperationOutcome | None = None,
+        retry_after: float | None = None,
+        *,
+        method: str = "",
+        path: str = "",
+        resource_type: str | None = None,
+        connection: str | None = None,
+    ) -> None:
+        super().__init__(
+            status, outcome, retry_after, method=method, path=path, resource_type=resource_type
+        )
+        self.connection = connection
+        if connection:
+            what = "scope missing" if status == 403 else "token refused"
+            self.args = (f"connection {connection!r}: {what}: {self.args[0]}",)
+
+    def for_connection(self, connection: str) -> AccessDenied:
+        """The same error, naming ``connection``."""
+        if self.connection == connection:
+            return self
+        return AccessDenied(
+            self.status,
+            self.outcome,
+            self.retry_after,
+            method=self.method,
+            path=self.path,
+            resource_type=self.resource_type,
+            connection=connection,
+        )
 
 
 def _hapi_codes(outcome: OperationOutcome) -> list[str]:

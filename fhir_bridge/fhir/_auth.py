@@ -33,11 +33,13 @@ def make_auth(
     key_id: str | None = None,
     algorithm: Algorithm = "RS384",
     scope: str | None = None,
+    connection: str | None = None,
 ) -> httpx.Auth | None:
     """The auth for a connection's settings (the fields of ``[connections.NAME.auth]``).
 
     Secrets are named by file or environment variable, read here; a missing one is an
-    InputError naming the setting, never showing a value.
+    InputError naming the setting, never showing a value. ``connection`` (the connection's
+    name) is named in the AuthError of a token that cannot be had.
     """
     if kind == "none":
         return None
@@ -49,7 +51,7 @@ def make_auth(
         if token_url is None:
             raise InputError("auth.token_url", "required for auth kind 'client-credentials'")
         secret = secret_of(client_secret_file, client_secret_env, "client_secret_file or _env")
-        return ClientCredentials(token_url, client_id, secret, scope)
+        return ClientCredentials(token_url, client_id, secret, scope, connection=connection)
     if kind == "smart-backend":
         if key_id is None or scope is None:
             raise InputError("auth.key_id/scope", "required for auth kind 'smart-backend'")
@@ -62,5 +64,6 @@ def make_auth(
             algorithm=algorithm,
             fhir_base_url=base_url,
             token_url=token_url,
+            connection=connection,
         )
     raise InputError("auth.kind", f"unknown auth kind {kind!r}")

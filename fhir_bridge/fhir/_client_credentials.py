@@ -27,8 +27,9 @@ class ClientCredentials(TokenAuth):
         method: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic",
         clock: Callable[[], float] = time.time,
         refresh_margin: float = 30.0,
+        connection: str | None = None,
     ) -> None:
-        super().__init__(clock=clock, refresh_margin=refresh_margin)
+        super().__init__(clock=clock, refresh_margin=refresh_margin, connection=connection)
         if method not in ("client_secret_basic", "client_secret_post"):
             raise ValueError("method must be client_secret_basic or client_secret_post")
         self.token_url = token_url

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_bridge.errors import (
+    AccessDenied,
     FhirStatusError,
     OperationOutcome,
     OutcomeIssue,
@@ -73,4 +74,6 @@ def status_error(
         cls = ResourceGone
     elif status == 429:
         cls = RateLimited
+    elif status in (401, 403):
+        cls = AccessDenied
     return cls(status, outcome, retry_after, method=method, path=path, resource_type=resource_type)

@@ -14,7 +14,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from fhir_bridge.errors import AuthError, InputError
+from fhir_bridge.errors import InputError
 
 from ._token_auth import TokenAuth, TokenFlow, response_json
 
@@ -46,8 +46,9 @@ class SmartBackendServices(TokenAuth):
         clock: Callable[[], float] = time.time,
         assertion_lifetime: float = 240.0,
         refresh_margin: float = 30.0,
+        connection: str | None = None,
     ) -> None:
-        super().__init__(clock=clock, refresh_margin=refresh_margin)
+        super().__init__(clock=clock, refresh_margin=refresh_margin, connection=connection)
         self.client_id = client_id
         self.key_id = key_id
         self.scope = scope
@@ -102,13 +103,13 @@ class SmartBackendServices(TokenAuth):
     def _discovered_token_url(self, response: httpx.Response) -> str:
         body = response_json(response)
         if response.status_code != 200 or not isinstance(body, dict):
-            raise AuthError("SMART discovery failed", status=response.status_code)
+            raise self._error("SMART discovery failed", status=response.status_code)
         endpoint = body.get("token_endpoint")
         if not isinstance(endpoint, str) or not endpoint:
-            raise AuthError("SMART configuration has no token_endpoint")
+            raise self._error("SMART configuration has no token_endpoint")
         algs = body.get("token_endpoint_auth_signing_alg_values_supported")
         if isinstance(algs, list) and algs and self.algorithm not in algs:
-            raise AuthError(f"the server does not accept {self.algorithm} client assertions")
+            raise self._error(f"the server does not accept {self.algorithm} client assertions")
         log.info("token endpoint discovered", extra={"action": "fhir.smart_discovery"})
         return endpoint
 

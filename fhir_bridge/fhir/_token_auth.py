@@ -30,7 +30,11 @@ class TokenAuth(httpx.Auth):
 
     requires_response_body = True
 
-    def __init__(self, *, clock: Callable[[], float], refresh_margin: float) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float], refresh_margin: float, connection: str | None = None
+    ) -> None:
+        self.connection = connection
+        """The connection these credentials are for: named in every AuthError."""
         self._clock = clock
         self._refresh_margin = refresh_margin
         self._token: Secret | None = None
@@ -103,20 +107,22 @@ class TokenAuth(httpx.Auth):
     def _store_token(self, response: httpx.Response) -> None:
         body = response_json(response)
         if response.status_code != 200:
-            error = body.get("error") if isinstance(body, dict) else None
-            raise AuthError(
+            fields = body if isinstance(body, dict) else {}
+            error, description = fields.get("error"), fields.get("error_description")
+            raise self._error(
                 "token endpoint refused the request",
                 status=response.status_code,
                 error=error if isinstance(error, str) else None,
+                description=description if isinstance(description, str) else None,
             )
         if not isinstance(body, dict):
-            raise AuthError("token endpoint answered without JSON", status=response.status_code)
+            raise self._error("token endpoint answered without JSON", status=response.status_code)
         token = body.get("access_token")
         token_type = str(body.get("token_type") or "bearer")
         if not isinstance(token, str) or not token:
-            raise AuthError("token endpoint answered without access_token")
+            raise self._error("token endpoint answered without access_token")
         if token_type.lower() != "bearer":
-            raise AuthError(f"token endpoint gave an unsupported token_type {token_type[:20]!r}")
+            raise self._error(f"token endpoint gave an unsupported token_type {token_type[:20]!r}")
         raw_expires = body.get("expires_in")
         expires_in = (
             float(raw_expires) if isinstance(raw_expires, int | float) else _DEFAULT_EXPIRES_IN
@@ -127,6 +133,18 @@ class TokenAuth(httpx.Auth):
         log.info(
             "access token obtained",
             extra={"action": "fhir.token", "expires_in": expires_in},
+        )
+
+    def _error(
+        self,
+        reason: str,
+        *,
+        status: int | None = None,
+        error: str | None = None,
+        description: str | None = None,
+    ) -> AuthError:
+        return AuthError(
+            reason, status=status, error=error, description=description, connection=self.connection
         )
 
 

@@ -10,11 +10,33 @@
     sandbox.reset()                          # stop, delete the database, start again empty
     sandbox.stop()
 
+The authorization server for SMART-protected profiles is a local Keycloak (``_keycloak``):
+
+    kc = sandbox.start_keycloak()            # port 8180; fetched with Maven on first use
+    with sandbox.keycloak_admin() as admin:
+        admin.ensure_realm()
+        key = sandbox.generate_key_pair("ES384")
+        admin.register_client("bridge", key.public_jwk, "ES384", ["system/Goal.rs"])
+    sandbox.stop_keycloak()
+
 Every failure raises :class:`SandboxError` (``message``, ``log_tail``). See ``docs/sandbox.md``.
 """
 
 from ._build import build
 from ._error import SandboxError
+from ._keycloak import KEYCLOAK_PORT, KEYCLOAK_VERSION, KeycloakInfo
+from ._keycloak import admin as keycloak_admin
+from ._keycloak import start as start_keycloak
+from ._keycloak import status as keycloak_status
+from ._keycloak import stop as stop_keycloak
+from ._keycloak_admin import (
+    REALM,
+    AuthServerUrls,
+    KeycloakAdmin,
+    RegisteredClient,
+    system_scopes,
+)
+from ._keys import KeyPair, generate_key_pair
 from ._manager import SandboxInfo, logs, reset, start, status, stop
 from ._options import DEFAULT_PROFILE, IMPLEMENTATION_GUIDES, PROFILES, SmartServer
 from ._paths import (
@@ -27,26 +49,46 @@ from ._paths import (
     pom_hapi_version,
 )
 from ._probe import server_software
+from ._smart_setup import SmartSetup, profile_scopes, protected
+from ._smart_setup import set_up as set_up_smart
 
 __all__ = [
     "DEFAULT_PORT",
     "DEFAULT_PROFILE",
     "HAPI_VERSION",
     "IMPLEMENTATION_GUIDES",
+    "KEYCLOAK_PORT",
+    "KEYCLOAK_VERSION",
     "PROFILES",
+    "REALM",
+    "AuthServerUrls",
+    "KeyPair",
+    "KeycloakAdmin",
+    "KeycloakInfo",
+    "RegisteredClient",
     "SandboxError",
     "SandboxInfo",
     "SmartServer",
+    "SmartSetup",
     "base_url",
     "build",
     "default_state_dir",
+    "generate_key_pair",
     "instance_dir",
     "jar_path",
+    "keycloak_admin",
+    "keycloak_status",
     "logs",
     "pom_hapi_version",
+    "profile_scopes",
+    "protected",
     "reset",
     "server_software",
+    "set_up_smart",
     "start",
+    "start_keycloak",
     "status",
     "stop",
+    "stop_keycloak",
+    "system_scopes",
 ]

@@ -1,4 +1,5 @@
-"""``fhir-bridge sandbox ...``: run the local HAPI FHIR server.
+"""``fhir-bridge sandbox ...``: run the local HAPI FHIR server (and, for the SMART-protected
+profiles, the local Keycloak that issues its tokens).
 
 Mounted by the main CLI with ``app.add_typer(sandbox_app, name="sandbox")``. Exit codes: 0 done,
 1 a :class:`SandboxError` (message and log tail on stderr), 3 ``status`` of a stopped sandbox.
@@ -13,13 +14,22 @@ from typing import Annotated
 import typer
 
 from ._error import SandboxError
+from ._keycloak import KEYCLOAK_PORT
+from ._keycloak import base_url as keycloak_url
+from ._keycloak import start as start_keycloak
+from ._keycloak import stop as stop_keycloak
+from ._keys import ALGORITHMS, Algorithm
 from ._manager import SandboxInfo, logs, reset, start, status, stop
 from ._options import DEFAULT_PROFILE, IMPLEMENTATION_GUIDES, PROFILES, SmartServer
 from ._paths import DEFAULT_PORT
+from ._smart_setup import SmartSetup, protected, set_up
 
 ProfileName = StrEnum("ProfileName", {name: name for name in PROFILES})  # type: ignore[misc]
 """The profiles as Typer's choice (``--profile open|epic-like|oracle-like``)."""
 OPEN = ProfileName(DEFAULT_PROFILE)
+KeyAlgorithm = StrEnum("KeyAlgorithm", {name: name for name in ALGORITHMS})  # type: ignore[misc]
+"""The client key's algorithms as Typer's choice (``--alg RS384|ES384``)."""
+RS384 = KeyAlgorithm("RS384")
 GuideName = StrEnum("GuideName", {name: name for name in IMPLEMENTATION_GUIDES})  # type: ignore[misc]
 """The implementation guides as Typer's choice (``--ig us-core-7|us-core-6.1``)."""
 
@@ -113,12 +123,35 @@ def start_command(  # noqa: PLR0917 (Typer passes options by keyword)
         str | None,
         typer.Option(help="SMART: the token endpoint clients are told", show_default=False),
     ] = None,
+    alg: Annotated[
+        KeyAlgorithm,
+        typer.Option(
+            "--alg",
+            help="epic-like/oracle-like: the signing algorithm of the generated client key",
+        ),
+    ] = RS384,
 ) -> None:
-    """Build on first use, start in the background, wait until ready; print the base URL."""
+    """Build on first use, start in the background, wait until ready; print the base URL.
+
+    epic-like and oracle-like require SMART Backend Services: unless --smart-* name another
+    authorization server, the local Keycloak is started (port 8180), a client with a fresh
+    key pair is registered, the token URL is printed on a second line, and a ready
+    fhir-bridge.toml connection block is written to the state directory."""
     smart = _smart(smart_issuer, smart_jwks_url, smart_token_url)
     if ig is not None and not validate:
         raise typer.BadParameter("--ig needs --validate", param_hint="--ig")
+    setup: SmartSetup | None = None
     try:
+        if smart is None and protected(str(profile)):
+            setup = set_up(
+                str(profile),
+                port,
+                algorithm=_algorithm(str(alg)),
+                state_dir=state_dir,
+                progress=_progress,
+            )
+            urls = setup.auth_server
+            smart = SmartServer(urls.issuer, urls.jwks_url, urls.token_url)
         info = start(
             port,
             validate,
@@ -131,16 +164,37 @@ def start_command(  # noqa: PLR0917 (Typer passes options by keyword)
     except SandboxError as exc:
         raise _fail(exc) from None
     typer.echo(info.base_url)
+    if setup is not None:
+        typer.echo(setup.auth_server.token_url)
+        typer.echo(f"connection settings written to {setup.config_file}:", err=True)
+        typer.echo(setup.toml(), err=True)
+
+
+def _algorithm(name: str) -> Algorithm:
+    return "ES384" if name == "ES384" else "RS384"
 
 
 @app.command("stop")
-def stop_command(port: Port = DEFAULT_PORT, state_dir: StateDir = None) -> None:
-    """Stop the server that `sandbox start` started."""
+def stop_command(
+    port: Port = DEFAULT_PORT,
+    state_dir: StateDir = None,
+    authz: Annotated[
+        bool,
+        typer.Option(
+            "--authz",
+            help="Stop the local Keycloak too (shared by every SMART-protected sandbox)",
+        ),
+    ] = False,
+) -> None:
+    """Stop the server that `sandbox start` started (with --authz, the Keycloak too)."""
     try:
         stopped = stop(port, state_dir)
+        keycloak = stop_keycloak(KEYCLOAK_PORT) if authz else False
     except SandboxError as exc:
         raise _fail(exc) from None
     typer.echo("stopped" if stopped else f"not running (port {port})", err=True)
+    if authz:
+        typer.echo("Keycloak stopped" if keycloak else "Keycloak was not running", err=True)
 
 
 @app.command("status")
@@ -166,8 +220,14 @@ def logs_command(
 
 @app.command("reset")
 def reset_command(port: Port = DEFAULT_PORT, state_dir: StateDir = None) -> None:
-    """Stop, delete the database, start again empty with the same options; print the base URL."""
+    """Stop, delete the database, start again empty with the same options; print the base URL.
+
+    A sandbox whose tokens come from the local Keycloak gets it started first when it is not
+    running (the client and its key are kept)."""
     try:
+        before = status(port, state_dir)
+        if before.smart is not None and before.smart.issuer.startswith(keycloak_url()):
+            start_keycloak(progress=_progress)
         info = reset(port, state_dir, progress=_progress)
     except SandboxError as exc:
         raise _fail(exc) from None

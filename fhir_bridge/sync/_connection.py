@@ -39,6 +39,7 @@ class Connection:
                 key_id=auth.key_id,
                 algorithm=auth.algorithm,
                 scope=auth.scope,
+                connection=self.name,
             ),
             max_in_flight=self.config.max_in_flight,
             timeout=httpx.Timeout(self.config.timeout_seconds, connect=10.0),

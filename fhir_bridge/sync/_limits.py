@@ -17,10 +17,13 @@ from typing import Any, Literal, Protocol
 
 from fhir_bridge.store import Refusal, Store
 
+from ._plan import LEVELS
+
 log = logging.getLogger("fhir_bridge.sync")
 BundleKind = Literal["transaction", "batch"]
 Mode = Literal["transaction", "batch", "single"]
-# the types push writes (besides DocumentReference, the plan-of-care note channel)
+# the types push writes, in the order it sends them (the plan's dependency levels)
+PUSHED_TYPES = tuple(LEVELS)
 PUSHED_TYPES = (
     "Organization",
     "Practitioner",

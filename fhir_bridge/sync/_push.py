@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol, cast
 
 from fhir_bridge import model as m
-from fhir_bridge.errors import MappingError
+from fhir_bridge.errors import AccessDenied, AuthError, MappingError
 from fhir_bridge.mappers import (
     Entry,
     MappingContext,
@@ -161,21 +161,27 @@ class Pusher:
         started = time.monotonic()
         done = 0
         dead = [] if dry_run else self.leases.dead(roles=("push",))
-        async with self.leases.renewing():
-            for pid, entries in by_patient.items():
-                if self.should_stop():  # between patients: what is left stays queued
-                    break
-                if dry_run:
-                    await self._push_patient(pid, entries, sender, summary, None, dry_run=True)
-                elif (held := self.leases.claim("push", pid, dead=dead)) is None:
-                    summary.busy += 1
-                    continue
-                else:
-                    # entries read before the claim may be stale: _push_held takes them again
-                    await self._push_held(held, sender, summary, run_id)
-                done += len(entries)
-                if self.progress:
-                    self.progress(done, len(due))
+        try:
+            async with self.leases.renewing():
+                for pid, entries in by_patient.items():
+                    if self.should_stop():  # between patients: what is left stays queued
+                        break
+                    if dry_run:
+                        await self._push_patient(pid, entries, sender, summary, None, dry_run=True)
+                    elif (held := self.leases.claim("push", pid, dead=dead)) is None:
+                        summary.busy += 1
+                        continue
+                    else:
+                        # entries read before the claim may be stale: _push_held takes them again
+                        await self._push_held(held, sender, summary, run_id)
+                    done += len(entries)
+                    if self.progress:
+                        self.progress(done, len(due))
+        except (AccessDenied, AuthError):
+            # the connection's credentials were refused: stop; what is queued stays queued
+            if run_id is not None:
+                self.store.runs.finish(run_id, "failed", summary.counts(), self.clock())
+            raise
         if run_id is not None:
             self._finish(run_id, summary, sender.mode, started)
         return summary
@@ -202,6 +208,8 @@ class Pusher:
             )
         for result in results:
             if isinstance(result, BaseException):
+                if isinstance(result, AccessDenied | AuthError):
+                    self.store.runs.finish(run_id, "failed", summary.counts(), self.clock())
                 raise result
         self._finish(run_id, summary, sender.mode, started)
         return summary
@@ -313,7 +321,11 @@ class Pusher:
         for group in groups:
             if held is not None:
                 held.check(self.clock())
-            for outcome in await sender.send(group, known, held):
+            outcomes = await sender.send(group, known, held)
+            refused = _access_refused(outcomes)
+            if refused is not None:  # not the records' fault: none is failed, all stay queued
+                raise refused
+            for outcome in outcomes:
                 key = (outcome.write.entry.kind, outcome.write.entry.record_id)
                 results[key].append(outcome)
                 if outcome.blocked:
@@ -396,3 +408,12 @@ class Pusher:
                 self.connection, resource_type, identifiers
             ).items()
         }
+
+
+def _access_refused(outcomes: Sequence[Outcome]) -> AccessDenied | AuthError | None:
+    """The first refusal of our credentials or scopes (401/403, or no token) among outcomes."""
+    for outcome in outcomes:
+        error = outcome.failure.error if outcome.failure is not None else None
+        if isinstance(error, AccessDenied | AuthError):
+            return error
+    return None

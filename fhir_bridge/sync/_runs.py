@@ -6,8 +6,9 @@ tests hand an ``httpx.MockTransport`` (or a respx router) that answers as a FHIR
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ import httpx
 
 from fhir_bridge import metrics
 from fhir_bridge.config import Settings
+from fhir_bridge.errors import AccessDenied, AuthError
 from fhir_bridge.store import Store
 
 from ._connection import Connection, routing_of
@@ -36,7 +38,7 @@ async def push_connection(
 ) -> PushSummary:
     """Push the connection's outbox (or one patient's records) and count it in the metrics."""
     started = time.perf_counter()
-    async with target.client(transport) as client:
+    async with target.client(transport) as client, _naming(target.name):
         summary = await Pusher(
             store,
             client,
@@ -69,7 +71,7 @@ async def pull_connection(
 ) -> PullSummary:
     """Pull the connection's changes (or apply ``resources`` a notification carried)."""
     started = time.perf_counter()
-    async with target.client(transport) as client:
+    async with target.client(transport) as client, _naming(target.name):
         puller = Puller(
             store,
             client,
@@ -84,3 +86,12 @@ async def pull_connection(
         target.name, "pull", summary.counts(), time.perf_counter() - started, ok=not summary.failed
     )
     return summary
+
+
+@contextlib.asynccontextmanager
+async def _naming(connection: str) -> AsyncIterator[None]:
+    """A refusal of the connection's credentials or scopes, raised naming the connection."""
+    try:
+        yield
+    except (AccessDenied, AuthError) as exc:
+        raise exc.for_connection(connection) from None

@@ -8,8 +8,11 @@ tests at another server instead (then nothing is started).
 Routing tests get two more open servers of their own (``hospital_two_url`` on 8082,
 ``community_url`` on 8083), started when first asked for.
 
-EHR-like profile tests get ``epic_like_url`` (8090) and ``oracle_like_url`` (8091), sandboxes
-started with ``--profile epic-like`` / ``oracle-like`` when first asked for (``profile_sandbox``).
+EHR-like profile tests get ``epic_like`` (8090) and ``oracle_like`` (8091), sandboxes started
+with ``--profile epic-like`` / ``oracle-like`` when first asked for (``profile_sandbox``), SMART
+Backend Services required with tokens from the session's Keycloak (``keycloak``, 8180);
+``epic_like_url``/``epic_like_auth`` (and the oracle ones) give a connection's base URL and auth;
+``full_access`` is a client allowed every type, for tests that must meet the profiles' refusals.
 
 Conformance tests get ``us_core_url``: sandboxes validating against US Core 7.0.0 (8095) and
 6.1.0 (8096) by resource type (``--validate --ig``), started when first asked for.
@@ -24,12 +27,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from fhir_bridge import sandbox
+from fhir_bridge.config import AuthConfig
+from fhir_bridge.fhir import SmartBackendServices, make_auth
+from tests.integration.smart import SmartClient, register
 
 URL_ENV = "FHIR_BRIDGE_TEST_FHIR_URL"
 VALIDATING_URL_ENV = "FHIR_BRIDGE_TEST_VALIDATING_URL"
@@ -184,30 +192,146 @@ def profile_sandbox(
 
 def _start_profile(port: int, profile: str, smart: sandbox.SmartServer | None) -> str:
     try:
-        return sandbox.start(port, profile=profile, smart=smart).base_url
+        return sandbox.start(port, profile=profile, smart=smart, timeout=600).base_url
     except sandbox.SandboxError as exc:
         tail = f"\n--- log tail ---\n{exc.log_tail}" if exc.log_tail else ""
         pytest.fail(f"could not start the {profile} sandbox: {exc.message}{tail}", pytrace=False)
 
 
+KEYCLOAK_PORT_ENV = "FHIR_BRIDGE_TEST_KEYCLOAK_PORT"
+
+
 @pytest.fixture(scope="session")
-def epic_like_url(using_local_sandbox: bool) -> Iterator[str]:
+def keycloak() -> Iterator[sandbox.KeycloakAdmin]:
+    """The admin API of a real Keycloak with the ``fhir-bridge`` realm and the SMART system
+    scopes: started once per session on ``$FHIR_BRIDGE_TEST_KEYCLOAK_PORT`` (8180), reused
+    when already running there, stopped at the end if this session started it."""
+    port = int(os.environ.get(KEYCLOAK_PORT_ENV, str(sandbox.KEYCLOAK_PORT)))
+    started = not sandbox.keycloak_status(port).running
+    try:
+        sandbox.start_keycloak(port)
+        admin = sandbox.keycloak_admin(port)
+        admin.ensure_realm()
+    except sandbox.SandboxError as exc:
+        tail = f"\n--- log tail ---\n{exc.log_tail}" if exc.log_tail else ""
+        pytest.fail(f"could not start Keycloak: {exc.message}{tail}", pytrace=False)
+    try:
+        yield admin
+    finally:
+        admin.close()
+        if started:
+            sandbox.stop_keycloak(port)
+
+
+@dataclass(frozen=True)
+class SmartSandbox:
+    """A SMART-protected profile sandbox and the client the bridge uses with it."""
+
+    base_url: str
+    setup: sandbox.SmartSetup
+
+    def auth_config(self, **changes: Any) -> AuthConfig:
+        """The connection's ``auth`` as ``sandbox start --profile`` writes it (``changes``
+        override fields, e.g. a narrower ``scope``)."""
+        s = self.setup
+        fields: dict[str, Any] = {
+            "kind": "smart-backend",
+            "token_url": s.auth_server.token_url,
+            "client_id": s.client_id,
+            "private_key_file": s.key_file,
+            "key_id": s.key_id,
+            "algorithm": s.algorithm,
+            "scope": " ".join(s.scopes),
+        }
+        return AuthConfig(**(fields | changes))
+
+    def auth(self, **changes: Any) -> SmartBackendServices:
+        """The bridge's SMART auth for this sandbox's client (an ``httpx.Auth``, sync or
+        async), as a connection with :meth:`auth_config` builds it."""
+        config = self.auth_config(**changes)
+        built = make_auth(
+            config.kind,
+            base_url=self.base_url,
+            token_url=config.token_url,
+            client_id=config.client_id,
+            private_key_file=config.private_key_file,
+            key_id=config.key_id,
+            algorithm=config.algorithm,
+            scope=config.scope,
+        )
+        assert isinstance(built, SmartBackendServices)
+        return built
+
+
+def _smart_profile(profile: str, port_env: str, default_port: int) -> Iterator[SmartSandbox]:
+    """A profile sandbox requiring SMART, with tokens from the session's Keycloak and a client
+    registered as ``sandbox start --profile`` registers it."""
+    port = int(os.environ.get(port_env, str(default_port)))
+    try:
+        setup = sandbox.set_up_smart(profile, port)
+    except sandbox.SandboxError as exc:
+        pytest.fail(f"could not register the {profile} client: {exc.message}", pytrace=False)
+    urls = setup.auth_server
+    smart = sandbox.SmartServer(urls.issuer, urls.jwks_url, urls.token_url)
+    for url in profile_sandbox(port, profile, smart):
+        yield SmartSandbox(url, setup)
+
+
+@pytest.fixture(scope="session")
+def epic_like(using_local_sandbox: bool, keycloak: sandbox.KeycloakAdmin) -> Iterator[SmartSandbox]:
     """An Epic-like FHIR server (``--profile epic-like``): CarePlan and Goal read-only, no
-    ``_lastUpdated`` on the care types, no transactions. No authorization (yet)."""
+    ``_lastUpdated`` on the care types, no transactions; SMART Backend Services required, tokens
+    from the session's Keycloak (port ``$FHIR_BRIDGE_TEST_EPIC_LIKE_PORT``, 8090)."""
     if not using_local_sandbox:
         pytest.skip(f"{URL_ENV} is set: the profile tests start servers of their own")
-    port = int(os.environ.get(EPIC_LIKE_PORT_ENV, "8090"))
-    yield from profile_sandbox(port, "epic-like", smart=None)
+    yield from _smart_profile("epic-like", EPIC_LIKE_PORT_ENV, 8090)
 
 
 @pytest.fixture(scope="session")
-def oracle_like_url(using_local_sandbox: bool) -> Iterator[str]:
+def oracle_like(
+    using_local_sandbox: bool, keycloak: sandbox.KeycloakAdmin
+) -> Iterator[SmartSandbox]:
     """An Oracle-Health-like FHIR server (``--profile oracle-like``): batch but no transaction,
-    no conditional create or update, If-Match required on update. No authorization (yet)."""
+    no conditional create or update, If-Match required on update; SMART required (port
+    ``$FHIR_BRIDGE_TEST_ORACLE_LIKE_PORT``, 8091)."""
     if not using_local_sandbox:
         pytest.skip(f"{URL_ENV} is set: the profile tests start servers of their own")
-    port = int(os.environ.get(ORACLE_LIKE_PORT_ENV, "8091"))
-    yield from profile_sandbox(port, "oracle-like", smart=None)
+    yield from _smart_profile("oracle-like", ORACLE_LIKE_PORT_ENV, 8091)
+
+
+@pytest.fixture(scope="session")
+def epic_like_url(epic_like: SmartSandbox) -> str:
+    """The Epic-like server's base URL (its requests need a token: ``epic_like_auth``)."""
+    return epic_like.base_url
+
+
+@pytest.fixture(scope="session")
+def oracle_like_url(oracle_like: SmartSandbox) -> str:
+    """The Oracle-like server's base URL (its requests need a token: ``oracle_like_auth``)."""
+    return oracle_like.base_url
+
+
+@pytest.fixture(scope="session")
+def epic_like_auth(epic_like: SmartSandbox) -> AuthConfig:
+    """The ``auth`` of a connection to ``epic_like_url`` (``ConnectionConfig(auth=...)``)."""
+    return epic_like.auth_config()
+
+
+@pytest.fixture(scope="session")
+def oracle_like_auth(oracle_like: SmartSandbox) -> AuthConfig:
+    """The ``auth`` of a connection to ``oracle_like_url``."""
+    return oracle_like.auth_config()
+
+
+@pytest.fixture(scope="session")
+def full_access(
+    keycloak: sandbox.KeycloakAdmin, tmp_path_factory: pytest.TempPathFactory
+) -> SmartClient:
+    """A SMART client allowed every type (``system/<Type>.cruds``), for tests that must meet a
+    profile's own refusals (405, 400, 412) rather than a scope's 403: the profile's client
+    only reads CarePlan and Goal on epic-like."""
+    everything = tuple(s for s in sandbox.system_scopes() if s.endswith(".cruds"))
+    return register(keycloak, tmp_path_factory.mktemp("full-access"), "RS384", everything)
 
 
 US_CORE_PORT_ENVS = {

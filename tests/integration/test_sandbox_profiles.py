@@ -1,9 +1,11 @@
 """The EHR-like sandbox profiles really refuse, and their CapabilityStatements say so.
 
-``epic_like_url`` (8090) and ``oracle_like_url`` (8091) are HAPI sandboxes started with
-``--profile epic-like`` / ``oracle-like`` (docs/sandbox.md). Every refusal must be an HTTP
-status with an OperationOutcome, also as a batch entry's response; what the server refuses must
-also be what its CapabilityStatement declares.
+``epic_like`` (8090) and ``oracle_like`` (8091) are HAPI sandboxes started with
+``--profile epic-like`` / ``oracle-like`` (docs/sandbox.md), SMART required: requests carry a token
+Keycloak gives a test client allowed every type (``full_access``; the profile's own client reads
+CarePlan and Goal only: its writes to them would be the scope's 403 before the profile's 405).
+Every refusal must be an HTTP status with an OperationOutcome, also as a batch entry's response;
+what the server refuses must also be what its CapabilityStatement declares.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.integration.conftest import SmartSandbox
+from tests.integration.smart import SmartClient
+
 pytestmark = pytest.mark.integration
 
 RUN = uuid.uuid4().hex[:12]
@@ -25,23 +30,24 @@ FHIR_JSON = "application/fhir+json"
 Resource = dict[str, Any]
 
 
-def _client(url: str) -> httpx.Client:
+def _client(target: SmartSandbox, access: SmartClient) -> httpx.Client:
     return httpx.Client(
-        base_url=url,
+        base_url=target.base_url,
+        auth=access.auth(),
         headers={"Accept": FHIR_JSON, "Content-Type": FHIR_JSON},
         timeout=httpx.Timeout(60.0, connect=10.0),
     )
 
 
 @pytest.fixture(scope="module")
-def epic(epic_like_url: str) -> Iterator[httpx.Client]:
-    with _client(epic_like_url) as client:
+def epic(epic_like: SmartSandbox, full_access: SmartClient) -> Iterator[httpx.Client]:
+    with _client(epic_like, full_access) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
-def oracle(oracle_like_url: str) -> Iterator[httpx.Client]:
-    with _client(oracle_like_url) as client:
+def oracle(oracle_like: SmartSandbox, full_access: SmartClient) -> Iterator[httpx.Client]:
+    with _client(oracle_like, full_access) as client:
         yield client
 
 

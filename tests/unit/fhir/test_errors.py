@@ -6,6 +6,8 @@ import httpx
 import pytest
 
 from fhir_bridge.errors import (
+    AccessDenied,
+    AuthError,
     BridgeError,
     FhirError,
     FhirStatusError,
@@ -110,6 +112,40 @@ async def test_404_and_410(status: int, cls: type[FhirStatusError]) -> None:
             await fhir.read("Patient", "p1")
     assert caught.value.status == status
     assert caught.value.resource_type == "Patient"
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_401_and_403_are_access_denied_and_name_the_connection_when_told(
+    status: int,
+) -> None:
+    """A refused token or a missing scope is AccessDenied: permanent, the connection's fault;
+    told the connection, it names it."""
+    server = Script(fhir_json(outcome("forbidden"), status))
+    async with server.client() as fhir:
+        with pytest.raises(AccessDenied) as caught:
+            await fhir.read("Patient", "p1")
+    assert caught.value.permanent
+    named = caught.value.for_connection("county")
+    assert (named.status, named.connection, named.method) == (status, "county", "GET")
+    what = "scope missing" if status == 403 else "token refused"
+    assert str(named) == f"connection 'county': {what}: HTTP {status} on GET Patient/p1: forbidden"
+
+
+def test_auth_error_names_the_connection_and_the_servers_description() -> None:
+    """The authorization server's error_description says which check failed (cut short)."""
+    error = AuthError(
+        "token endpoint refused the request",
+        status=400,
+        error="invalid_client",
+        description="Token reuse detected" + "!" * 200,
+    ).for_connection("county")
+    assert error.connection == "county"
+    assert len(error.description or "") == 120
+    assert str(error).startswith(
+        "connection 'county': token endpoint refused the request (HTTP 400) "
+        "(invalid_client: Token reuse detected!!"
+    )
+    assert error.permanent
 
 
 async def test_html_error_page_from_a_proxy_is_a_status_error_without_outcome(

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from fhir_bridge import model as m
+from fhir_bridge.errors import AccessDenied
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
 from fhir_bridge.sync import Pusher, PushSummary, RetrySchedule
@@ -246,6 +247,28 @@ async def test_a_refused_transaction_is_resent_entry_by_entry_to_find_the_bad_on
     assert (dead.last_error or "").startswith("FhirStatusError: HTTP 422")
     assert (dead.last_error or "").endswith("- target out of range")
     assert len(server.of_type("Goal")) == 2
+
+
+async def test_a_missing_scope_stops_the_push_and_leaves_every_record_queued(
+    store: Store, ctx: MappingContext, clock: Clock
+) -> None:
+    """A 403 (the token lacks a scope) is the connection's fault, not the records': the push
+    stops with AccessDenied, nothing is dead-lettered or counted as an attempt, the run is
+    recorded as failed, and once the scope is granted everything goes, without copies."""
+    server = FhirServer(refuse=refusing("Goal", GOAL, 403, "insufficient scope"))
+    records = load(store)
+    with pytest.raises(AccessDenied):
+        await push(store, server, ctx, clock)
+    assert pending(store, clock) == len(records)
+    assert store.outbox.dead_letters(CONNECTION) == []
+    assert {e.attempts for e in store.outbox.due(CONNECTION, clock())} == {0}
+    assert store.runs.recent(1)[0].outcome == "failed"
+
+    server.refuse = None
+    again = await push(store, server, ctx, clock)
+    assert (again.failed, again.dead_lettered) == (0, 0)
+    assert pending(store, clock) == 0
+    assert len(server.of_type("Goal")) == 3  # what went before the refusal got no copy
 
 
 async def test_a_transient_failure_is_retried_after_the_schedule_wait(
