@@ -33,6 +33,7 @@ SYNCED_TYPES = (
     "Condition",
     "Goal",
     "MedicationStatement",
+    "MedicationRequest",
     "CareTeam",
     "ServiceRequest",
     "Task",

@@ -54,7 +54,7 @@ SECTIONS = (
         "Medications",
         "10160-0",
         "History of Medication use Narrative",
-        ("MedicationStatement",),
+        ("MedicationStatement", "MedicationRequest"),
         "No medication list was recorded.",
     ),
     Section(

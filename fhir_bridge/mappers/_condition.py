@@ -27,7 +27,11 @@ def _status(vocab: v.Vocabulary, value: object) -> Json | None:  # type: ignore[
 
 
 def condition_out(ctx: MappingContext, p: m.Problem) -> Json:
-    profiles = [US_CORE + "us-core-condition-problems-health-concerns"]
+    # the profile follows the category: an encounter diagnosis is not a problem-list item
+    if p.category is m.ProblemCategory.encounter_diagnosis:
+        profiles = [US_CORE + "us-core-condition-encounter-diagnosis"]
+    else:
+        profiles = [US_CORE + "us-core-condition-problems-health-concerns"]
     if p.sdoh_category is not None:
         profiles.append(SDOHCC + "SDOHCC-Condition")
     return clean(

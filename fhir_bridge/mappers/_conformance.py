@@ -40,7 +40,17 @@ _REQUIRED_CODES: dict[str, dict[str, list[str]]] = {
             "option",
         ],
     },
-    "MedicationStatement": {"status": v.MEDICATION_STATUS.codes},
+    "MedicationStatement": {
+        "status": [
+            v.MEDICATION_STATUS.to_fhir(s) for s in m.MedicationStatus if s not in m.REQUEST_ONLY
+        ]
+    },
+    "MedicationRequest": {
+        "status": [
+            v.MEDICATION_STATUS.to_fhir(s) for s in m.MedicationStatus if s not in m.STATEMENT_ONLY
+        ],
+        "intent": v.MEDICATION_INTENT.codes,
+    },
     "CareTeam": {"status": v.CARETEAM_STATUS.codes},
     "Patient": {"gender": v.GENDER.codes},
 }
@@ -55,6 +65,7 @@ _REQUIRED_ELEMENTS: dict[str, tuple[str, ...]] = {
     "MedicationStatement": ("status", "subject"),
     "Practitioner": ("identifier", "name"),
     "Organization": ("active", "name"),
+    "MedicationRequest": ("status", "intent", "subject", "requester"),
 }
 ASSESS_PLAN = ("http://hl7.org/fhir/us/core/CodeSystem/careplan-category", "assess-plan")
 
@@ -102,6 +113,12 @@ def _structure(resource: Json, resource_type: str, path: str) -> list[Problem]:
     return []
 
 
+def _medication_choice(resource: Json, path: str) -> list[Problem]:
+    if resource.get("medicationCodeableConcept") or resource.get("medicationReference"):
+        return []
+    return [Problem(f"{path}.medication[x]", "required by US Core")]
+
+
 def _careplan_assess_plan(resource: Json, path: str) -> list[Problem]:
     for concept in resource.get("category") or []:
         for coding in concept.get("coding") or []:
@@ -145,6 +162,7 @@ def _role_contact(resource: Json, path: str) -> list[Problem]:
 
 
 _SPECIFIC: dict[str, tuple[Callable[[Json, str], list[Problem]], ...]] = {
+    "MedicationRequest": (_medication_choice,),
     "CarePlan": (_careplan_assess_plan,),
     "Goal": (_goal_target_measure,),
     "Practitioner": (_npis, _practitioner_family),

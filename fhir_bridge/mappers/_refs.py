@@ -11,6 +11,7 @@ from fhir_bridge import model as m
 
 from ._context import MappingContext
 from ._datatypes import Json, clean, identifier_in, identifier_out, name_in, telecom_in, telecom_out
+from ._extras import apply_residual, residual_of
 from ._narrative import narrative
 
 RESOURCE_TYPE = {
@@ -23,7 +24,7 @@ RESOURCE_TYPE = {
     "medication": "MedicationStatement",
     "careteam": "CareTeam",
 }
-KIND_OF_TYPE = {v: k for k, v in RESOURCE_TYPE.items()}
+KIND_OF_TYPE = {v: k for k, v in RESOURCE_TYPE.items()} | {"MedicationRequest": "medication"}
 
 PARTY_TYPE = {
     m.PartyKind.practitioner: "Practitioner",
@@ -121,7 +122,7 @@ def party_resource(ctx: MappingContext, party: m.Party) -> Json:
         body |= clean(
             {"name": [person_name(party.name)] if party.name else None, "telecom": telecom}
         )
-    return body
+    return apply_residual(body, party.fhir_extras)
 
 
 def person_name(full: str) -> Json:
@@ -272,7 +273,7 @@ def _directory_party(
         if i.get("system") != own_system and i.get("value")
     ]
     telecom = resource.get("telecom") or []
-    return clean(
+    data = clean(
         {
             "kind": kind.value,
             "id": found.internal_id,
@@ -282,6 +283,17 @@ def _directory_party(
             "email": telecom_in(telecom, "email"),
         }
     )
+    try:
+        party = m.Party.model_validate(data)
+    except ValueError:
+        return data  # the reader of the record reports what is wrong with it
+    # identifiers are the party's own field (an invalid NPI is left out on purpose)
+    residual = residual_of(
+        {k: v for k, v in resource.items() if k != "identifier"}, party_resource(ctx, party)
+    )
+    if residual:
+        data["fhir_extras"] = residual
+    return data
 
 
 def internal_id(ctx: MappingContext, resource: Json, full_url: str | None, kind: str | None) -> str:

@@ -21,7 +21,12 @@ from ._context import MappingContext
 from ._datatypes import Json, Reader
 from ._extras import apply_residual, residual_of
 from ._goal import goal_in, goal_out
-from ._medication import medicationstatement_in, medicationstatement_out
+from ._medication import (
+    medicationrequest_in,
+    medicationrequest_out,
+    medicationstatement_in,
+    medicationstatement_out,
+)
 from ._patient import patient_in, patient_out
 from ._referral import (
     referral_out,
@@ -42,6 +47,7 @@ _READERS: dict[str, tuple[Reads, type[m.Record]]] = {
     "Task": (referral_task_in, m.ReferralTask),
     "Condition": (condition_in, m.Problem),
     "MedicationStatement": (medicationstatement_in, m.Medication),
+    "MedicationRequest": (medicationrequest_in, m.Medication),
     "CareTeam": (careteam_in, m.CareTeam),
 }
 IMPORTED_TYPES = frozenset(_READERS)
@@ -75,6 +81,8 @@ def _rendered(ctx: MappingContext, record: m.Record) -> list[Json]:
     if isinstance(record, m.Problem):
         return [condition_out(ctx, record)]
     if isinstance(record, m.Medication):
+        if record.request is not None:
+            return [medicationrequest_out(ctx, record)]
         return [medicationstatement_out(ctx, record)]
     if isinstance(record, m.CareTeam):
         return [careteam_out(ctx, record)]
@@ -129,6 +137,8 @@ def party_entries(ctx: MappingContext, parties: Iterable[m.Party]) -> list[Entry
                 setattr(known, name, getattr(party, name))
         if not known.identifiers and party.identifiers:
             known.identifiers = list(party.identifiers)
+        if not known.fhir_extras and party.fhir_extras:
+            known.fhir_extras = dict(party.fhir_extras)
     return [
         Entry(ctx.full_url(kind.value, party_id), party_resource(ctx, party), kind.value, party_id)
         for (kind, party_id), party in merged.items()

@@ -135,10 +135,16 @@ VERIFICATION_STATUS = Vocabulary(
     _hyphenated(m.VerificationStatus),
 )
 MEDICATION_STATUS = Vocabulary(
-    "MedicationStatement status",
+    "medication status",
     m.MedicationStatus,
     "http://hl7.org/fhir/CodeSystem/medication-statement-status",
     _hyphenated(m.MedicationStatus),
+)
+MEDICATION_INTENT = Vocabulary(
+    "MedicationRequest intent",
+    m.MedicationIntent,
+    "http://hl7.org/fhir/CodeSystem/medicationrequest-intent",
+    _hyphenated(m.MedicationIntent),
 )
 CARETEAM_STATUS = Vocabulary(
     "CareTeam status",
@@ -165,6 +171,7 @@ ALL: tuple[Vocabulary[StrEnum], ...] = (
     CLINICAL_STATUS,
     VERIFICATION_STATUS,
     MEDICATION_STATUS,
+    MEDICATION_INTENT,
     CARETEAM_STATUS,
     GENDER,
 )  # type: ignore[assignment]

@@ -1,7 +1,7 @@
 """The internal record model: what a care-management system holds about its patients."""
 
 from ._careplan import Activity, CarePlan, PlannedActivity, Schedule
-from ._clinical import CareTeam, CareTeamMember, Medication, Problem
+from ._clinical import CareTeam, CareTeamMember, Medication, MedicationRequestDetails, Problem
 from ._goal import Goal, GoalTarget
 from ._npi import NPI_SYSTEM, is_valid_npi, npi_check_digit, npi_problem
 from ._package import AnyRecord, Enrolment, PatientPackage
@@ -10,6 +10,8 @@ from ._record import PatientRecord, Record
 from ._referral import Output, Referral, ReferralTask, Tracking
 from ._schema import RECORD_TYPES, json_schema
 from ._statuses import (
+    REQUEST_ONLY,
+    STATEMENT_ONLY,
     ActivityStatus,
     CarePlanStatus,
     CareTeamStatus,
@@ -17,6 +19,7 @@ from ._statuses import (
     GoalAchievement,
     GoalLifecycle,
     GoalPriority,
+    MedicationIntent,
     MedicationStatus,
     PlanIntent,
     ProblemCategory,
@@ -49,6 +52,8 @@ from ._types import (
 __all__ = [
     "NPI_SYSTEM",
     "RECORD_TYPES",
+    "REQUEST_ONLY",
+    "STATEMENT_ONLY",
     "Activity",
     "ActivityStatus",
     "Address",
@@ -72,6 +77,8 @@ __all__ = [
     "GoalTarget",
     "Identifier",
     "Medication",
+    "MedicationIntent",
+    "MedicationRequestDetails",
     "MedicationStatus",
     "Note",
     "Output",

@@ -88,9 +88,6 @@ def normalise_referral(data: Any) -> Any:
             if _has(categories, system, code):
                 data["referral_kind"] = kind = name
                 break
-        else:
-            if _find(categories, (SDOHCC_CODES,)) or _has(categories, *SDOH[:2]):
-                data["referral_kind"] = kind = "community_resource"
     if kind in REFERRAL_KIND_CODES and not _has(categories, *REFERRAL_KIND_CODES[kind][:2]):
         categories.append(_concept(REFERRAL_KIND_CODES[kind]))
     data["categories"] = categories

@@ -7,8 +7,11 @@ from pydantic import Field, model_validator
 from ._categories import normalise_problem
 from ._record import PatientRecord
 from ._statuses import (
+    REQUEST_ONLY,
+    STATEMENT_ONLY,
     CareTeamStatus,
     ClinicalStatus,
+    MedicationIntent,
     MedicationStatus,
     ProblemCategory,
     SdohCategory,
@@ -37,8 +40,31 @@ class Problem(PatientRecord):
     _categories = model_validator(mode="before")(normalise_problem)
 
 
+class MedicationRequestDetails(Model):
+    """What a medication request (US Core MedicationRequest) says beyond the list entry."""
+
+    intent: MedicationIntent
+    authored_on: FhirDateTime | None = None
+    requester: Party | None = None
+    reported: bool | None = Field(
+        default=None,
+        description="True when the request was reported by someone else, not ordered here "
+        "(the informant, if known, is information_source)",
+    )
+    medication_reference: str | None = Field(
+        default=None,
+        description="Literal reference to the Medication resource the request names "
+        "(e.g. Medication/123 or #med1 for a contained one); medication holds its code or text",
+    )
+
+
 class Medication(PatientRecord):
-    """A medication the patient takes or took (a FHIR MedicationStatement)."""
+    """A medication the patient takes or took.
+
+    Without ``request`` it is a FHIR MedicationStatement; with ``request`` it is a
+    MedicationRequest (US Core's medication list): ``dosage`` is its dosage instruction text and
+    ``information_source`` its ``reportedReference``.
+    """
 
     kind: Literal["medication"] = "medication"
     medication: Concept = Field(description="RxNorm where possible")
@@ -50,6 +76,26 @@ class Medication(PatientRecord):
     reasons: list[Ref] = Field(default_factory=list, description="Problems it treats")
     adherence: str | None = Field(default=None, description="How the patient keeps to it")
     information_source: Party | None = None
+    request: MedicationRequestDetails | None = Field(
+        default=None, description="Set when the medication is a request (a MedicationRequest)"
+    )
+
+    @model_validator(mode="after")
+    def _statement_or_request(self) -> Medication:
+        if self.request is None:
+            if self.status in REQUEST_ONLY:
+                raise ValueError(f"status {self.status.value} needs request (a MedicationRequest)")
+            return self
+        if self.status in STATEMENT_ONLY:
+            raise ValueError(f"status {self.status.value} is not a medication request's status")
+        held = [
+            name
+            for name in ("effective", "effective_period", "date_asserted", "adherence")
+            if getattr(self, name) is not None
+        ]
+        if held:
+            raise ValueError(f"{', '.join(held)}: not held by a medication request")
+        return self
 
 
 class CareTeamMember(Model):

@@ -143,6 +143,8 @@ class VerificationStatus(StrEnum):
 
 
 class MedicationStatus(StrEnum):
+    """intended and not_taken belong to a statement only; cancelled and draft to a request only."""
+
     active = "active"
     completed = "completed"
     entered_in_error = "entered_in_error"
@@ -151,6 +153,23 @@ class MedicationStatus(StrEnum):
     on_hold = "on_hold"
     unknown = "unknown"
     not_taken = "not_taken"
+    cancelled = "cancelled"
+    draft = "draft"
+
+
+STATEMENT_ONLY = frozenset({MedicationStatus.intended, MedicationStatus.not_taken})
+REQUEST_ONLY = frozenset({MedicationStatus.cancelled, MedicationStatus.draft})
+
+
+class MedicationIntent(StrEnum):
+    proposal = "proposal"
+    plan = "plan"
+    order = "order"
+    original_order = "original_order"
+    reflex_order = "reflex_order"
+    filler_order = "filler_order"
+    instance_order = "instance_order"
+    option = "option"
 
 
 class CareTeamStatus(StrEnum):

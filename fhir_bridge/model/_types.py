@@ -213,6 +213,11 @@ class Party(Model):
     identifiers: list[Identifier] = Field(default_factory=list)
     phone: str | None = None
     email: str | None = None
+    fhir_extras: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Elements of the directory resource this party was read from that it has "
+        "no field for, restored when it is sent (see Record.fhir_extras)",
+    )
 
     @model_validator(mode="after")
     def _something(self) -> Party:

@@ -32,6 +32,7 @@ LEVELS: dict[str, int] = {
     "Condition": 1,
     "Goal": 2,
     "MedicationStatement": 2,
+    "MedicationRequest": 2,
     "CareTeam": 2,
     "ServiceRequest": 3,
     "Task": 4,

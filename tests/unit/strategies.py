@@ -235,13 +235,37 @@ def packages(draw: st.DrawFn) -> m.PatientPackage:
             updated_at=stamp,
             patient=pid,
             medication=draw(CONCEPTS),
-            status=draw(st.sampled_from(list(m.MedicationStatus))),
+            status=draw(
+                st.sampled_from([s for s in m.MedicationStatus if s not in m.REQUEST_ONLY])
+            ),
             dosage=draw(_opt(TEXT)),
             effective=draw(_opt(DATETIMES)),
             reasons=_refs(draw, problem_ids),
             adherence=draw(_opt(TEXT)),
         )
         for i in range(draw(st.integers(0, 2)))
+    ]
+    medications += [
+        m.Medication(
+            id=f"{pid}-medrx{i}",
+            updated_at=stamp,
+            patient=pid,
+            medication=draw(CONCEPTS),
+            status=draw(
+                st.sampled_from([s for s in m.MedicationStatus if s not in m.STATEMENT_ONLY])
+            ),
+            dosage=draw(_opt(TEXT)),
+            reasons=_refs(draw, problem_ids),
+            request=m.MedicationRequestDetails(
+                intent=draw(st.sampled_from(list(m.MedicationIntent))),
+                authored_on=draw(_opt(DATETIMES)),
+                requester=m.Party(
+                    kind=m.PartyKind.practitioner, id=f"{pid}-prescriber", name="Dr Rx"
+                ),
+                reported=draw(_opt(st.booleans())),
+            ),
+        )
+        for i in range(draw(st.integers(0, 1)))
     ]
     activities = [m.Activity(referral=m.Ref(id=r)) for r in referral_ids]
     activities += [

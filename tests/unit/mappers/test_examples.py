@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from fhir_bridge import model as m
+from fhir_bridge.errors import MappingError
 from fhir_bridge.mappers import IMPORTED_TYPES, MappingContext, from_fhir, to_bundle
 from tests.helpers import example_files, resources_in
 
@@ -53,7 +54,9 @@ def test_example_imports_and_comes_back_whole(path: Path) -> None:
         assert result.records == []
         assert sum(result.skipped.values()) == len(pairs)
         return
-    bundle = to_bundle(result.records, CTX)
+    # check=False: Synthea's generated NPIs are no NPIs; they are kept, and the check names them
+    # when such a record is sent (test_generated_npis_are_kept_and_named_when_sent)
+    bundle = to_bundle(result.records, CTX, check=False)
     emitted = [e["resource"] for e in bundle["entry"]]
     for resource in wanted:
         rtype = resource["resourceType"]
@@ -140,3 +143,21 @@ def test_contained_resources_are_kept() -> None:
     emitted = to_bundle([record], CTX)["entry"][0]["resource"]
     assert emitted["contained"] == goal["contained"]
     assert emitted["expressedBy"] == {"reference": "#p1"}
+
+
+def test_generated_npis_are_kept_and_named_when_sent() -> None:
+    path = next(p for p in example_files() if p.name.startswith("Louis_Maggio"))
+    result = from_fhir(resources_in(path), CTX)
+    parties = [
+        p
+        for r in result.records
+        if isinstance(r, m.Medication) and r.request is not None
+        for p in [r.request.requester]
+        if p is not None
+    ]
+    assert any(i.system == m.NPI_SYSTEM for p in parties for i in p.identifiers)
+    with pytest.raises(MappingError) as caught:
+        to_bundle(result.records, CTX)
+    assert all(
+        p.path.startswith("Practitioner[") and "NPI" in p.reason for p in caught.value.problems
+    )

@@ -42,3 +42,30 @@ def test_removed_element_does_not_come_back_as_fragment() -> None:
     received = {"period": {"start": "2020", "extension": [{"url": "u"}]}}
     residual = residual_of(received, {"period": {"start": "2020"}})
     assert apply_residual({}, residual) == {}
+
+
+def test_a_hospitals_identifier_is_kept_beside_ours_not_merged_into_it() -> None:
+    hospital = {"use": "official", "system": "urn:oid:2.16.840.1.113883.19.5", "value": "G-77"}
+    ours = {"system": "https://bridge.test/id/goal", "value": "g1"}
+    residual = residual_of({"identifier": [hospital]}, {"identifier": [ours]})
+    out = apply_residual({"identifier": [dict(ours)]}, residual)
+    assert out["identifier"] == [hospital, ours]  # ours stays last
+
+
+def test_a_changed_code_is_not_contradicted_by_the_kept_one() -> None:
+    received = {"clinicalStatus": {"coding": [{"system": "s", "code": "active", "version": "1"}]}}
+    rendered = copy.deepcopy(received)
+    del rendered["clinicalStatus"]["coding"][0]["version"]
+    residual = residual_of(received, rendered)
+    edited = {"clinicalStatus": {"coding": [{"system": "s", "code": "resolved"}]}}
+    out = apply_residual(edited, residual)
+    assert [c["code"] for c in out["clinicalStatus"]["coding"]] == ["resolved"]
+
+
+def test_a_narrative_the_source_wrote_replaces_ours_a_generated_one_does_not() -> None:
+    theirs = {"status": "additional", "div": '<div xmlns="http://www.w3.org/1999/xhtml">x</div>'}
+    ours = {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">y</div>'}
+    kept = residual_of({"text": theirs}, {"text": ours})
+    assert apply_residual({"text": dict(ours)}, kept) == {"text": theirs}
+    generated = residual_of({"text": {**theirs, "status": "generated"}}, {"text": ours})
+    assert apply_residual({"text": dict(ours)}, generated) == {"text": ours}

@@ -45,7 +45,7 @@ def test_unknown_code_is_an_error_naming_the_field(vocab: Vocabulary[StrEnum]) -
         ("Task status", "rejected", "rejected"),
         ("ServiceRequest intent", "original_order", "original-order"),
         ("Condition clinicalStatus", "remission", "remission"),
-        ("MedicationStatement status", "not_taken", "not-taken"),
+        ("medication status", "not_taken", "not-taken"),
     ],
 )
 def test_known_pairs(name: str, internal: str, fhir: str) -> None:
