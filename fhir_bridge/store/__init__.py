@@ -13,6 +13,7 @@ from ._leases import Claim, Lease
 from ._links import Link
 from ._matches import MatchState, PatientMatch
 from ._outbox import OutboxEntry, QueueDepth, QueueSchedule
+from ._pushed import Closing, Written
 from ._records import PutResult, content_hash
 from ._refusals import Refusal, id_free
 from ._routing import Organization, Route, Routing, Share, as_shared, for_fulfiller
@@ -25,6 +26,7 @@ from ._workers import Worker
 __all__ = [
     "Change",
     "Claim",
+    "Closing",
     "Conflict",
     "Enrolled",
     "Enrolment",
@@ -53,6 +55,7 @@ __all__ = [
     "Store",
     "Unenrolled",
     "Worker",
+    "Written",
     "as_shared",
     "content_hash",
     "for_fulfiller",

@@ -60,6 +60,27 @@ class Links:
             )
             return {r.identifier: _link(r) for r in rows}
 
+    def find_all(
+        self, connection: str, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], Link]:
+        """The links of these ``(resource type, identifier)`` pairs on one connection, in one
+        query, by pair."""
+        wanted = set(keys)
+        if not wanted:
+            return {}
+        with self._db.session() as s:
+            rows = s.scalars(
+                select(LinkRow).where(
+                    LinkRow.connection == connection,
+                    LinkRow.identifier.in_(sorted({i for _, i in wanted})),
+                )
+            )
+            return {
+                (r.resource_type, r.identifier): _link(r)
+                for r in rows
+                if (r.resource_type, r.identifier) in wanted
+            }
+
     def of_connection(self, connection: str) -> list[Link]:
         with self._db.session() as s:
             rows = s.scalars(select(LinkRow).where(LinkRow.connection == connection))
@@ -97,6 +118,28 @@ class Links:
                     )
                     .values(status=OutboxStatus.pending, next_attempt_at=now, updated_at=now)
                 )
+
+
+def save_all(s: Session, links: Sequence[Link], now: datetime) -> None:
+    """Insert or replace several links, reading the rows that exist in one query (the last
+    link of a key wins)."""
+    last = {(x.connection, x.resource_type, x.identifier): x for x in links}
+    by_connection: dict[str, set[str]] = {}
+    for connection, _, identifier in last:
+        by_connection.setdefault(connection, set()).add(identifier)
+    existing: set[tuple[str, str, str]] = set()
+    for connection, identifiers in by_connection.items():
+        rows = s.scalars(
+            select(LinkRow).where(
+                LinkRow.connection == connection, LinkRow.identifier.in_(sorted(identifiers))
+            )
+        )
+        existing |= {(r.connection, r.resource_type, r.identifier) for r in rows}
+    for key, link in last.items():
+        if key in existing:  # in the session already: merged without a read
+            save(s, link, now)
+        else:
+            s.add(LinkRow(**{name: getattr(link, name) for name in _FIELDS}, synced_at=now))
 
 
 def save(s: Session, link: Link, now: datetime) -> None:

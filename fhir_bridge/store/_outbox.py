@@ -139,6 +139,25 @@ class Outbox:
                 query = query.where(OutboxRow.patient_id == patient_id)
             return [_entry(r) for r in s.scalars(query.order_by(OutboxRow.id))]
 
+    def due_of(
+        self, connection: str, now: datetime, patient_ids: Sequence[str]
+    ) -> dict[str, list[OutboxEntry]]:
+        """Pending entries due now of several patients (one query), by patient, oldest
+        first; a patient with none is left out."""
+        found: dict[str, list[OutboxEntry]] = {}
+        if not patient_ids:
+            return found
+        with self._db.session() as s:
+            query = select(OutboxRow).where(
+                OutboxRow.connection == connection,
+                OutboxRow.status == OutboxStatus.pending,
+                OutboxRow.next_attempt_at <= now,
+                OutboxRow.patient_id.in_(list(patient_ids)),
+            )
+            for row in s.scalars(query.order_by(OutboxRow.id)):
+                found.setdefault(row.patient_id or row.record_id, []).append(_entry(row))
+        return found
+
     def mark_done(self, entry: OutboxEntry, now: datetime, lease: Claim | None = None) -> None:
         """Done, unless the record changed again meanwhile (then it stays queued).
 
@@ -146,11 +165,7 @@ class Outbox:
         """
         with self._db.session() as s:
             fence(s, lease, now, postgres=self._db.postgres)
-            s.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == entry.id, OutboxRow.record_version == entry.record_version)
-                .values(status=OutboxStatus.done, last_error=None, updated_at=now)
-            )
+            close_done(s, entry, now)
 
     def mark_failed(
         self,
@@ -163,16 +178,7 @@ class Outbox:
         """A failed attempt: retried at ``retry_at``, or dead-lettered when that is None."""
         with self._db.session() as s:
             fence(s, lease, now, postgres=self._db.postgres)
-            values: dict[str, Any] = {
-                "attempts": OutboxRow.attempts + 1,
-                "last_error": error[:4000],
-                "updated_at": now,
-            }
-            if retry_at is None:
-                values["status"] = OutboxStatus.dead
-            else:
-                values["next_attempt_at"] = retry_at
-            s.execute(update(OutboxRow).where(OutboxRow.id == entry.id).values(**values))
+            close_failed(s, entry, error, retry_at, now)
 
     def mark_blocked(
         self,
@@ -186,16 +192,7 @@ class Outbox:
         dead-lettered, until :meth:`unblock` (unless the record changed again meanwhile)."""
         with self._db.session() as s:
             fence(s, lease, now, postgres=self._db.postgres)
-            s.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == entry.id, OutboxRow.record_version == entry.record_version)
-                .values(
-                    status=OutboxStatus.blocked,
-                    blocked_on=resource_type,
-                    last_error=reason[:4000],
-                    updated_at=now,
-                )
-            )
+            close_blocked(s, entry, resource_type, reason, now)
 
     def blocked(self, connection: str | None = None) -> dict[str, dict[str, int]]:
         """Blocked entries per connection and resource type waited on."""
@@ -361,3 +358,45 @@ def enqueue(
     row.record_version, row.status, row.attempts = version, OutboxStatus.pending, 0
     row.next_attempt_at, row.updated_at, row.last_error, row.patient_id = now, now, None, patient_id
     row.blocked_on = None
+
+
+def close_done(s: Session, entry: OutboxEntry, now: datetime) -> None:
+    """Done, unless the record changed again meanwhile (then it stays queued)."""
+    s.execute(
+        update(OutboxRow)
+        .where(OutboxRow.id == entry.id, OutboxRow.record_version == entry.record_version)
+        .values(status=OutboxStatus.done, last_error=None, updated_at=now)
+    )
+
+
+def close_failed(
+    s: Session, entry: OutboxEntry, error: str, retry_at: datetime | None, now: datetime
+) -> None:
+    """A failed attempt: retried at ``retry_at``, or dead-lettered when that is None."""
+    values: dict[str, Any] = {
+        "attempts": OutboxRow.attempts + 1,
+        "last_error": error[:4000],
+        "updated_at": now,
+    }
+    if retry_at is None:
+        values["status"] = OutboxStatus.dead
+    else:
+        values["next_attempt_at"] = retry_at
+    s.execute(update(OutboxRow).where(OutboxRow.id == entry.id).values(**values))
+
+
+def close_blocked(
+    s: Session, entry: OutboxEntry, resource_type: str, reason: str, now: datetime
+) -> None:
+    """The server does not take ``resource_type``: the entry waits (unless the record
+    changed again meanwhile)."""
+    s.execute(
+        update(OutboxRow)
+        .where(OutboxRow.id == entry.id, OutboxRow.record_version == entry.record_version)
+        .values(
+            status=OutboxStatus.blocked,
+            blocked_on=resource_type,
+            last_error=reason[:4000],
+            updated_at=now,
+        )
+    )

@@ -75,6 +75,25 @@ class Records:
             )
             return [(_RECORD.validate_python(r.data), r.version) for r in rows]
 
+    def of_patients_with_versions(
+        self, patient_ids: Sequence[str]
+    ) -> dict[str, list[tuple[m.Record, int]]]:
+        """Several patients' records with their versions (one query), by patient."""
+        found: dict[str, list[tuple[m.Record, int]]] = {pid: [] for pid in patient_ids}
+        if not patient_ids:
+            return found
+        with self._db.session() as s:
+            rows = s.scalars(
+                select(RecordRow).where(
+                    RecordRow.patient_id.in_(list(patient_ids)), ~RecordRow.deleted
+                )
+            )
+            for r in rows:
+                found.setdefault(r.patient_id or r.id, []).append(
+                    (_RECORD.validate_python(r.data), r.version)
+                )
+        return found
+
     def patient_ids(self) -> list[str]:
         with self._db.session() as s:
             return list(s.scalars(select(RecordRow.id).where(RecordRow.kind == "patient")))

@@ -29,6 +29,8 @@ from ._links import Link, Links
 from ._links import save as save_link
 from ._matches import PatientMatches
 from ._outbox import Outbox, enqueue
+from ._pushed import Closing, Written
+from ._pushed import record as record_pushed
 from ._records import PutResult, Records, mark_deleted, patient_of, put, stored_version
 from ._refusals import Refusals
 from ._routing import Routing
@@ -158,6 +160,29 @@ class Store:
             return result
 
     # ------------------------------------------------------------------ pull
+
+    def record_push(
+        self,
+        *,
+        run_id: int | None,
+        written: Sequence[Written],
+        closing: Sequence[Closing] = (),
+        leases: Sequence[Claim] = (),
+        now: datetime,
+    ) -> None:
+        """What one bundle of a push left behind (links, sync log lines, closed outbox
+        entries), in one transaction, while every lease in ``leases`` is still held (else
+        :class:`LeaseLost` naming the first one lost, and nothing is written)."""
+        with self._db.session() as s:
+            record_pushed(
+                s,
+                run_id=run_id,
+                written=written,
+                closing=closing,
+                leases=leases,
+                now=now,
+                postgres=self._db.postgres,
+            )
 
     def apply_pull(
         self,

@@ -208,12 +208,18 @@ class Held:
             self.store.leases.release(self.claim)
         if not isinstance(exc, LeaseLost):
             return False
+        self.lose()
+        return True
+
+    def lose(self) -> None:
+        """The claim is lost: nothing more is recorded under it (said once in the log)."""
+        if self.lost:
+            return
         self.lost = True
         log.warning(
             _LOST.get(self.claim.scope, "lease lost: work left to the process holding it now"),
             extra={"action": f"{self.claim.scope}.lease_lost", "connection": self.claim.connection},
         )
-        return True
 
 
 class Leases:

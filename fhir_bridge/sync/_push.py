@@ -1,11 +1,16 @@
 """Push: drain a connection's outbox into its FHIR server.
 
-For each patient with queued records, under a lease on that patient: map their records that
-are routed to this connection (``store.Routing``: enrolment, referrals to an organisation's
-own endpoint; ``routing`` None sends every record), plan the writes (``_plan``, pure), send
-what changed as conditional updates keyed by our identifier (``_send``: transactions of
-bounded size where the server supports them, else batches by dependency level, else single
-requests), then record links and the sync log and close or reschedule the outbox entries
+A run takes the due patients a chunk at a time (``CHUNK``), each under a lease on that
+patient (a patient another process is pushing is left to it). For a chunk the store is read
+once (``_prepare``): the records routed to this connection (``store.Routing``: enrolment,
+referrals to an organisation's own endpoint; ``routing`` None sends every record) are mapped
+and the writes planned (``_plan``, pure). The shared directory (practitioners, organisations,
+their roles) the chunk names and the server does not hold yet is written first, once; then the
+patients go in packs (``_pack``: small patients together in one bundle of at most
+``bundle_size`` entries), up to ``max_in_flight`` packs at once. Each bundle goes as
+conditional updates keyed by our identifier (``_send``: a transaction where the server runs
+them, else batches by dependency level, else single requests), and what it left behind
+(links, sync log, closed or rescheduled outbox entries) is recorded in one store transaction
 (``_recording``, with the ``_retry`` schedule). A retry, a lost response or a crash mid-run
 never makes a second copy: every write names its resource by identifier.
 """
@@ -16,43 +21,28 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol, cast
+from typing import Literal, Protocol
 
-from fhir_bridge import model as m
-from fhir_bridge.errors import AccessDenied, AuthError, MappingError
-from fhir_bridge.mappers import (
-    Entry,
-    MappingContext,
-    check_resource,
-    directory_entries,
-    plan_note_entries,
-    resources_of,
-)
-from fhir_bridge.store import (
-    Claim,
-    Link,
-    OutboxEntry,
-    OutboxStatus,
-    Routing,
-    Store,
-    as_shared,
-)
+from fhir_bridge.errors import AccessDenied, AuthError
+from fhir_bridge.mappers import MappingContext
+from fhir_bridge.store import Claim, OutboxEntry, OutboxStatus, Routing, Store
 
 from ._leases import Held, LeaseKeeper, Leases, process_id
-from ._limits import BundleKind, Limits, Mode, load_limits
-from ._matcher import MatchCapabilities, Matcher, MatchServer
-from ._plan import bundles, identifier_of, plan
+from ._limits import Mode, load_limits
+from ._matcher import Matcher, MatchServer
+from ._pack import PackPusher, packs
+from ._plan import LEVELS
+from ._prepare import Patient, Preparer, by_patient
 from ._recording import Recorder
 from ._retry import DEFAULT_SCHEDULE, RetrySchedule
-from ._send import Failure, Outcome, Sender, Server, not_attempted
+from ._send import Sender, Server
 from ._summary import PushSummary
 
 log = logging.getLogger("fhir_bridge.sync")
-RecordKey = tuple[str, str]
 REMEMBER_REFUSALS = timedelta(days=7)
+CHUNK = 100  # patients claimed, read and planned together
 
 
 class PushServer(Server, MatchServer, Protocol):
@@ -68,7 +58,8 @@ class Pusher:
     until its CapabilityStatement changes or an operator forgets it). With
     ``patient_mode="match"`` the EHR owns the patient: each patient is matched to the EHR's
     Patient first (``_matcher``; ``mrn_system`` names the EHR's identifier), a patient not
-    matched is held, and the EHR's Patient is never written.
+    matched is held, and the EHR's Patient is never written. ``max_in_flight`` bounds the
+    packs sent at once (by default the FHIR client's own bound, else 8).
     """
 
     def __init__(
@@ -90,6 +81,7 @@ class Pusher:
         remember_refusals: timedelta | None = REMEMBER_REFUSALS,
         patient_mode: Literal["match", "create"] = "create",
         mrn_system: str | None = None,
+        max_in_flight: int | None = None,
     ) -> None:
         self.routing = routing
         self.should_stop = should_stop
@@ -102,6 +94,8 @@ class Pusher:
         self.bundle_size = bundle_size
         self.clock = clock
         self.progress = progress
+        bound = getattr(server, "max_in_flight", None)
+        self.max_in_flight = max_in_flight or (bound if isinstance(bound, int) else 8)
         self.leases = Leases(
             store, connection, self.holder, seconds=lease_seconds, clock=clock, keeper=keeper
         )
@@ -113,6 +107,7 @@ class Pusher:
             if patient_mode == "match"
             else None
         )
+        self.preparer = Preparer(store, connection, ctx, routing, self.matcher)
 
     async def _sender(self, *, dry_run: bool = False) -> Sender:
         """A sender in the mode that works: the CapabilityStatement, minus what the server
@@ -141,49 +136,37 @@ class Pusher:
         return 0  # the lease was lost: the process holding it now queues them
 
     async def push(self, *, patient_id: str | None = None, dry_run: bool = False) -> PushSummary:
-        """Push what is due, patient by patient, each under a lease (a patient another
-        process is pushing is left to it and counted ``busy``)."""
+        """Push what is due: the shared directory first, then the patients, several at a
+        time, each under a lease (a patient another process is pushing is left to it and
+        counted ``busy``)."""
         summary = PushSummary()
         sender = await self._sender(dry_run=dry_run)
         if dry_run:
-            due = self._everything(patient_id)
-        else:
-            self.enqueue_unsynced()
-            # due as of now, after queueing: what was just queued is due too
-            due = self.store.outbox.due(self.connection, self.clock(), patient_id)
-        now = self.clock()
-        by_patient: dict[str, list[OutboxEntry]] = defaultdict(list)
-        for entry in due:
-            by_patient[entry.patient_id or entry.record_id].append(entry)
-        run_id = (
-            None if dry_run else self.store.runs.start(self.connection, "push", now, self.holder)
-        )
+            await self._dry_run(patient_id, sender, summary)
+            return summary
+        self.enqueue_unsynced()
+        # due as of now, after queueing: what was just queued is due too
+        due = by_patient(self.store.outbox.due(self.connection, self.clock(), patient_id))
+        run_id = self.store.runs.start(self.connection, "push", self.clock(), self.holder)
         started = time.monotonic()
-        done = 0
-        dead = [] if dry_run else self.leases.dead(roles=("push",))
+        dead = self.leases.dead(roles=("push",))
+        total = sum(len(entries) for entries in due.values())
         try:
             async with self.leases.renewing():
-                for pid, entries in by_patient.items():
-                    if self.should_stop():  # between patients: what is left stays queued
-                        break
-                    if dry_run:
-                        await self._push_patient(pid, entries, sender, summary, None, dry_run=True)
-                    elif (held := self.leases.claim("push", pid, dead=dead)) is None:
-                        summary.busy += 1
-                        continue
-                    else:
-                        # entries read before the claim may be stale: _push_held takes them again
-                        await self._push_held(held, sender, summary, run_id)
-                    done += len(entries)
-                    if self.progress:
-                        self.progress(done, len(due))
+                # entries read before the claim may be stale: they are read again under it
+                await self._run(
+                    list(due),
+                    claim=lambda key: self.leases.claim("push", key, dead=dead),
+                    sender=sender,
+                    summary=summary,
+                    run_id=run_id,
+                    total=total,
+                )
         except (AccessDenied, AuthError):
             # the connection's credentials were refused: stop; what is queued stays queued
-            if run_id is not None:
-                self.store.runs.finish(run_id, "failed", summary.counts(), self.clock())
+            self.store.runs.finish(run_id, "failed", summary.counts(), self.clock())
             raise
-        if run_id is not None:
-            self._finish(run_id, summary, sender.mode, started)
+        self._finish(run_id, summary, sender.mode, started)
         return summary
 
     async def push_claimed(self, claims: Sequence[Claim]) -> PushSummary:
@@ -200,33 +183,157 @@ class Pusher:
             raise
         started = time.monotonic()
         async with self.leases.renewing():
-            # every patient runs to its end (and gives its lease back) before a failure of
-            # one of them is raised
-            results = await asyncio.gather(
-                *(self._push_held(self.leases.hold(c), sender, summary, run_id) for c in claims),
-                return_exceptions=True,
-            )
-        for result in results:
-            if isinstance(result, BaseException):
-                if isinstance(result, AccessDenied | AuthError):
-                    self.store.runs.finish(run_id, "failed", summary.counts(), self.clock())
-                raise result
+            held = {c.key: self.leases.hold(c).__enter__() for c in claims}
+            try:
+                await self._run(
+                    list(held),
+                    claim=held.__getitem__,
+                    sender=sender,
+                    summary=summary,
+                    run_id=run_id,
+                    total=0,
+                )
+            except (AccessDenied, AuthError):
+                self.store.runs.finish(run_id, "failed", summary.counts(), self.clock())
+                raise
+            finally:  # every lease given back, also of patients never reached
+                for one in held.values():
+                    one.__exit__(None, None, None)
         self._finish(run_id, summary, sender.mode, started)
         return summary
 
-    async def _push_held(
-        self, held: Held, sender: Sender, summary: PushSummary, run_id: int | None
+    async def _run(
+        self,
+        keys: Sequence[str],
+        *,
+        claim: Callable[[str], Held | None],
+        sender: Sender,
+        summary: PushSummary,
+        run_id: int,
+        total: int,
     ) -> None:
-        """One patient under its lease: what is due now, pushed; nothing recorded once the
-        lease is lost (the patient is left to the process holding it now)."""
-        with held:
-            entries = self.store.outbox.due(self.connection, self.clock(), held.claim.key)
-            if entries:
-                await self._push_patient(
-                    held.claim.key, entries, sender, summary, run_id, held=held
+        """The patients of ``keys``, a chunk at a time: claimed (``claim``: None when another
+        process holds one), read and planned, the chunk's new directory resources sent
+        first, then its packs, up to ``max_in_flight`` at once. Every patient runs to its end
+        (and gives its lease back) before a failure is raised; after one, or when asked to
+        stop, no new pack starts (what is left stays queued)."""
+        packer = PackPusher(
+            sender,
+            self.recorder,
+            summary,
+            run_id,
+            bundle_size=self.bundle_size,
+            clock=self.clock,
+        )
+        directory: dict[str, str] = {}  # fullUrl -> Type/id of directory resources written
+        sent: set[tuple[str, str]] = set()
+        gate = asyncio.Semaphore(self.max_in_flight)
+        running: set[asyncio.Task[None]] = set()
+        failures: list[BaseException] = []
+        claimed: list[Patient] = []
+        done = 0
+
+        async def one(pack: list[Patient]) -> None:
+            nonlocal done
+            try:
+                await packer.push(pack, directory)
+            except BaseException as exc:
+                failures.append(exc)
+            finally:
+                for patient in pack:
+                    _end(patient, summary)
+                gate.release()
+            done += sum(len(p.entries) for p in pack)
+            if self.progress and total:
+                self.progress(done, total)
+
+        try:
+            for at in range(0, len(keys), CHUNK):
+                if self.should_stop() or failures:  # what is left stays queued
+                    break
+                patients = self._claim(keys[at : at + CHUNK], claim, summary)
+                claimed += patients
+                ready = await self.preparer.prepare(patients, sender.caps, summary)
+                for patient in patients:
+                    if patient.held_by_ehr:
+                        _end(patient, summary)
+                await self._directory(ready, packer, directory, sent, summary)
+                for pack in packs(ready, self.bundle_size):
+                    await gate.acquire()
+                    if self.should_stop() or failures:
+                        gate.release()
+                        break
+                    task = asyncio.create_task(one(pack))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+        finally:
+            while running:
+                await asyncio.gather(*running, return_exceptions=True)
+            for patient in claimed:  # those never sent
+                _end(patient, summary)
+        if failures:
+            raise next(
+                (f for f in failures if isinstance(f, AccessDenied | AuthError)), failures[0]
+            )
+
+    def _claim(
+        self, keys: Sequence[str], claim: Callable[[str], Held | None], summary: PushSummary
+    ) -> list[Patient]:
+        """Claim the patients of ``keys`` and read their due entries under the claims (one
+        query); a patient with none due any more is given back at once."""
+        held: dict[str, Held] = {}
+        for key in keys:
+            one = claim(key)
+            if one is None:
+                summary.busy += 1
+                continue
+            held[key] = one.__enter__()
+        due = self.store.outbox.due_of(self.connection, self.clock(), list(held))
+        patients = []
+        for key, one in held.items():
+            if key in due:
+                patients.append(Patient(key, due[key], one))
+            else:
+                one.__exit__(None, None, None)
+        return patients
+
+    async def _directory(
+        self,
+        ready: Sequence[Patient],
+        packer: PackPusher,
+        directory: dict[str, str],
+        sent: set[tuple[str, str]],
+        summary: PushSummary,
+    ) -> None:
+        """The practitioners, organisations and roles the patients name that the server does
+        not hold as we render them, each written once, before any patient referencing it."""
+        writes = []
+        for patient in ready:
+            for write in patient.directory:
+                key = (write.resource_type, write.identifier)
+                if key in sent:  # written for a patient before this one
+                    summary.unchanged += 1
+                    continue
+                sent.add(key)
+                writes.append(write)
+            directory |= {k: v for k, v in patient.known.items() if k not in directory}
+        if self.matcher is not None:
+            writes = await self.matcher.directory(writes, directory)
+        if writes:
+            await packer.directory(writes, directory)
+
+    async def _dry_run(self, patient_id: str | None, sender: Sender, summary: PushSummary) -> None:
+        """What a push would write (``summary.planned``), every stored record as if queued."""
+        patients = [Patient(k, v) for k, v in by_patient(self._everything(patient_id)).items()]
+        for at in range(0, len(patients), CHUNK):
+            if self.should_stop():
+                break
+            chunk = patients[at : at + CHUNK]
+            for patient in await self.preparer.prepare(chunk, sender.caps, summary, dry_run=True):
+                summary.not_supported += len(patient.closed)
+                summary.planned += sorted(
+                    patient.writes + patient.directory, key=lambda w: LEVELS.get(w.resource_type, 9)
                 )
-        if held.lost:
-            summary.lease_lost += 1
 
     def _finish(self, run_id: int, summary: PushSummary, mode: Mode, started: float) -> None:
         outcome = "ok" if not (summary.failed or summary.dead_lettered) else "partial"
@@ -254,166 +361,13 @@ class Pusher:
             for r in self.store.records.of_patient(pid)
         ]
 
-    async def _push_patient(
-        self,
-        patient_id: str,
-        entries: list[OutboxEntry],
-        sender: Sender,
-        summary: PushSummary,
-        run_id: int | None,
-        *,
-        dry_run: bool = False,
-        held: Held | None = None,
-    ) -> None:
-        with_versions = self.store.records.of_patient_with_versions(patient_id)
-        versions = {(r.kind, r.id): v for r, v in with_versions}
-        caps: Limits = sender.caps
-        mapped, broken = self._map(self._routed(patient_id, [r for r, _ in with_versions]))
-        if self.matcher is not None:
-            caps_ = cast("MatchCapabilities", sender.caps)
-            match = await self.matcher.settle(patient_id, mapped, caps_, save=not dry_run)
-            if match.state == "held":  # nothing of this patient is written: entries wait
-                summary.held += 1
-                return
-        if not (caps.writable("CarePlan") and caps.writable("Goal")) and caps.writable(
-            "DocumentReference"
-        ):  # the plan's content reaches the EHR as a plan-of-care note instead
-            mapped += plan_note_entries(self.ctx, mapped)
-        links = self._links(mapped)
-        writes = plan(mapped, links)
-        if self.matcher is not None:  # the EHR owns its Patient: never written
-            writes = [w for w in writes if w.resource_type != "Patient"]
-        # a record with an open conflict here waits for a person: resolving it queues the
-        # side taken, so nothing is written over the EHR's side before then
-        disputed = {
-            (c.kind, c.record_id)
-            for c in self.store.conflicts.find()
-            if c.connection == self.connection
-        }
-        writes = [w for w in writes if (w.entry.kind, w.entry.record_id) not in disputed]
-        summary.unchanged += sum(w.action == "unchanged" for w in writes)
-        closed = [
-            w for w in writes if w.action != "unchanged" and not caps.writable(w.resource_type)
-        ]
-        writes = [w for w in writes if w.action != "unchanged" and w not in closed]
-        if dry_run:
-            summary.not_supported += len(closed)
-            summary.planned += writes
-            return
-        results: dict[RecordKey, list[Outcome]] = defaultdict(list)
-        for w in closed:
-            results[(w.entry.kind, w.entry.record_id)].append(
-                not_attempted(w, caps.why_not_writable(w.resource_type))
-            )
-        known = {
-            e.full_url: f"{e.resource['resourceType']}/{link.resource_id}"
-            for e in mapped
-            if (link := links.get((e.resource["resourceType"], identifier_of(e.resource))))
-            is not None
-        }
-        if self.matcher is not None:
-            writes = await self.matcher.directory(writes, known)
-        # single requests go in groups of one level too: one search by identifier per type
-        # and group where the server has no conditional update (``_upsert``)
-        kind: BundleKind = "transaction" if sender.mode == "transaction" else "batch"
-        groups = bundles(writes, self.bundle_size, kind)
-        lease = held.claim if held is not None else None
-        for group in groups:
-            if held is not None:
-                held.check(self.clock())
-            outcomes = await sender.send(group, known, held)
-            refused = _access_refused(outcomes)
-            if refused is not None:  # not the records' fault: none is failed, all stay queued
-                raise refused
-            for outcome in outcomes:
-                key = (outcome.write.entry.kind, outcome.write.entry.record_id)
-                results[key].append(outcome)
-                if outcome.blocked:
-                    continue
-                self.recorder.outcome(
-                    outcome, known, summary, run_id, lease=lease, version=versions.get(key)
-                )
-        for entry in entries:
-            self._close(
-                entry, broken, results.get((entry.kind, entry.record_id), []), summary, lease
-            )
 
-    def _close(
-        self,
-        entry: OutboxEntry,
-        broken: dict[RecordKey, Failure],
-        outcomes: list[Outcome],
-        summary: PushSummary,
-        lease: Claim | None,
-    ) -> None:
-        """An entry's end: failed (mapping or a write), else blocked (a type the server does
-        not take waits for it), else done."""
-        failure = broken.get((entry.kind, entry.record_id)) or next(
-            (o.failure for o in outcomes if o.failure is not None and not o.blocked), None
-        )
-        blocked = [o for o in outcomes if o.blocked]
-        summary.not_supported += len(blocked)
-        if failure is not None:
-            self.recorder.failed(entry, failure.error, failure.reason, summary, lease)
-        elif blocked:
-            first = blocked[0]
-            reason = first.failure.reason if first.failure is not None else ""
-            if any(
-                o.write.resource_type == "DocumentReference" and o.failure is None for o in outcomes
-            ):
-                reason += "; its content was sent as a plan-of-care note (DocumentReference)"
-            self.recorder.blocked(entry, first.write.resource_type, reason, lease)
-        else:
-            self.recorder.done(entry, lease)
-
-    def _routed(self, patient_id: str, records: list[m.Record]) -> list[m.Record]:
-        """What of the patient's records goes to this connection (see ``Routing``); a
-        referral another connection's organisation fulfils comes without its Task."""
-        if self.routing is None:
-            return records
-        enrolled = self.store.enrolments.get(patient_id, self.connection) is not None
-        shares = self.routing.shares(records, self.connection, enrolled)
-        return [
-            as_shared(r, share, fulfilled_here=self.routing.fulfiller(r) == self.connection)
-            for r in records
-            if (share := shares.get((r.kind, r.id))) is not None
-        ]
-
-    def _map(self, records: Sequence[m.Record]) -> tuple[list[Entry], dict[RecordKey, Failure]]:
-        """Every record's resources and directory resources; records that cannot be mapped
-        (or whose resources fail the checks) are left out, with why."""
-        mapped: list[Entry] = []
-        broken: dict[RecordKey, Failure] = {}
-        for record in records:
-            try:
-                entries = resources_of(self.ctx, record)
-                problems = [p for e in entries for p in check_resource(e.resource, e.record_id)]
-                if problems:
-                    raise MappingError(problems)
-            except MappingError as exc:
-                broken[(record.kind, record.id)] = Failure(exc, f"cannot be mapped: {exc}")
-                continue
-            mapped += entries
-        mapped += directory_entries(self.ctx, records)
-        return mapped, broken
-
-    def _links(self, entries: Sequence[Entry]) -> dict[tuple[str, str], Link]:
-        wanted: dict[str, list[str]] = defaultdict(list)
-        for e in entries:
-            wanted[e.resource["resourceType"]].append(identifier_of(e.resource))
-        return {
-            (resource_type, identifier): link
-            for resource_type, identifiers in wanted.items()
-            for identifier, link in self.store.links.find(
-                self.connection, resource_type, identifiers
-            ).items()
-        }
-
-
-def _access_refused(outcomes: Sequence[Outcome]) -> AccessDenied | AuthError | None:
-    """The first refusal of our credentials or scopes (401/403, or no token) among outcomes."""
-    for outcome in outcomes:
-        error = outcome.failure.error if outcome.failure is not None else None
-        if isinstance(error, AccessDenied | AuthError):
-            return error
-    return None
+def _end(patient: Patient, summary: PushSummary) -> None:
+    """A patient's lease given back (once), counted ``lease_lost`` if it was lost."""
+    held = patient.held
+    if held is None or patient.ended:
+        return
+    held.__exit__(None, None, None)
+    patient.ended = True
+    if held.lost:
+        summary.lease_lost += 1

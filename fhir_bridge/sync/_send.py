@@ -1,4 +1,4 @@
-"""Push, sending: one group of writes to the server, and how each write ended.
+"""Push, sending: one group of writes to the server (how each ended: ``_outcome``).
 
 Groups go as a transaction or a batch Bundle, or request by request (``single``) when the
 server runs neither. A transaction the server refuses for a reason that would be permanent
@@ -16,30 +16,31 @@ confirmed are preceded by one search by identifier per type (``_upsert``).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from fhir_bridge.errors import (
-    BridgeError,
-    MalformedResponse,
-    NotSupportedByServer,
-    ResourceGone,
-    ResourceNotFound,
-    VersionConflict,
-)
-from fhir_bridge.fhir import parse_outcome, status_error
-from fhir_bridge.store import Link
+from fhir_bridge.errors import BridgeError, MalformedResponse, ResourceGone, ResourceNotFound
 
 from ._leases import Held
 from ._limits import Limits, Mode, conditional_refusal, write_refusal
+from ._outcome import (
+    MISSING,
+    Failure,
+    Outcome,
+    failed,
+    moved,
+    names_mode,
+    not_attempted,
+    read_entry,
+    refuses_mode,
+    said_of,
+    tracking_moved,
+)
 from ._plan import LEVELS, Write, bundle_of, bundles, keep_server_additions, point_references
 from ._upsert import resolve
 
 Json = dict[str, Any]
-# a whole Bundle answered so: the server does not run it as such (not an entry's fault)
-_MODE_REFUSED = (403, 405, 501)
 
 
 class Server(Protocol):
@@ -57,45 +58,6 @@ class Server(Protocol):
     def search(self, resource_type: str, params: dict[str, str]) -> AsyncIterator[Json]: ...
 
 
-@dataclass(frozen=True)
-class Failure:
-    """Why a write did not happen: the error (its class and data decide whether to try
-    again, see ``RetrySchedule``) and the reason kept in the outbox for the operator (it may
-    quote the server's diagnostics: stored, never logged)."""
-
-    error: BridgeError
-    reason: str
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How one write ended: ``failure`` None means the server holds it now."""
-
-    write: Write
-    status: int
-    resource_id: str | None = None
-    version_id: str | None = None
-    last_updated: str | None = None
-    resource: Json | None = None
-    failure: Failure | None = None
-
-    @property
-    def conflict(self) -> bool:
-        return self.status in (409, 412)
-
-    @property
-    def blocked(self) -> bool:
-        """Not written because the server does not take the type: the entry waits."""
-        return self.failure is not None and isinstance(self.failure.error, NotSupportedByServer)
-
-
-def not_attempted(write: Write, reason: str) -> Outcome:
-    """A write of a type the server does not take (declared or refused before): never sent."""
-    interaction = "create" if write.link is None else "update"
-    error = NotSupportedByServer(write.resource_type, interaction)
-    return Outcome(write, 405, failure=Failure(error, reason))
-
-
 class Sender:
     """Sends groups of writes to one server in one mode."""
 
@@ -110,45 +72,46 @@ class Sender:
         return self.caps.mode()
 
     async def send(
-        self, group: list[Write], known: dict[str, str], held: Held | None = None
+        self, group: list[Write], known: dict[str, str], held: Sequence[Held] = ()
     ) -> list[Outcome]:
         """Send one group; on a version conflict, re-read the server's copies and try once more.
 
-        ``known`` maps fullUrls to the server ids known so far (``Type/id``). Under a lease,
-        the resend happens only while the lease is still held: a conflict may mean another
-        worker took this patient over and wrote a newer version.
+        ``known`` maps fullUrls to the server ids known so far (``Type/id``). Under leases
+        (``held``: the patients whose writes the group holds), the resend happens only while
+        every lease is still held: a conflict may mean another worker took a patient over and
+        wrote a newer version.
         """
         mode = self.mode
         outcomes = await self._send_once(group, known)
         conflicted = [o.write for o in outcomes if o.conflict]
         if not conflicted:
             return outcomes
-        if held is not None:
-            held.confirm(self.clock())
+        for lease in held:
+            lease.confirm(self.clock())
         # writes are matched by their entry: sending may replace a write (``_upsert``)
         first = {id(o.write.entry): o for o in outcomes}
         refreshed = {id(w.entry): await self._refresh(w) for w in conflicted}
         # the performer moved its Task along meanwhile: not resent, pull decides (a conflict)
-        moved = {
-            key: _moved(w)
+        not_resent = {
+            key: moved(w)
             for w in conflicted
             if w.resource_type == "Task"
-            and _tracking_moved(w.link, refreshed[key := id(w.entry)].link)
+            and tracking_moved(w.link, refreshed[key := id(w.entry)].link)
         }
-        for key in moved:
+        for key in not_resent:
             del refreshed[key]
         if mode == "transaction" and all(o.conflict for o in outcomes):  # refused whole
-            retry = [refreshed.get(id(w.entry), w) for w in group if id(w.entry) not in moved]
+            retry = [refreshed.get(id(w.entry), w) for w in group if id(w.entry) not in not_resent]
             resent = await self._send_once(retry, known) if retry else []
             again = {id(o.write.entry): o for o in resent}
             return [
-                moved.get(key) or again.get(key) or first[key]
+                not_resent.get(key) or again.get(key) or first[key]
                 for key in (id(w.entry) for w in group)
             ]
         resent = await self._send_once(list(refreshed.values()), known) if refreshed else []
         again = {id(o.write.entry): o for o in resent}
         return [
-            (moved.get(key) or again.get(key, o)) if o.conflict else o
+            (not_resent.get(key) or again.get(key, o)) if o.conflict else o
             for o, key in ((o, id(o.write.entry)) for o in outcomes)
         ]
 
@@ -207,19 +170,18 @@ class Sender:
         try:
             response = await send(bundle_of(group, kind, known))
         except BridgeError as exc:
-            if _refuses_mode(exc):
+            if refuses_mode(exc):
                 return await self._fall_back(group, kind, exc, known)
             if kind == "transaction" and len(group) > 1 and exc.permanent:
                 # one bad entry refuses the whole transaction: find it by sending one at a
                 # time, in dependency order, each pointing at what those before it created
                 return [await self._send_alone(w, kind, known) for w in group]
-            return [_failed(w, exc) for w in group]
+            return [failed(w, exc) for w in group]
         results = response.get("entry") or []
-        missing = "no entry for it in the server's response"
         return [
-            self._type_refused(_outcome(w, r)) for w, r in zip(group, results, strict=False)
+            self._type_refused(read_entry(w, r)) for w, r in zip(group, results, strict=False)
         ] + [
-            Outcome(w, 502, failure=Failure(MalformedResponse(missing, status=502), missing))
+            Outcome(w, 502, failure=Failure(MalformedResponse(MISSING, status=502), MISSING))
             for w in group[len(results) :]
         ]
 
@@ -237,9 +199,9 @@ class Sender:
         lower: Mode = "batch" if kind == "transaction" and self.caps.supports_batch() else "single"
         outcomes = await self._send_in(lower, group, known)
         worked = any(o.failure is None for o in outcomes) and not any(o.blocked for o in outcomes)
-        if worked or _names_mode(exc, kind):
+        if worked or names_mode(exc, kind):
             status = getattr(exc, "status", None)
-            self.caps.refused(kind, status if isinstance(status, int) else None, _said_of(exc))
+            self.caps.refused(kind, status if isinstance(status, int) else None, said_of(exc))
         return outcomes
 
     def _type_refused(self, outcome: Outcome) -> Outcome:
@@ -254,14 +216,14 @@ class Sender:
             write.link is None
             and write.upsert == "conditional-update"
             and outcome.status in (400, 501)
-            and _refuses_mode(error)
+            and refuses_mode(error)
         ):
             what = conditional_refusal(write.resource_type)
-            self.caps.refused(what, outcome.status, _said_of(error))
+            self.caps.refused(what, outcome.status, said_of(error))
             return outcome
         if outcome.status != 405:
             return outcome
-        self.caps.refused(write_refusal(write.resource_type), 405, _said_of(error))
+        self.caps.refused(write_refusal(write.resource_type), 405, said_of(error))
         return not_attempted(write, self.caps.why_not_writable(write.resource_type))
 
     async def _send_alone(
@@ -287,7 +249,7 @@ class Sender:
             else:
                 result = await self.server.create(body)
         except BridgeError as exc:
-            return self._type_refused(_failed(write, exc))
+            return self._type_refused(failed(write, exc))
         return Outcome(
             write,
             int(getattr(result, "status", 200)),
@@ -309,101 +271,3 @@ class Sender:
         link = dataclasses.replace(write.link, version_id=version, server_json=current)
         body = keep_server_additions(write.entry.resource, write.link.sent_json, current)
         return dataclasses.replace(write, link=link, body=body)
-
-
-_TRACKING = ("status", "statusReason", "businessStatus", "output", "note", "owner")
-
-
-def _tracking_moved(before: Link | None, now: Link | None) -> bool:
-    """Whether a Task's tracking elements differ between two server copies."""
-    if before is None or now is None or before.server_json is None or now.server_json is None:
-        return False
-    return any(before.server_json.get(k) != now.server_json.get(k) for k in _TRACKING)
-
-
-def _moved(write: Write) -> Outcome:
-    """A Task write not resent: its tracking changed on the server since we last saw it."""
-    reason = "the performer changed this Task since our last sync: pull decides first"
-    error = VersionConflict(409, resource_type=write.resource_type)
-    return Outcome(write, 409, failure=Failure(error, reason))
-
-
-def _failed(write: Write, exc: BridgeError) -> Outcome:
-    status = getattr(exc, "status", None)
-    return Outcome(
-        write, status if isinstance(status, int) else 503, failure=Failure(exc, _describe(exc))
-    )
-
-
-def _outcome(write: Write, result: Json) -> Outcome:
-    """One transaction/batch response entry, read."""
-    response = result.get("response") or {}
-    status_text = str(response.get("status") or "")
-    status = int(status_text.split(maxsplit=1)[0]) if status_text[:3].isdigit() else 502
-    if status >= 300:
-        outcome = response.get("outcome") or {}
-        error = status_error(
-            status,
-            parse_outcome(outcome),
-            None,
-            method="",
-            path="",
-            resource_type=write.resource_type,
-        )
-        return Outcome(write, status, failure=Failure(error, f"HTTP {status}: {_said(outcome)}"))
-    parts = str(response.get("location") or "").split("/")
-    resource_id, version = None, None
-    if "_history" in parts:
-        at = parts.index("_history")
-        resource_id = parts[at - 1]
-        version = parts[at + 1] if at + 1 < len(parts) else None
-    resource = result.get("resource") if isinstance(result.get("resource"), dict) else None
-    if resource is not None:
-        resource_id = resource_id or resource.get("id")
-        version = version or (resource.get("meta") or {}).get("versionId")
-    etag = str(response.get("etag") or "")
-    if version is None and etag.startswith('W/"'):
-        version = etag[3:-1]
-    return Outcome(write, status, resource_id, version, response.get("lastModified"), resource)
-
-
-def _refuses_mode(exc: BridgeError) -> bool:
-    """Whether a whole Bundle's refusal says "not this kind of request" (not an entry's
-    fault): 403, 405 or 501, or 400 with an OperationOutcome saying it is not supported."""
-    status = getattr(exc, "status", None)
-    if status in _MODE_REFUSED:
-        return True
-    if status != 400:
-        return False
-    issues = getattr(getattr(exc, "outcome", None), "issues", ())
-    return any(
-        i.code == "not-supported" or "not supported" in (i.diagnostics or "").lower()
-        for i in issues
-    )
-
-
-def _names_mode(exc: BridgeError, kind: str) -> bool:
-    """Whether the server's words say the Bundle kind itself is refused."""
-    said = (_said_of(exc) or "").lower()
-    return kind in said and any(w in said for w in ("not supported", "not allowed", "refused"))
-
-
-def _said_of(exc: BridgeError) -> str | None:
-    issues = getattr(getattr(exc, "outcome", None), "issues", ())
-    return "; ".join(i.diagnostics for i in issues if getattr(i, "diagnostics", None)) or None
-
-
-def _said(outcome: Json) -> str:
-    texts = [str(i.get("diagnostics") or i.get("code") or "") for i in outcome.get("issue") or []]
-    return "; ".join(t for t in texts if t) or "no details"
-
-
-def _describe(exc: BridgeError) -> str:
-    """What to keep in the outbox about a failure: the error and the server's own words.
-
-    (Stored for the operator in the dead-letter view; never logged, as diagnostics can quote
-    resource content.)
-    """
-    issues = getattr(getattr(exc, "outcome", None), "issues", ())
-    said = "; ".join(i.diagnostics for i in issues if getattr(i, "diagnostics", None))
-    return f"{type(exc).__name__}: {exc} - {said}" if said else f"{type(exc).__name__}: {exc}"

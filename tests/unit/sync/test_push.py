@@ -64,13 +64,18 @@ def pending(store: Store, clock: Clock) -> int:
 async def test_first_push_creates_everything_once_and_a_second_writes_nothing(
     store: Store, server: FhirServer, ctx: MappingContext, clock: Clock
 ) -> None:
-    """One transaction; references point at the server's ids; pushing again sends no write."""
+    """The shared directory in one transaction, then the patient in another; references
+    point at the server's ids; pushing again sends no write."""
     load(store)
     first = await push(store, server, ctx, clock)
     assert first.failed == first.dead_lettered == 0
     assert first.created == 16  # 12 records, their Task and 3 directory resources
-    (bundle,) = bundles_sent(server)
-    assert bundle["type"] == "transaction"
+    directory, patient = bundles_sent(server)
+    assert directory["type"] == patient["type"] == "transaction"
+    directory_types = {e["resource"]["resourceType"] for e in directory["entry"]}
+    assert directory_types <= {"Practitioner", "PractitionerRole", "Organization"}
+    assert len(directory["entry"]) == 3
+    assert len(patient["entry"]) == 13
     patient_id = server.ours("Patient", PATIENT)["id"]
     plan = server.ours("CarePlan", "cp-rivera-ccm")
     assert plan["subject"]["reference"] == f"Patient/{patient_id}"
@@ -240,7 +245,8 @@ async def test_a_refused_transaction_is_resent_entry_by_entry_to_find_the_bad_on
     summary = await push(store, server, ctx, clock)
     assert summary.dead_lettered == 1
     assert summary.created == 15
-    assert len(bundles_sent(server)) == 1 + 16  # the whole, then each entry alone
+    # the directory (3 entries), then the patient's 13: whole, then each entry alone
+    assert len(bundles_sent(server)) == 1 + 1 + 13
     (dead,) = store.outbox.dead_letters(CONNECTION)
     assert (dead.kind, dead.record_id, dead.attempts) == ("goal", GOAL, 1)
     # sent alone, the entry's transaction is refused: the error and the server's words
@@ -279,7 +285,8 @@ async def test_a_transient_failure_is_retried_after_the_schedule_wait(
     summary = await push(store, server, ctx, clock)
     assert summary.failed == len(records)  # a transaction fails whole; nothing is permanent
     assert summary.dead_lettered == 0
-    assert len(bundles_sent(server)) == 1  # no entry-by-entry resend for a server error
+    # the directory's, then the patient's: no entry-by-entry resend for a server error
+    assert len(bundles_sent(server)) == 2
     assert pending(store, clock) == 0
     assert len(store.outbox.due(CONNECTION, NOW + timedelta(seconds=29))) == 0
     assert len(store.outbox.due(CONNECTION, NOW + timedelta(seconds=30))) == len(records)
@@ -287,7 +294,7 @@ async def test_a_transient_failure_is_retried_after_the_schedule_wait(
     server.refuse = None
     clock.advance(seconds=30)
     again = await push(store, server, ctx, clock)
-    assert (again.created, again.failed) == (16, 0)
+    assert (again.created, again.failed) == (13, 0)  # the directory went in the first run
 
 
 async def test_a_version_conflict_rereads_the_server_copy_and_keeps_the_clinicians_additions(
@@ -351,6 +358,9 @@ async def test_a_patient_another_process_pushes_is_left_to_it(
     assert pending(store, clock) == len(records)
 
 
+DIRECTORY_TYPES = ("Practitioner", "PractitionerRole", "Organization")
+
+
 async def test_a_lease_lost_mid_push_records_nothing_and_the_next_push_makes_no_copy(
     store: Store, ctx: MappingContext, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -359,7 +369,7 @@ async def test_a_lease_lost_mid_push_records_nothing_and_the_next_push_makes_no_
     taken = []
 
     def take_over(method: str, resource: Json) -> None:
-        if not taken:
+        if not taken and resource["resourceType"] not in DIRECTORY_TYPES:
             clock.advance(minutes=5)
             claim = store.leases.claim(
                 CONNECTION, "push", PATIENT, holder=OTHER_HOLDER, now=clock(), seconds=60
@@ -372,15 +382,17 @@ async def test_a_lease_lost_mid_push_records_nothing_and_the_next_push_makes_no_
     summary = await push(store, server, ctx, clock)
     assert summary.lease_lost == 1
     assert "lease lost: patient left to the worker holding it now" in caplog.text
-    assert summary.created == 0
+    # only the shared directory, written before the patient under no patient's lease
+    assert summary.created == 3
     assert len(store.outbox.due(CONNECTION, clock())) == len(records)
-    assert all(row.action != "created" for row in store.log.recent())
+    created = {row.resource_type for row in store.log.recent() if row.action == "created"}
+    assert created <= {"Practitioner", "PractitionerRole", "Organization"}
 
     store.leases.release(taken[0])
     server.refuse = None
     again = await push(store, server, ctx, clock)
     assert again.created == 0  # the resources were there: updated in place
-    assert again.updated == 16
+    assert again.updated == 13
     assert len(server.of_type("Goal")) == 3
 
 

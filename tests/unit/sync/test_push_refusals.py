@@ -122,30 +122,35 @@ async def test_a_push_killed_mid_batch_then_run_again_makes_no_duplicates(
     store: Store, ctx: MappingContext, clock: Clock
 ) -> None:
     """The server stored the first entries of a batch, but the run died before reading
-    the answer: nothing was recorded. The next run finds them by identifier and updates."""
+    the answer: nothing of that batch was recorded. The next run finds them by identifier
+    and updates."""
     stored: list[str] = []
 
     class KilledError(Exception):
         pass
 
-    def die_on_the_fourth(method: str, resource: Json) -> None:
+    def die_in_the_second_conditions(method: str, resource: Json) -> None:
         stored.append(resource["resourceType"])
-        if len(stored) == 4:
+        if stored.count("Condition") == 2:
             raise KilledError
 
     server = oracle_like()
-    server.refuse = die_on_the_fourth
+    server.refuse = die_in_the_second_conditions
     load(store)
     with pytest.raises(KilledError):
         await push(store, server, ctx, clock)
-    assert len(server.resources) == 3
-    assert store.links.of_connection(CONNECTION) == []
+    # the directory and the Patient (batches of their own) were recorded; of the Conditions'
+    # batch the server holds the first, and nothing was recorded
+    assert len(server.resources) == 5
+    linked = {link.resource_type for link in store.links.of_connection(CONNECTION)}
+    assert "Patient" in linked
+    assert "Condition" not in linked
 
     server.refuse = None
     summary = await push(store, server, ctx, clock)
     assert (summary.failed, summary.dead_lettered) == (0, 0)
-    assert summary.created + summary.updated == 16
-    assert summary.updated == 3  # found by identifier, updated in place
+    assert summary.created + summary.updated == 16 - 4  # the directory and Patient: unchanged
+    assert summary.updated == 1  # the Condition stored: found by identifier, updated in place
     assert len(server.resources) == 16
     assert set(copies(server).values()) == {1}
 
