@@ -178,6 +178,7 @@ class Held:
         self.claim = claim
         self.keeper = keeper
         self.lost = False
+        self.ended = False  # given back (a second end does nothing)
 
     def check(self, now: datetime) -> None:
         """Raise :class:`LeaseLost` if the keeper found the claim lost, or it is past expiry."""
@@ -202,10 +203,12 @@ class Held:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        if self.keeper is not None:
-            self.keeper.drop(self.claim)
-        with contextlib.suppress(Exception):  # a lost database: the lease expires anyway
-            self.store.leases.release(self.claim)
+        if not self.ended:
+            self.ended = True
+            if self.keeper is not None:
+                self.keeper.drop(self.claim)
+            with contextlib.suppress(Exception):  # a lost database: the lease expires anyway
+                self.store.leases.release(self.claim)
         if not isinstance(exc, LeaseLost):
             return False
         self.lose()

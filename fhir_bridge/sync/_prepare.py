@@ -53,7 +53,6 @@ class Patient:
     known: dict[str, str] = field(default_factory=dict)  # fullUrl -> Type/id on the server
     directory: list[Write] = field(default_factory=list)  # shared parties, sent first
     held_by_ehr: bool = False  # match mode: not matched on the EHR, nothing written
-    ended: bool = False  # its lease given back
 
     @property
     def lost(self) -> bool:

@@ -365,9 +365,8 @@ class Pusher:
 def _end(patient: Patient, summary: PushSummary) -> None:
     """A patient's lease given back (once), counted ``lease_lost`` if it was lost."""
     held = patient.held
-    if held is None or patient.ended:
+    if held is None or held.ended:
         return
     held.__exit__(None, None, None)
-    patient.ended = True
     if held.lost:
         summary.lease_lost += 1
