@@ -11,6 +11,7 @@ before any patient that references them.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -98,6 +99,9 @@ class Preparer:
         )  # the plan's content reaches the EHR as a plan-of-care note instead
         mapped: dict[str, list[Entry]] = {}
         for patient in patients:
+            # mapping is CPU work: let the packs in flight and the lease keeper run between
+            # patients (a lease not renewed in time is lost)
+            await asyncio.sleep(0)
             with_versions = records.get(patient.key, [])
             patient.versions = {(r.kind, r.id): v for r, v in with_versions}
             routed = self._routed(patient.key, [r for r, _ in with_versions])

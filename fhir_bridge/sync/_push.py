@@ -42,7 +42,7 @@ from ._summary import PushSummary
 
 log = logging.getLogger("fhir_bridge.sync")
 REMEMBER_REFUSALS = timedelta(days=7)
-CHUNK = 100  # patients claimed, read and planned together
+CHUNK = 8  # patients claimed, read and planned together (a few packs: claims are held briefly)
 
 
 class PushServer(Server, MatchServer, Protocol):
@@ -251,7 +251,7 @@ class Pusher:
             for at in range(0, len(keys), CHUNK):
                 if self.should_stop() or failures:  # what is left stays queued
                     break
-                patients = self._claim(keys[at : at + CHUNK], claim, summary)
+                patients = await self._claim(keys[at : at + CHUNK], claim, summary)
                 claimed += patients
                 ready = await self.preparer.prepare(patients, sender.caps, summary)
                 for patient in patients:
@@ -276,13 +276,14 @@ class Pusher:
                 (f for f in failures if isinstance(f, AccessDenied | AuthError)), failures[0]
             )
 
-    def _claim(
+    async def _claim(
         self, keys: Sequence[str], claim: Callable[[str], Held | None], summary: PushSummary
     ) -> list[Patient]:
         """Claim the patients of ``keys`` and read their due entries under the claims (one
         query); a patient with none due any more is given back at once."""
         held: dict[str, Held] = {}
         for key in keys:
+            await asyncio.sleep(0)  # the lease keeper and the packs in flight run meanwhile
             one = claim(key)
             if one is None:
                 summary.busy += 1
