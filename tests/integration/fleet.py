@@ -182,6 +182,7 @@ class Relay:
     in_flight: int = 0
     max_in_flight: int = 0
     requests: int = 0
+    writes: int = 0  # resources written: a bundle's entries, or one per other write
     hold_writes: bool = False
     held: int = 0
     released: threading.Event = field(default_factory=threading.Event)
@@ -204,6 +205,8 @@ class Relay:
             if k.decode().lower() not in ("host", "content-length")
         ]
         self.requests += 1
+        if scope["method"] != "GET":
+            self.writes += _writes_in(body)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -223,6 +226,17 @@ class Relay:
         out.append((b"content-length", str(len(response.content)).encode()))
         await send({"type": "http.response.start", "status": response.status_code, "headers": out})
         await send({"type": "http.response.body", "body": response.content})
+
+
+def _writes_in(body: bytes) -> int:
+    """The resources one write request carries: a Bundle's entries, else the one resource."""
+    try:
+        sent = json.loads(body) if body else None
+    except ValueError:
+        return 1
+    if isinstance(sent, dict) and sent.get("resourceType") == "Bundle":
+        return len(sent.get("entry", []))
+    return 1
 
 
 @contextmanager

@@ -4,6 +4,7 @@ each bundle recorded in one store transaction."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from fhir_bridge import model as m
 from fhir_bridge.documents import read_records
 from fhir_bridge.mappers import MappingContext
-from fhir_bridge.store import Store
+from fhir_bridge.store import Claim, Store
 from tests.unit.sync.conftest import CONNECTION, FIXTURES, NOW, Clock, patient_records
 from tests.unit.sync.fhir_server import FhirServer
 from tests.unit.sync.test_push import bundles_sent, push
@@ -90,4 +91,60 @@ async def test_a_patient_larger_than_a_bundle_goes_alone_in_several(
     summary = await push(store, server, ctx, clock, bundle_size=10)
     assert summary.created == 3 + 2 * 13
     assert [len(b["entry"]) for b in bundles_sent(server)] == [3, 10, 3, 10, 3]
+    assert store.outbox.due(CONNECTION, clock()) == []
+
+
+async def test_a_lease_lost_inside_a_shared_bundle_drops_that_patient_and_records_the_others(
+    store: Store, ctx: MappingContext, clock: Clock, tmp_path: Path
+) -> None:
+    """Three patients go in one bundle; while it is at the server another process takes the
+    second patient's lease over. The other two are recorded (links, log, entries closed);
+    nothing is recorded for the second, whose entries stay queued, and the next push writes
+    its resources again in place, without a copy."""
+    holder = "push:here:1:aaaaaa"
+    other = "push:elsewhere:1:bbbbbb"
+    taken: list[Claim] = []
+
+    def take_over(method: str, resource: dict[str, Any]) -> None:
+        if not taken and resource["resourceType"] not in DIRECTORY_TYPES:
+            claim = store.leases.claim(
+                CONNECTION, "push", "pat-r1", holder=other, now=clock(), seconds=60, dead=[holder]
+            )
+            assert claim is not None
+            taken.append(claim)
+
+    server = FhirServer(refuse=take_over)
+    store.put_records(patients(3, tmp_path), [CONNECTION], NOW)
+    calls: list[dict[str, Any]] = []
+    record_push = store.record_push
+
+    def counting(**kwargs: Any) -> None:
+        calls.append(kwargs)
+        record_push(**kwargs)
+
+    store.record_push = counting  # type: ignore[method-assign]
+    summary = await push(store, server, ctx, clock, bundle_size=50, holder=holder)
+    assert [len(b["entry"]) for b in bundles_sent(server)] == [3, 3 * 13]  # one shared bundle
+    assert len(server.of_type("Patient")) == 3  # the server took all three
+    assert summary.lease_lost == 1
+    assert summary.created == 3 + 2 * 13  # the directory and the two still held
+    # the pack's transaction was refused for the lost lease, then written without that patient
+    assert [sorted(c.key for c in call["leases"]) for call in calls[1:]] == [
+        ["pat-r0", "pat-r1", "pat-r2"],
+        ["pat-r0", "pat-r2"],
+    ]
+    due = store.outbox.due(CONNECTION, clock())
+    assert {e.patient_id for e in due} == {"pat-r1"}
+    assert len(due) == 12
+    logged = [row.identifier for row in store.log.recent() if row.action == "created"]
+    assert len(logged) == 3 + 2 * 13
+    mine = [i for i in logged if re.search(r"-r\d", i)]
+    assert len(mine) == 2 * 13  # every patient resource is named for its patient
+    assert not any("-r1" in identifier for identifier in mine)
+    # what the server took for the lost patient is not trusted: written again in place
+    store.leases.release(taken[0])
+    server.refuse = None
+    again = await push(store, server, ctx, clock, bundle_size=50, holder=holder)
+    assert (again.created, again.updated, again.lease_lost) == (0, 13, 0)
+    assert len(server.of_type("Patient")) == 3
     assert store.outbox.due(CONNECTION, clock()) == []
