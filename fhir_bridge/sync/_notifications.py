@@ -98,3 +98,4 @@ class Notifications:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        self._pending.clear()
