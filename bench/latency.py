@@ -1,10 +1,11 @@
 """Latency of the subscription path: a change on the server to the internal record updated.
 
-A HAPI REST-hook Subscription shaped as ``fhir-bridge subscribe`` makes them (payload, secret
-header, endpoint ``<callback>/fhir/notify/<connection>``) notifies ``fhir-bridge serve``, whose
-webhook applies the resource through the pull's merge. Its criteria name the benchmark's own
-identifier system (``Goal?identifier=<namespace>/goal|``) rather than every Goal, so that
-nothing else written to a shared server is ever sent to the short-lived webhook.
+A HAPI REST-hook Subscription shaped as ``fhir-bridge subscribe`` makes them (no payload, its
+own secret in a header, endpoint ``<callback>/fhir/notify/<connection>/Goal``) notifies
+``fhir-bridge serve``, whose webhook pulls Goal from the server since the watermark (the
+notification window set to 0 here: each change is measured alone). Its criteria name the
+benchmark's own identifier system (``Goal?identifier=<namespace>/goal|``) rather than every
+Goal, so that nothing else written to a shared server ever notifies the short-lived webhook.
 
 Each change edits one goal's description on the server; the clock runs from just before that
 write until the new text is read back from the store.
@@ -14,11 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,6 @@ from fhir_bridge.sync._subscriptions import REASON, endpoint
 
 from .push import CONNECTION, FHIR_JSON
 
-SECRET_ENV = "FHIR_BRIDGE_BENCH_HOOK_SECRET"  # noqa: S105 - a variable name
 POLL_SECONDS = 0.005
 WAIT_SECONDS = 60.0
 
@@ -45,9 +45,9 @@ def _free_port() -> int:
 
 def _config(path: Path, database_url: str, base_url: str, namespace: str) -> Path:
     path.write_text(
-        f'database_url = "{database_url}"\nnamespace = "{namespace}"\n\n'
+        f'database_url = "{database_url}"\nnamespace = "{namespace}"\n'
+        "notification_window_seconds = 0\n\n"
         f'[connections.{CONNECTION}]\nbase_url = "{base_url}"\nenrol = "all"\n'
-        f'webhook_secret_env = "{SECRET_ENV}"\n'
     )
     return path
 
@@ -64,8 +64,7 @@ def measure(
     database_url: str, base_url: str, namespace: str, work_dir: Path, changes: int = 50
 ) -> list[float]:
     """Seconds from each server write to the record updated in the store."""
-    secret = secrets.token_hex(16)
-    env = {**os.environ, SECRET_ENV: secret}
+    env = dict(os.environ)
     env["FHIR_BRIDGE_CONFIG"] = str(
         _config(work_dir / "fhir-bridge.toml", database_url, base_url, namespace)
     )
@@ -82,7 +81,7 @@ def measure(
     subscription = None
     try:
         _wait_until(lambda: _answers(f"{callback}/healthz"), "fhir-bridge serve")
-        subscription = asyncio.run(_subscribe(base_url, callback, secret, namespace))
+        subscription = asyncio.run(_subscribe(store, base_url, callback, namespace))
         http = httpx.Client(
             base_url=base_url,
             headers={"Content-Type": FHIR_JSON, "Accept": FHIR_JSON, "Cache-Control": "no-cache"},
@@ -132,12 +131,15 @@ def _answers(url: str) -> bool:
 
 
 def _all_active(http: httpx.Client, callback: str) -> bool:
-    found = http.get("Subscription", params={"url": f"{callback}/fhir/notify/{CONNECTION}"}).json()
+    url = endpoint(callback, CONNECTION, "Goal")
+    found = http.get("Subscription", params={"url": url}).json()
     statuses = {e["resource"]["status"] for e in found.get("entry", [])}
     return statuses == {"active"}
 
 
-async def _subscribe(base_url: str, callback: str, secret: str, namespace: str) -> str:
+async def _subscribe(store: Store, base_url: str, callback: str, namespace: str) -> str:
+    url = endpoint(callback, CONNECTION, "Goal")
+    secret_id, secret = store.subscription_secrets.issue(CONNECTION, "Goal", url, datetime.now(UTC))
     async with FhirClient(base_url, timeout=180.0) as client:  # HAPI can be slow to accept it
         created = await client.create(
             {
@@ -147,14 +149,14 @@ async def _subscribe(base_url: str, callback: str, secret: str, namespace: str) 
                 "criteria": f"Goal?identifier={namespace}/goal|",
                 "channel": {
                     "type": "rest-hook",
-                    "endpoint": endpoint(callback, CONNECTION),
-                    "payload": FHIR_JSON,
+                    "endpoint": url,
                     "header": [f"{SECRET_HEADER}: {secret}"],
                 },
             }
         )
         if created.id is None:
             raise RuntimeError("the server gave the Subscription no id")
+        store.subscription_secrets.attach(secret_id, created.id)
         return created.id
 
 

@@ -98,7 +98,9 @@ class ConnectionConfig(BaseModel):
         description="How this receiver takes handoffs: the document Bundle, or its resources",
     )
     webhook_secret_env: str | None = Field(
-        default=None, description="Env var holding the secret the server's notifications carry"
+        default=None,
+        description="Deprecated and ignored: each Subscription now has a secret of its own, "
+        "issued by `fhir-bridge subscribe` and kept hashed in the store",
     )
     enrol: Literal["all", "listed"] = Field(
         default="listed",
@@ -161,14 +163,13 @@ class Settings(BaseSettings):
         default="Care management", description="Custodian named on handoff documents"
     )
     connections: dict[str, ConnectionConfig] = Field(default_factory=dict)
-
-    def webhook_secret(self, connection: str) -> str | None:
-        """The secret a connection's notifications carry (in ``WEBHOOK_SECRET_HEADER``), read
-        from the environment variable its ``webhook_secret_env`` names; None when unset."""
-        config = self.connections.get(connection)
-        if config is None or config.webhook_secret_env is None:
-            return None
-        return os.environ.get(config.webhook_secret_env) or None
+    notification_window_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=300,
+        description="Subscription notifications of one connection and type arriving within "
+        "this many seconds of the first cause one pull of that type",
+    )
 
     def mapping_context(self, now: datetime) -> MappingContext:
         """The mappers' context: this configuration's namespace, stamped with ``now``."""

@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
@@ -23,7 +22,7 @@ from fhir_bridge.errors import (
     UnknownPatient,
 )
 from fhir_bridge.store import Store
-from fhir_bridge.sync import Worker, pull_connection, resolve_connection
+from fhir_bridge.sync import Notifications, Worker, pull_connection, resolve_connection
 
 from ._dashboard import router as dashboard_router
 from .routes import changes, conflicts, dead_letters, enrolments, handoffs, health, records, sync
@@ -50,10 +49,20 @@ def create_app(
     # one store (one connection pool) for every request, its schema brought up to date once
     store = Store(settings.database_url)
 
+    async def pull_notified(connection: str, resource_type: str | None) -> None:
+        """What notifications cause: the type (or every type) pulled from the EHR itself."""
+        target = resolve_connection(settings, connection, None)
+        types = None if resource_type is None else (resource_type,)
+        summary = await pull_connection(store, target, settings, types=types, transport=transport)
+        log.info("notification applied", extra={"action": "notify.pull", **summary.counts()})
+
+    notifications = Notifications(pull_notified, window=settings.notification_window_seconds)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         task = None if worker is None else asyncio.create_task(worker.run())
         yield
+        await notifications.close()  # what still waits is caught up by the next pull
         if worker is not None and task is not None:
             worker.stop.set()  # finish the patient in flight; the rest stays queued
             await task
@@ -65,6 +74,7 @@ def create_app(
     app.state.settings = settings
     app.state.store = store
     app.state.transport = transport
+    app.state.notifications = notifications
 
     @app.exception_handler(MappingError)
     async def invalid(_: Request, exc: MappingError) -> JSONResponse:
@@ -99,18 +109,8 @@ def create_app(
             headers=headers,
         )
 
-    async def notified(connection: str, resources: list[dict[str, Any]] | None) -> None:
-        try:
-            target = resolve_connection(settings, connection, None)
-            summary = await pull_connection(
-                store, target, settings, resources=resources, transport=transport
-            )
-            log.info("notification applied", extra={"action": "notify.pull", **summary.counts()})
-        except Exception:  # a failed notification must not take the service down
-            log.exception("notification could not be applied", extra={"connection": connection})
-
     app.include_router(health.router)
-    app.include_router(webhook_router(settings, notified))
+    app.include_router(webhook_router(settings, store, notifications.hint))
     app.include_router(sync.router)
     app.include_router(dead_letters.router)
     app.include_router(conflicts.router)

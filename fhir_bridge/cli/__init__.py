@@ -1,10 +1,10 @@
 """The ``fhir-bridge`` command line.
 
 Each command lives in the module of its concept (``_records``, ``_enrolments``, ``_sync``,
-``_handoffs``, ``_fleet``, ``_service``, ``_matches``); ``_app`` holds what they share, including
-the one place where errors become messages and exit codes (0 success; 2 invalid input or usage;
-1 any other failure; no tracebacks). The commands are registered here, in the order ``--help``
-lists them.
+``_subscriptions``, ``_handoffs``, ``_fleet``, ``_service``, ``_matches``); ``_app`` holds what
+they share, including the one place where errors become messages and exit codes (0 success;
+2 invalid input or usage; 1 any other failure; no tracebacks). The commands are registered
+here, in the order ``--help`` lists them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,16 @@ import typer
 
 from fhir_bridge.sandbox.cli import app as sandbox_app
 
-from . import _enrolments, _fleet, _handoffs, _matches, _records, _service, _sync
+from . import (
+    _enrolments,
+    _fleet,
+    _handoffs,
+    _matches,
+    _records,
+    _service,
+    _subscriptions,
+    _sync,
+)
 from ._app import app
 
 __all__ = ["app", "main"]
@@ -34,8 +43,9 @@ app.command()(_sync.pull)
 app.command("sync")(_sync.sync_)
 app.command()(_sync.conflicts)
 app.command()(_sync.resolve)
-app.command("subscribe")(_sync.subscribe_)
-app.command("unsubscribe")(_sync.unsubscribe_)
+app.command("subscribe")(_subscriptions.subscribe_)
+app.command("unsubscribe")(_subscriptions.unsubscribe_)
+app.add_typer(_subscriptions.subscriptions, name="subscriptions")
 app.command()(_service.apikey)
 app.command()(_fleet.worker)
 app.command()(_fleet.status)

@@ -1,5 +1,4 @@
-"""Sync commands: push, pull and both; conflicts and their resolution; dead letters;
-REST-hook subscriptions."""
+"""Sync commands: push, pull and both; conflicts and their resolution; dead letters."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from fhir_bridge.config import WEBHOOK_SECRET_HEADER, Settings, load_settings
+from fhir_bridge.config import Settings
 from fhir_bridge.documents import read_records
 from fhir_bridge.errors import InputError
 from fhir_bridge.store import Store
@@ -23,10 +22,7 @@ from fhir_bridge.sync import (
     pull_connection,
     push_connection,
     resolve_conflict,
-    resolve_connection,
     server_limits,
-    subscribe,
-    unsubscribe,
 )
 
 from ._app import (
@@ -39,10 +35,6 @@ from ._app import (
     print_json,
     reports_errors,
 )
-
-CallbackOption = Annotated[
-    str, typer.Option("--callback", help="Base URL where `fhir-bridge serve` is reachable")
-]
 
 
 @reports_errors
@@ -168,46 +160,6 @@ def resolve(
     with opened_store() as store:
         connection, _ = resolve_conflict(store, conflict_id, take, merged, datetime.now(UTC))
     typer.echo(f"resolved {conflict_id} with {take}; queued for {connection}")
-
-
-def _webhook_secret(settings: Settings, connection: str) -> str:
-    secret = settings.webhook_secret(connection)
-    if secret is None:
-        raise InputError(
-            f"connections.{connection}.webhook_secret_env",
-            "name an environment variable holding the notification secret, and set it",
-        )
-    return secret
-
-
-@reports_errors
-def subscribe_(connection: ConnectionOption = None, callback: CallbackOption = "") -> None:
-    """Create (once) REST-hook Subscriptions for CarePlan, Goal, ServiceRequest and Task."""
-    settings = load_settings()
-    target = resolve_connection(settings, connection, None)
-    secret = _webhook_secret(settings, target.name)
-    if not callback.startswith(("http://", "https://")):
-        raise InputError("--callback", "an http(s) URL where fhir-bridge serve listens")
-
-    async def run() -> tuple[int, int]:
-        async with target.client() as client:
-            return await subscribe(client, target.name, callback, secret, WEBHOOK_SECRET_HEADER)
-
-    created, kept = asyncio.run(run())
-    typer.echo(f"subscriptions: {created} created, {kept} already there")
-
-
-@reports_errors
-def unsubscribe_(connection: ConnectionOption = None, callback: CallbackOption = "") -> None:
-    """Delete the Subscriptions `subscribe` created for this callback."""
-    settings = load_settings()
-    target = resolve_connection(settings, connection, None)
-
-    async def run() -> int:
-        async with target.client() as client:
-            return await unsubscribe(client, target.name, callback)
-
-    typer.echo(f"subscriptions deleted: {asyncio.run(run())}")
 
 
 @reports_errors

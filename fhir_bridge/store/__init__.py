@@ -19,6 +19,7 @@ from ._routing import Organization, Route, Routing, Share, as_shared, for_fulfil
 from ._runs import LogEntry, Run
 from ._slots import RequestSlots, Slot
 from ._store import Store
+from ._subscription_secrets import SubscriptionSecret
 from ._tables import OutboxStatus
 from ._workers import Worker
 
@@ -51,6 +52,7 @@ __all__ = [
     "Share",
     "Slot",
     "Store",
+    "SubscriptionSecret",
     "Unenrolled",
     "Worker",
     "as_shared",

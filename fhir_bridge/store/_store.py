@@ -34,6 +34,7 @@ from ._refusals import Refusals
 from ._routing import Routing
 from ._runs import Runs, SyncLog
 from ._slots import RequestSlots
+from ._subscription_secrets import SubscriptionSecrets
 from ._throttles import Throttles
 from ._workers import Workers
 
@@ -69,6 +70,7 @@ class Store:
         self.api_keys = ApiKeys(self._db)
         self.matches = PatientMatches(self._db)
         self.enrolments = Enrolments(self._db)
+        self.subscription_secrets = SubscriptionSecrets(self._db)
         if migrate:
             self.migrate()
 

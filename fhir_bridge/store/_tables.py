@@ -299,3 +299,24 @@ class RefusalRow(Base):
     said: Mapped[str | None] = mapped_column(String(200))
     statement: Mapped[str] = mapped_column(String(64))
     refused_at: Mapped[datetime]
+
+
+class SubscriptionSecretRow(Base):
+    """The secret one Subscription on an EHR sends with its notifications: only its SHA-256.
+
+    One row per secret issued; rotation adds a row and gives the older ones of that
+    Subscription an ``expires_at`` (a short grace for notifications already on their way).
+    """
+
+    __tablename__ = "subscription_secrets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    connection: Mapped[str] = mapped_column(String(100))
+    resource_type: Mapped[str] = mapped_column(String(64))
+    endpoint: Mapped[str] = mapped_column(String(2000))
+    subscription_id: Mapped[str | None] = mapped_column(String(64))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_subscription_secrets_connection", "connection", "resource_type"),)

@@ -4,22 +4,25 @@ from ._connection import Connection, resolve_connection, routing_of
 from ._enrolment import check_connection, enrol_patient, loaded_enrolments, unenrol_patient
 from ._held import accept_match, retry_match
 from ._merge import FieldConflict, Merge, three_way
+from ._notifications import Notifications
 from ._pull import PULLED_TYPES, Puller
 from ._push import Pusher
 from ._resolve import TAKES, resolve_conflict
 from ._retry import RetrySchedule
 from ._runs import pull_connection, push_connection
 from ._status import fleet_status, server_limits
-from ._subscriptions import subscribe, unsubscribe
+from ._subscriptions import ROTATION_GRACE, rotate_secrets, subscribe, unsubscribe
 from ._summary import PullSummary, PushSummary
 from ._worker import Worker
 
 __all__ = [
     "PULLED_TYPES",
+    "ROTATION_GRACE",
     "TAKES",
     "Connection",
     "FieldConflict",
     "Merge",
+    "Notifications",
     "PullSummary",
     "Puller",
     "PushSummary",
@@ -36,6 +39,7 @@ __all__ = [
     "resolve_conflict",
     "resolve_connection",
     "retry_match",
+    "rotate_secrets",
     "routing_of",
     "server_limits",
     "subscribe",

@@ -92,14 +92,17 @@ class Puller:
             store, connection, self.holder, seconds=lease_seconds, clock=clock, keeper=keeper
         )
 
-    async def pull(self, *, patient_id: str | None = None) -> PullSummary:
+    async def pull(
+        self, *, patient_id: str | None = None, types: tuple[str, ...] | None = None
+    ) -> PullSummary:
+        """Pull every type (or only ``types``: a notification's) since its watermark."""
         summary = PullSummary()
         caps = await self.server.capabilities()
         run_id = self.store.runs.start(self.connection, "pull", self.clock(), self.holder)
         self.run_id = run_id
         dead = self.leases.dead()
         async with self.leases.renewing():
-            for resource_type in PULLED_TYPES:
+            for resource_type in types or PULLED_TYPES:
                 # one puller per connection and type at a time: the watermark never races
                 held = self.leases.claim("pull", resource_type, dead=dead)
                 if held is None:
@@ -117,25 +120,6 @@ class Puller:
             "pull finished",
             extra={"action": "pull", "connection": self.connection, **summary.counts()},
         )
-        return summary
-
-    async def apply(self, resources: list[Json]) -> PullSummary:
-        """A targeted pull: apply resources the server just told us about (a notification).
-
-        The watermark is left alone, so the next periodic pull still reads everything
-        changed since the last one: notifications speed things up, polling stays the net.
-        """
-        summary = PullSummary()
-        incoming = self._incoming()
-        by_server = self.store.links.by_server_id(self.connection)
-        managed = self._managed(by_server, None)
-        for resource_type in PULLED_TYPES:
-            page = Page()
-            for resource in resources:
-                if resource.get("resourceType") == resource_type:
-                    incoming.take(resource, by_server, managed, page, summary)
-            page.watermark = None
-            self._apply(resource_type, page, None)
         return summary
 
     def _incoming(self) -> Incoming:

@@ -10,7 +10,6 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 
@@ -66,10 +65,10 @@ async def pull_connection(
     settings: Settings,
     *,
     patient_id: str | None = None,
-    resources: list[dict[str, Any]] | None = None,
+    types: tuple[str, ...] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> PullSummary:
-    """Pull the connection's changes (or apply ``resources`` a notification carried)."""
+    """Pull the connection's changes (of ``types`` only, when given: a notification's)."""
     started = time.perf_counter()
     async with target.client(transport) as client, _naming(target.name):
         puller = Puller(
@@ -79,9 +78,7 @@ async def pull_connection(
             settings.mapping_context(datetime.now(UTC)),
             policy=target.config.conflict_policy,
         )
-        summary = await (
-            puller.pull(patient_id=patient_id) if resources is None else puller.apply(resources)
-        )
+        summary = await puller.pull(patient_id=patient_id, types=types)
     metrics.record_run(
         target.name, "pull", summary.counts(), time.perf_counter() - started, ok=not summary.failed
     )

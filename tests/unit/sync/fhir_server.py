@@ -5,10 +5,11 @@ CapabilityStatement (shaped by the options: transaction, batch, conditional upda
 ``_lastUpdated``, type history, read-only types), transactions (all or nothing, ``urn:uuid``
 references resolved) and batches, conditional and version-aware updates (If-Match: 412 on a
 stale version), conditional creates, reads, searches (identifier, patient, ``_lastUpdated``,
-paged with ``next`` links; Patient demographics: ``family`` and ``given`` by prefix,
-``birthdate``, ``gender``) and type history with deletions. ``refuse`` makes it turn down
-chosen writes; ``fail`` answers whole requests with an error status. With ``patient_match``
-it declares ``Patient/$match`` and answers it with the candidates that function grades.
+paged with ``next`` links; Subscription ``url`` and ``criteria``; Patient demographics:
+``family`` and ``given`` by prefix, ``birthdate``, ``gender``) and type history with
+deletions. ``refuse`` makes it turn down chosen writes; ``fail`` answers whole requests with
+an error status. With ``patient_match`` it declares ``Patient/$match`` and answers it with the
+candidates that function grades.
 It refuses as the EHR-like sandbox profiles do: ``read_only`` types (declared so, writes
 answered 405 with an OperationOutcome), ``refuses_writes`` (declared writable, yet answered
 405: a refusal only learnt at run time), ``refused_modes`` (a declared transaction or batch
@@ -49,6 +50,7 @@ SYNCED = (
     "ServiceRequest",
     "Task",
     "CarePlan",
+    "Subscription",
 )
 # a write turned down: (status, diagnostics), or None to let it through
 Refusal = Callable[[str, Json], tuple[int, str] | None]
@@ -214,6 +216,10 @@ class FhirServer:
                 for r in found
                 if any((i.get("system"), i.get("value")) in wanted for i in r.get("identifier", []))
             ]
+        if "url" in params:  # Subscription.channel.endpoint
+            found = [r for r in found if (r.get("channel") or {}).get("endpoint") == params["url"]]
+        if "criteria" in params:
+            found = [r for r in found if r.get("criteria") == params["criteria"]]
         if "patient" in params:
             subject = "for" if resource_type == "Task" else "subject"
             found = [

@@ -254,14 +254,21 @@ async def test_a_lease_lost_mid_pull_applies_nothing_of_that_type(
     assert store.watermarks.get(CONNECTION, "Task") is not None  # the other types went on
 
 
-async def test_a_notification_applies_its_resource_and_leaves_the_watermark(
+async def test_a_pull_of_one_type_reads_only_that_type_from_the_server(
     store: Store, server: FhirServer, ctx: MappingContext, clock: Clock, pushed: str
 ) -> None:
+    """What a notification causes: the named type pulled since its watermark, nothing else."""
     await pull(store, server, ctx, clock)
-    watermark = store.watermarks.get(CONNECTION, "Goal")
-    edited = server.edit("Goal", pushed, set_code("achievementStatus", "achieved"))
+    care_plans = store.watermarks.get(CONNECTION, "CarePlan")
+    server.edit("Goal", pushed, set_code("achievementStatus", "achieved"))
+    searched = len(server.sent("GET"))
     async with server.client() as client:
-        summary = await Puller(store, client, CONNECTION, ctx, clock=clock).apply([edited])
+        summary = await Puller(store, client, CONNECTION, ctx, clock=clock).pull(types=("Goal",))
     assert summary.updated == 1
     assert local_goal(store).achievement_status == m.GoalAchievement.achieved
-    assert store.watermarks.get(CONNECTION, "Goal") == watermark
+    paths = {r.url.path for r in server.sent("GET")[searched:]}
+    assert {p for p in paths if not p.endswith("/metadata")} == {
+        "/fhir/Goal",
+        "/fhir/Goal/_history",
+    }
+    assert store.watermarks.get(CONNECTION, "CarePlan") == care_plans
