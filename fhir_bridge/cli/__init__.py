@@ -13,10 +13,11 @@ import sys
 
 import typer
 
+from fhir_bridge.errors import InputError
 from fhir_bridge.sandbox.cli import app as sandbox_app
 
 from . import _enrolments, _fleet, _handoffs, _matches, _records, _service, _sync
-from ._app import app
+from ._app import app, setup_logging
 
 __all__ = ["app", "main"]
 
@@ -53,6 +54,11 @@ app.command()(_service.demo)
 
 
 def main() -> None:
+    try:
+        setup_logging()
+    except InputError as exc:
+        typer.echo(f"fhir-bridge: {exc}", err=True)
+        sys.exit(2)
     try:
         app()
     except Exception as exc:

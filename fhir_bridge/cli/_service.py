@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from fhir_bridge.errors import InputError, MissingExtra
 from fhir_bridge.sandbox import SandboxError
 from fhir_bridge.sync import Worker
 
-from ._app import fail, opened_store, reports_errors
+from ._app import fail, opened_store, reports_errors, setup_logging
 
 
 @reports_errors
@@ -52,6 +53,7 @@ def serve(
     pull_every: Annotated[float, typer.Option(help="With --worker: seconds between pulls")] = 60.0,
 ) -> None:
     """Run the HTTP service: records, sync, handoffs, change feed, dashboard, metrics."""
+    setup_logging("INFO")
     settings = load_settings()
     loop_worker = (
         Worker(settings, push_every=push_every, pull_every=pull_every) if with_worker else None
@@ -70,7 +72,14 @@ def _serve(settings: Settings, host: str, port: int, loop_worker: Worker | None)
     # it found: let that be a no-op, so a requested stop ends with exit status 0
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: None)
-    uvicorn.run(create_app(settings, worker=loop_worker), host=host, port=port, log_level="info")
+    # uvicorn's own loggers go through fhir-bridge's handler (log_config=None): one format
+    uvicorn.run(
+        create_app(settings, worker=loop_worker),
+        host=host,
+        port=port,
+        log_config=None,
+        log_level=logging.getLogger().getEffectiveLevel(),
+    )
     typer.echo("service stopped", err=True)
 
 

@@ -238,7 +238,7 @@ class Pusher:
                 "connection": self.connection,
                 "mode": mode,
                 "duration_ms": int((time.monotonic() - started) * 1000),
-                **summary.counts(),
+                "counts": summary.counts(),
             },
         )
 
