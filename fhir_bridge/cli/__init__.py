@@ -16,7 +16,7 @@ import typer
 from fhir_bridge.errors import InputError
 from fhir_bridge.sandbox.cli import app as sandbox_app
 
-from . import _enrolments, _fleet, _handoffs, _matches, _records, _service, _sync
+from . import _audit, _enrolments, _fleet, _handoffs, _matches, _records, _service, _sync
 from ._app import app, setup_logging
 
 __all__ = ["app", "main"]
@@ -38,6 +38,7 @@ app.command()(_sync.resolve)
 app.command("subscribe")(_sync.subscribe_)
 app.command("unsubscribe")(_sync.unsubscribe_)
 app.command()(_service.apikey)
+app.command()(_audit.audit)
 app.command()(_fleet.worker)
 app.command()(_fleet.status)
 app.command()(_fleet.maintenance)

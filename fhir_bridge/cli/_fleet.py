@@ -15,6 +15,7 @@ from fhir_bridge.store import Store
 from fhir_bridge.sync import Worker, fleet_status
 
 from ._app import opened_store, print_json, reports_errors, setup_logging
+from ._audit import audited
 
 
 @reports_errors
@@ -101,6 +102,7 @@ def status(
 
 
 @reports_errors
+@audited("maintenance")
 def maintenance(
     dead_after: Annotated[
         float, typer.Option(help="Seconds without a heartbeat after which a worker is dead")

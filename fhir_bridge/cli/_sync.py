@@ -39,6 +39,7 @@ from ._app import (
     print_json,
     reports_errors,
 )
+from ._audit import audited
 
 CallbackOption = Annotated[
     str, typer.Option("--callback", help="Base URL where `fhir-bridge serve` is reachable")
@@ -46,6 +47,7 @@ CallbackOption = Annotated[
 
 
 @reports_errors
+@audited("push")
 def push(
     connection: ConnectionOption = None,
     fhir_url: FhirUrlOption = None,
@@ -93,6 +95,7 @@ def _print_plan(summary: PushSummary) -> None:
 
 
 @reports_errors
+@audited("pull")
 def pull(
     connection: ConnectionOption = None,
     fhir_url: FhirUrlOption = None,
@@ -109,6 +112,7 @@ def pull(
 
 
 @reports_errors
+@audited("sync")
 def sync_(
     connection: ConnectionOption = None,
     fhir_url: FhirUrlOption = None,
@@ -156,6 +160,7 @@ def conflicts() -> None:
 
 
 @reports_errors
+@audited("resolve")
 def resolve(
     conflict_id: Annotated[int, typer.Argument(metavar="ID")],
     take: Annotated[str, typer.Option(help="local, ehr, or merged (with FILE)")],
@@ -181,6 +186,7 @@ def _webhook_secret(settings: Settings, connection: str) -> str:
 
 
 @reports_errors
+@audited("subscribe")
 def subscribe_(connection: ConnectionOption = None, callback: CallbackOption = "") -> None:
     """Create (once) REST-hook Subscriptions for CarePlan, Goal, ServiceRequest and Task."""
     settings = load_settings()
@@ -198,6 +204,7 @@ def subscribe_(connection: ConnectionOption = None, callback: CallbackOption = "
 
 
 @reports_errors
+@audited("unsubscribe")
 def unsubscribe_(connection: ConnectionOption = None, callback: CallbackOption = "") -> None:
     """Delete the Subscriptions `subscribe` created for this callback."""
     settings = load_settings()
@@ -227,6 +234,7 @@ def dead_letters(
 
 
 @reports_errors
+@audited("retry")
 def retry(
     ids: Annotated[list[int] | None, typer.Argument(metavar="ID", help="Dead-letter ids")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every dead letter")] = False,
@@ -240,6 +248,7 @@ def retry(
 
 
 @reports_errors
+@audited(lambda a: "capabilities.forget" if a.get("forget") else None)
 def capabilities(
     connection: Annotated[
         str | None, typer.Argument(help="Only this connection (required with --forget)")
