@@ -129,7 +129,7 @@ class Pusher:
             memory=self.remember_refusals,
             write=not dry_run,
         )
-        return Sender(self.server, limits, self.clock)
+        return Sender(self.server, limits, self.clock, provenance=self.ctx.namespace)
 
     def enqueue_unsynced(self) -> int:
         """Queue what this connection was never sent (one process at a time does it)."""
