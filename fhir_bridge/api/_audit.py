@@ -4,9 +4,10 @@ One ASGI middleware sees every request; a write (any method but GET, HEAD and OP
 answered below 400 by an authenticated caller is recorded once it is answered: the actor the
 authentication left in ``request.state.actor`` (``apikey:<name>``, ``dashboard:<name>``), or
 ``webhook:<connection>`` for a notification its secret let in; the action is the method and
-the route's template (``PUT /v1/{collection}/{record_id}``), the record and connection come
-from the path's parameters, the source is the client address. Nothing of the body is kept.
-A refused request (401, 403, 404, 422 ...) changed nothing and is not recorded.
+the route's template (``PUT /v1/{collection}/{record_id}``), the record (its kind: ``goal``
+for ``goals``) and connection come from the path's parameters, the source is the client
+address. Nothing of the body is kept. A refused request (401, 403, 404, 422 ...) changed
+nothing and is not recorded.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fhir_bridge.store import AuditEvent, Store
+
+from .routes.records import COLLECTIONS
 
 log = logging.getLogger("fhir_bridge.api")
 
@@ -40,7 +43,8 @@ def event_of(scope: Scope, status: int, now: datetime) -> AuditEvent | None:
     if actor is None:  # an unauthenticated answer (a redirect to sign in) changed nothing
         return None
     record_param = next((p for p in _RECORD_PARAMS if p in params), None)
-    kind = params.get("collection") or params.get("resource_type")
+    collection = params.get("collection")
+    kind = COLLECTIONS.get(str(collection), collection) or params.get("resource_type")
     if kind is None and record_param == "patient_id":
         kind = "patient"
     client = scope.get("client")

@@ -41,8 +41,8 @@ def test_a_write_is_recorded_with_its_author_and_no_body(api: Any) -> None:
     page = call("GET", "/v1/audit", key=keys["admin"]).json()
     actions = [(e["action"], e["kind"], e["record_id"], e["actor"]) for e in page["items"]]
     assert actions == [
-        ("PUT /v1/{collection}/{record_id}", "goals", "g-audit", "apikey:write"),
-        ("DELETE /v1/{collection}/{record_id}", "goals", "g-audit", "apikey:write"),
+        ("PUT /v1/{collection}/{record_id}", "goal", "g-audit", "apikey:write"),
+        ("DELETE /v1/{collection}/{record_id}", "goal", "g-audit", "apikey:write"),
     ]
     assert all(e["source"] == "127.0.0.1" and e["outcome"] == "ok" for e in page["items"])
     assert "Quinlan" not in json.dumps(page)
@@ -69,7 +69,7 @@ def test_the_audit_is_for_admin_keys_and_filters(api: Any) -> None:
     for record_id in ("g-a", "g-b"):
         call("PUT", f"/v1/goals/{record_id}", key=keys["write"], json=GOAL)
     call("PUT", "/v1/goals/g-c", key=keys["admin"], json=GOAL)
-    by_record = call("GET", "/v1/audit?record=goals/g-b", key=keys["admin"]).json()["items"]
+    by_record = call("GET", "/v1/audit?record=goal/g-b", key=keys["admin"]).json()["items"]
     assert [e["record_id"] for e in by_record] == ["g-b"]
     by_actor = call("GET", "/v1/audit?actor=apikey:admin", key=keys["admin"]).json()["items"]
     assert [e["record_id"] for e in by_actor] == ["g-c"]
