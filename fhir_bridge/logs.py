@@ -186,4 +186,8 @@ def configure(
     root.setLevel(chosen)
     for name in _QUIET:
         logging.getLogger(name).setLevel(max(chosen, logging.WARNING))
+    # a library's dictConfig (disable_existing_loggers) may have silenced ours: on again
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if name.split(".")[0] == "fhir_bridge" and isinstance(logger, logging.Logger):
+            logger.disabled = False
     return handler

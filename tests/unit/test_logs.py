@@ -105,6 +105,17 @@ def test_the_environment_sets_the_level_over_the_file(
         logs.configure("INFO", "xml", stream=stream)  # type: ignore[arg-type]
 
 
+def test_configuring_turns_on_loggers_a_library_disabled(stream: io.StringIO) -> None:
+    ours = logging.getLogger("fhir_bridge.test")
+    ours.disabled = True  # as logging.config.dictConfig does to every existing logger
+    try:
+        logs.configure("INFO", "json", stream=stream)
+        ours.info("heard")
+    finally:
+        ours.disabled = False
+    assert json.loads(stream.getvalue())["msg"] == "heard"
+
+
 def test_configuring_twice_leaves_one_handler(stream: io.StringIO) -> None:
     logs.configure("INFO", "json", stream=stream)
     logs.configure("INFO", "json", stream=stream)
