@@ -12,10 +12,14 @@ patient_mode = "match"              # or "create"; unset: create on localhost, e
 mrn_system = "urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.14"  # the EHR's MRN system
 auth = { kind = "smart-backend", client_id = "bridge", private_key_file = "/run/keys/bridge.pem",
          key_id = "k1", algorithm = "RS384", scope = "system/CarePlan.rs system/Goal.cruds" }
+
+[logging]
+level = "INFO"                      # FHIR_BRIDGE_LOG_LEVEL overrides it
+format = "json"                     # or "keyvalue" (the default)
 ```
 
 Environment variables override the file: ``FHIR_BRIDGE_DATABASE_URL``,
-``FHIR_BRIDGE_NAMESPACE``.
+``FHIR_BRIDGE_NAMESPACE``, ``FHIR_BRIDGE_LOG_LEVEL``.
 """
 
 from __future__ import annotations
@@ -152,6 +156,18 @@ def is_local(base_url: str) -> bool:
         return False
 
 
+class LoggingConfig(BaseModel):
+    """``[logging]``: how fhir-bridge logs (``FHIR_BRIDGE_LOG_LEVEL`` overrides the level)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] | None = Field(
+        default=None,
+        description="Unset: INFO for serve and worker, WARNING for one-shot commands",
+    )
+    format: Literal["json", "keyvalue"] = "keyvalue"
+
+
 class Settings(BaseSettings):
     """Everything fhir-bridge is configured with."""
 
@@ -170,6 +186,7 @@ class Settings(BaseSettings):
         description="Subscription notifications of one connection and type arriving within "
         "this many seconds of the first cause one pull of that type",
     )
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     def mapping_context(self, now: datetime) -> MappingContext:
         """The mappers' context: this configuration's namespace, stamped with ``now``."""

@@ -24,15 +24,28 @@ from fhir_bridge.errors import (
 from fhir_bridge.store import Store
 from fhir_bridge.sync import Notifications, Worker, pull_connection, resolve_connection
 
+from ._audit import AuditWrites
 from ._dashboard import router as dashboard_router
-from .routes import changes, conflicts, dead_letters, enrolments, handoffs, health, records, sync
+from ._request_ids import RequestIds
+from .routes import (
+    audit,
+    changes,
+    conflicts,
+    dead_letters,
+    enrolments,
+    handoffs,
+    health,
+    records,
+    sync,
+)
 from .routes.webhook import webhook_router
 
 log = logging.getLogger("fhir_bridge.api")
 
 DESCRIPTION = """Sync care plans, goals and referrals between a care-management system and EHR
 FHIR R4 servers. Every route but `/healthz` and `/readyz` needs an API key
-(`Authorization: Bearer <key>`, made with `fhir-bridge apikey create --scope read|write|admin`)."""
+(`Authorization: Bearer <key>`, made with `fhir-bridge apikey create --scope read|write|admin`).
+Every answer carries `X-Request-ID` (the caller's, when sane); every write is in `/v1/audit`."""
 
 
 def create_app(
@@ -54,7 +67,9 @@ def create_app(
         target = resolve_connection(settings, connection, None)
         types = None if resource_type is None else (resource_type,)
         summary = await pull_connection(store, target, settings, types=types, transport=transport)
-        log.info("notification applied", extra={"action": "notify.pull", **summary.counts()})
+        log.info(
+            "notification applied", extra={"action": "notify.pull", "counts": summary.counts()}
+        )
 
     notifications = Notifications(pull_notified, window=settings.notification_window_seconds)
 
@@ -75,6 +90,8 @@ def create_app(
     app.state.store = store
     app.state.transport = transport
     app.state.notifications = notifications
+    app.add_middleware(AuditWrites, store=store)  # every write answered below 400
+    app.add_middleware(RequestIds)  # outermost: every log line of a request carries its id
 
     @app.exception_handler(MappingError)
     async def invalid(_: Request, exc: MappingError) -> JSONResponse:
@@ -117,6 +134,7 @@ def create_app(
     app.include_router(changes.router)
     app.include_router(handoffs.router)
     app.include_router(enrolments.router)
+    app.include_router(audit.router)
     app.include_router(dashboard_router)
     app.include_router(records.router)  # last: /v1/{collection}/{id} would shadow the above
 

@@ -110,10 +110,11 @@ def _state(request: Request) -> _State:
 
 def _operator(request: Request, store: StoreDep) -> Operator | None:
     key = _state(request).sessions.key_of(request.cookies.get(COOKIE))
-    scopes = None if key is None else store.api_keys.scopes(key)
-    if scopes is None:
+    grant = None if key is None else store.api_keys.check(key, datetime.now(UTC))
+    if grant is None:
         return None
-    operator = Operator(tuple(scopes))
+    request.state.actor = f"dashboard:{grant.name}"  # who, for the audit trail
+    operator = Operator(grant.scopes)
     return operator if operator.can_view else None
 
 
@@ -150,13 +151,14 @@ def login(request: Request, store: StoreDep, key: Annotated[str, Form()] = "") -
     key = key.strip()
     if not key:
         return _login_page(request, "Enter an API key.", status.HTTP_400_BAD_REQUEST)
-    scopes = store.api_keys.scopes(key)
-    if scopes is None:
+    grant = store.api_keys.check(key, datetime.now(UTC))
+    if grant is None:
         log.info("dashboard sign-in refused", extra={"action": "dashboard.login", "ok": False})
         return _login_page(
-            request, "That API key is unknown or revoked.", status.HTTP_401_UNAUTHORIZED
+            request, "That API key is unknown, revoked or expired.", status.HTTP_401_UNAUTHORIZED
         )
-    if not Operator(tuple(scopes)).can_view:
+    request.state.actor = f"dashboard:{grant.name}"  # who, for the audit trail
+    if not Operator(grant.scopes).can_view:
         return _login_page(
             request,
             "That API key lacks the 'read' scope the dashboard needs.",

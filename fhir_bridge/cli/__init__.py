@@ -13,9 +13,11 @@ import sys
 
 import typer
 
+from fhir_bridge.errors import InputError
 from fhir_bridge.sandbox.cli import app as sandbox_app
 
 from . import (
+    _audit,
     _enrolments,
     _fleet,
     _handoffs,
@@ -25,7 +27,7 @@ from . import (
     _subscriptions,
     _sync,
 )
-from ._app import app
+from ._app import app, setup_logging
 
 __all__ = ["app", "main"]
 
@@ -47,6 +49,7 @@ app.command("subscribe")(_subscriptions.subscribe_)
 app.command("unsubscribe")(_subscriptions.unsubscribe_)
 app.add_typer(_subscriptions.subscriptions, name="subscriptions")
 app.command()(_service.apikey)
+app.command()(_audit.audit)
 app.command()(_fleet.worker)
 app.command()(_fleet.status)
 app.command()(_fleet.maintenance)
@@ -63,6 +66,11 @@ app.command()(_service.demo)
 
 
 def main() -> None:
+    try:
+        setup_logging()
+    except InputError as exc:
+        typer.echo(f"fhir-bridge: {exc}", err=True)
+        sys.exit(2)
     try:
         app()
     except Exception as exc:

@@ -25,9 +25,11 @@ from fhir_bridge.handoff import (
 )
 
 from ._app import console, opened_store, print_json, reports_errors
+from ._audit import audited
 
 
 @reports_errors
+@audited("handoff")
 def handoff(
     patient_id: Annotated[str, typer.Argument(metavar="PATIENT_ID")],
     handoff_type: Annotated[
@@ -84,6 +86,7 @@ def handoffs() -> None:
 
 
 @reports_errors
+@audited("receive")
 def receive(
     file: Annotated[Path | None, typer.Argument(help="A document or transaction Bundle")] = None,
     from_: Annotated[

@@ -16,6 +16,7 @@ from fhir_bridge.mappers import from_fhir, to_bundle
 from fhir_bridge.sync import loaded_enrolments, routing_of
 
 from ._app import fail, mapping_context, opened_store, print_json, reports_errors
+from ._audit import audited
 
 Files = Annotated[list[Path], typer.Argument(help="Input files", show_default=False)]
 Namespace = Annotated[
@@ -55,6 +56,7 @@ def import_(files: Files, namespace: Namespace = None) -> None:
 
 
 @reports_errors
+@audited("load")
 def load(files: Files) -> None:
     """Put internal records (or `fhir-bridge import` output) into the store and queue them
     for the connections they go to (a package's `enrolments` are stored too)."""

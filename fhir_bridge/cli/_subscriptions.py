@@ -20,6 +20,7 @@ from fhir_bridge.sync import (
 )
 
 from ._app import ConnectionOption, console, opened_store, reports_errors
+from ._audit import audited
 
 CallbackOption = Annotated[
     str, typer.Option("--callback", help="Base URL where `fhir-bridge serve` is reachable")
@@ -34,6 +35,7 @@ subscriptions = typer.Typer(
 
 
 @reports_errors
+@audited("subscribe")
 def subscribe_(connection: ConnectionOption = None, callback: CallbackOption = "") -> None:
     """Create (once) REST-hook Subscriptions for CarePlan, Goal, ServiceRequest and Task, each
     with a secret of its own (only its hash is stored)."""
@@ -59,6 +61,7 @@ def subscribe_(connection: ConnectionOption = None, callback: CallbackOption = "
 
 
 @reports_errors
+@audited("unsubscribe")
 def unsubscribe_(connection: ConnectionOption = None, callback: CallbackOption = "") -> None:
     """Delete the Subscriptions `subscribe` created for this callback, and their secrets."""
     settings = load_settings()
@@ -74,6 +77,7 @@ def unsubscribe_(connection: ConnectionOption = None, callback: CallbackOption =
 
 @subscriptions.command("rotate-secret")
 @reports_errors
+@audited("subscriptions rotate-secret")
 def rotate_secret(connection: ConnectionArgument) -> None:
     """Give each of the connection's Subscriptions a new secret (updated on the EHR); the old
     ones still open the webhook for a few minutes, for notifications on their way."""

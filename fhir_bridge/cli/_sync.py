@@ -35,9 +35,11 @@ from ._app import (
     print_json,
     reports_errors,
 )
+from ._audit import audited
 
 
 @reports_errors
+@audited("push")
 def push(
     connection: ConnectionOption = None,
     fhir_url: FhirUrlOption = None,
@@ -85,6 +87,7 @@ def _print_plan(summary: PushSummary) -> None:
 
 
 @reports_errors
+@audited("pull")
 def pull(
     connection: ConnectionOption = None,
     fhir_url: FhirUrlOption = None,
@@ -101,6 +104,7 @@ def pull(
 
 
 @reports_errors
+@audited("sync")
 def sync_(
     connection: ConnectionOption = None,
     fhir_url: FhirUrlOption = None,
@@ -148,6 +152,7 @@ def conflicts() -> None:
 
 
 @reports_errors
+@audited("resolve")
 def resolve(
     conflict_id: Annotated[int, typer.Argument(metavar="ID")],
     take: Annotated[str, typer.Option(help="local, ehr, or merged (with FILE)")],
@@ -179,6 +184,7 @@ def dead_letters(
 
 
 @reports_errors
+@audited("retry")
 def retry(
     ids: Annotated[list[int] | None, typer.Argument(metavar="ID", help="Dead-letter ids")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every dead letter")] = False,
@@ -192,6 +198,7 @@ def retry(
 
 
 @reports_errors
+@audited(lambda a: "capabilities.forget" if a.get("forget") else None)
 def capabilities(
     connection: Annotated[
         str | None, typer.Argument(help="Only this connection (required with --forget)")

@@ -4,6 +4,8 @@
 ``store.links``, ...) hand back the frozen dataclasses exported here.
 """
 
+from ._api_keys import ApiKey, Grant
+from ._audit import AuditEvent
 from ._changes import Change
 from ._clock import utc
 from ._conflicts import Conflict, NewConflict
@@ -24,11 +26,14 @@ from ._tables import OutboxStatus
 from ._workers import Worker
 
 __all__ = [
+    "ApiKey",
+    "AuditEvent",
     "Change",
     "Claim",
     "Conflict",
     "Enrolled",
     "Enrolment",
+    "Grant",
     "Handoff",
     "HandoffSummary",
     "Lease",

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, text
 from fhir_bridge import model as m
 
 from ._api_keys import ApiKeys
+from ._audit import AuditTrail
 from ._changes import ChangeFeed, Watermarks, advance, append, lock_feed
 from ._conflicts import Conflicts, NewConflict
 from ._conflicts import add as add_conflict
@@ -68,6 +69,7 @@ class Store:
         self.watermarks = Watermarks(self._db)
         self.handoffs = Handoffs(self._db)
         self.api_keys = ApiKeys(self._db)
+        self.audit = AuditTrail(self._db)
         self.matches = PatientMatches(self._db)
         self.enrolments = Enrolments(self._db)
         self.subscription_secrets = SubscriptionSecrets(self._db)

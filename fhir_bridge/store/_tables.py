@@ -182,6 +182,8 @@ class ApiKeyRow(Base):
     scopes: Mapped[list[Any]] = mapped_column(JSON)
     created_at: Mapped[datetime]
     revoked: Mapped[bool] = mapped_column(default=False)
+    expires_at: Mapped[datetime | None]  # None: never
+    revoked_at: Mapped[datetime | None]
 
 
 class ChangeRow(Base):
@@ -320,3 +322,25 @@ class SubscriptionSecretRow(Base):
     expires_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_subscription_secrets_connection", "connection", "resource_type"),)
+
+
+class AuditRow(Base):
+    """One write, by whom, from where: ids and counts only, never PHI."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str | None] = mapped_column(String(64))
+    record_id: Mapped[str | None] = mapped_column(String(200))
+    connection: Mapped[str | None] = mapped_column(String(100))
+    source: Mapped[str | None] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_audit_actor", "actor", "id"),
+        Index("ix_audit_record", "record_id", "id"),
+    )

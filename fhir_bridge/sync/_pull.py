@@ -118,7 +118,7 @@ class Puller:
         self.run_id = None
         log.info(
             "pull finished",
-            extra={"action": "pull", "connection": self.connection, **summary.counts()},
+            extra={"action": "pull", "connection": self.connection, "counts": summary.counts()},
         )
         return summary
 

@@ -129,7 +129,7 @@ class Pusher:
             memory=self.remember_refusals,
             write=not dry_run,
         )
-        return Sender(self.server, limits, self.clock)
+        return Sender(self.server, limits, self.clock, provenance=self.ctx.namespace)
 
     def enqueue_unsynced(self) -> int:
         """Queue what this connection was never sent (one process at a time does it)."""
@@ -238,7 +238,7 @@ class Pusher:
                 "connection": self.connection,
                 "mode": mode,
                 "duration_ms": int((time.monotonic() - started) * 1000),
-                **summary.counts(),
+                "counts": summary.counts(),
             },
         )
 

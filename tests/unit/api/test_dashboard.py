@@ -148,7 +148,7 @@ def test_without_a_session_every_page_sends_you_to_sign_in(bridge: Bridge) -> No
 def test_a_wrong_or_empty_key_gets_the_login_page_with_a_message(bridge: Bridge) -> None:
     wrong = bridge.client.post("/dashboard/login", data={"key": "fbk_not-a-key"})
     assert wrong.status_code == 401
-    assert "That API key is unknown or revoked." in wrong.text
+    assert "That API key is unknown, revoked or expired." in wrong.text
     assert 'name="key"' in wrong.text
     assert "set-cookie" not in wrong.headers
     empty = bridge.client.post("/dashboard/login", data={})

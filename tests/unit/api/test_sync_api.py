@@ -355,6 +355,7 @@ def test_every_json_answer_is_described_by_the_openapi_document(api: Any) -> Non
         ),
         ("GET", "/v1/handoffs", "/v1/handoffs", {}),
         ("GET", "/v1/handoffs/1", "/v1/handoffs/{handoff_id}", {}),
+        ("GET", "/v1/audit", "/v1/audit", {"params": {"actor": "apikey"}}),
     ]
     for method, url, path, kwargs in calls:
         answer = call(method, url, key=key, **kwargs)

@@ -95,6 +95,7 @@ class FhirServer:
     refuses_conditional_update: bool = False  # declared, yet answered 400 "not supported"
     refuse: Refusal | None = None
     patient_match: PatientMatch | None = None
+    provenance: bool = False  # declares Provenance (writable unless in read_only/refuses_writes)
     start: datetime = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
     resources: dict[tuple[str, str], Json] = field(default_factory=dict)
     deleted: set[tuple[str, str]] = field(default_factory=set)
@@ -437,7 +438,10 @@ class FhirServer:
                     {
                         "mode": "server",
                         "interaction": [{"code": c} for c in system],
-                        "resource": [resource(t) for t in SYNCED],
+                        "resource": [
+                            resource(t)
+                            for t in SYNCED + (("Provenance",) if self.provenance else ())
+                        ],
                     }
                 ],
             }
