@@ -20,16 +20,19 @@ from fhir_bridge.errors import (
     HandoffRefused,
     InputError,
     MappingError,
+    StoreUnavailable,
     UnknownPatient,
 )
 from fhir_bridge.store import Store
 from fhir_bridge.sync import Worker, pull_connection, resolve_connection
 
 from ._dashboard import router as dashboard_router
+from ._guard import InputGuard
 from .routes import changes, conflicts, dead_letters, enrolments, handoffs, health, records, sync
 from .routes.webhook import webhook_router
 
 log = logging.getLogger("fhir_bridge.api")
+RETRY_AFTER_SECONDS = 5  # when the database is unavailable
 
 DESCRIPTION = """Sync care plans, goals and referrals between a care-management system and EHR
 FHIR R4 servers. Every route but `/healthz` and `/readyz` needs an API key
@@ -65,6 +68,24 @@ def create_app(
     app.state.settings = settings
     app.state.store = store
     app.state.transport = transport
+    # size limits and the API key before any body is read (routes read app.state.settings)
+    app.add_middleware(
+        InputGuard,
+        max_body=lambda: int(app.state.settings.max_body_bytes),
+        known_key=lambda key: store.api_keys.scopes(key) is not None,
+    )
+
+    @app.exception_handler(StoreUnavailable)
+    async def unavailable(_: Request, exc: StoreUnavailable) -> JSONResponse:
+        """The database is locked, full or away: nothing was written; try again shortly."""
+        return JSONResponse(
+            {
+                "detail": "the database is unavailable: nothing was written, try again",
+                "error": exc.error_type,
+            },
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
 
     @app.exception_handler(MappingError)
     async def invalid(_: Request, exc: MappingError) -> JSONResponse:

@@ -5,6 +5,7 @@ page must show it as unreachable rather than fail."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +41,12 @@ class Browser:
     def __init__(self, app: FastAPI) -> None:
         self.app = app
         self.cookies = httpx.Cookies()
+        self.csrf = ""  # the session's form token, as the page's forms carry it
+
+    def read_csrf(self) -> None:
+        found = re.search(r'name="csrf" value="([^"]+)"', self.get("/dashboard").text)
+        assert found is not None
+        self.csrf = found.group(1)
 
     def request(
         self, method: str, url: str, *, follow_redirects: bool = True, **kwargs: Any
@@ -61,6 +68,9 @@ class Browser:
         return self.request("GET", url, **kwargs)
 
     def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        """A form post as the page's own forms send it (with the session's CSRF token)."""
+        if url != "/dashboard/login" and "data" not in kwargs and "content" not in kwargs:
+            kwargs["data"] = {"csrf": self.csrf}
         return self.request("POST", url, **kwargs)
 
 
@@ -76,6 +86,7 @@ class Bridge:
             "/dashboard/login", data={"key": self.keys[scope]}, follow_redirects=False
         )
         assert answer.status_code == 303, answer.text
+        self.client.read_csrf()
 
 
 @pytest.fixture

@@ -86,10 +86,11 @@ def test_without_the_secret_nothing_happens(app: Any, headers: dict[str, str]) -
 
 def test_unknown_connection_and_wrong_body(app: Any) -> None:
     client, handled = app
-    assert (
-        client.post("/fhir/notify/other", headers={WEBHOOK_SECRET_HEADER: "s3cret"}).status_code
-        == 404
-    )
+    unknown = client.post("/fhir/notify/other", headers={WEBHOOK_SECRET_HEADER: "s3cret"})
+    known = client.post("/fhir/notify/ehr", headers={WEBHOOK_SECRET_HEADER: "wrong"})
+    # an outsider cannot tell which connections exist
+    assert unknown.status_code == known.status_code == 401
+    assert unknown.json() == known.json()
     wrong = client.put(
         "/fhir/notify/ehr/Goal/7",
         json={"resourceType": "CarePlan"},
