@@ -345,7 +345,7 @@ def fhir_from_text(text: str, source: str) -> list[FhirItem]:
     if is_ndjson:
         try:
             json.loads(lines[0])
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON alone: read the file as one document
             is_ndjson = False
     out: list[FhirItem] = []
     if is_ndjson:
