@@ -28,7 +28,7 @@ from fhir_bridge.store import Store
 from fhir_bridge.sync import Worker, pull_connection, resolve_connection
 
 from ._dashboard import router as dashboard_router
-from ._guard import InputGuard
+from ._guard import InputGuard, raised_at
 from .routes import changes, conflicts, dead_letters, enrolments, handoffs, health, records, sync
 from .routes.webhook import webhook_router
 
@@ -73,7 +73,7 @@ def create_app(
     app.add_middleware(
         InputGuard,
         max_body=lambda: int(app.state.settings.max_body_bytes),
-        known_key=lambda key: store.api_keys.scopes(key) is not None,
+        known_key=lambda key: app.state.store.api_keys.scopes(key) is not None,
     )
 
     @app.exception_handler(StoreUnavailable)
@@ -138,8 +138,16 @@ def create_app(
                 store, target, settings, resources=resources, transport=transport
             )
             log.info("notification applied", extra={"action": "notify.pull", **summary.counts()})
-        except Exception:  # a failed notification must not take the service down
-            log.exception("notification could not be applied", extra={"connection": connection})
+        except Exception as exc:  # a failed notification must not take the service down
+            # no traceback: an error's message may quote the resource (names, birth dates)
+            log.error(
+                "notification could not be applied",
+                extra={
+                    "connection": connection,
+                    "error": type(exc).__name__,
+                    "raised_at": raised_at(exc),
+                },
+            )
 
     app.include_router(health.router)
     app.include_router(webhook_router(settings, notified))

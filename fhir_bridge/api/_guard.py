@@ -82,7 +82,7 @@ def _checked(body: bytes) -> None:
         raise _Refused(422, {"detail": str(exc)}) from None
 
 
-def _origin_of(exc: BaseException) -> str:
+def raised_at(exc: BaseException) -> str:
     """Where an exception was raised (file:line of the innermost frame), for the log."""
     frames = traceback.extract_tb(exc.__traceback__)
     if not frames:
@@ -212,6 +212,6 @@ class InputGuard:
                 "method": scope.get("method"),
                 "route": path,
                 "error": type(exc).__name__,
-                "raised_at": _origin_of(exc),
+                "raised_at": raised_at(exc),
             },
         )

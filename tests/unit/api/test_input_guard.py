@@ -297,3 +297,34 @@ def test_a_client_going_away_mid_body_is_no_server_error(api: Any) -> None:
     asyncio.run(call.app(scope, receive, send))
     statuses = [m["status"] for m in sent if m["type"] == "http.response.start"]
     assert all(s < 500 for s in statuses), statuses
+
+
+def test_a_failed_notification_logs_no_resource_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("HOOK_SECRET", "s3cret")
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'hook.db'}",
+        connections={
+            "ehr": ConnectionConfig(
+                base_url="http://ehr.test/fhir", enrol="all", webhook_secret_env="HOOK_SECRET"
+            )
+        },
+    )
+
+    async def broken(*_: Any, resources: Any = None, **__: Any) -> Any:
+        raise ValueError(f"cannot apply {resources}")  # quotes the resource
+
+    monkeypatch.setattr("fhir_bridge.api._app.pull_connection", broken)
+    caplog.set_level(logging.DEBUG)
+    goal = {"resourceType": "Goal", "id": "7", "description": {"text": "Quixote-Lindqvist"}}
+    answer = Api(settings)(
+        "PUT",
+        "/fhir/notify/ehr/Goal/7",
+        json=goal,
+        headers={"X-Fhir-Bridge-Secret": "s3cret"},
+    )
+    assert answer.status_code == 202
+    (failure,) = [r for r in caplog.records if "could not be applied" in r.getMessage()]
+    assert failure.__dict__["error"] == "ValueError"
+    assert "Quixote" not in caplog.text
