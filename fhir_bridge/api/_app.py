@@ -28,12 +28,11 @@ from fhir_bridge.store import Store
 from fhir_bridge.sync import Worker, pull_connection, resolve_connection
 
 from ._dashboard import router as dashboard_router
-from ._guard import InputGuard, raised_at
+from ._guard import RETRY_AFTER_SECONDS, InputGuard, raised_at
 from .routes import changes, conflicts, dead_letters, enrolments, handoffs, health, records, sync
 from .routes.webhook import webhook_router
 
 log = logging.getLogger("fhir_bridge.api")
-RETRY_AFTER_SECONDS = 5  # when the database is unavailable
 
 DESCRIPTION = """Sync care plans, goals and referrals between a care-management system and EHR
 FHIR R4 servers. Every route but `/healthz` and `/readyz` needs an API key

@@ -35,6 +35,7 @@ log = logging.getLogger("fhir_bridge.api")
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 KEYED_PREFIX = "/v1/"
+RETRY_AFTER_SECONDS = 5  # when the database is unavailable
 
 
 class _Refused(Exception):  # noqa: N818 - a control-flow signal, not an error of the tree
@@ -128,7 +129,7 @@ class InputGuard:
                     send,
                     503,
                     {"detail": "the database is unavailable: try again", "error": exc.error_type},
-                    {"Retry-After": "5"},
+                    {"Retry-After": str(RETRY_AFTER_SECONDS)},
                 )
                 return
             if not authenticated:
