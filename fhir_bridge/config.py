@@ -19,7 +19,7 @@ format = "json"                     # or "keyvalue" (the default)
 ```
 
 Environment variables override the file: ``FHIR_BRIDGE_DATABASE_URL``,
-``FHIR_BRIDGE_NAMESPACE``, ``FHIR_BRIDGE_LOG_LEVEL``.
+``FHIR_BRIDGE_NAMESPACE``, ``FHIR_BRIDGE_LOG_LEVEL``, ``FHIR_BRIDGE_MAX_BODY_BYTES``.
 """
 
 from __future__ import annotations
@@ -135,6 +135,35 @@ class ConnectionConfig(BaseModel):
         description="match: find the EHR's own Patient and never write it; create: upsert ours. "
         "Unset: create for a server on this machine (a loopback address), match otherwise",
     )
+    allow_insecure_http: bool = Field(
+        default=False,
+        description="Send credentials over plain http to a server that is not on this machine "
+        "(or keep user:password in a URL); refused unless set",
+    )
+
+    @model_validator(mode="after")
+    def _no_credentials_in_the_clear(self) -> ConnectionConfig:
+        if self.allow_insecure_http:
+            return self
+        for name, url in (("base_url", self.base_url), ("auth.token_url", self.auth.token_url)):
+            if url is not None and (urlsplit(url).username or urlsplit(url).password):
+                raise ValueError(
+                    f"{name} holds a user name or password: name credentials in auth (or set "
+                    "allow_insecure_http = true on this connection)"
+                )
+        if self.auth.kind == "none":
+            return self
+        urls: list[tuple[str, str | None]] = [("base_url", self.base_url)]
+        if self.auth.kind != "bearer":
+            urls.append(("auth.token_url", self.auth.token_url))
+        for name, url in urls:
+            if url is not None and urlsplit(url).scheme == "http" and not is_local(url):
+                raise ValueError(
+                    f"{name} is plain http to another machine: the {self.auth.kind} credentials "
+                    "would cross the network in the clear; use https (or set "
+                    "allow_insecure_http = true on this connection)"
+                )
+        return self
 
     @property
     def effective_patient_mode(self) -> Literal["match", "create"]:
@@ -187,6 +216,11 @@ class Settings(BaseSettings):
         "this many seconds of the first cause one pull of that type",
     )
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    max_body_bytes: int = Field(
+        default=5 * 1024 * 1024,
+        ge=1024,
+        description="The largest request body the API reads (bytes); larger ones get 413",
+    )
 
     def mapping_context(self, now: datetime) -> MappingContext:
         """The mappers' context: this configuration's namespace, stamped with ``now``."""

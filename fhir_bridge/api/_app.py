@@ -8,24 +8,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from fhir_bridge import __version__
 from fhir_bridge.config import Settings, load_settings
-from fhir_bridge.errors import (
-    FhirError,
-    FhirStatusError,
-    HandoffRefused,
-    InputError,
-    MappingError,
-    UnknownPatient,
-)
 from fhir_bridge.store import Store
 from fhir_bridge.sync import Notifications, Worker, pull_connection, resolve_connection
 
 from ._audit import AuditWrites
 from ._dashboard import router as dashboard_router
+from ._errors import answer_errors
+from ._guard import InputGuard
 from ._request_ids import RequestIds
 from .routes import (
     audit,
@@ -91,40 +84,15 @@ def create_app(
     app.state.transport = transport
     app.state.notifications = notifications
     app.add_middleware(AuditWrites, store=store)  # every write answered below 400
+    # size limits and the API key before any body is read (routes read app.state.settings)
+    app.add_middleware(
+        InputGuard,
+        max_body=lambda: int(app.state.settings.max_body_bytes),
+        known_key=lambda key: app.state.store.api_keys.scopes(key) is not None,
+    )
     app.add_middleware(RequestIds)  # outermost: every log line of a request carries its id
 
-    @app.exception_handler(MappingError)
-    async def invalid(_: Request, exc: MappingError) -> JSONResponse:
-        problems = [{"path": p.path, "reason": p.reason} for p in exc.problems]
-        return JSONResponse({"detail": "invalid record", "problems": problems}, status_code=422)
-
-    @app.exception_handler(InputError)
-    async def unreadable(_: Request, exc: InputError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
-
-    @app.exception_handler(UnknownPatient)
-    async def unknown_patient(_: Request, exc: UnknownPatient) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
-
-    @app.exception_handler(HandoffRefused)
-    async def refused(_: Request, exc: HandoffRefused) -> JSONResponse:
-        """A strict handoff not sent: what the check found, to fix before sending again."""
-        return JSONResponse(
-            {"detail": f"not sent: {exc.errors} errors in the check", "findings": exc.findings},
-            status_code=422,
-        )
-
-    @app.exception_handler(FhirError)
-    async def upstream(_: Request, exc: FhirError) -> JSONResponse:
-        """The EHR's server failed or refused: a gateway error naming what it said."""
-        headers = {}
-        if isinstance(exc, FhirStatusError) and exc.retry_after is not None:
-            headers["Retry-After"] = str(max(1, round(exc.retry_after)))
-        return JSONResponse(
-            {"detail": f"the FHIR server: {exc}", "error": type(exc).__name__},
-            status_code=503 if headers else 502,
-            headers=headers,
-        )
+    answer_errors(app)
 
     app.include_router(health.router)
     app.include_router(webhook_router(settings, store, notifications.hint))

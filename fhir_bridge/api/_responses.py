@@ -79,14 +79,15 @@ class LastContact(BaseModel):
 
 class Ready(BaseModel):
     status: Literal["ready"]
-    connections: dict[str, LastContact | None] = Field(
-        description="Per connection, when its server was last reached (null: never)"
+    connections: dict[str, LastContact | None] | None = Field(
+        default=None,
+        description="Per connection, when its server was last reached (null: never); "
+        "only for a caller with a read key",
     )
 
 
 class Unready(BaseModel):
     status: Literal["database unreachable"]
-    error: str = Field(description="The kind of error (no message: it may hold the URL)")
 
 
 class RecordPage(BaseModel):

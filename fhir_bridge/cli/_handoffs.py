@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from fhir_bridge.config import load_settings
-from fhir_bridge.documents import parse_json
+from fhir_bridge.documents import parse_json, read_text
 from fhir_bridge.errors import InputError
 from fhir_bridge.handoff import (
     fetch_bundle,
@@ -101,7 +101,7 @@ def receive(
     settings = load_settings()
     if file is not None:
         source = str(file)
-        bundle = parse_json(file.read_text(encoding="utf-8"), source)
+        bundle = parse_json(read_text(file), source)
     elif from_ is not None and bundle_id is not None:
         bundle = asyncio.run(fetch_bundle(settings, from_, bundle_id))
         source = f"{from_} Bundle/{bundle_id}"

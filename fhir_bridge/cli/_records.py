@@ -10,8 +10,14 @@ import typer
 
 from fhir_bridge import model as m
 from fhir_bridge.config import load_settings
-from fhir_bridge.documents import read_fhir, read_loaded, read_records
-from fhir_bridge.errors import InputError
+from fhir_bridge.documents import (
+    check_unique,
+    dangling_references,
+    read_fhir,
+    read_loaded,
+    read_records,
+)
+from fhir_bridge.errors import InputError, MappingError
 from fhir_bridge.mappers import from_fhir, to_bundle
 from fhir_bridge.sync import loaded_enrolments, routing_of
 
@@ -62,9 +68,14 @@ def load(files: Files) -> None:
     for the connections they go to (a package's `enrolments` are stored too)."""
     settings = load_settings()
     loaded = [read_loaded(path) for path in files]
+    for document in loaded:
+        check_unique(document)
     records = [r for x in loaded for r in x.records]
     enrolments = loaded_enrolments(settings, [e for x in loaded for e in x.enrolments])
     with opened_store(settings) as store:
+        dangling = dangling_references(loaded, lambda k, i: store.records.get(k, i) is not None)
+        if dangling:
+            raise MappingError(dangling)
         results = store.put_records(
             records, routing_of(settings), datetime.now(UTC), enrolments=enrolments
         )

@@ -241,6 +241,20 @@ def _internal_refs(record: m.PatientRecord) -> Iterable[tuple[str, m.Ref, str]]:
     elif isinstance(record, m.Medication):
         for i, ref in enumerate(record.reasons):
             yield f"reasons[{i}]", ref, "problem"
+    elif isinstance(record, m.ReferralTask):
+        yield "referral", record.referral, "referral"
+
+
+def record_references(record: m.Record) -> Iterable[tuple[str, str, str]]:
+    """(field, kind, id) of every internal reference a record makes, its patient included;
+    references kept verbatim from a FHIR source (``reference``) are not internal ones."""
+    if not isinstance(record, m.PatientRecord):
+        return
+    if record.patient.id is not None and record.patient.reference is None:
+        yield "patient", "patient", record.patient.id
+    for where, ref, kind in _internal_refs(record):
+        if ref.id is not None and ref.reference is None:
+            yield where, kind, ref.id
 
 
 # ------------------------------------------------------------------ FHIR -> internal
