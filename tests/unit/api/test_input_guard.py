@@ -5,18 +5,24 @@ is a 4xx naming the field, and a server error logs no body."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import httpx
 import pytest
 
-from fhir_bridge.config import ConnectionConfig, Settings
+from fhir_bridge import logs
+from fhir_bridge.api import create_app
+from fhir_bridge.config import WEBHOOK_SECRET_HEADER, ConnectionConfig, Settings
 from fhir_bridge.errors import StoreUnavailable
+from fhir_bridge.store import Store
 from tests.api_client import Api, api_keys
 
 PATIENT = {
@@ -299,32 +305,43 @@ def test_a_client_going_away_mid_body_is_no_server_error(api: Any) -> None:
     assert all(s < 500 for s in statuses), statuses
 
 
-def test_a_failed_notification_logs_no_resource_content(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setenv("HOOK_SECRET", "s3cret")
+def test_a_failed_notification_logs_no_resource_content(tmp_path: Path) -> None:
+    """A notification's pull that fails with an error quoting a resource: the log line names
+    the error's type and where it was raised, never its message."""
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'hook.db'}",
-        connections={
-            "ehr": ConnectionConfig(
-                base_url="http://ehr.test/fhir", enrol="all", webhook_secret_env="HOOK_SECRET"
-            )
-        },
+        notification_window_seconds=0,
+        connections={"ehr": ConnectionConfig(base_url="http://ehr.test/fhir", enrol="all")},
     )
-
-    async def broken(*_: Any, resources: Any = None, **__: Any) -> Any:
-        raise ValueError(f"cannot apply {resources}")  # quotes the resource
-
-    monkeypatch.setattr("fhir_bridge.api._app.pull_connection", broken)
-    caplog.set_level(logging.DEBUG)
-    goal = {"resourceType": "Goal", "id": "7", "description": {"text": "Quixote-Lindqvist"}}
-    answer = Api(settings)(
-        "PUT",
-        "/fhir/notify/ehr/Goal/7",
-        json=goal,
-        headers={"X-Fhir-Bridge-Secret": "s3cret"},
+    store = Store(settings.database_url)
+    secret_id, secret = store.subscription_secrets.issue(
+        "ehr", "Goal", "http://bridge.test/fhir/notify/ehr/Goal", datetime.now(UTC)
     )
-    assert answer.status_code == 202
-    (failure,) = [r for r in caplog.records if "could not be applied" in r.getMessage()]
-    assert failure.__dict__["error"] == "ValueError"
-    assert "Quixote" not in caplog.text
+    store.subscription_secrets.attach(secret_id, "sub-goal")
+    store.close()
+    stream = io.StringIO()
+    logs.configure("DEBUG", "keyvalue", stream=stream)
+
+    async def broken(*_: Any, **__: Any) -> Any:
+        raise ValueError("cannot apply Goal 'Quixote-Lindqvist'")  # quotes a resource
+
+    async def run() -> None:
+        app = create_app(settings)
+        with patch("fhir_bridge.api._app.pull_connection", broken):
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://bridge.test"
+            ) as bridge:
+                answer = await bridge.post(
+                    "/fhir/notify/ehr/Goal", headers={WEBHOOK_SECRET_HEADER: secret}
+                )
+                assert answer.status_code == 202
+                await app.state.notifications.drain()
+
+    try:
+        asyncio.run(run())
+    finally:
+        logs.configure("WARNING", "keyvalue")
+    text = stream.getvalue()
+    assert "notification pull failed" in text
+    assert "exc_type=ValueError" in text
+    assert "Quixote" not in text
