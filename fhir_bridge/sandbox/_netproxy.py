@@ -188,6 +188,8 @@ class NetProxy:
             )
         except (OSError, asyncio.IncompleteReadError):
             pass  # either side went away: so does the other
+        except asyncio.CancelledError:
+            pass  # the proxy stops: this connection's task ends quietly, as the server's own
         finally:
             for writer in (client_writer, upstream_writer):
                 if writer is not None:
