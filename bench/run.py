@@ -368,7 +368,8 @@ class Bench:
             started = datetime.now(UTC)
             push.load(url, panel.records())
             pushed = memory.measure("push", url, c.base_url, ctx.namespace)
-            if size == c.bulk_patients and "bulk" in c.parts:  # its state before any pull
+            if size == c.bulk_patients and "bulk" in c.parts and memory.bulk_available():
+                # the bulk part's starting point: pushed, before any pull
                 self.pushed[size] = (pull.copy_store(path, c.work_dir / f"pushed-{size}.db"), ctx)
             _seed_watermarks(url, started)
             pulled = memory.measure("pull", url, c.base_url, ctx.namespace)
