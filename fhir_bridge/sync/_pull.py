@@ -19,11 +19,12 @@ from typing import Any, Protocol
 
 from fhir_bridge.errors import BridgeError
 from fhir_bridge.mappers import MappingContext
-from fhir_bridge.store import Claim, Link, Store
+from fhir_bridge.store import Claim, Store
 
 from ._incoming import Incoming, Page
 from ._leases import LeaseKeeper, Leases, process_id
 from ._merge import Policy
+from ._server_links import ServerLinks
 from ._summary import PullSummary
 
 log = logging.getLogger("fhir_bridge.sync")
@@ -134,16 +135,6 @@ class Puller:
 
     # ------------------------------------------------------------------ finding changes
 
-    def _managed(self, by_server: dict[str, Link], patient_id: str | None) -> dict[str, str]:
-        """Server ``Patient/id`` -> internal patient id, for the patients synced here."""
-        return {
-            key: link.record_id
-            for key, link in by_server.items()
-            if link.resource_type == "Patient"
-            and link.record_id
-            and (patient_id is None or link.record_id == patient_id)
-        }
-
     async def _changed(
         self, resource_type: str, caps: PullCapabilities, managed: dict[str, str]
     ) -> AsyncIterator[Json]:
@@ -196,8 +187,8 @@ class Puller:
         lease: Claim,
     ) -> None:
         incoming = self._incoming()
-        by_server = self.store.links.by_server_id(self.connection)
-        managed = self._managed(by_server, patient_id)
+        by_server = ServerLinks(self.store, self.connection)
+        managed = self.store.links.patients(self.connection, patient_id)
         watermark = self.store.watermarks.get(self.connection, resource_type)
         page = Page()
         if (
@@ -206,18 +197,34 @@ class Puller:
             and caps.can(resource_type, "history-type")
         ):
             await self._deletions(resource_type, watermark, by_server, page, summary)
+
+        # the server's results a chunk (its page size) at a time: their links read in one
+        # go, then let go with the chunk
+        def take(chunk: list[Json]) -> None:
+            nonlocal page
+            if not chunk:
+                return
+            by_server.load(chunk)
+            for resource in chunk:
+                incoming.take(resource, by_server, managed, page, summary)
+                if len(page.records) + len(page.links) >= self.page_size:
+                    self._apply(resource_type, page, lease)
+                    page = Page()
+
+        chunk: list[Json] = []
         async for resource in self._changed(resource_type, caps, managed):
-            incoming.take(resource, by_server, managed, page, summary)
-            if len(page.records) + len(page.links) >= self.page_size:
-                self._apply(resource_type, page, lease)
-                page = Page()
+            chunk.append(resource)
+            if len(chunk) >= self.page_size:
+                take(chunk)
+                chunk = []
+        take(chunk)
         self._apply(resource_type, page, lease)
 
     async def _deletions(
         self,
         resource_type: str,
         watermark: str,
-        by_server: dict[str, Link],
+        by_server: ServerLinks,
         page: Page,
         summary: PullSummary,
     ) -> None:
