@@ -186,7 +186,6 @@ class Puller:
         summary: PullSummary,
         lease: Claim,
     ) -> None:
-        incoming = self._incoming()
         by_server = ServerLinks(self.store, self.connection)
         managed = self.store.links.patients(self.connection, patient_id)
         watermark = self.store.watermarks.get(self.connection, resource_type)
@@ -197,9 +196,30 @@ class Puller:
             and caps.can(resource_type, "history-type")
         ):
             await self._deletions(resource_type, watermark, by_server, page, summary)
+        changed = self._changed(resource_type, caps, managed)
+        page = await self._take_all(
+            resource_type, changed, managed=managed, page=page, summary=summary, lease=lease
+        )
+        self._apply(resource_type, page, lease)
 
-        # the server's results a chunk (its page size) at a time: their links read in one
-        # go, then let go with the chunk
+    async def _take_all(
+        self,
+        resource_type: str,
+        resources: AsyncIterator[Json],
+        *,
+        managed: dict[str, str],
+        page: Page,
+        summary: PullSummary,
+        lease: Claim,
+        keep_watermarks: bool = True,
+    ) -> Page:
+        """Read ``resources`` into pages, applying each full page; the page still open is
+        returned. They come a chunk (the page size) at a time: the chunk's links are read in
+        one go and let go with it. Without ``keep_watermarks`` no page moves the watermark
+        (resources not in ``_lastUpdated`` order: the caller sets it at the end)."""
+        incoming = self._incoming()
+        by_server = ServerLinks(self.store, self.connection)
+
         def take(chunk: list[Json]) -> None:
             nonlocal page
             if not chunk:
@@ -207,18 +227,20 @@ class Puller:
             by_server.load(chunk)
             for resource in chunk:
                 incoming.take(resource, by_server, managed, page, summary)
+                if not keep_watermarks:
+                    page.watermark = None
                 if len(page.records) + len(page.links) >= self.page_size:
                     self._apply(resource_type, page, lease)
                     page = Page()
 
         chunk: list[Json] = []
-        async for resource in self._changed(resource_type, caps, managed):
+        async for resource in resources:
             chunk.append(resource)
             if len(chunk) >= self.page_size:
                 take(chunk)
                 chunk = []
         take(chunk)
-        self._apply(resource_type, page, lease)
+        return page
 
     async def _deletions(
         self,
