@@ -229,3 +229,46 @@ def fhir_from_text(text: str, source: str) -> list[FhirItem]:
 
 def read_fhir(path: Path) -> list[FhirItem]:
     return fhir_from_text(_read_text(path), str(path))
+
+
+# --- NDJSON, streamed ----------------------------------------------------------------------
+
+
+def is_ndjson(path: Path) -> bool:
+    """Whether a file is read line by line: its name ends in ``.ndjson`` (or ``.jsonl``)."""
+    return path.suffix.lower() in (".ndjson", ".jsonl")
+
+
+def ndjson_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed JSON) for each non-blank line, read a line at a time: memory
+    holds one line however large the file. Errors name the file and the line."""
+    source = str(path)
+    try:
+        with path.open("rb") as lines:  # bytes, decoded per line: a bad byte names its line
+            for number, raw in enumerate(lines, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise InputError(source, "not UTF-8 text", number) from None
+                if not line.strip():
+                    continue
+                try:
+                    data = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    reason = f"malformed JSON: {exc.msg} (column {exc.colno})"
+                    raise InputError(source, reason, number) from None
+                yield number, data
+    except FileNotFoundError:
+        raise InputError(source, "no such file") from None
+    except IsADirectoryError:
+        raise InputError(source, "is a directory") from None
+
+
+def loaded_ndjson(path: Path) -> Iterator[Loaded]:
+    """What each line of an internal NDJSON file holds (one record or one package a line),
+    streamed; a problem is reported as ``FILE:LINE.field``."""
+    for number, data in ndjson_lines(path):
+        where = f"{path}:{number}"
+        if isinstance(data, list):
+            raise InputError(str(path), "one record or package per line, not a list", number)
+        yield load_data(data, where)
