@@ -186,7 +186,7 @@ class Puller:
         summary: PullSummary,
         lease: Claim,
     ) -> None:
-        by_server = ServerLinks(self.store, self.connection)
+        by_server = ServerLinks(self.store.links, self.connection)
         managed = self.store.links.patients(self.connection, patient_id)
         watermark = self.store.watermarks.get(self.connection, resource_type)
         page = Page()
@@ -218,7 +218,7 @@ class Puller:
         one go and let go with it. Without ``keep_watermarks`` no page moves the watermark
         (resources not in ``_lastUpdated`` order: the caller sets it at the end)."""
         incoming = self._incoming()
-        by_server = ServerLinks(self.store, self.connection)
+        by_server = ServerLinks(self.store.links, self.connection)
 
         def take(chunk: list[Json]) -> None:
             nonlocal page

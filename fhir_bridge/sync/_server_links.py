@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from fhir_bridge.store import Link, Store
+from fhir_bridge.store import Link
 
 from ._plan import references
 
@@ -24,11 +24,17 @@ class LinkLookup(Protocol):
     def get(self, key: str, /) -> Link | None: ...
 
 
+class LinksByServerId(Protocol):
+    """What of the store's links this needs (``store.links``)."""
+
+    def by_server_ids(self, connection: str, keys: Iterable[str]) -> dict[str, Link]: ...
+
+
 class ServerLinks:
     """Links of one connection by server ``Type/id``, the current page's in memory."""
 
-    def __init__(self, store: Store, connection: str) -> None:
-        self.store = store
+    def __init__(self, links: LinksByServerId, connection: str) -> None:
+        self.links = links
         self.connection = connection
         self._known: dict[str, Link | None] = {}
 
@@ -39,10 +45,10 @@ class ServerLinks:
         for resource in resources:
             keys.add(f"{resource.get('resourceType')}/{resource.get('id')}")
             keys.update(str(ref["reference"]) for ref in references(resource))
-        found = self.store.links.by_server_ids(self.connection, keys)
+        found = self.links.by_server_ids(self.connection, keys)
         self._known = {key: found.get(key) for key in keys}
 
     def get(self, key: str) -> Link | None:
         if key not in self._known:
-            self._known[key] = self.store.links.by_server_ids(self.connection, [key]).get(key)
+            self._known[key] = self.links.by_server_ids(self.connection, [key]).get(key)
         return self._known[key]
