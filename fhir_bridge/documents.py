@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -226,39 +227,41 @@ def load_data(data: Any, source: str) -> Loaded:
     return Loaded(records, enrolled, wheres)
 
 
-def check_unique(loaded: Loaded) -> None:
-    """MappingError naming both places of every record id given twice in one document (the
-    second would silently replace the first)."""
-    first: dict[tuple[str, str], str] = {}
-    problems: list[Problem] = []
-    for record, where in zip(loaded.records, loaded.wheres, strict=True):
-        key = (record.kind, record.id)
-        if key in first:
-            problems.append(Problem(where, f"{record.kind} {record.id!r} again (as {first[key]})"))
-        else:
-            first[key] = where
-    if problems:
-        raise MappingError(problems)
+@dataclass
+class LoadedIds:
+    """The ids a load gives and the internal references it makes, ids only (a streamed file is
+    checked without holding its records): every id given twice in one document, and every
+    reference to a record that is nowhere, named by place."""
 
+    given: set[tuple[str, str]] = field(default_factory=set)
+    references: list[tuple[str, str, str]] = field(default_factory=list)  # (where, kind, id)
+    problems: list[Problem] = field(default_factory=list)
 
-def dangling_references(
-    loaded: Iterable[Loaded], exists: Callable[[str, str], bool]
-) -> list[Problem]:
-    """Every internal reference (see docs/internal-format.md) to a record neither in the
-    documents nor, by ``exists(kind, id)``, in the store."""
-    documents = list(loaded)
-    given = {(r.kind, r.id) for d in documents for r in d.records}
-    problems: list[Problem] = []
-    for document in documents:
-        for record, where in zip(document.records, document.wheres, strict=True):
-            for field, kind, target in record_references(record):
-                if (kind, target) not in given and not exists(kind, target):
-                    problems.append(
-                        Problem(
-                            f"{where}.{field}", f"no {kind} {target!r} in the file or the store"
-                        )
-                    )
-    return problems
+    def add(self, loaded: Loaded, first: dict[tuple[str, str], str] | None = None) -> None:
+        """The records of one document (or one line of it: pass the document's ``first``)."""
+        first = {} if first is None else first
+        for record, where in zip(loaded.records, loaded.wheres, strict=True):
+            key = (record.kind, record.id)
+            if key in first:  # the second would silently replace the first
+                self.problems.append(
+                    Problem(where, f"{record.kind} {record.id!r} again (as {first[key]})")
+                )
+            else:
+                first[key] = where
+            self.given.add(key)
+            for name, kind, target in record_references(record):
+                self.references.append((f"{where}.{name}", kind, target))
+
+    def check(self, exists: Callable[[str, str], bool]) -> None:
+        """MappingError for every id given twice and every reference to a record neither in
+        the documents nor, by ``exists(kind, id)``, in the store."""
+        problems = self.problems + [
+            Problem(where, f"no {kind} {target!r} in the file or the store")
+            for where, kind, target in self.references
+            if (kind, target) not in self.given and not exists(kind, target)
+        ]
+        if problems:
+            raise MappingError(problems)
 
 
 def read_loaded(path: Path) -> Loaded:
@@ -362,3 +365,39 @@ def fhir_from_text(text: str, source: str) -> list[FhirItem]:
 
 def read_fhir(path: Path) -> list[FhirItem]:
     return fhir_from_text(read_text(path), str(path))
+
+
+# --- NDJSON, streamed ----------------------------------------------------------------------
+
+
+def is_ndjson(path: Path) -> bool:
+    """Whether a file is read line by line: its name ends in ``.ndjson`` (or ``.jsonl``)."""
+    return path.suffix.lower() in (".ndjson", ".jsonl")
+
+
+def ndjson_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed JSON) for each non-blank line, read a line at a time: memory
+    holds one line however large the file. Errors name the file and the line."""
+    source = str(path)
+    try:
+        with path.open("rb") as lines:  # bytes, decoded per line: a bad byte names its line
+            for number, raw in enumerate(lines, start=1):
+                if not raw.strip():
+                    continue
+                # the same checks as a whole file: UTF-8, no NaN, depth, no lone surrogates
+                data = parse_json(raw, f"{source}:{number}")
+                yield number, data
+    except FileNotFoundError:
+        raise InputError(source, "no such file") from None
+    except IsADirectoryError:
+        raise InputError(source, "is a directory") from None
+
+
+def loaded_ndjson(path: Path) -> Iterator[Loaded]:
+    """What each line of an internal NDJSON file holds (one record or one package a line),
+    streamed; a problem is reported as ``FILE:LINE.field``."""
+    for number, data in ndjson_lines(path):
+        where = f"{path}:{number}"
+        if isinstance(data, list):
+            raise InputError(str(path), "one record or package per line, not a list", number)
+        yield load_data(data, where)

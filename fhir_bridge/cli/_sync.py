@@ -13,12 +13,13 @@ from rich.table import Table
 
 from fhir_bridge.config import Settings
 from fhir_bridge.documents import read_records
-from fhir_bridge.errors import InputError
+from fhir_bridge.errors import InputError, NotSupportedByServer
 from fhir_bridge.store import Store
 from fhir_bridge.sync import (
     Connection,
     PullSummary,
     PushSummary,
+    bulk_pull_connection,
     pull_connection,
     push_connection,
     resolve_conflict,
@@ -92,10 +93,32 @@ def pull(
     connection: ConnectionOption = None,
     fhir_url: FhirUrlOption = None,
     patient: PatientOption = None,
+    bulk: Annotated[
+        bool,
+        typer.Option(
+            "--bulk",
+            help="Initial load: the linked patients' resources by Bulk Data $export "
+            "(then an ordinary pull); falls back to paged search where the server has none",
+        ),
+    ] = False,
+    max_poll_wait: Annotated[
+        float,
+        typer.Option(
+            "--max-poll-wait",
+            min=0.1,
+            help="--bulk: longest pause between status polls, Retry-After included (seconds)",
+        ),
+    ] = 30.0,
 ) -> None:
     """Bring EHR changes back into the records; conflicts are kept for `fhir-bridge conflicts`."""
+    if bulk and patient is not None:
+        typer.echo("fhir-bridge: --bulk loads every linked patient: leave out --patient", err=True)
+        raise typer.Exit(2)
     with connected(connection, fhir_url) as (settings, target, store):
-        summary = asyncio.run(_pull(store, target, settings, patient))
+        if bulk:
+            summary = asyncio.run(_pull_bulk(store, target, settings, max_poll_wait))
+        else:
+            summary = asyncio.run(_pull(store, target, settings, patient))
     _print_counts(f"pull from {target.name}", summary.counts())
     for problem in summary.problems:
         typer.echo(f"fhir-bridge: {problem}", err=True)
@@ -124,6 +147,24 @@ async def _pull(
     store: Store, target: Connection, settings: Settings, patient: str | None
 ) -> PullSummary:
     return await pull_connection(store, target, settings, patient_id=patient)
+
+
+async def _pull_bulk(
+    store: Store, target: Connection, settings: Settings, max_poll_wait: float
+) -> PullSummary:
+    try:
+        summary, exported = await bulk_pull_connection(
+            store, target, settings, longest_pause=max_poll_wait
+        )
+    except NotSupportedByServer:
+        typer.echo(
+            f"fhir-bridge: {target.name} declares no Patient-level $export: "
+            "pulling by paged search instead",
+            err=True,
+        )
+        return await _pull(store, target, settings, None)
+    typer.echo(f"bulk export: {exported} resources read", err=True)
+    return summary
 
 
 def _print_counts(title: str, counts: dict[str, int]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -76,8 +76,21 @@ class Records:
             return [(_RECORD.validate_python(r.data), r.version) for r in rows]
 
     def patient_ids(self) -> list[str]:
-        with self._db.session() as s:
-            return list(s.scalars(select(RecordRow.id).where(RecordRow.kind == "patient")))
+        return list(self.iter_patient_ids())
+
+    def iter_patient_ids(self, page_size: int = 1000) -> Iterator[str]:
+        """Every patient's id, in id order, page by page (keyset paging)."""
+        after: str | None = None
+        while True:
+            with self._db.session() as s:
+                query = select(RecordRow.id).where(RecordRow.kind == "patient")
+                if after is not None:
+                    query = query.where(RecordRow.id > after)
+                page = list(s.scalars(query.order_by(RecordRow.id).limit(page_size)))
+            yield from page
+            if len(page) < page_size:
+                return
+            after = page[-1]
 
     def page(
         self, kind: str, patient_id: str | None, limit: int, offset: int

@@ -64,7 +64,10 @@ class LinkRow(Base):
     server_json: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     synced_at: Mapped[datetime]
 
-    __table_args__ = (Index("ix_links_record", "connection", "kind", "record_id"),)
+    __table_args__ = (
+        Index("ix_links_record", "connection", "kind", "record_id"),
+        Index("ix_links_server", "connection", "resource_type", "resource_id"),
+    )
 
 
 class OutboxRow(Base):

@@ -1,5 +1,6 @@
 """Sync with EHR FHIR servers: push (outbox -> server), pull (server -> records), merge."""
 
+from ._bulk import EXPORTED_TYPES, BulkPuller
 from ._connection import Connection, resolve_connection, routing_of
 from ._enrolment import check_connection, enrol_patient, loaded_enrolments, unenrol_patient
 from ._held import accept_match, retry_match
@@ -9,16 +10,18 @@ from ._pull import PULLED_TYPES, Puller
 from ._push import Pusher
 from ._resolve import TAKES, resolve_conflict
 from ._retry import RetrySchedule
-from ._runs import pull_connection, push_connection
+from ._runs import bulk_pull_connection, pull_connection, push_connection
 from ._status import fleet_status, server_limits
 from ._subscriptions import ROTATION_GRACE, rotate_secrets, subscribe, unsubscribe
 from ._summary import PullSummary, PushSummary
 from ._worker import Worker
 
 __all__ = [
+    "EXPORTED_TYPES",
     "PULLED_TYPES",
     "ROTATION_GRACE",
     "TAKES",
+    "BulkPuller",
     "Connection",
     "FieldConflict",
     "Merge",
@@ -30,6 +33,7 @@ __all__ = [
     "RetrySchedule",
     "Worker",
     "accept_match",
+    "bulk_pull_connection",
     "check_connection",
     "enrol_patient",
     "fleet_status",

@@ -26,6 +26,7 @@ from fhir_bridge.store import Link, NewConflict, Store, content_hash
 
 from ._merge import Policy, three_way
 from ._plan import references, rendering_hash
+from ._server_links import LinkLookup
 from ._summary import PullSummary
 from ._tracking import merge_tracking
 
@@ -75,7 +76,7 @@ class Incoming:
     def take(
         self,
         resource: Json,
-        by_server: dict[str, Link],
+        by_server: LinkLookup,
         managed: dict[str, str],
         page: Page,
         summary: PullSummary,
@@ -147,7 +148,7 @@ class Incoming:
         referral: m.Referral,
         *,
         link: Link | None,
-        by_server: dict[str, Link],
+        by_server: LinkLookup,
         page: Page,
         summary: PullSummary,
     ) -> None:
@@ -227,7 +228,7 @@ class Incoming:
         held_back = push_back or bool(result.conflicts) or bool(result.overruled)
         page.links.append(self._link(resource, theirs if held_back else record, link))
 
-    def _tracking_of(self, task: Json | None, by_server: dict[str, Link]) -> Json | None:
+    def _tracking_of(self, task: Json | None, by_server: LinkLookup) -> Json | None:
         """The tracking a Task holds, read as pull reads any Task (None if unreadable)."""
         if task is None:
             return None
@@ -240,12 +241,12 @@ class Incoming:
             return None
         return tracking.model_dump(mode="json", exclude_none=True)
 
-    def _read(self, resource: Json, by_server: dict[str, Link]) -> m.Record:
+    def _read(self, resource: Json, by_server: LinkLookup) -> m.Record:
         result = from_fhir([(self._our_references(resource, by_server), None)], self.ctx)
         (record,) = result.records
         return record
 
-    def _our_references(self, resource: Json, by_server: dict[str, Link]) -> Json:
+    def _our_references(self, resource: Json, by_server: LinkLookup) -> Json:
         """``resource`` with references to resources we know pointing at our records."""
         out = copy.deepcopy(resource)
         for ref in references(out):
@@ -267,7 +268,7 @@ class Incoming:
         link: Link | None,
         local: m.Record,
         remote: m.Record,
-        by_server: dict[str, Link],
+        by_server: LinkLookup,
         page: Page,
         summary: PullSummary,
     ) -> tuple[m.Record | None, bool]:
@@ -329,7 +330,7 @@ class Incoming:
         )
         return merged, push_back
 
-    def _base(self, link: Link | None, by_server: dict[str, Link], local: m.Record) -> Json | None:
+    def _base(self, link: Link | None, by_server: LinkLookup, local: m.Record) -> Json | None:
         """The record as of the last sync: the server copy we last saw, read back."""
         if link is None or link.server_json is None:
             return None

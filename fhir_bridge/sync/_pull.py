@@ -19,11 +19,12 @@ from typing import Any, Protocol
 
 from fhir_bridge.errors import BridgeError
 from fhir_bridge.mappers import MappingContext
-from fhir_bridge.store import Claim, Link, Store
+from fhir_bridge.store import Claim, Store
 
 from ._incoming import Incoming, Page
 from ._leases import LeaseKeeper, Leases, process_id
 from ._merge import Policy
+from ._server_links import ServerLinks
 from ._summary import PullSummary
 
 log = logging.getLogger("fhir_bridge.sync")
@@ -134,16 +135,6 @@ class Puller:
 
     # ------------------------------------------------------------------ finding changes
 
-    def _managed(self, by_server: dict[str, Link], patient_id: str | None) -> dict[str, str]:
-        """Server ``Patient/id`` -> internal patient id, for the patients synced here."""
-        return {
-            key: link.record_id
-            for key, link in by_server.items()
-            if link.resource_type == "Patient"
-            and link.record_id
-            and (patient_id is None or link.record_id == patient_id)
-        }
-
     async def _changed(
         self, resource_type: str, caps: PullCapabilities, managed: dict[str, str]
     ) -> AsyncIterator[Json]:
@@ -195,9 +186,8 @@ class Puller:
         summary: PullSummary,
         lease: Claim,
     ) -> None:
-        incoming = self._incoming()
-        by_server = self.store.links.by_server_id(self.connection)
-        managed = self._managed(by_server, patient_id)
+        by_server = ServerLinks(self.store.links, self.connection)
+        managed = self.store.links.patients(self.connection, patient_id)
         watermark = self.store.watermarks.get(self.connection, resource_type)
         page = Page()
         if (
@@ -206,18 +196,57 @@ class Puller:
             and caps.can(resource_type, "history-type")
         ):
             await self._deletions(resource_type, watermark, by_server, page, summary)
-        async for resource in self._changed(resource_type, caps, managed):
-            incoming.take(resource, by_server, managed, page, summary)
-            if len(page.records) + len(page.links) >= self.page_size:
-                self._apply(resource_type, page, lease)
-                page = Page()
+        changed = self._changed(resource_type, caps, managed)
+        page = await self._take_all(
+            resource_type, changed, managed=managed, page=page, summary=summary, lease=lease
+        )
         self._apply(resource_type, page, lease)
+
+    async def _take_all(
+        self,
+        resource_type: str,
+        resources: AsyncIterator[Json],
+        *,
+        managed: dict[str, str],
+        page: Page,
+        summary: PullSummary,
+        lease: Claim,
+        keep_watermarks: bool = True,
+    ) -> Page:
+        """Read ``resources`` into pages, applying each full page; the page still open is
+        returned. They come a chunk (the page size) at a time: the chunk's links are read in
+        one go and let go with it. Without ``keep_watermarks`` no page moves the watermark
+        (resources not in ``_lastUpdated`` order: the caller sets it at the end)."""
+        incoming = self._incoming()
+        by_server = ServerLinks(self.store.links, self.connection)
+
+        def take(chunk: list[Json]) -> None:
+            nonlocal page
+            if not chunk:
+                return
+            by_server.load(chunk)
+            for resource in chunk:
+                incoming.take(resource, by_server, managed, page, summary)
+                if not keep_watermarks:
+                    page.watermark = None
+                if len(page.records) + len(page.links) >= self.page_size:
+                    self._apply(resource_type, page, lease)
+                    page = Page()
+
+        chunk: list[Json] = []
+        async for resource in resources:
+            chunk.append(resource)
+            if len(chunk) >= self.page_size:
+                take(chunk)
+                chunk = []
+        take(chunk)
+        return page
 
     async def _deletions(
         self,
         resource_type: str,
         watermark: str,
-        by_server: dict[str, Link],
+        by_server: ServerLinks,
         page: Page,
         summary: PullSummary,
     ) -> None:

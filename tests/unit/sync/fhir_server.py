@@ -78,6 +78,15 @@ class HistoryEntry:
 
 
 @dataclass
+class ExportJob:
+    """A Patient-level export asked of the server: for which patients and types."""
+
+    patients: list[str]
+    types: list[str]
+    polls: int = 0
+
+
+@dataclass
 class FhirServer:
     """The server's state and options; ``transport`` is what a FhirClient is built on."""
 
@@ -96,6 +105,8 @@ class FhirServer:
     refuse: Refusal | None = None
     patient_match: PatientMatch | None = None
     provenance: bool = False  # declares Provenance (writable unless in read_only/refuses_writes)
+    bulk_export: bool = False  # Patient/$export, finished at the second poll
+    exports: dict[str, ExportJob] = field(default_factory=dict)
     start: datetime = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
     resources: dict[tuple[str, str], Json] = field(default_factory=dict)
     deleted: set[tuple[str, str]] = field(default_factory=set)
@@ -110,6 +121,14 @@ class FhirServer:
             ("GET", r"/metadata", self._metadata),
             ("POST", r"/?", self._bundle),
             ("POST", r"/Patient/\$match", self._match),
+            ("POST", r"/Patient/\$export", self._export),
+            ("GET", r"/\$export-poll-status", self._export_status),
+            ("DELETE", r"/\$export-poll-status", self._export_delete),
+            (
+                "GET",
+                r"/export-files/(?P<job>[0-9]+)/(?P<rtype>[A-Za-z]+)\.ndjson",
+                self._export_file,
+            ),
             ("GET", rf"/{_TYPE}/_history", self._type_history),
             ("GET", rf"/{_TYPE}/{_ID}", self._read),
             ("GET", rf"/{_TYPE}", self._search),
@@ -421,11 +440,14 @@ class FhirServer:
                 "conditionalUpdate": self.conditional_update,
                 "conditionalCreate": self.conditional_create,
                 "searchParam": [{"name": p, "type": "token"} for p in params],
-                **(
-                    {"operation": [{"name": "match", "definition": "OperationDefinition/x"}]}
-                    if resource_type == "Patient" and self.patient_match is not None
-                    else {}
-                ),
+                "operation": [
+                    {"name": name, "definition": f"OperationDefinition/{name}"}
+                    for name, on in (
+                        ("match", self.patient_match is not None),
+                        ("export", self.bulk_export),
+                    )
+                    if on and resource_type == "Patient"
+                ],
             }
 
         system = [c for c, on in (("transaction", self.transaction), ("batch", self.batch)) if on]
@@ -506,6 +528,47 @@ class FhirServer:
             if h.resource_type == rtype and (since is None or _instant(h.at) >= since)
         ]
         return self._page(f"{BASE}/{rtype}/_history", params, entries, "history")
+
+    def _export(self, request: httpx.Request) -> httpx.Response:
+        if not self.bulk_export:
+            return _outcome(404, "unknown operation")
+        body = json.loads(request.content)
+        asked = {p["name"]: p for p in body.get("parameter", [])}
+        if "_type" not in asked or "Task" in asked["_type"]["valueString"]:
+            return _outcome(400, "Task has no patient search parameter")
+        job = str(len(self.exports) + 1)
+        self.exports[job] = ExportJob(
+            [p["valueReference"]["reference"] for p in body["parameter"] if p["name"] == "patient"],
+            asked["_type"]["valueString"].split(","),
+        )
+        location = f"{BASE}/$export-poll-status?_jobId={job}"
+        return httpx.Response(202, headers={"Content-Location": location})
+
+    def _export_status(self, request: httpx.Request) -> httpx.Response:
+        job = self.exports.get(request.url.params["_jobId"])
+        if job is None:
+            return _outcome(404, "no such job")
+        job.polls += 1
+        if job.polls < 2:
+            return httpx.Response(202, headers={"Retry-After": "0"})
+        key = request.url.params["_jobId"]
+        output = [{"type": t, "url": f"{BASE}/export-files/{key}/{t}.ndjson"} for t in job.types]
+        body = {"transactionTime": self._now(), "requiresAccessToken": True, "output": output}
+        return httpx.Response(200, json=body)
+
+    def _export_delete(self, request: httpx.Request) -> httpx.Response:
+        self.exports.pop(request.url.params["_jobId"], None)
+        return httpx.Response(202)
+
+    def _export_file(self, request: httpx.Request, job: str, rtype: str) -> httpx.Response:
+        patients = set(self.exports[job].patients)
+        subject = "for" if rtype == "Task" else "subject"
+        lines = [
+            json.dumps(r)
+            for (t, _), r in self.resources.items()
+            if t == rtype and (r.get(subject) or {}).get("reference") in patients
+        ]
+        return httpx.Response(200, content="\n".join(lines).encode())
 
     def _page(self, url: str, params: dict[str, str], entries: list[Json], kind: str) -> Any:
         count = int(params.get("_count", "20"))
