@@ -1,7 +1,8 @@
 """The ``fhir-bridge`` command line.
 
 Each command lives in the module of its concept (``_records``, ``_enrolments``, ``_sync``,
-``_handoffs``, ``_fleet``, ``_service``, ``_matches``); ``_app`` holds what they share, including
+``_handoffs``, ``_fleet``, ``_service``, ``_matches``, ``_reports``); ``_app`` holds what they
+share, including
 the one place where errors become messages and exit codes (0 success; 2 invalid input or usage;
 1 any other failure; no tracebacks). The commands are registered here, in the order ``--help``
 lists them.
@@ -15,7 +16,7 @@ import typer
 
 from fhir_bridge.sandbox.cli import app as sandbox_app
 
-from . import _enrolments, _fleet, _handoffs, _matches, _records, _service, _sync
+from . import _enrolments, _fleet, _handoffs, _matches, _records, _reports, _service, _sync
 from ._app import app
 
 __all__ = ["app", "main"]
@@ -49,6 +50,7 @@ app.command()(_sync.retry)
 app.command()(_sync.capabilities)
 app.command()(_matches.match)
 app.command()(_matches.held)
+app.command()(_reports.minutes)
 app.command()(_service.demo)
 
 

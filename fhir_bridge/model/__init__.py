@@ -2,7 +2,13 @@
 
 from ._careplan import Activity, CarePlan, PlannedActivity, Schedule
 from ._clinical import CareTeam, CareTeamMember, Medication, MedicationRequestDetails, Problem
-from ._encounter import Encounter, EncounterParticipant, Hospitalization
+from ._encounter import (
+    CONTACT_CLASSES,
+    MINUTE_THRESHOLDS,
+    Encounter,
+    EncounterParticipant,
+    Hospitalization,
+)
 from ._goal import Goal, GoalTarget
 from ._npi import NPI_SYSTEM, is_valid_npi, npi_check_digit, npi_problem
 from ._package import AnyRecord, Enrolment, PatientPackage
@@ -53,6 +59,8 @@ from ._types import (
 )
 
 __all__ = [
+    "CONTACT_CLASSES",
+    "MINUTE_THRESHOLDS",
     "NPI_SYSTEM",
     "RECORD_TYPES",
     "REQUEST_ONLY",

@@ -10,6 +10,22 @@ from ._record import PatientRecord
 from ._statuses import EncounterClass, EncounterStatus
 from ._types import Concept, Element, Model, Party, Period, Ref
 
+MINUTE_THRESHOLDS = (20, 40, 60)
+"""Monthly minutes that chronic care management billing counts in (CPT 99490 at 20, 99439 for
+each further 20, 99487 complex care at 60)."""
+
+CONTACT_CLASSES = frozenset(
+    {
+        EncounterClass.virtual,
+        EncounterClass.ambulatory,
+        EncounterClass.home_health,
+        EncounterClass.field,
+    }
+)
+"""Classes of a care manager's contact (a call, a message, a visit); a hospital stay is not one."""
+
+PRIMARY_PERFORMER = "PPRF"
+
 
 class EncounterParticipant(Model):
     """Who took part: the care manager who made a check-in, the attending physician."""
@@ -69,3 +85,28 @@ class Encounter(PatientRecord):
         if self.notes:
             raise ValueError("notes: an encounter holds none (FHIR Encounter has no note)")
         return self
+
+    def counted_minutes(self) -> float | None:
+        """The minutes this encounter adds to its month's care-management time: a finished
+        contact (see ``CONTACT_CLASSES``) with a length and a start; None for anything else."""
+        if (
+            self.status is not EncounterStatus.finished
+            or self.encounter_class not in CONTACT_CLASSES
+            or self.length_minutes is None
+            or self.period is None
+            or self.period.start is None
+        ):
+            return None
+        return self.length_minutes
+
+    def month(self) -> str | None:
+        """YYYY-MM of the start, as written (the care manager's own calendar)."""
+        start = self.period.start if self.period else None
+        return start[:7] if start is not None and len(start) >= 7 else None
+
+    def care_manager(self) -> Party | None:
+        """Who made the contact: the primary performer (PPRF), else the first participant."""
+        for participant in self.participants:
+            if any(c.code == PRIMARY_PERFORMER for r in participant.roles for c in r.codings):
+                return participant.party
+        return self.participants[0].party if self.participants else None

@@ -15,6 +15,7 @@ from ._matches import MatchState, PatientMatch
 from ._outbox import OutboxEntry, QueueDepth, QueueSchedule
 from ._records import PutResult, content_hash
 from ._refusals import Refusal, id_free
+from ._reports import CareManagerMinutes, MinutesReport, PatientMinutes
 from ._routing import Organization, Route, Routing, Share, as_shared, for_fulfiller
 from ._runs import LogEntry, Run
 from ._slots import RequestSlots, Slot
@@ -23,6 +24,7 @@ from ._tables import OutboxStatus
 from ._workers import Worker
 
 __all__ = [
+    "CareManagerMinutes",
     "Change",
     "Claim",
     "Conflict",
@@ -34,12 +36,14 @@ __all__ = [
     "Link",
     "LogEntry",
     "MatchState",
+    "MinutesReport",
     "NewConflict",
     "NewEnrolment",
     "Organization",
     "OutboxEntry",
     "OutboxStatus",
     "PatientMatch",
+    "PatientMinutes",
     "PutResult",
     "QueueDepth",
     "QueueSchedule",

@@ -31,6 +31,7 @@ from ._matches import PatientMatches
 from ._outbox import Outbox, enqueue
 from ._records import PutResult, Records, mark_deleted, patient_of, put, stored_version
 from ._refusals import Refusals
+from ._reports import Reports
 from ._routing import Routing
 from ._runs import Runs, SyncLog
 from ._slots import RequestSlots
@@ -69,6 +70,7 @@ class Store:
         self.api_keys = ApiKeys(self._db)
         self.matches = PatientMatches(self._db)
         self.enrolments = Enrolments(self._db)
+        self.reports = Reports(self._db)
         if migrate:
             self.migrate()
 
