@@ -9,6 +9,7 @@ from ._record import PatientRecord
 from ._statuses import (
     REQUEST_ONLY,
     STATEMENT_ONLY,
+    Adherence,
     CareTeamStatus,
     ClinicalStatus,
     MedicationIntent,
@@ -74,7 +75,12 @@ class Medication(PatientRecord):
     effective_period: Period | None = None
     date_asserted: FhirDateTime | None = None
     reasons: list[Ref] = Field(default_factory=list, description="Problems it treats")
-    adherence: str | None = Field(default=None, description="How the patient keeps to it")
+    adherence_code: Adherence | None = Field(
+        default=None, description="Whether the patient takes it as directed (coded)"
+    )
+    adherence: str | None = Field(
+        default=None, description="How the patient keeps to it, in words (the reason)"
+    )
     information_source: Party | None = None
     request: MedicationRequestDetails | None = Field(
         default=None, description="Set when the medication is a request (a MedicationRequest)"
@@ -90,7 +96,13 @@ class Medication(PatientRecord):
             raise ValueError(f"status {self.status.value} is not a medication request's status")
         held = [
             name
-            for name in ("effective", "effective_period", "date_asserted", "adherence")
+            for name in (
+                "effective",
+                "effective_period",
+                "date_asserted",
+                "adherence",
+                "adherence_code",
+            )
             if getattr(self, name) is not None
         ]
         if held:
