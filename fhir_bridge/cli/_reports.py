@@ -15,10 +15,6 @@ from ._app import opened_store, print_json, reports_errors
 _MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
 
-def _number(value: float) -> str:
-    return f"{value:g}"
-
-
 def minutes_json(report: MinutesReport) -> dict[str, object]:
     return {
         "month": report.month,
@@ -48,31 +44,6 @@ def minutes_json(report: MinutesReport) -> dict[str, object]:
     }
 
 
-def minutes_lines(report: MinutesReport) -> list[str]:
-    """The report as a person reads it: one line per patient, then per care manager."""
-    marks = "/".join(str(t) for t in report.thresholds)
-    lines = [f"Care-management minutes, {report.month} (thresholds {marks} min)"]
-    if not report.patients:
-        return [*lines, "  no finished check-ins this month"]
-    lines.append("  per patient:")
-    for p in report.patients:
-        reached = f"reached {p.reached}" if p.reached is not None else "below 20"
-        ahead = f", {_number(p.to_next)} to {p.next_threshold}" if p.to_next is not None else ""
-        lines.append(
-            f"    {p.patient_id}: {_number(p.minutes)} min in {p.contacts} contact(s), "
-            f"{reached}{ahead}"
-        )
-    lines.append("  per care manager:")
-    for c in report.care_managers:
-        who = c.care_manager_name or c.care_manager_id or "(not recorded)"
-        reaching = ", ".join(f"{n} at {t}" for t, n in c.patients_reaching.items())
-        lines.append(
-            f"    {who}: {_number(c.minutes)} min in {c.contacts} contact(s) with "
-            f"{c.patients} patient(s); patients reaching {reaching}"
-        )
-    return lines
-
-
 @reports_errors
 def minutes(
     month: Annotated[str, typer.Option("--month", help="The month, YYYY-MM")],
@@ -91,4 +62,4 @@ def minutes(
     if as_json:
         print_json(minutes_json(report))
     else:
-        typer.echo("\n".join(minutes_lines(report)))
+        typer.echo("\n".join(report.lines()))

@@ -51,6 +51,30 @@ class MinutesReport:
     patients: list[PatientMinutes]
     care_managers: list[CareManagerMinutes]
 
+    def lines(self) -> list[str]:
+        """The report as a person reads it: one line per patient, then per care manager."""
+        marks = "/".join(str(t) for t in self.thresholds)
+        lines = [f"Care-management minutes, {self.month} (thresholds {marks} min)"]
+        if not self.patients:
+            return [*lines, "  no finished check-ins this month"]
+        lines.append("  per patient:")
+        for p in self.patients:
+            reached = f"reached {p.reached}" if p.reached is not None else "below 20"
+            ahead = f", {_number(p.to_next)} to {p.next_threshold}" if p.to_next is not None else ""
+            lines.append(
+                f"    {p.patient_id}: {_number(p.minutes)} min in {p.contacts} contact(s), "
+                f"{reached}{ahead}"
+            )
+        lines.append("  per care manager:")
+        for c in self.care_managers:
+            who = c.care_manager_name or c.care_manager_id or "(not recorded)"
+            reaching = ", ".join(f"{n} at {t}" for t, n in c.patients_reaching.items())
+            lines.append(
+                f"    {who}: {_number(c.minutes)} min in {c.contacts} contact(s) with "
+                f"{c.patients} patient(s); patients reaching {reaching}"
+            )
+        return lines
+
 
 @dataclass
 class _Tally:
@@ -91,6 +115,10 @@ def track_contact(s: Session, record: m.Record) -> None:
 def forget_contact(s: Session, kind: str, record_id: str) -> None:
     if kind == "encounter":
         s.execute(delete(ContactRow).where(ContactRow.encounter_id == record_id))
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
 
 
 def _reached(minutes: float) -> tuple[int | None, int | None, float | None]:
