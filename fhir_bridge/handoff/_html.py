@@ -46,6 +46,11 @@ def _words(value: str) -> str:
     return value.replace("_", " ")
 
 
+def _adherence(x: m.Medication) -> str:
+    coded = _words(x.adherence_code.value) if x.adherence_code else ""
+    return ": ".join(part for part in (coded, x.adherence or "") if part)
+
+
 def _sections(package: m.PatientPackage, findings: list[Finding]) -> list[Section]:
     return [
         Section(
@@ -112,7 +117,7 @@ def _sections(package: m.PatientPackage, findings: list[Finding]) -> list[Sectio
             "Medications",
             ("Medication", "Dosage", "Status", "Adherence"),
             [
-                [_text(x.medication), x.dosage or "", _words(x.status.value), x.adherence or ""]
+                [_text(x.medication), x.dosage or "", _words(x.status.value), _adherence(x)]
                 for x in package.medications
             ],
             "No medication list was recorded.",
@@ -130,6 +135,22 @@ def _sections(package: m.PatientPackage, findings: list[Finding]) -> list[Sectio
                 for mem in team.members
             ],
             "No care team recorded.",
+        ),
+        Section(
+            "Encounters",
+            ("Encounter", "When", "Minutes", "Discharged to"),
+            [
+                [
+                    ", ".join(_text(t) for t in e.types),
+                    (e.period.start or "") if e.period else "",
+                    f"{e.length_minutes:g}" if e.length_minutes is not None else "",
+                    _text(e.hospitalization.discharge_disposition)
+                    if e.hospitalization and e.hospitalization.discharge_disposition
+                    else "",
+                ]
+                for e in package.encounters
+            ],
+            "No encounters recorded.",
         ),
         Section(
             "Completeness check",
