@@ -36,7 +36,6 @@ PUSHED_TYPES = (
     "ServiceRequest",
     "Task",
     "CarePlan",
-    "Encounter",
     "DocumentReference",
 )
 

@@ -49,6 +49,7 @@ SYNCED = (
     "ServiceRequest",
     "Task",
     "CarePlan",
+    "Encounter",
 )
 # a write turned down: (status, diagnostics), or None to let it through
 Refusal = Callable[[str, Json], tuple[int, str] | None]
