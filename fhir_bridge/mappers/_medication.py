@@ -7,63 +7,11 @@ from fhir_bridge import model as m
 from . import _vocab as v
 from ._common import EXTENSION_BASE, US_CORE, head, notes_out, patient_record_in, subject_out
 from ._context import MappingContext
-from ._datatypes import (
-    Json,
-    Reader,
-    clean,
-    concept_in,
-    concept_out,
-    first_code,
-    period_in,
-    period_out,
-)
+from ._datatypes import Json, Reader, clean, concept_in, concept_out, period_in, period_out
 from ._narrative import concept_text, narrative
 from ._refs import Resolver, party_out, ref_out, refs_in
 
-LEGACY_ADHERENCE = EXTENSION_BASE + "medication-adherence"
-"""The extension (valueString) fhir-bridge wrote before adherence was coded: still read."""
-ADHERENCE = "http://hl7.org/fhir/5.0/StructureDefinition/extension-MedicationStatement.adherence"
-"""The official cross-version extension of R5 MedicationStatement.adherence (code, reason)."""
-
-
-def _adherence_out(x: m.Medication) -> list[Json] | None:
-    if x.adherence_code is None and x.adherence is None:
-        return None
-    if x.adherence_code is None:
-        code: Json = {"text": x.adherence}
-        parts = [{"url": "code", "valueCodeableConcept": code}]
-    else:
-        code = {
-            "coding": [
-                {"system": v.ADHERENCE.system, "code": v.ADHERENCE.to_fhir(x.adherence_code)}
-            ]
-        }
-        parts = [{"url": "code", "valueCodeableConcept": code}]
-        if x.adherence is not None:
-            parts.append({"url": "reason", "valueCodeableConcept": {"text": x.adherence}})
-    return [{"url": ADHERENCE, "extension": parts}]
-
-
-def _adherence_in(r: Json, reader: Reader) -> Json:
-    """adherence_code and adherence of the R5 extension, or the text of the legacy one."""
-    extensions = reader.objs(r, "extension")
-    legacy = [e["valueString"] for e in extensions if e.get("url") == LEGACY_ADHERENCE]
-    coded = [e for e in extensions if e.get("url") == ADHERENCE]
-    if not coded:
-        return {"adherence": legacy[0]} if legacy and isinstance(legacy[0], str) else {}
-    parts = {
-        p.get("url"): p.get("valueCodeableConcept") or {} for p in coded[0].get("extension") or []
-    }
-    code, reason = parts.get("code") or {}, parts.get("reason") or {}
-    found = first_code(code, v.ADHERENCE.system)
-    if found is None:
-        return {"adherence": code.get("text") or reason.get("text")}
-    return {
-        "adherence_code": reader.guard(
-            lambda: v.ADHERENCE.from_fhir(found, reader.at("extension[adherence].code"))
-        ),
-        "adherence": reason.get("text") or code.get("text"),
-    }
+ADHERENCE = EXTENSION_BASE + "medication-adherence"
 
 
 def medicationstatement_out(ctx: MappingContext, x: m.Medication) -> Json:
@@ -76,11 +24,10 @@ def medicationstatement_out(ctx: MappingContext, x: m.Medication) -> Json:
                     ("Medication", concept_text(x.medication)),
                     ("Status", x.status.value),
                     ("Dosage", x.dosage),
-                    ("Adherence", x.adherence_code.value if x.adherence_code else None),
-                    ("Adherence notes", x.adherence),
+                    ("Adherence", x.adherence),
                 ],
             ),
-            "extension": _adherence_out(x),
+            "extension": [{"url": ADHERENCE, "valueString": x.adherence}] if x.adherence else None,
             "status": v.MEDICATION_STATUS.to_fhir(x.status),
             "medicationCodeableConcept": concept_out(x.medication),
             "subject": subject_out(ctx, x),
@@ -110,6 +57,10 @@ def medicationstatement_in(
         medication = {"text": reference["display"]} if reference.get("display") else None
     if medication is None:
         reader.add("medication[x]", "required: a coded medication or a display")
+    adherence = next(
+        (e.get("valueString") for e in reader.objs(r, "extension") if e.get("url") == ADHERENCE),
+        None,
+    )
     source = reader.obj(r, "informationSource")
     dosages = reader.objs(r, "dosage")
     return clean(
@@ -126,7 +77,7 @@ def medicationstatement_in(
             "effective_period": period_in(reader.obj(r, "effectivePeriod")),
             "date_asserted": r.get("dateAsserted"),
             "reasons": refs_in(resolver, reader.objs(r, "reasonReference"), "problem"),
-            **_adherence_in(r, reader),
+            "adherence": adherence,
             "information_source": resolver.party_in(source) if source else None,
         }
     )

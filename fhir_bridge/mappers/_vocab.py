@@ -176,12 +176,6 @@ ENCOUNTER_CLASS = Vocabulary(
         m.EncounterClass.virtual: "VR",
     },
 )
-ADHERENCE = Vocabulary(
-    "MedicationStatement adherence",
-    m.Adherence,
-    "http://hl7.org/fhir/CodeSystem/medication-statement-adherence",
-    _hyphenated(m.Adherence),
-)
 GENDER = Vocabulary(
     "Patient gender", m.Sex, "http://hl7.org/fhir/administrative-gender", _hyphenated(m.Sex)
 )
@@ -205,6 +199,5 @@ ALL: tuple[Vocabulary[StrEnum], ...] = (
     CARETEAM_STATUS,
     ENCOUNTER_STATUS,
     ENCOUNTER_CLASS,
-    ADHERENCE,
     GENDER,
 )  # type: ignore[assignment]

@@ -9,7 +9,6 @@ from ._record import PatientRecord
 from ._statuses import (
     REQUEST_ONLY,
     STATEMENT_ONLY,
-    Adherence,
     CareTeamStatus,
     ClinicalStatus,
     MedicationIntent,
@@ -75,12 +74,7 @@ class Medication(PatientRecord):
     effective_period: Period | None = None
     date_asserted: FhirDateTime | None = None
     reasons: list[Ref] = Field(default_factory=list, description="Problems it treats")
-    adherence_code: Adherence | None = Field(
-        default=None, description="Whether the patient takes it as directed (coded)"
-    )
-    adherence: str | None = Field(
-        default=None, description="How the patient keeps to it, in words (the reason)"
-    )
+    adherence: str | None = Field(default=None, description="How the patient keeps to it")
     information_source: Party | None = None
     request: MedicationRequestDetails | None = Field(
         default=None, description="Set when the medication is a request (a MedicationRequest)"
@@ -96,13 +90,7 @@ class Medication(PatientRecord):
             raise ValueError(f"status {self.status.value} is not a medication request's status")
         held = [
             name
-            for name in (
-                "effective",
-                "effective_period",
-                "date_asserted",
-                "adherence",
-                "adherence_code",
-            )
+            for name in ("effective", "effective_period", "date_asserted", "adherence")
             if getattr(self, name) is not None
         ]
         if held:

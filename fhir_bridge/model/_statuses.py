@@ -172,15 +172,6 @@ class MedicationIntent(StrEnum):
     option = "option"
 
 
-class Adherence(StrEnum):
-    """Whether the patient takes a medication as directed (R5 MedicationStatement.adherence)."""
-
-    taking = "taking"
-    taking_as_directed = "taking_as_directed"
-    taking_not_as_directed = "taking_not_as_directed"
-    not_taking = "not_taking"
-
-
 class CareTeamStatus(StrEnum):
     proposed = "proposed"
     active = "active"

@@ -242,7 +242,6 @@ def packages(draw: st.DrawFn) -> m.PatientPackage:
             effective=draw(_opt(DATETIMES)),
             reasons=_refs(draw, problem_ids),
             adherence=draw(_opt(TEXT)),
-            adherence_code=draw(_opt(st.sampled_from(list(m.Adherence)))),
         )
         for i in range(draw(st.integers(0, 2)))
     ]
