@@ -46,11 +46,6 @@ def _words(value: str) -> str:
     return value.replace("_", " ")
 
 
-def _adherence(x: m.Medication) -> str:
-    coded = _words(x.adherence_code.value) if x.adherence_code else ""
-    return ": ".join(part for part in (coded, x.adherence or "") if part)
-
-
 def _sections(package: m.PatientPackage, findings: list[Finding]) -> list[Section]:
     return [
         Section(
@@ -117,7 +112,7 @@ def _sections(package: m.PatientPackage, findings: list[Finding]) -> list[Sectio
             "Medications",
             ("Medication", "Dosage", "Status", "Adherence"),
             [
-                [_text(x.medication), x.dosage or "", _words(x.status.value), _adherence(x)]
+                [_text(x.medication), x.dosage or "", _words(x.status.value), x.adherence or ""]
                 for x in package.medications
             ],
             "No medication list was recorded.",

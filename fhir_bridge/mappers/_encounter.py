@@ -1,9 +1,9 @@
 """Encounter <-> FHIR Encounter (US Core Encounter): check-ins with their minutes, hospital stays.
 
 What a check-in addressed: problems are ``reasonReference``, referrals ``basedOn``; R4 has no
-element for goals or care plans, so goals use the core ``resource-pertainsToGoal`` extension
-and care plans the official R5 cross-version extension of ``Encounter.basedOn`` (R5 lets an
-encounter be based on a CarePlan).
+element for goals, so goals use the core ``resource-pertainsToGoal`` extension. R4 has no
+element for the care plan either (``CarePlan.activity.outcomeReference`` points the other way):
+an encounter does not name its care plan.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from ._narrative import concept_text, joined, narrative
 from ._refs import Resolver, party_out, ref_out, refs_in
 
 PERTAINS_TO_GOAL = "http://hl7.org/fhir/StructureDefinition/resource-pertainsToGoal"
-BASED_ON_R5 = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Encounter.basedOn"
 UCUM = "http://unitsofmeasure.org"
 _MINUTES_PER = {"min": 1.0, "s": 1 / 60, "h": 60.0, "d": 1440.0}
 
@@ -47,7 +46,7 @@ def encounter_out(ctx: MappingContext, e: m.Encounter) -> Json:
     stay = e.hospitalization
     extensions = [
         {"url": PERTAINS_TO_GOAL, "valueReference": ref_out(ctx, g, "goal")} for g in e.goals
-    ] + [{"url": BASED_ON_R5, "valueReference": ref_out(ctx, p, "careplan")} for p in e.care_plans]
+    ]
     return clean(
         {
             **head(ctx, "Encounter", "encounter", e, [US_CORE + "us-core-encounter"]),
@@ -166,7 +165,6 @@ def encounter_in(
             "reasons": refs_in(resolver, reader.objs(r, "reasonReference"), "problem"),
             "reason_codes": [c for c in (concept_in(x) for x in reader.objs(r, "reasonCode")) if c],
             "goals": _extension_refs(resolver, r, reader, PERTAINS_TO_GOAL, "goal"),
-            "care_plans": _extension_refs(resolver, r, reader, BASED_ON_R5, "careplan"),
             "referrals": refs_in(resolver, reader.objs(r, "basedOn"), "referral"),
             "hospitalization": clean(
                 {

@@ -251,7 +251,6 @@ def _internal_refs(record: m.PatientRecord) -> Iterable[tuple[str, m.Ref, str]]:
             ("reasons", "problem"),
             ("goals", "goal"),
             ("referrals", "referral"),
-            ("care_plans", "careplan"),
         ):
             for i, ref in enumerate(getattr(record, name)):
                 yield f"{name}[{i}]", ref, kind

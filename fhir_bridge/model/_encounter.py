@@ -72,7 +72,6 @@ class Encounter(PatientRecord):
     reason_codes: list[Concept] = Field(
         default_factory=list, description="Reasons as codes when there is no problem record"
     )
-    care_plans: list[Ref] = Field(default_factory=list, description="Care plans it carried out")
     goals: list[Ref] = Field(default_factory=list, description="Goals it worked on")
     referrals: list[Ref] = Field(default_factory=list, description="Referrals it followed up")
     hospitalization: Hospitalization | None = None

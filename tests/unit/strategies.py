@@ -329,7 +329,6 @@ def packages(draw: st.DrawFn) -> m.PatientPackage:
             ],
             reasons=_refs(draw, problem_ids),
             reason_codes=draw(st.lists(CONCEPTS, max_size=1)),
-            care_plans=draw(st.lists(st.just(m.Ref(id=plan.id)), max_size=1)),
             goals=_refs(draw, goal_ids),
             referrals=_refs(draw, referral_ids),
             hospitalization=draw(

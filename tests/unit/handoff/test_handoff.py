@@ -222,4 +222,4 @@ def test_encounters_have_their_section_in_the_document_and_the_page() -> None:
     page = render_html(package, "transfer", check(package))
     assert "Hospital admission" in page
     assert ">45<" in page  # the home visit's minutes
-    assert "taking not as directed: Skips the evening dose when dizzy" in page
+    assert "Skips the evening dose when dizzy" in page

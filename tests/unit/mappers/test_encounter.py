@@ -40,7 +40,6 @@ def _check_in(**changes: object) -> m.Encounter:
         ],
         "reasons": ["prob-1"],
         "goals": ["goal-1"],
-        "care_plans": ["plan-1"],
         "referrals": ["ref-1"],
     }
     return m.Encounter.model_validate(data | changes)
@@ -69,11 +68,16 @@ def test_a_check_in_is_a_us_core_encounter_with_its_minutes() -> None:
     assert resource["participant"][0]["individual"]["display"] == "Ana Lopez, RN"
     assert resource["reasonReference"][0]["type"] == "Condition"
     assert resource["basedOn"][0]["type"] == "ServiceRequest"
-    urls = {x["url"]: x["valueReference"]["type"] for x in resource["extension"]}
-    assert urls == {
-        "http://hl7.org/fhir/StructureDefinition/resource-pertainsToGoal": "Goal",
-        "http://hl7.org/fhir/5.0/StructureDefinition/extension-Encounter.basedOn": "CarePlan",
-    }
+    assert resource["extension"] == [
+        {
+            "url": "http://hl7.org/fhir/StructureDefinition/resource-pertainsToGoal",
+            "valueReference": {
+                "reference": CTX.full_url("goal", "goal-1"),
+                "type": "Goal",
+                "identifier": CTX.identifier("goal", "goal-1"),
+            },
+        }
+    ]
 
 
 def test_a_check_in_comes_back_as_the_same_record() -> None:
