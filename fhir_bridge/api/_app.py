@@ -29,6 +29,7 @@ from .routes import (
     handoffs,
     health,
     records,
+    reports,
     sync,
 )
 from .routes.webhook import webhook_router
@@ -103,6 +104,7 @@ def create_app(
     app.include_router(handoffs.router)
     app.include_router(enrolments.router)
     app.include_router(audit.router)
+    app.include_router(reports.router)
     app.include_router(dashboard_router)
     app.include_router(records.router)  # last: /v1/{collection}/{id} would shadow the above
 

@@ -1,7 +1,8 @@
 """The ``fhir-bridge`` command line.
 
 Each command lives in the module of its concept (``_records``, ``_enrolments``, ``_sync``,
-``_subscriptions``, ``_handoffs``, ``_fleet``, ``_service``, ``_matches``); ``_app`` holds what
+``_subscriptions``, ``_handoffs``, ``_fleet``, ``_service``, ``_matches``, ``_reports``,
+``_audit``); ``_app`` holds what
 they share, including the one place where errors become messages and exit codes (0 success;
 2 invalid input or usage; 1 any other failure; no tracebacks). The commands are registered
 here, in the order ``--help`` lists them.
@@ -23,6 +24,7 @@ from . import (
     _handoffs,
     _matches,
     _records,
+    _reports,
     _service,
     _subscriptions,
     _sync,
@@ -62,6 +64,7 @@ app.command()(_sync.retry)
 app.command()(_sync.capabilities)
 app.command()(_matches.match)
 app.command()(_matches.held)
+app.command()(_reports.minutes)
 app.command()(_service.demo)
 
 

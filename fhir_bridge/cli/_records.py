@@ -125,7 +125,10 @@ def _batches(items: Iterator[Loaded], size: int) -> Iterator[list[Loaded]]:
 @reports_errors
 def get(
     kind: Annotated[
-        str, typer.Argument(help="patient, careplan, goal, referral, problem, medication, careteam")
+        str,
+        typer.Argument(
+            help="patient, careplan, goal, referral, problem, medication, careteam, encounter"
+        ),
     ],
     record_id: Annotated[str, typer.Argument(metavar="ID", help="The internal id")],
 ) -> None:

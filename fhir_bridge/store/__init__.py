@@ -17,6 +17,7 @@ from ._matches import MatchState, PatientMatch
 from ._outbox import OutboxEntry, QueueDepth, QueueSchedule
 from ._records import PutResult, content_hash
 from ._refusals import Refusal, id_free
+from ._reports import CareManagerMinutes, MinutesReport, PatientMinutes
 from ._routing import Organization, Route, Routing, Share, as_shared, for_fulfiller
 from ._runs import LogEntry, Run
 from ._slots import RequestSlots, Slot
@@ -28,6 +29,7 @@ from ._workers import Worker
 __all__ = [
     "ApiKey",
     "AuditEvent",
+    "CareManagerMinutes",
     "Change",
     "Claim",
     "Conflict",
@@ -40,12 +42,14 @@ __all__ = [
     "Link",
     "LogEntry",
     "MatchState",
+    "MinutesReport",
     "NewConflict",
     "NewEnrolment",
     "Organization",
     "OutboxEntry",
     "OutboxStatus",
     "PatientMatch",
+    "PatientMinutes",
     "PutResult",
     "QueueDepth",
     "QueueSchedule",

@@ -17,6 +17,7 @@ from fhir_bridge import model as m
 
 from ._database import Database
 from ._outbox import enqueue
+from ._reports import forget_contact, track_contact
 from ._routed import destinations
 from ._routing import Routing
 from ._tables import RecordRow
@@ -127,6 +128,7 @@ def put(
         row.version += 1
     row.data, row.updated_at, row.patient_id, row.deleted = data, now, patient_id, False
     s.flush()
+    track_contact(s, record)
     if isinstance(connections, Routing):
         connections = destinations(s, record, patient_id, connections)
     for connection in connections:
@@ -154,6 +156,7 @@ def mark_deleted(s: Session, kind: str, record_id: str, now: datetime) -> Record
     if row is None or row.deleted:
         return None
     row.deleted, row.version, row.updated_at = True, row.version + 1, now
+    forget_contact(s, kind, record_id)
     return row
 
 

@@ -32,6 +32,7 @@ from ._matches import PatientMatches
 from ._outbox import Outbox, enqueue
 from ._records import PutResult, Records, mark_deleted, patient_of, put, stored_version
 from ._refusals import Refusals
+from ._reports import Reports
 from ._routing import Routing
 from ._runs import Runs, SyncLog
 from ._slots import RequestSlots
@@ -73,6 +74,7 @@ class Store:
         self.matches = PatientMatches(self._db)
         self.enrolments = Enrolments(self._db)
         self.subscription_secrets = SubscriptionSecrets(self._db)
+        self.reports = Reports(self._db)
         if migrate:
             self.migrate()
 

@@ -347,3 +347,20 @@ class AuditRow(Base):
         Index("ix_audit_actor", "actor", "id"),
         Index("ix_audit_record", "record_id", "id"),
     )
+
+
+class ContactRow(Base):
+    """A care manager's contact that counts toward its month's minutes (one per encounter
+    record; kept in step with the record by ``_reports.track_contact`` on every put/delete)."""
+
+    __tablename__ = "contacts"
+
+    encounter_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(64))
+    month: Mapped[str] = mapped_column(String(7))
+    day: Mapped[str] = mapped_column(String(10))
+    minutes: Mapped[float] = mapped_column(Float)
+    care_manager_id: Mapped[str | None] = mapped_column(String(200))
+    care_manager_name: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (Index("ix_contacts_month", "month", "patient_id"),)

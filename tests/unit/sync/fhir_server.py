@@ -51,6 +51,7 @@ SYNCED = (
     "Task",
     "CarePlan",
     "Subscription",
+    "Encounter",
 )
 # a write turned down: (status, diagnostics), or None to let it through
 Refusal = Callable[[str, Json], tuple[int, str] | None]
