@@ -385,7 +385,10 @@ def ndjson_lines(path: Path) -> Iterator[tuple[int, Any]]:
                 if not raw.strip():
                     continue
                 # the same checks as a whole file: UTF-8, no NaN, depth, no lone surrogates
-                data = parse_json(raw, f"{source}:{number}")
+                try:
+                    data = parse_json(raw, f"{source}:{number}")
+                except InputError as exc:
+                    raise InputError(source, exc.reason, number) from None
                 yield number, data
     except FileNotFoundError:
         raise InputError(source, "no such file") from None
