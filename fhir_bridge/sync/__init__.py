@@ -12,12 +12,25 @@ from ._runs import pull_connection, push_connection
 from ._status import fleet_status, server_limits
 from ._subscriptions import subscribe, unsubscribe
 from ._summary import PullSummary, PushSummary
+from ._transitions import (
+    CONTACT_BUSINESS_DAYS,
+    VISIT_DAYS_HIGH,
+    VISIT_DAYS_MODERATE,
+    DueItem,
+    due_items,
+    is_transitional,
+    windows,
+)
 from ._worker import Worker
 
 __all__ = [
+    "CONTACT_BUSINESS_DAYS",
     "PULLED_TYPES",
     "TAKES",
+    "VISIT_DAYS_HIGH",
+    "VISIT_DAYS_MODERATE",
     "Connection",
+    "DueItem",
     "FieldConflict",
     "Merge",
     "PullSummary",
@@ -28,8 +41,10 @@ __all__ = [
     "Worker",
     "accept_match",
     "check_connection",
+    "due_items",
     "enrol_patient",
     "fleet_status",
+    "is_transitional",
     "loaded_enrolments",
     "pull_connection",
     "push_connection",
@@ -42,4 +57,5 @@ __all__ = [
     "three_way",
     "unenrol_patient",
     "unsubscribe",
+    "windows",
 ]

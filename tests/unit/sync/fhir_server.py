@@ -45,7 +45,9 @@ SYNCED = (
     "Condition",
     "Goal",
     "MedicationStatement",
+    "MedicationRequest",
     "CareTeam",
+    "Encounter",
     "ServiceRequest",
     "Task",
     "CarePlan",
@@ -214,6 +216,8 @@ class FhirServer:
                 for r in found
                 if any((i.get("system"), i.get("value")) in wanted for i in r.get("identifier", []))
             ]
+        if "_id" in params:
+            found = [r for r in found if r["id"] in params["_id"].split(",")]
         if "patient" in params:
             subject = "for" if resource_type == "Task" else "subject"
             found = [
