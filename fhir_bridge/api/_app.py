@@ -26,7 +26,17 @@ from fhir_bridge.store import Store
 from fhir_bridge.sync import Worker, pull_connection, resolve_connection
 
 from ._dashboard import router as dashboard_router
-from .routes import changes, conflicts, dead_letters, enrolments, handoffs, health, records, sync
+from .routes import (
+    changes,
+    conflicts,
+    dead_letters,
+    due,
+    enrolments,
+    handoffs,
+    health,
+    records,
+    sync,
+)
 from .routes.webhook import webhook_router
 
 log = logging.getLogger("fhir_bridge.api")
@@ -115,6 +125,7 @@ def create_app(
     app.include_router(dead_letters.router)
     app.include_router(conflicts.router)
     app.include_router(changes.router)
+    app.include_router(due.router)
     app.include_router(handoffs.router)
     app.include_router(enrolments.router)
     app.include_router(dashboard_router)
