@@ -140,3 +140,67 @@ def test_ehr_edits_to_problems_medications_teams_and_demographics_come_back_once
     assert third.deleted == 1
     assert store.records.is_deleted("problem", "prob-rivera-hf")
     assert not store.records.is_deleted("patient", PATIENT)
+
+
+def test_a_discharge_in_the_ehr_starts_exactly_one_transitional_care_plan(
+    pushed: tuple[Store, MappingContext], fhir_base_url: str, fhir: httpx.Client
+) -> None:
+    store, ctx = pushed
+    patient = _find(fhir, "Patient", ctx, "patient", PATIENT)
+    stay = {
+        "resourceType": "Encounter",
+        "status": "in-progress",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+        "subject": {"reference": f"Patient/{patient['id']}"},
+        "period": {"start": "2025-02-24T08:00:00Z"},
+    }
+    created = fhir.post("/Encounter", json=stay)
+    assert created.status_code == 201
+    admitted = _pull(store, fhir_base_url, ctx)
+    assert admitted.transitions == 0  # still in hospital
+
+    finished = {
+        **created.json(),
+        "status": "finished",
+        "period": {"start": "2025-02-24T08:00:00Z", "end": "2025-02-28T15:00:00Z"},
+        "hospitalization": {
+            "dischargeDisposition": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/discharge-disposition",
+                        "code": "home",
+                    }
+                ]
+            }
+        },
+    }
+    assert fhir.put(f"/Encounter/{finished['id']}", json=finished).status_code == 200
+    first = _pull(store, fhir_base_url, ctx)
+    assert first.transitions == 1, first.problems
+
+    # the hospital corrects the stay (a second version), and a notification repeats it
+    finished["serviceType"] = {"text": "Pulmonology"}
+    again = fhir.put(f"/Encounter/{finished['id']}", json=finished)
+    assert again.status_code == 200
+    second = _pull(store, fhir_base_url, ctx)
+
+    async def notify() -> PullSummary:
+        async with FhirClient(fhir_base_url) as client:
+            return await Puller(store, client, "hapi", ctx).apply([again.json()])
+
+    notified = asyncio.run(notify())
+    assert (second.transitions, notified.transitions) == (0, 0)
+    plans = [
+        r
+        for r in store.records.of_patient(PATIENT)
+        if isinstance(r, m.CarePlan) and r.id.startswith("tcm-")
+    ]
+    assert len(plans) == 1
+    (plan,) = plans
+    assert plan.period is not None
+    assert plan.period.start == "2025-02-28"
+    assert [a.planned.kind for a in plan.activities if a.planned] == [
+        "CommunicationRequest",
+        "Appointment",
+        "Task",
+    ]
