@@ -77,7 +77,10 @@ def load(files: Files) -> None:
 @reports_errors
 def get(
     kind: Annotated[
-        str, typer.Argument(help="patient, careplan, goal, referral, problem, medication, careteam")
+        str,
+        typer.Argument(
+            help="patient, careplan, goal, referral, problem, medication, careteam, encounter"
+        ),
     ],
     record_id: Annotated[str, typer.Argument(metavar="ID", help="The internal id")],
 ) -> None:

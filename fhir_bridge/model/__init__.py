@@ -2,6 +2,7 @@
 
 from ._careplan import Activity, CarePlan, PlannedActivity, Schedule
 from ._clinical import CareTeam, CareTeamMember, Medication, MedicationRequestDetails, Problem
+from ._encounter import Encounter, EncounterParticipant, Hospitalization
 from ._goal import Goal, GoalTarget
 from ._npi import NPI_SYSTEM, is_valid_npi, npi_check_digit, npi_problem
 from ._package import AnyRecord, Enrolment, PatientPackage
@@ -16,6 +17,8 @@ from ._statuses import (
     CarePlanStatus,
     CareTeamStatus,
     ClinicalStatus,
+    EncounterClass,
+    EncounterStatus,
     GoalAchievement,
     GoalLifecycle,
     GoalPriority,
@@ -67,6 +70,10 @@ __all__ = [
     "ClinicalStatus",
     "Code",
     "Concept",
+    "Encounter",
+    "EncounterClass",
+    "EncounterParticipant",
+    "EncounterStatus",
     "Enrolment",
     "FhirDate",
     "FhirDateTime",
@@ -75,6 +82,7 @@ __all__ = [
     "GoalLifecycle",
     "GoalPriority",
     "GoalTarget",
+    "Hospitalization",
     "Identifier",
     "Medication",
     "MedicationIntent",

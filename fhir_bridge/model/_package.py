@@ -8,6 +8,7 @@ from pydantic import Field
 
 from ._careplan import CarePlan
 from ._clinical import CareTeam, Medication, Problem
+from ._encounter import Encounter
 from ._goal import Goal
 from ._patient import Patient
 from ._record import PatientRecord
@@ -15,7 +16,15 @@ from ._referral import Referral, ReferralTask
 from ._types import Model
 
 AnyRecord = Annotated[
-    Patient | CarePlan | Goal | Referral | ReferralTask | Problem | Medication | CareTeam,
+    Patient
+    | CarePlan
+    | Goal
+    | Referral
+    | ReferralTask
+    | Problem
+    | Medication
+    | CareTeam
+    | Encounter,
     Field(discriminator="kind"),
 ]
 
@@ -44,6 +53,7 @@ class PatientPackage(Model):
     problems: list[Problem] = Field(default_factory=list)
     medications: list[Medication] = Field(default_factory=list)
     care_teams: list[CareTeam] = Field(default_factory=list)
+    encounters: list[Encounter] = Field(default_factory=list)
 
     def records(self) -> list[Patient | PatientRecord]:
         """Every record of the package, patient first."""
@@ -56,4 +66,5 @@ class PatientPackage(Model):
             *self.referral_tasks,
             *self.medications,
             *self.care_plans,
+            *self.encounters,
         ]

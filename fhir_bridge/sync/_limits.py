@@ -36,6 +36,7 @@ PUSHED_TYPES = (
     "ServiceRequest",
     "Task",
     "CarePlan",
+    "Encounter",
     "DocumentReference",
 )
 
