@@ -134,11 +134,12 @@ def test_ehr_edits_to_problems_medications_teams_and_demographics_come_back_once
     again = _pull(store, fhir_base_url, ctx)
     assert (again.new, again.updated, again.conflicts, again.failed) == (0, 0, 0, 0)
 
-    # the clinician deletes the problem: the record is marked deleted, the patient never is
-    assert fhir.delete(f"/Condition/{condition['id']}").status_code in (200, 204)
+    # the prescriber deletes the order they entered: the record is marked deleted; a Patient
+    # deleted in the EHR is never read as a deletion (no Patient history is asked for)
+    assert fhir.delete(f"/MedicationRequest/{created.json()['id']}").status_code in (200, 204)
     third = _pull(store, fhir_base_url, ctx)
     assert third.deleted == 1
-    assert store.records.is_deleted("problem", "prob-rivera-hf")
+    assert store.records.is_deleted("medication", created.json()["id"])
     assert not store.records.is_deleted("patient", PATIENT)
 
 
@@ -151,6 +152,7 @@ def test_a_discharge_in_the_ehr_starts_exactly_one_transitional_care_plan(
         "resourceType": "Encounter",
         "status": "in-progress",
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+        "type": [{"coding": [{"system": "http://snomed.info/sct", "code": "32485007"}]}],
         "subject": {"reference": f"Patient/{patient['id']}"},
         "period": {"start": "2025-02-24T08:00:00Z"},
     }

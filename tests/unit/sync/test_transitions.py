@@ -36,6 +36,7 @@ def encounter(subject: str, **changes: Any) -> Json:
             "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
             "code": "IMP",
         },
+        "type": [{"coding": [{"system": "http://snomed.info/sct", "code": "32485007"}]}],
         "subject": {"reference": subject},
         "period": {"start": "2025-02-24T08:00:00Z", "end": "2025-02-28T15:00:00Z"},
         "hospitalization": {
@@ -146,6 +147,10 @@ async def test_a_pulled_discharge_starts_one_plan_with_its_three_due_items(
     summary = await pull(store, server, ctx, clock)
 
     assert summary.transitions == 1
+    assert summary.failed == 0, summary.problems
+    stored = store.records.get("encounter", stay["id"])  # the stay itself, as a record
+    assert stored is not None
+    assert stored.source == f"ehr:{CONNECTION}"
     (plan,) = plans(store)
     assert plan.id == plan_id(CONNECTION, stay["id"])
     assert plan.status == m.CarePlanStatus.active
