@@ -120,6 +120,8 @@ class Puller:
         dead = self.leases.dead()
         async with self.leases.renewing():
             for resource_type in PULLED_TYPES:
+                if not caps.can(resource_type, "search-type"):
+                    continue  # a type the server does not let us search: nothing to find there
                 # one puller per connection and type at a time: the watermark never races
                 held = self.leases.claim("pull", resource_type, dead=dead)
                 if held is None:

@@ -12,6 +12,7 @@ from fhir_bridge import model as m
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
 from fhir_bridge.sync import Puller, PullSummary, Pusher
+from tests.unit.sync import fhir_server
 from tests.unit.sync.conftest import CONNECTION, NOW, Clock, patient_records
 from tests.unit.sync.fhir_server import FhirServer, Json
 
@@ -260,3 +261,19 @@ async def test_match_mode_the_hospitals_patient_is_the_truth_and_never_written(
     await push(store, server, ctx, clock, patient_mode="match", mrn_system=MRN_SYSTEM)
     assert len(server.sent("PUT")) + len(server.sent("POST")) == writes
     assert server.resources[("Patient", theirs["id"])]["meta"]["versionId"] == "1"
+
+
+async def test_a_type_the_server_does_not_declare_is_not_searched(
+    store: Store, ctx: MappingContext, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server without Encounter or MedicationRequest: the other types are pulled as ever."""
+    declared = tuple(t for t in fhir_server.SYNCED if t not in ("Encounter", "MedicationRequest"))
+    monkeypatch.setattr(fhir_server, "SYNCED", declared)
+    server = FhirServer()
+    store.put_records(patient_records(), [CONNECTION], NOW)
+    await push(store, server, ctx, clock)
+    summary = await pull(store, server, ctx, clock)
+    assert summary.failed == 0, summary.problems
+    assert not server.sent("GET", "Encounter")
+    assert not server.sent("GET", "MedicationRequest")
+    assert store.watermarks.get(CONNECTION, "Condition") is not None
