@@ -25,6 +25,7 @@ from .routes import (
     changes,
     conflicts,
     dead_letters,
+    due,
     enrolments,
     handoffs,
     health,
@@ -101,6 +102,7 @@ def create_app(
     app.include_router(dead_letters.router)
     app.include_router(conflicts.router)
     app.include_router(changes.router)
+    app.include_router(due.router)
     app.include_router(handoffs.router)
     app.include_router(enrolments.router)
     app.include_router(audit.router)

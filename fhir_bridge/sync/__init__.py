@@ -14,15 +14,28 @@ from ._runs import bulk_pull_connection, pull_connection, push_connection
 from ._status import fleet_status, server_limits
 from ._subscriptions import ROTATION_GRACE, rotate_secrets, subscribe, unsubscribe
 from ._summary import PullSummary, PushSummary
+from ._transitions import (
+    CONTACT_BUSINESS_DAYS,
+    VISIT_DAYS_HIGH,
+    VISIT_DAYS_MODERATE,
+    DueItem,
+    due_items,
+    is_transitional,
+    windows,
+)
 from ._worker import Worker
 
 __all__ = [
+    "CONTACT_BUSINESS_DAYS",
     "EXPORTED_TYPES",
     "PULLED_TYPES",
     "ROTATION_GRACE",
     "TAKES",
+    "VISIT_DAYS_HIGH",
+    "VISIT_DAYS_MODERATE",
     "BulkPuller",
     "Connection",
+    "DueItem",
     "FieldConflict",
     "Merge",
     "Notifications",
@@ -35,8 +48,10 @@ __all__ = [
     "accept_match",
     "bulk_pull_connection",
     "check_connection",
+    "due_items",
     "enrol_patient",
     "fleet_status",
+    "is_transitional",
     "loaded_enrolments",
     "pull_connection",
     "push_connection",
@@ -50,4 +65,5 @@ __all__ = [
     "three_way",
     "unenrol_patient",
     "unsubscribe",
+    "windows",
 ]

@@ -15,16 +15,19 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
 from fhir_bridge import model as m
 from fhir_bridge.errors import MappingError
-from fhir_bridge.mappers import MappingContext, from_fhir, resources_of
+from fhir_bridge.mappers import IMPORTED_TYPES, MappingContext, from_fhir, resources_of
 from fhir_bridge.store import Link, NewConflict, Store, content_hash
 
+from ._demographics import owned_from
+from ._discharges import start_transitional_care
 from ._merge import Policy, three_way
+from ._parties import with_local_parties
 from ._plan import references, rendering_hash
 from ._server_links import LinkLookup
 from ._summary import PullSummary
@@ -65,7 +68,9 @@ class Incoming:
         policy: Policy,
         clock: Callable[[], datetime],
         run_id: int | None = None,
+        patient_mode: Literal["match", "create"] = "create",
     ) -> None:
+        self.patient_mode = patient_mode
         self.store = store
         self.connection = connection
         self.ctx = ctx
@@ -89,15 +94,35 @@ class Incoming:
         ):
             page.watermark = last_updated
         subject = (resource.get(_SUBJECT.get(resource_type, "subject")) or {}).get("reference")
+        if resource_type == "Patient":  # a managed patient's own Patient: its demographics
+            subject = f"Patient/{resource.get('id')}"
         if subject not in managed:
             summary.skipped += 1
             return
+        if resource_type == "Encounter":
+            # a discharge starts transitional care once, whatever else becomes of the Encounter
+            now = self.clock()
+            if start_transitional_care(
+                self.store, self.connection, resource, managed[subject], now
+            ):
+                summary.transitions += 1
+            if resource_type not in IMPORTED_TYPES:  # not a record of ours (yet)
+                summary.skipped += 1
+                return
         key = f"{resource_type}/{resource.get('id')}"
         link = by_server.get(key)
-        if link is not None and link.version_id == meta.get("versionId"):
+        # a matched Patient was never written by us: its demographics are compared with ours
+        # (the merge finds no change when they agree), not skipped as an echo
+        matched = resource_type == "Patient" and self.patient_mode == "match"
+        if not matched and link is not None and link.version_id == meta.get("versionId"):
             summary.unchanged += 1  # written by us, or already pulled
             return
-        if link is not None and link.server_json is not None and _same(link.server_json, resource):
+        if (
+            not matched
+            and link is not None
+            and link.server_json is not None
+            and _same(link.server_json, resource)
+        ):
             summary.unchanged += 1
             return
         try:
@@ -106,6 +131,10 @@ class Incoming:
             summary.failed += 1
             summary.problems.append(f"{key}: {exc}")
             return
+        if link is not None and link.record_id and remote.id != link.record_id:
+            # the server's resource we know as one of ours (an EHR's matched Patient has none
+            # of our identifiers): read as that record
+            remote = remote.model_copy(update={"id": link.record_id})
         if isinstance(remote, m.ReferralTask) and remote.referral.id is not None:
             referral = self.store.records.get("referral", remote.referral.id)
             if isinstance(referral, m.Referral):
@@ -120,6 +149,9 @@ class Incoming:
                 )
                 return
         local = self.store.records.get(remote.kind, remote.id)
+        if local is None and isinstance(remote, m.Patient):
+            summary.skipped += 1  # pull never creates a patient
+            return
         record: m.Record = remote
         push_back = False
         if local is None:
@@ -279,6 +311,17 @@ class Incoming:
             remote_data["tracking"] = local_data.get("tracking")
             remote_data = {k: v for k, v in remote_data.items() if v is not None}
         base_data = self._base(link, by_server, local)
+        remote_data = with_local_parties(remote_data, local_data)
+        if base_data is not None:
+            base_data = with_local_parties(base_data, local_data)
+        if isinstance(local, m.Patient):  # only the demographics the EHR owns are taken
+            remote_data = {
+                **owned_from(remote_data, local_data),
+                "updated_at": remote_data["updated_at"],
+            }
+            base_data = owned_from(base_data, local_data) if base_data is not None else None
+            if self.patient_mode == "match":  # the EHR's Patient is the truth: no conflict
+                base_data = None
         result = three_way(base_data, local_data, remote_data, self.policy)
         if not (result.changed_remotely or result.conflicts or result.overruled):
             return None, False
@@ -328,6 +371,8 @@ class Incoming:
         push_back = bool(result.changed_locally) or (
             self.policy == "local-wins" and bool(result.overruled)
         )
+        if isinstance(local, m.Patient) and self.patient_mode == "match":
+            push_back = False  # never written to a match connection
         return merged, push_back
 
     def _base(self, link: Link | None, by_server: LinkLookup, local: m.Record) -> Json | None:

@@ -1,6 +1,10 @@
 """Pull: bring what clinicians changed in the EHR back into the care manager's records.
 
-Per resource type (CarePlan, Goal, ServiceRequest, Task), under a lease on its watermark:
+Per resource type (``PULLED_TYPES``: the managed patients' Patient for the demographics the
+EHR owns, Condition, MedicationStatement, MedicationRequest, CareTeam, Goal, ServiceRequest,
+Encounter (a discharge starts transitional care: ``_discharges``), Task and CarePlan, in
+dependency order so a new resource's references to new ones resolve),
+under a lease on its watermark:
 find what changed since the watermark (``_lastUpdated`` where the server declares it and has
 not refused it, else re-read each managed patient's resources and compare them with what
 was last seen; a declared ``_lastUpdated`` search refused at run time is remembered in
@@ -15,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from fhir_bridge.errors import BridgeError
 from fhir_bridge.mappers import MappingContext
@@ -29,7 +33,21 @@ from ._summary import PullSummary
 
 log = logging.getLogger("fhir_bridge.sync")
 Json = dict[str, Any]
-PULLED_TYPES = ("CarePlan", "Goal", "ServiceRequest", "Task")
+PULLED_TYPES = (
+    "Patient",
+    "Condition",
+    "MedicationStatement",
+    "MedicationRequest",
+    "CareTeam",
+    "Encounter",
+    "Goal",
+    "ServiceRequest",
+    "Task",
+    "CarePlan",
+)
+# deletions on the server are not read for these: a Task's deletion leaves the referral's
+# tracking, and a Patient deleted (or merged away) in the EHR stays the care manager's patient
+_NO_DELETIONS = frozenset({"Task", "Patient"})
 # a search the server turns down for its parameters, not for a passing reason
 _SEARCH_REFUSED = (400, 403, 405, 501)
 
@@ -73,6 +91,7 @@ class Puller:
         ctx: MappingContext,
         *,
         policy: Policy = "manual",
+        patient_mode: Literal["match", "create"] = "create",
         overlap: timedelta = timedelta(minutes=2),
         page_size: int = 100,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -86,6 +105,7 @@ class Puller:
         self.connection = connection
         self.ctx = ctx
         self.policy = policy
+        self.patient_mode = patient_mode
         self.overlap = overlap
         self.page_size = page_size
         self.clock = clock
@@ -104,6 +124,8 @@ class Puller:
         dead = self.leases.dead()
         async with self.leases.renewing():
             for resource_type in types or PULLED_TYPES:
+                if not caps.can(resource_type, "search-type"):
+                    continue  # a type the server does not let us search: nothing to find there
                 # one puller per connection and type at a time: the watermark never races
                 held = self.leases.claim("pull", resource_type, dead=dead)
                 if held is None:
@@ -131,6 +153,7 @@ class Puller:
             policy=self.policy,
             clock=self.clock,
             run_id=self.run_id,
+            patient_mode=self.patient_mode,
         )
 
     # ------------------------------------------------------------------ finding changes
@@ -175,6 +198,8 @@ class Puller:
         # no watermark yet, or no _lastUpdated: read each managed patient's resources
         for server_patient in managed:
             params = {"patient": server_patient, "_count": str(self.page_size)}
+            if resource_type == "Patient":
+                params = {"_id": server_patient.removeprefix("Patient/")}
             async for resource in self.server.search(resource_type, params):
                 yield resource
 
@@ -192,7 +217,7 @@ class Puller:
         page = Page()
         if (
             watermark is not None
-            and resource_type != "Task"
+            and resource_type not in _NO_DELETIONS
             and caps.can(resource_type, "history-type")
         ):
             await self._deletions(resource_type, watermark, by_server, page, summary)

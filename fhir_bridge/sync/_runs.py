@@ -78,6 +78,7 @@ async def pull_connection(
             target.name,
             settings.mapping_context(datetime.now(UTC)),
             policy=target.config.conflict_policy,
+            patient_mode=target.config.effective_patient_mode,
         )
         summary = await puller.pull(patient_id=patient_id, types=types)
     metrics.record_run(

@@ -153,6 +153,7 @@ class Worker:
                 name,
                 ctx,
                 policy=target.config.conflict_policy,
+                patient_mode=target.config.effective_patient_mode,
                 holder=self.id,
                 keeper=keeper,
                 lease_seconds=self.lease_seconds,

@@ -46,7 +46,9 @@ SYNCED = (
     "Condition",
     "Goal",
     "MedicationStatement",
+    "MedicationRequest",
     "CareTeam",
+    "Encounter",
     "ServiceRequest",
     "Task",
     "CarePlan",
@@ -241,6 +243,8 @@ class FhirServer:
             found = [r for r in found if (r.get("channel") or {}).get("endpoint") == params["url"]]
         if "criteria" in params:
             found = [r for r in found if r.get("criteria") == params["criteria"]]
+        if "_id" in params:
+            found = [r for r in found if r["id"] in params["_id"].split(",")]
         if "patient" in params:
             subject = "for" if resource_type == "Task" else "subject"
             found = [

@@ -68,7 +68,9 @@ async def test_what_the_bridge_wrote_is_not_read_back_as_a_change(
 ) -> None:
     summary = await pull(store, server, ctx, clock)
     assert (summary.new, summary.updated, summary.conflicts, summary.failed) == (0, 0, 0, 0)
-    assert summary.unchanged == 6  # the care plan, 3 goals, the referral and its Task
+    # the patient, 2 problems, 3 medications, the care team, the care plan, 3 goals, the
+    # referral and its Task
+    assert summary.unchanged == 13
     assert store.watermarks.get(CONNECTION, "Goal") is not None
     assert store.conflicts.find() == []
 
