@@ -35,11 +35,11 @@ async def _subscribe(server: FhirServer, store: Store) -> tuple[int, int]:
 async def test_one_subscription_per_type_each_with_its_own_secret(
     server: FhirServer, store: Store
 ) -> None:
-    assert await _subscribe(server, store) == (4, 0)
+    assert await _subscribe(server, store) == (len(PULLED_TYPES), 0)
     subs = _subscriptions(server)
     assert set(subs) == set(PULLED_TYPES)
     secrets = {t: _secret(s) for t, s in subs.items()}
-    assert len(set(secrets.values())) == 4
+    assert len(set(secrets.values())) == len(PULLED_TYPES)
     for resource_type, sub in subs.items():
         channel = sub["channel"]
         assert channel["endpoint"] == f"https://bridge.test/fhir/notify/ehr/{resource_type}"
@@ -52,7 +52,7 @@ async def test_one_subscription_per_type_each_with_its_own_secret(
         s["id"] for s in subs.values()
     }
     # again: nothing changes
-    assert await _subscribe(server, store) == (0, 4)
+    assert await _subscribe(server, store) == (0, len(PULLED_TYPES))
     assert {t: _secret(s) for t, s in _subscriptions(server).items()} == secrets
 
 
@@ -80,7 +80,7 @@ async def test_a_subscription_whose_secret_is_unknown_gets_a_new_one_and_the_old
             "channel": {"type": "rest-hook", "endpoint": "https://bridge.test/fhir/notify/ehr"},
         }
     )
-    assert await _subscribe(server, store) == (3, 1)
+    assert await _subscribe(server, store) == (len(PULLED_TYPES) - 1, 1)
     goal = _subscriptions(server)["Goal"]
     assert _secret(goal) != "static-from-the-environment"
     assert "payload" not in goal["channel"]
@@ -120,7 +120,10 @@ async def test_a_failed_rotation_keeps_the_secret_in_force(
             await rotate_secrets(client, store, "ehr", HEADER, NOW)
     assert _secret(_subscriptions(server)["Goal"]) == before
     assert store.subscription_secrets.verify("ehr", "Goal", before, NOW + timedelta(days=1))
-    assert len(store.subscription_secrets.valid("ehr", NOW)) == 4  # the new one was discarded
+    # the new one was discarded
+    assert len(store.subscription_secrets.valid("ehr", NOW)) == len(PULLED_TYPES)
+        PULLED_TYPES
+    )  # the new one was discarded
 
 
 async def test_unsubscribe_deletes_them_and_forgets_their_secrets(
@@ -129,7 +132,7 @@ async def test_unsubscribe_deletes_them_and_forgets_their_secrets(
     await _subscribe(server, store)
     secret = _secret(_subscriptions(server)["Task"])
     async with server.client() as client:
-        assert await unsubscribe(client, store, "ehr", CALLBACK) == 4
+        assert await unsubscribe(client, store, "ehr", CALLBACK) == len(PULLED_TYPES)
     assert server.of_type("Subscription") == []
     assert not store.subscription_secrets.verify("ehr", "Task", secret, NOW)
     async with server.client() as client:
