@@ -122,8 +122,6 @@ async def test_a_failed_rotation_keeps_the_secret_in_force(
     assert store.subscription_secrets.verify("ehr", "Goal", before, NOW + timedelta(days=1))
     # the new one was discarded
     assert len(store.subscription_secrets.valid("ehr", NOW)) == len(PULLED_TYPES)
-        PULLED_TYPES
-    )  # the new one was discarded
 
 
 async def test_unsubscribe_deletes_them_and_forgets_their_secrets(
