@@ -16,6 +16,7 @@ from collections.abc import Collection
 from datetime import date, datetime
 from typing import Any
 
+from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
 
 from ._transitions import (
@@ -27,6 +28,17 @@ from ._transitions import (
 )
 
 log = logging.getLogger("fhir_bridge.sync")
+
+
+def recorded_here(store: Store, ctx: MappingContext, encounter: dict[str, Any]) -> bool:
+    """An Encounter a care manager recorded here and we pushed (our identifier, on a record
+    that did not come from an EHR): its discharge is no news from a hospital."""
+    system = ctx.system("encounter")
+    for identifier in encounter.get("identifier") or []:
+        if identifier.get("system") == system and identifier.get("value"):
+            record = store.records.get("encounter", str(identifier["value"]))
+            return record is not None and not (record.source or "").startswith("ehr:")
+    return False
 
 
 def start_transitional_care(

@@ -25,7 +25,7 @@ from fhir_bridge.mappers import IMPORTED_TYPES, MappingContext, from_fhir, resou
 from fhir_bridge.store import Link, NewConflict, Store, content_hash
 
 from ._demographics import owned_from
-from ._discharges import start_transitional_care
+from ._discharges import recorded_here, start_transitional_care
 from ._merge import Policy, three_way
 from ._parties import with_local_parties
 from ._plan import references, rendering_hash
@@ -99,7 +99,7 @@ class Incoming:
         if subject not in managed:
             summary.skipped += 1
             return
-        if resource_type == "Encounter":
+        if resource_type == "Encounter" and not recorded_here(self.store, self.ctx, resource):
             # a discharge starts transitional care once, whatever else becomes of the Encounter
             now = self.clock()
             if start_transitional_care(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from fhir_bridge import model as m
-from fhir_bridge.mappers import MappingContext
+from fhir_bridge.mappers import MappingContext, from_fhir
 from fhir_bridge.store import Store
 from fhir_bridge.sync import Puller, PullSummary, Pusher, due_items
 from fhir_bridge.sync._transitions import (
@@ -215,3 +215,20 @@ def test_create_once_refuses_a_record_already_there(store: Store) -> None:
     kept = store.records.get("careplan", record.id)
     assert isinstance(kept, m.CarePlan)
     assert kept.title == record.title
+
+
+async def test_a_stay_recorded_here_and_read_back_starts_nothing(
+    store: Store, server: FhirServer, ctx: MappingContext, clock: Clock, server_patient: str
+) -> None:
+    """Our own pushed Encounter coming back by pull is no news of a discharge; the same
+    resource without a record of ours behind it is."""
+    ours = {"system": ctx.system("encounter"), "value": "enc-recorded-here"}
+    stay = encounter(server_patient, identifier=[ours])
+    (read,) = [r for r in from_fhir([(stay, None)], ctx).records if isinstance(r, m.Encounter)]
+    store.put_records([read.model_copy(update={"id": ours["value"], "source": None})], [], NOW)
+    server.add(stay)
+    assert (await pull(store, server, ctx, clock)).transitions == 0
+
+    clock.advance(minutes=1)
+    server.add(encounter(server_patient, identifier=[{**ours, "value": "enc-of-the-hospital"}]))
+    assert (await pull(store, server, ctx, clock)).transitions == 1
