@@ -171,20 +171,9 @@ class Loaded(NamedTuple):
     wheres: list[str]
 
 
-_PACKAGE_GROUPS = (
-    "problems",
-    "goals",
-    "care_teams",
-    "referrals",
-    "referral_tasks",
-    "medications",
-    "care_plans",
-)  # in the order of PatientPackage.records()
-
-
 def _package_wheres(package: m.PatientPackage, source: str) -> list[str]:
     wheres = [f"{source}.patient"]
-    for group in _PACKAGE_GROUPS:
+    for group in m.RECORD_GROUPS:
         wheres += [f"{source}.{group}[{i}]" for i in range(len(getattr(package, group)))]
     return wheres
 

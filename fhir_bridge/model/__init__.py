@@ -11,7 +11,7 @@ from ._encounter import (
 )
 from ._goal import Goal, GoalTarget
 from ._npi import NPI_SYSTEM, is_valid_npi, npi_check_digit, npi_problem
-from ._package import AnyRecord, Enrolment, PatientPackage
+from ._package import RECORD_GROUPS, AnyRecord, Enrolment, PatientPackage
 from ._patient import Caregiver, Patient
 from ._record import PatientRecord, Record
 from ._referral import Output, Referral, ReferralTask, Tracking
@@ -62,6 +62,7 @@ __all__ = [
     "CONTACT_CLASSES",
     "MINUTE_THRESHOLDS",
     "NPI_SYSTEM",
+    "RECORD_GROUPS",
     "RECORD_TYPES",
     "REQUEST_ONLY",
     "STATEMENT_ONLY",

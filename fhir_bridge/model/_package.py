@@ -38,6 +38,19 @@ class Enrolment(Model):
     )
 
 
+RECORD_GROUPS = (
+    "problems",
+    "goals",
+    "care_teams",
+    "referrals",
+    "referral_tasks",
+    "medications",
+    "care_plans",
+    "encounters",
+)
+"""The package's lists of records, in the order ``PatientPackage.records()`` gives them."""
+
+
 class PatientPackage(Model):
     kind: Literal["package"] = "package"
     patient: Patient
@@ -56,15 +69,9 @@ class PatientPackage(Model):
     encounters: list[Encounter] = Field(default_factory=list)
 
     def records(self) -> list[Patient | PatientRecord]:
-        """Every record of the package, patient first."""
-        return [
-            self.patient,
-            *self.problems,
-            *self.goals,
-            *self.care_teams,
-            *self.referrals,
-            *self.referral_tasks,
-            *self.medications,
-            *self.care_plans,
-            *self.encounters,
+        """Every record of the package, patient first, then the groups in ``RECORD_GROUPS``
+        order."""
+        grouped: list[Patient | PatientRecord] = [
+            r for group in RECORD_GROUPS for r in getattr(self, group)
         ]
+        return [self.patient, *grouped]

@@ -186,9 +186,9 @@ def test_a_discharge_in_the_ehr_starts_exactly_one_transitional_care_plan(
     assert again.status_code == 200
     second = _pull(store, fhir_base_url, ctx)
 
-    async def notify() -> PullSummary:
+    async def notify() -> PullSummary:  # what a notification causes: a pull of its type
         async with FhirClient(fhir_base_url) as client:
-            return await Puller(store, client, "hapi", ctx).apply([again.json()])
+            return await Puller(store, client, "hapi", ctx).pull(types=("Encounter",))
 
     notified = asyncio.run(notify())
     assert (second.transitions, notified.transitions) == (0, 0)
