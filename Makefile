@@ -6,12 +6,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck unit acceptance clean bench
+.PHONY: setup demo test lint typecheck unit acceptance clean bench lock
 
-$(STAMP): pyproject.toml
+# The exact versions (with hashes) of requirements-dev.lock, then the project itself; `make lock`
+# refreshes the lock files from pyproject.toml (docs/deployment.md).
+$(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[server,postgres,dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -57,6 +60,13 @@ BENCH_ARGS ?=
 bench: setup
 	$(BIN)/pip install --quiet -e '.[server,postgres,dev,bench]'
 	$(BIN)/python -m bench --port $(BENCH_PORT) $(BENCH_ARGS)
+
+LOCK := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet --upgrade
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet uv
+	$(LOCK) --extra server --extra postgres -o requirements.lock
+	$(LOCK) --extra server --extra postgres --extra dev -o requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

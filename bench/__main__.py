@@ -15,7 +15,7 @@ from .report import write
 from .run import Bench, Config
 
 RESULTS = Path(__file__).parent / "results"
-PARTS = ("mapping", "push", "pull", "latency", "memory", "scaling", "workers")
+PARTS = ("mapping", "push", "pull", "latency", "network", "memory", "bulk", "scaling", "workers")
 POSTGRES_ENV = ("FHIR_BRIDGE_BENCH_POSTGRES_URL", "FHIR_BRIDGE_TEST_POSTGRES_URL")
 
 
@@ -31,6 +31,18 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _latencies(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated milliseconds, not {text!r}"
+        ) from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected milliseconds >= 0, not {text!r}")
+    return values
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument(
@@ -43,7 +55,28 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--patients", type=int, default=500)
     p.add_argument("--repetitions", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--memory-sizes", type=_sizes, default=(500, 5000))
+    p.add_argument(
+        "--curve",
+        "--memory-sizes",
+        dest="curve",
+        type=_sizes,
+        default=(100, 1000, 10_000),
+        help="patients at each point of the scaling curve: push and pull time and peak RSS, "
+        "each in a process of its own (the memory part)",
+    )
+    p.add_argument(
+        "--latency-ms",
+        type=_latencies,
+        default=(0.0, 25.0),
+        help="round trips added by the network proxy for the network part, comma-separated",
+    )
+    p.add_argument("--network-patients", type=int, default=30)
+    p.add_argument(
+        "--bulk-patients",
+        type=int,
+        default=10_000,
+        help="panel of the bulk vs paged first pull (runs when `pull --bulk` exists)",
+    )
     p.add_argument("--latency-changes", type=int, default=50)
     p.add_argument("--scaling-patients", type=int, default=100)
     p.add_argument(
@@ -78,8 +111,11 @@ def config(args: argparse.Namespace, base_url: str, *, expunge: bool) -> Config:
             patients=5,
             repetitions=1,
             warmup=0,
-            memory_sizes=(2, 4),
+            memory_sizes=(1, 2, 4),
             latency_changes=3,
+            latencies=(0.0, 25.0),
+            network_patients=2,
+            bulk_patients=4,
             scaling_patients=3,
             concurrencies=(1, 2),
             bundle_sizes=(10, 50),
@@ -98,8 +134,11 @@ def config(args: argparse.Namespace, base_url: str, *, expunge: bool) -> Config:
             patients=args.patients,
             repetitions=args.repetitions,
             warmup=args.warmup,
-            memory_sizes=args.memory_sizes,
+            memory_sizes=args.curve,
             latency_changes=args.latency_changes,
+            latencies=args.latency_ms,
+            network_patients=args.network_patients,
+            bulk_patients=args.bulk_patients,
             scaling_patients=args.scaling_patients,
             expunge=expunge,
             postgres_url=args.postgres_url,

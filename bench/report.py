@@ -12,14 +12,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import ScalarFormatter
 
+# issue 16's goals, each a ratio measured side by side in one run
 TARGETS = {
-    "push bridge/fhirpy": (">=", 5.0),
-    "push bridge/raw": (">=", 0.8),
-    "pull bridge/raw": (">=", 0.8),
-    "mapping share of push": ("<=", 0.10),
-    "memory growth (push), 10x patients": ("<", 2.0),
-    "memory growth (pull), 10x patients": ("<", 2.0),
+    "push bridge/raw": (">=", 0.85),
+    "push bridge/fhirpy async": (">=", 2.0),
+    "push on 25 ms, bridge/fhirpy one at a time": (">=", 15.0),
+    "push on 25 ms, bridge/raw": (">=", 0.85),
+    "pull bridge/raw": (">=", 0.9),
+    "peak RSS growth (push), 10x patients": ("<", 1.5),
+    "peak RSS growth (pull), 10x patients": ("<", 1.5),
+    "mapping share of push": ("<", 0.05),
+    "subscription change -> record, p95 s": ("<", 1.0),
 }
+NETWORK_MS = 25.0
 
 
 def write(results: dict[str, Any], out_dir: Path) -> list[Path]:
@@ -62,19 +67,33 @@ def _table(title: str, rows: list[dict[str, Any]], unit: str = "resources/s") ->
     return [*lines, ""]
 
 
+def network_row(results: dict[str, Any]) -> dict[str, Any] | None:
+    """The network part's row at 25 ms (or its largest latency when 25 was not run)."""
+    rows = (results.get("network") or {}).get("rows") or []
+    exact = [r for r in rows if r["latency_ms"] == NETWORK_MS]
+    slow = sorted((r for r in rows if r["latency_ms"] > 0), key=lambda r: r["latency_ms"])
+    return exact[0] if exact else (slow[-1] if slow else None)
+
+
 def verdicts(results: dict[str, Any]) -> list[tuple[str, float | None, str, bool | None]]:
     got: dict[str, float | None] = {}
     if "push" in results:
-        got["push bridge/fhirpy"] = results["push"]["ratios"]["bridge/fhirpy"]
         got["push bridge/raw"] = results["push"]["ratios"]["bridge/raw"]
+        got["push bridge/fhirpy async"] = results["push"]["ratios"]["bridge/fhirpy_async"]
+    slow = network_row(results)
+    if slow is not None:
+        got["push on 25 ms, bridge/fhirpy one at a time"] = slow["ratios"]["bridge/fhirpy"]
+        got["push on 25 ms, bridge/raw"] = slow["ratios"]["bridge/raw"]
     if "pull" in results:
         got["pull bridge/raw"] = results["pull"]["ratios"]["bridge/raw"]
     if "mapping" in results and "share_of_push" in results["mapping"]:
         got["mapping share of push"] = results["mapping"]["share_of_push"]
     growth = (results.get("memory") or {}).get("growth")
     if growth:
-        got["memory growth (push), 10x patients"] = growth["push_rss"]
-        got["memory growth (pull), 10x patients"] = growth["pull_rss"]
+        got["peak RSS growth (push), 10x patients"] = growth["push_rss"]
+        got["peak RSS growth (pull), 10x patients"] = growth["pull_rss"]
+    if "latency" in results:
+        got["subscription change -> record, p95 s"] = results["latency"]["p95_ms"] / 1000
     out = []
     for name, (op, target) in TARGETS.items():
         value = got.get(name)
@@ -102,17 +121,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"{cfg.get('repetitions')} measured; reset: {cfg.get('reset')}. "
         f"Versions: {', '.join(f'{k} {v}' for k, v in m['versions'].items() if v)}.",
         "",
-        "## Targets",
-        "",
-        "| target | measured | wanted | met |",
-        "|---|---:|---:|:---:|",
     ]
-    for name, value, wanted, ok in verdicts(results):
-        shown = "-" if value is None else f"{value:.2f}"
-        lines.append(
-            f"| {name} | {shown} | {wanted} | {'-' if ok is None else 'yes' if ok else 'NO'} |"
-        )
-    lines.append("")
+    lines += _targets(results)
     for name, when in (results.get("measured_separately") or {}).items():
         lines += [
             f"The {name} figures come from a separate run ({when['when']}, load average "
@@ -121,6 +131,8 @@ def markdown(results: dict[str, Any]) -> str:
         ]
     for name, error in (results.get("failed_parts") or {}).items():
         lines += [f"**{name} failed**: {error}", ""]
+    for name, why in (results.get("skipped_parts") or {}).items():
+        lines += [f"{name} skipped: {why}.", ""]
     if "mapping" in results:
         mp = results["mapping"]
         lines += _table("Mapping (one process)", [mp["to_fhir"], mp["from_fhir"]])
@@ -154,69 +166,244 @@ def markdown(results: dict[str, Any]) -> str:
             "",
         ]
     if "latency" in results:
-        lat = results["latency"]
-        lines += [
-            "### Subscription latency (server change -> record updated)",
-            "",
-            f"{lat['changes']} changes: p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms "
-            f"(min {lat['min_ms']}, max {lat['max_ms']}).",
-            "",
-        ]
+        lines += _latency(results["latency"])
+    if "network" in results:
+        lines += _network(results["network"])
     if "memory" in results:
-        lines += [
-            "### Peak RSS (separate processes)",
-            "",
-            "| patients | push MB | push s | pull MB | pull s | pull resources |",
-            "|---:|---:|---:|---:|---:|---:|",
-        ]
-        for row in results["memory"]["rows"]:
-            lines.append(
-                f"| {row['patients']} | {row['push']['peak_rss_mb']} | {row['push']['seconds']} "
-                f"| {row['pull']['peak_rss_mb']} | {row['pull']['seconds']} | "
-                f"{row['pull']['resources']} |"
-            )
-        lines.append("")
-    if "scaling" in results:
-        sc = results["scaling"]
-        lines += [
-            f"### Scaling: push of {sc['patients']} patients, resources/s (median)",
-            "",
-            "| bundle size | concurrency | bridge | raw ceiling | bridge/raw |",
-            "|---:|---:|---:|---:|---:|",
-        ]
-        for cell in sc["cells"]:
-            b = cell["bridge"].get("per_second", {}).get("median")
-            r = cell["raw"].get("per_second", {}).get("median", 0)
-            bridge = "-" if b is None else f"{b:,.0f}"
-            ratio = "-" if b is None or not r else f"{b / r:.2f}"
-            lines.append(
-                f"| {cell['bundle_size']} | {cell['concurrency']} | {bridge} | {r:,.0f} | {ratio} |"
-            )
-        lines.append("")
-    if "workers" in results:
-        wk = results["workers"]
-        lines += [
-            f"### Workers on PostgreSQL: push of {wk['resources']} resources "
-            f"({wk['patients']} patients), start until the outbox is drained",
-            "",
-            "| workers | resources/s, median (min-max) | seconds, median (min-max) | runs |",
-            "|---:|---:|---:|---:|",
-        ]
-        for row in wk["rows"]:
-            rate, secs = row["per_second"], row["seconds"]
-            per_second = f"{rate['median']:,.0f} ({rate['min']:,.0f}-{rate['max']:,.0f})"
-            took = f"{secs['median']:.2f} ({secs['min']:.2f}-{secs['max']:.2f})"
-            lines.append(f"| {row['workers']} | {per_second} | {took} | {row['repetitions']} |")
-        lines.append("")
+        lines += _curve(results["memory"])
+    if "bulk" in results:
+        lines += _bulk(results["bulk"])
+    lines += _scaling(results)
+    lines += _workers(results)
     return "\n".join(lines)
 
 
+def _targets(results: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Targets",
+        "",
+        "| target | measured | wanted | met |",
+        "|---|---:|---:|:---:|",
+    ]
+    for name, value, wanted, ok in verdicts(results):
+        shown = "-" if value is None else f"{value:.2f}"
+        lines.append(
+            f"| {name} | {shown} | {wanted} | {'-' if ok is None else 'yes' if ok else 'NO'} |"
+        )
+    lines.append("")
+    slow = network_row(results)
+    if slow is not None and slow["latency_ms"] != NETWORK_MS:
+        lines += [f"The '25 ms' rows were measured at {slow['latency_ms']:g} ms.", ""]
+    growth = (results.get("memory") or {}).get("growth")
+    if growth:
+        lines += [
+            f"Peak RSS growth: {growth.get('from_patients')} -> {growth.get('to_patients')} "
+            f"patients ({growth['patients']}x).",
+            "",
+        ]
+    lat = results.get("latency") or {}
+    if "delivery" in lat:
+        lines += [
+            f"Subscription p95 {lat['p95_ms']} ms, of which the server's delivery (change to "
+            f"notification posted) p95 {lat['delivery']['p95_ms']} ms and the bridge's part "
+            f"(notification to record readable) p95 {lat['applied']['p95_ms']} ms.",
+            "",
+        ]
+    return lines
+
+
+def _scaling(results: dict[str, Any]) -> list[str]:
+    if "scaling" not in results:
+        return []
+    lines: list[str] = []
+    sc = results["scaling"]
+    lines += [
+        f"### Scaling: push of {sc['patients']} patients, resources/s (median)",
+        "",
+        "| bundle size | concurrency | bridge | raw ceiling | bridge/raw |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for cell in sc["cells"]:
+        b = cell["bridge"].get("per_second", {}).get("median")
+        r = cell["raw"].get("per_second", {}).get("median", 0)
+        bridge = "-" if b is None else f"{b:,.0f}"
+        ratio = "-" if b is None or not r else f"{b / r:.2f}"
+        lines.append(
+            f"| {cell['bundle_size']} | {cell['concurrency']} | {bridge} | {r:,.0f} | {ratio} |"
+        )
+    lines.append("")
+    return lines
+
+
+def _workers(results: dict[str, Any]) -> list[str]:
+    if "workers" not in results:
+        return []
+    lines: list[str] = []
+    wk = results["workers"]
+    lines += [
+        f"### Workers on PostgreSQL: push of {wk['resources']} resources "
+        f"({wk['patients']} patients), start until the outbox is drained",
+        "",
+        "| workers | resources/s, median (min-max) | seconds, median (min-max) | runs |",
+        "|---:|---:|---:|---:|",
+    ]
+    for row in wk["rows"]:
+        rate, secs = row["per_second"], row["seconds"]
+        per_second = f"{rate['median']:,.0f} ({rate['min']:,.0f}-{rate['max']:,.0f})"
+        took = f"{secs['median']:.2f} ({secs['min']:.2f}-{secs['max']:.2f})"
+        lines.append(f"| {row['workers']} | {per_second} | {took} | {row['repetitions']} |")
+    lines.append("")
+    return lines
+
+
+def _latency(lat: dict[str, Any]) -> list[str]:
+    lines = [
+        "### Subscription latency (server change -> record updated)",
+        "",
+        "| part | p50 ms | p95 ms | min ms | max ms | changes |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| change -> record readable | {lat['p50_ms']} | {lat['p95_ms']} | {lat['min_ms']} | "
+        f"{lat['max_ms']} | {lat['changes']} |",
+    ]
+    for key, name in (
+        ("delivery", "of which the server: change -> notification posted"),
+        ("applied", "of which the bridge: notification -> record readable"),
+    ):
+        if key in lat:
+            d = lat[key]
+            lines.append(
+                f"| {name} | {d['p50_ms']} | {d['p95_ms']} | {d['min_ms']} | {d['max_ms']} | "
+                f"{d['changes']} |"
+            )
+    return [*lines, ""]
+
+
+def _network(net: dict[str, Any]) -> list[str]:
+    lines = [
+        f"### Push of {net['patients']} patients ({net['resources']} resources) over a link "
+        "with latency",
+        "",
+        f"Link: {net['link']}.",
+        "",
+        "| round trip | contender | resources/s, median (min-max) | seconds, median (min-max) "
+        "| runs |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    for row in net["rows"]:
+        for c in row["contenders"].values():
+            lines.append(
+                f"| {row['latency_ms']:g} ms | {c['name']} | {_rate(c)} | {_secs(c)} | "
+                f"{c.get('repetitions', 0)} |"
+            )
+    lines.append("")
+    for row in net["rows"]:
+        r = row["ratios"]
+        lines.append(
+            f"{row['latency_ms']:g} ms: bridge/fhirpy one at a time {r['bridge/fhirpy']}, "
+            f"bridge/fhirpy async {r['bridge/fhirpy_async']}, bridge/raw {r['bridge/raw']}."
+        )
+    return [*lines, ""]
+
+
+def _curve(mem: dict[str, Any]) -> list[str]:
+    lines = [
+        "### Scaling curve: push and pull, each in a process of its own",
+        "",
+        "| patients | push s | push peak RSS MB | pull s | pull peak RSS MB | pull resources |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in mem["rows"]:
+        lines.append(
+            f"| {row['patients']} | {row['push']['seconds']} | {row['push']['peak_rss_mb']} "
+            f"| {row['pull']['seconds']} | {row['pull']['peak_rss_mb']} | "
+            f"{row['pull']['resources']} |"
+        )
+    return [*lines, ""]
+
+
+def _bulk(bulk: dict[str, Any]) -> list[str]:
+    paged, fast = bulk["paged"], bulk["bulk"]
+    return [
+        f"### First pull of {bulk['patients']} patients: paged search vs bulk export",
+        "",
+        "| how | seconds | peak RSS MB | links after |",
+        "|---|---:|---:|---:|",
+        f"| paged search (`fhir-bridge pull`) | {paged['seconds']} | {paged['peak_rss_mb']} | "
+        f"{paged.get('links_after', '-')} |",
+        f"| bulk export (`fhir-bridge pull --bulk`) | {fast['seconds']} | "
+        f"{fast['peak_rss_mb']} | {fast.get('links_after', '-')} |",
+        "",
+        f"Bulk is {bulk['bulk_speedup']}x as fast, at {bulk['bulk_rss_ratio']}x the peak RSS.",
+        "",
+    ]
+
+
+def _network_chart(ax: Any, net: dict[str, Any]) -> None:
+    """Resources/s per contender, one bar per round trip (log scale: one at a time over
+    25 ms is two orders below the rest)."""
+    rows = net["rows"]
+    names = [c["name"].replace(", ", ",\n") for c in rows[0]["contenders"].values()]
+    width = 0.8 / len(rows)
+    for n, row in enumerate(rows):
+        med = [c["per_second"]["median"] for c in row["contenders"].values()]
+        xs = [i + (n - (len(rows) - 1) / 2) * width for i in range(len(med))]
+        ax.bar(xs, med, width, color=f"C{n}", label=f"{row['latency_ms']:g} ms round trip")
+        for x, v in zip(xs, med, strict=True):
+            ax.text(x, v, f"{v:,.0f}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_yscale("log")
+    ax.get_yaxis().set_major_formatter(ScalarFormatter())
+    ax.set_ylabel("resources per second")
+    ax.set_title(f"Push over a link with latency, {net['patients']} patients")
+    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _curve_chart(ax: Any, mem: dict[str, Any]) -> None:
+    """Time (left axis) and peak RSS (right axis) against patients, both axes logarithmic:
+    a straight line of slope 1 is linear growth, a flat one constant."""
+    rows = mem["rows"]
+    xs = [r["patients"] for r in rows]
+    ax.plot(xs, [r["push"]["seconds"] for r in rows], "o-", color="C0", label="push s")
+    ax.plot(xs, [r["pull"]["seconds"] for r in rows], "s-", color="C1", label="pull s")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(xs)
+    ax.get_xaxis().set_major_formatter(ScalarFormatter())
+    ax.get_yaxis().set_major_formatter(ScalarFormatter())
+    ax.set_xlabel("patients")
+    ax.set_ylabel("seconds")
+    rss = ax.twinx()
+    rss.plot(xs, [r["push"]["peak_rss_mb"] for r in rows], "o--", color="C0", label="push MB")
+    rss.plot(xs, [r["pull"]["peak_rss_mb"] for r in rows], "s--", color="C1", label="pull MB")
+    rss.set_yscale("log")
+    rss.get_yaxis().set_major_formatter(ScalarFormatter())
+    rss.set_ylabel("peak RSS, MB (dashed)")
+    handles, labels = ax.get_legend_handles_labels()
+    more, more_labels = rss.get_legend_handles_labels()
+    ax.legend(handles + more, labels + more_labels, fontsize=7, loc="upper left")
+    ax.set_title("Scaling curve: time and peak RSS")
+    ax.grid(alpha=0.3)
+
+
 def png(results: dict[str, Any], path: Path) -> bool:
-    panels = [k for k in ("push", "pull", "scaling") if k in results]
+    panels = [k for k in ("push", "pull", "network", "memory", "scaling") if k in results]
     if not panels:
         return False
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.8), squeeze=False)
-    for ax, key in zip(axes[0], panels, strict=True):
+    columns = min(len(panels), 3)
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(6 * columns, 4.8 * rows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax, key in zip(axes.flat, panels, strict=False):
+        if key == "network":
+            _network_chart(ax, results["network"])
+            continue
+        if key == "memory":
+            _curve_chart(ax, results["memory"])
+            continue
         if key == "scaling":
             sc = results["scaling"]
             for n, bundle_size in enumerate(sorted({c["bundle_size"] for c in sc["cells"]})):

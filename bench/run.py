@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +28,17 @@ from fhir_bridge.store import Store
 from fhir_bridge.sync import PULLED_TYPES
 from tests.integration.scaling import measure as measure_workers  # the scale-out tests' fleet
 
-from . import latency, mapping, memory, pull, push
+from . import latency, mapping, memory, network, pull, push
 from .machine import describe, other_processes_busy
 from .panel import Panel, changed, generate
 from .prepared import prepare
 from .timing import Figure, percentile, timed
 
 FHIR_JSON = "application/fhir+json"
+
+
+class Skipped(Exception):  # noqa: N818 - a part skipped, not an error
+    """A part this fhir-bridge cannot run (a feature it does not have yet)."""
 
 
 @dataclass
@@ -43,8 +48,11 @@ class Config:
     repetitions: int = 3
     warmup: int = 1
     warmup_patients: int = 50  # the push warm-up round uses a smaller panel
-    memory_sizes: tuple[int, ...] = (500, 5000)
+    memory_sizes: tuple[int, ...] = (100, 1000, 10_000)  # the scaling curve (time, peak RSS)
     latency_changes: int = 50
+    latencies: tuple[float, ...] = (0.0, 25.0)  # round trips added for the network part, ms
+    network_patients: int = 30
+    bulk_patients: int = 10_000  # the bulk vs paged initial pull, when `pull --bulk` exists
     scaling_patients: int = 100
     concurrencies: tuple[int, ...] = (1, 2, 4, 8)
     bridge_concurrencies: tuple[int, ...] = (1, 8)  # its patients go one at a time anyway
@@ -58,7 +66,9 @@ class Config:
         "push",
         "pull",
         "latency",
+        "network",
         "memory",
+        "bulk",
         "scaling",
         "workers",
     )
@@ -75,6 +85,10 @@ class Bench:
         self.config = config
         self.namespace = self._namespace()
         self.databases = 0
+        self.pushed: dict[int, tuple[str, MappingContext]] = {}  # pushed stores, by patients
+        self.failed: dict[str, str] = {}
+        self.skipped: dict[str, str] = {}
+        self.seconds: dict[str, float] = {}
 
     # ------------------------------------------------------------------ server state, stores
 
@@ -162,25 +176,8 @@ class Bench:
                     if keep:
                         again.add(*second)
                         five.add(*fifth)
-                elif name == "fhirpy":
-                    prepared = prepare(run_panel, ctx)
-                    seconds, count = timed(
-                        lambda p=prepared: push.fhirpy_one_at_a_time(c.base_url, p)
-                    )
-                elif name == "fhirpy_async":
-                    prepared = prepare(run_panel, ctx)
-                    seconds, count = timed(
-                        lambda p=prepared: asyncio.run(
-                            push.fhirpy_async(c.base_url, p, c.concurrency)
-                        )
-                    )
                 else:
-                    directory, lanes = push.ceiling_bundles(prepare(run_panel, ctx), c.bundle_size)
-                    seconds, count = timed(
-                        lambda d=directory, lanes=lanes: asyncio.run(
-                            push.raw_transactions(c.base_url, d, lanes, c.concurrency)
-                        )
-                    )
+                    seconds, count = self._peer(name, run_panel, ctx, c.base_url)
                 if keep:
                     figure.add(seconds, count)
         summaries = {k: f.summary() for k, f in figures.items()}
@@ -200,6 +197,26 @@ class Bench:
             },
         }
 
+    def _peer(
+        self, name: str, panel: Panel, ctx: MappingContext, base_url: str
+    ) -> tuple[float, int]:
+        """One push of ``panel`` by a peer (fhirpy, fhirpy async) or the raw ceiling, timed."""
+        c = self.config
+        if name == "fhirpy":
+            prepared = prepare(panel, ctx)
+            return timed(lambda: push.fhirpy_one_at_a_time(base_url, prepared))
+        if name == "fhirpy_async":
+            prepared = prepare(panel, ctx)
+            return timed(lambda: asyncio.run(push.fhirpy_async(base_url, prepared, c.concurrency)))
+        if name == "raw":
+            directory, lanes = push.ceiling_bundles(prepare(panel, ctx), c.bundle_size)
+            return timed(
+                lambda: asyncio.run(
+                    push.raw_transactions(base_url, directory, lanes, c.concurrency)
+                )
+            )
+        raise ValueError(f"no push contender {name!r}")
+
     def _bridge(
         self,
         url: str,
@@ -208,11 +225,12 @@ class Bench:
         expect: int | None = None,
         bundle_size: int | None = None,
         concurrency: int | None = None,
+        base_url: str | None = None,
     ) -> int:
         summary = asyncio.run(
             push.bridge_push(
                 url,
-                self.config.base_url,
+                base_url or self.config.base_url,
                 ctx,
                 bundle_size=bundle_size or self.config.bundle_size,
                 max_in_flight=concurrency or self.config.concurrency,
@@ -282,6 +300,61 @@ class Bench:
         }
         return result, path, ctx
 
+    # ------------------------------------------------------------------ 3b. network
+
+    def network(self) -> dict[str, Any]:
+        """Every push contender through the same link with latency (the sandbox's network
+        proxy, in its own process), at each of ``latencies`` round trips, on a smaller panel:
+        one at a time over 25 ms costs a request per resource."""
+        c = self.config
+        panel = generate(c.network_patients, seed=13)
+        ctx = MappingContext(namespace=self.namespace, now=push.NOW)
+        rows = []
+        for latency_ms in c.latencies:
+            figures = {
+                "bridge": Figure("fhir-bridge push"),
+                "fhirpy": Figure("fhirpy, one at a time"),
+                "fhirpy_async": Figure(f"fhirpy async, {c.concurrency} in flight"),
+                "raw": Figure(f"raw httpx transactions, {c.concurrency} in flight"),
+            }
+            with network.link(c.base_url, latency_ms) as via:
+                for rep in self.reps():
+                    for name, figure in figures.items():
+                        c.log(f"network {latency_ms:g} ms: push {name} rep {rep}")
+                        ctx = self.fresh()  # emptied directly, not through the link
+                        if name == "bridge":
+                            url, _ = self.database()
+                            push.load(url, panel.records())
+                            result = timed(
+                                lambda url=url, ctx=ctx: self._bridge(url, ctx, base_url=via)
+                            )
+                        else:
+                            result = self._peer(name, panel, ctx, via)
+                        if self.measured(rep):
+                            figure.add(*result)
+            summaries = {k: f.summary() for k, f in figures.items()}
+            rate = {k: s["per_second"]["median"] for k, s in summaries.items()}
+            rows.append(
+                {
+                    "latency_ms": latency_ms,
+                    "contenders": summaries,
+                    "ratios": {
+                        "bridge/fhirpy": _ratio(rate["bridge"], rate["fhirpy"]),
+                        "bridge/fhirpy_async": _ratio(rate["bridge"], rate["fhirpy_async"]),
+                        "bridge/raw": _ratio(rate["bridge"], rate["raw"]),
+                    },
+                }
+            )
+        return {
+            "patients": c.network_patients,
+            "resources": prepare(
+                panel, MappingContext(namespace=self.namespace, now=push.NOW)
+            ).resources,
+            "link": "asyncio proxy, one round trip per exchange (each byte held half the "
+            "latency each way), no bandwidth limit",
+            "rows": rows,
+        }
+
     # ------------------------------------------------------------------ 4. memory
 
     def memory(self) -> dict[str, Any]:
@@ -291,22 +364,59 @@ class Bench:
             c.log(f"memory at {size} patients")
             panel = generate(size)
             ctx = self.fresh()
-            url, _ = self.database()
+            url, path = self.database()
             started = datetime.now(UTC)
             push.load(url, panel.records())
             pushed = memory.measure("push", url, c.base_url, ctx.namespace)
+            if size == c.bulk_patients and "bulk" in c.parts and memory.bulk_available():
+                # the bulk part's starting point: pushed, before any pull
+                self.pushed[size] = (pull.copy_store(path, c.work_dir / f"pushed-{size}.db"), ctx)
             _seed_watermarks(url, started)
             pulled = memory.measure("pull", url, c.base_url, ctx.namespace)
             rows.append({"patients": size, "push": pushed, "pull": pulled})
         out: dict[str, Any] = {"rows": rows}
         if len(rows) >= 2:
-            small, large = rows[0], rows[-1]
+            small, large = _tenfold(rows)
             out["growth"] = {
+                "from_patients": small["patients"],
+                "to_patients": large["patients"],
                 "patients": round(large["patients"] / small["patients"], 1),
                 "push_rss": round(large["push"]["peak_rss_mb"] / small["push"]["peak_rss_mb"], 2),
                 "pull_rss": round(large["pull"]["peak_rss_mb"] / small["pull"]["peak_rss_mb"], 2),
             }
         return out
+
+    # ------------------------------------------------------------------ 4b. bulk
+
+    def bulk(self) -> dict[str, Any]:
+        """A first pull of a large panel (pushed, no watermark yet) by paged search and by
+        ``fhir-bridge pull --bulk`` ($export, NDJSON), each in a process of its own over a copy
+        of the same store: seconds and peak RSS. Skipped while ``pull --bulk`` does not exist."""
+        c = self.config
+        if not memory.bulk_available():
+            raise Skipped("this fhir-bridge has no `pull --bulk`")
+        if c.bulk_patients in self.pushed:  # the memory part pushed this panel already
+            url, ctx = self.pushed[c.bulk_patients]
+        else:
+            c.log(f"bulk: pushing {c.bulk_patients} patients")
+            ctx = self.fresh()
+            url, _ = self.database()
+            push.load(url, generate(c.bulk_patients).records())
+            self._bridge(url, ctx)
+        source = Path(url.removeprefix("sqlite:///"))
+        rows = {}
+        for what in ("pull", "pull-bulk"):
+            c.log(f"bulk: {what} of {c.bulk_patients} patients")
+            copy = pull.copy_store(source, c.work_dir / f"bulk-{what}.db")
+            rows[what] = memory.measure(what, copy, c.base_url, ctx.namespace)
+        paged, bulked = rows["pull"], rows["pull-bulk"]
+        return {
+            "patients": c.bulk_patients,
+            "paged": paged,
+            "bulk": bulked,
+            "bulk_speedup": _ratio(paged["seconds"], bulked["seconds"]),
+            "bulk_rss_ratio": _ratio(bulked["peak_rss_mb"], paged["peak_rss_mb"]),
+        }
 
     # ------------------------------------------------------------------ 5. latency
 
@@ -315,15 +425,19 @@ class Bench:
         url = pull.copy_store(pulled_store, c.work_dir / "latency.db")
         work = c.work_dir / "latency"
         work.mkdir(exist_ok=True)
-        seconds = latency.measure(url, c.base_url, ctx.namespace, work, c.latency_changes)
-        return {
+        changes = latency.measure(url, c.base_url, ctx.namespace, work, c.latency_changes)
+        seconds = [change.total for change in changes]
+        out: dict[str, Any] = {
             "changes": len(seconds),
-            "p50_ms": round(percentile(seconds, 50) * 1000, 1),
-            "p95_ms": round(percentile(seconds, 95) * 1000, 1),
-            "min_ms": round(min(seconds) * 1000, 1),
-            "max_ms": round(max(seconds) * 1000, 1),
+            **_spread(seconds),
             "all_ms": [round(s * 1000, 1) for s in seconds],
         }
+        delivery = [x.delivery for x in changes if x.delivery is not None]
+        applied = [x.applied for x in changes if x.applied is not None]
+        if delivery:  # the server's part (match, queue, post) and the bridge's, apart
+            out["delivery"] = {"changes": len(delivery), **_spread(delivery)}
+            out["applied"] = {"changes": len(applied), **_spread(applied)}
+        return out
 
     # ------------------------------------------------------------------ 6. scaling
 
@@ -391,6 +505,26 @@ class Bench:
 
     # ------------------------------------------------------------------ all
 
+    def _part(self, results: dict[str, Any], name: str, fn: Callable[[], Any]) -> None:
+        """Run one part; a failure is recorded and the other parts still run."""
+        c = self.config
+        if name not in c.parts:
+            return
+        c.log(f"== {name}")
+        begun = time.perf_counter()
+        try:
+            results[name] = fn()
+        except Skipped as exc:  # not a failure: a feature this version does not have
+            self.skipped[name] = str(exc)
+            c.log(f"{name} skipped: {exc}")
+        except Exception as exc:  # a benchmark run reports what failed and goes on
+            if c.strict:
+                raise
+            self.failed[name] = f"{type(exc).__name__}: {exc}"[:500]
+            c.log(f"{name} failed: {self.failed[name]}")
+        finally:
+            self.seconds[name] = round(time.perf_counter() - begun, 1)
+
     def run(self) -> dict[str, Any]:
         c = self.config
         started = time.perf_counter()
@@ -414,26 +548,7 @@ class Bench:
             "records": len(panel.records()),
             "resources": prepare(panel, ctx).resources,
         }
-        seconds: dict[str, float] = {}
-
-        failed: dict[str, str] = {}
-
-        def part(name: str, fn: Callable[[], Any]) -> None:
-            """Run one part; a failure is recorded and the other parts still run."""
-            if name not in c.parts:
-                return
-            c.log(f"== {name}")
-            begun = time.perf_counter()
-            try:
-                results[name] = fn()
-            except Exception as exc:  # a benchmark run reports what failed and goes on
-                if c.strict:
-                    raise
-                failed[name] = f"{type(exc).__name__}: {exc}"[:500]
-                c.log(f"{name} failed: {failed[name]}")
-            finally:
-                seconds[name] = round(time.perf_counter() - begun, 1)
-
+        part = partial(self._part, results)
         part("mapping", lambda: self.mapping(panel))
         part("push", lambda: self.push(panel))
         pulled: list[Any] = []  # the pulled store and its context, for the latency part
@@ -448,12 +563,16 @@ class Bench:
         part("pull", pull_part)
         if pulled:
             part("latency", lambda: self.latency(pulled[0], pulled[1]))
+        part("network", self.network)
         part("memory", self.memory)
+        part("bulk", self.bulk)
         part("scaling", self.scaling)
         part("workers", self.workers)
-        if failed:
-            results["failed_parts"] = failed
-        results["part_seconds"] = seconds
+        if self.failed:
+            results["failed_parts"] = self.failed
+        if self.skipped:
+            results["skipped_parts"] = self.skipped
+        results["part_seconds"] = self.seconds
         if "mapping" in results and "push" in results and "bridge" in results["push"]["contenders"]:
             to_fhir = results["mapping"]["to_fhir"]["seconds"]["median"]
             push_s = results["push"]["contenders"]["bridge"]["seconds"]["median"]
@@ -481,6 +600,26 @@ def _seed_watermarks(database_url: str, since: datetime) -> None:
             )
     finally:
         store.close()
+
+
+def _tenfold(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The largest pair of sizes ten times apart (1,000 and 10,000 of 100, 1,000, 10,000);
+    the smallest and the largest when none are."""
+    by_size = {row["patients"]: row for row in rows}
+    pairs = [(n, n * 10) for n in sorted(by_size) if n * 10 in by_size]
+    if pairs:
+        small, large = pairs[-1]
+        return by_size[small], by_size[large]
+    return rows[0], rows[-1]
+
+
+def _spread(seconds: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(percentile(seconds, 50) * 1000, 1),
+        "p95_ms": round(percentile(seconds, 95) * 1000, 1),
+        "min_ms": round(min(seconds) * 1000, 1),
+        "max_ms": round(max(seconds) * 1000, 1),
+    }
 
 
 def _ratio(a: float, b: float) -> float | None:

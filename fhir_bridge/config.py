@@ -12,10 +12,14 @@ patient_mode = "match"              # or "create"; unset: create on localhost, e
 mrn_system = "urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.14"  # the EHR's MRN system
 auth = { kind = "smart-backend", client_id = "bridge", private_key_file = "/run/keys/bridge.pem",
          key_id = "k1", algorithm = "RS384", scope = "system/CarePlan.rs system/Goal.cruds" }
+
+[logging]
+level = "INFO"                      # FHIR_BRIDGE_LOG_LEVEL overrides it
+format = "json"                     # or "keyvalue" (the default)
 ```
 
 Environment variables override the file: ``FHIR_BRIDGE_DATABASE_URL``,
-``FHIR_BRIDGE_NAMESPACE``.
+``FHIR_BRIDGE_NAMESPACE``, ``FHIR_BRIDGE_LOG_LEVEL``, ``FHIR_BRIDGE_MAX_BODY_BYTES``.
 """
 
 from __future__ import annotations
@@ -98,7 +102,9 @@ class ConnectionConfig(BaseModel):
         description="How this receiver takes handoffs: the document Bundle, or its resources",
     )
     webhook_secret_env: str | None = Field(
-        default=None, description="Env var holding the secret the server's notifications carry"
+        default=None,
+        description="Deprecated and ignored: each Subscription now has a secret of its own, "
+        "issued by `fhir-bridge subscribe` and kept hashed in the store",
     )
     enrol: Literal["all", "listed"] = Field(
         default="listed",
@@ -129,6 +135,35 @@ class ConnectionConfig(BaseModel):
         description="match: find the EHR's own Patient and never write it; create: upsert ours. "
         "Unset: create for a server on this machine (a loopback address), match otherwise",
     )
+    allow_insecure_http: bool = Field(
+        default=False,
+        description="Send credentials over plain http to a server that is not on this machine "
+        "(or keep user:password in a URL); refused unless set",
+    )
+
+    @model_validator(mode="after")
+    def _no_credentials_in_the_clear(self) -> ConnectionConfig:
+        if self.allow_insecure_http:
+            return self
+        for name, url in (("base_url", self.base_url), ("auth.token_url", self.auth.token_url)):
+            if url is not None and (urlsplit(url).username or urlsplit(url).password):
+                raise ValueError(
+                    f"{name} holds a user name or password: name credentials in auth (or set "
+                    "allow_insecure_http = true on this connection)"
+                )
+        if self.auth.kind == "none":
+            return self
+        urls: list[tuple[str, str | None]] = [("base_url", self.base_url)]
+        if self.auth.kind != "bearer":
+            urls.append(("auth.token_url", self.auth.token_url))
+        for name, url in urls:
+            if url is not None and urlsplit(url).scheme == "http" and not is_local(url):
+                raise ValueError(
+                    f"{name} is plain http to another machine: the {self.auth.kind} credentials "
+                    "would cross the network in the clear; use https (or set "
+                    "allow_insecure_http = true on this connection)"
+                )
+        return self
 
     @property
     def effective_patient_mode(self) -> Literal["match", "create"]:
@@ -150,6 +185,18 @@ def is_local(base_url: str) -> bool:
         return False
 
 
+class LoggingConfig(BaseModel):
+    """``[logging]``: how fhir-bridge logs (``FHIR_BRIDGE_LOG_LEVEL`` overrides the level)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] | None = Field(
+        default=None,
+        description="Unset: INFO for serve and worker, WARNING for one-shot commands",
+    )
+    format: Literal["json", "keyvalue"] = "keyvalue"
+
+
 class Settings(BaseSettings):
     """Everything fhir-bridge is configured with."""
 
@@ -161,14 +208,19 @@ class Settings(BaseSettings):
         default="Care management", description="Custodian named on handoff documents"
     )
     connections: dict[str, ConnectionConfig] = Field(default_factory=dict)
-
-    def webhook_secret(self, connection: str) -> str | None:
-        """The secret a connection's notifications carry (in ``WEBHOOK_SECRET_HEADER``), read
-        from the environment variable its ``webhook_secret_env`` names; None when unset."""
-        config = self.connections.get(connection)
-        if config is None or config.webhook_secret_env is None:
-            return None
-        return os.environ.get(config.webhook_secret_env) or None
+    notification_window_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=300,
+        description="Subscription notifications of one connection and type arriving within "
+        "this many seconds of the first cause one pull of that type",
+    )
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    max_body_bytes: int = Field(
+        default=5 * 1024 * 1024,
+        ge=1024,
+        description="The largest request body the API reads (bytes); larger ones get 413",
+    )
 
     def mapping_context(self, now: datetime) -> MappingContext:
         """The mappers' context: this configuration's namespace, stamped with ``now``."""

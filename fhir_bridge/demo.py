@@ -37,6 +37,8 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 CONNECTION = "hapi-sandbox"
 DASHBOARD = "http://127.0.0.1:8000/dashboard"
 NO_CACHE = {"Cache-Control": "no-cache"}
+DEMO_MONTH = "2026-11"
+"""The month the fixtures' check-ins fall in."""
 
 
 def run(
@@ -87,8 +89,9 @@ async def _round(out_dir: Path, base_url: str, console: Console) -> int:
     try:
         records = [r for path in sorted(FIXTURES.glob("*.json")) for r in read_records(path)]
         store.put_records(records, [CONNECTION], now)
+        patients = sum(isinstance(r, m.Patient) for r in records)
         console.print(
-            f"[bold]2. Loaded[/bold] {len(records)} records of 6 patients into "
+            f"[bold]2. Loaded[/bold] {len(records)} records of {patients} patients into "
             f"{out_dir / 'demo.db'}"
         )
         pushed = await push_connection(store, target, settings)
@@ -112,6 +115,9 @@ async def _round(out_dir: Path, base_url: str, console: Console) -> int:
             f"[bold]6. Handoff[/bold] for pat-okafor: {len(handoff.document['entry'])} entries, "
             f"{len(handoff.findings)} findings"
         )
+        minutes = store.reports.minutes(DEMO_MONTH)
+        console.print(f"[bold]7. Minutes[/bold] (fhir-bridge minutes --month {DEMO_MONTH}):")
+        console.print("\n".join(minutes.lines()), markup=False, highlight=False)
     finally:
         store.close()
     return _summary(console, out_dir, base_url, pushed=pushed, merged=merged, conflicts=conflicts)

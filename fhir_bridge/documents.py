@@ -7,7 +7,8 @@ field.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -16,28 +17,100 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from fhir_bridge import model as m
 from fhir_bridge.errors import InputError, MappingError, Problem
-from fhir_bridge.mappers import check_package
+from fhir_bridge.mappers import check_package, record_references
 
 Json = dict[str, Any]
 _RECORDS = TypeAdapter(m.AnyRecord)
 
 
-def parse_json(text: str, source: str) -> Any:
+MAX_JSON_DEPTH = 64
+"""The deepest nesting of objects and arrays any JSON input may have (records and FHIR
+resources stay far below it; a deeper document is refused, not recursed into)."""
+
+
+class _NotANumberError(ValueError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(name)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotANumberError(name)
+
+
+def parse_json(text: str | bytes, source: str) -> Any:
+    """Parsed JSON text (bytes must be UTF-8), checked by :func:`check_json`: an InputError
+    or MappingError naming ``source`` (and the field) for anything else."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(source, f"not UTF-8 text (byte {exc.start})") from None
     try:
-        return json.loads(text)
+        data = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise InputError(
             source, f"malformed JSON: {exc.msg} (column {exc.colno})", exc.lineno
         ) from None
+    except _NotANumberError as exc:
+        raise InputError(source, f"{exc.name} is not a JSON number") from None
+    except RecursionError:
+        raise InputError(source, f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    check_json(data, source)
+    return data
 
 
-def _read_text(path: Path) -> str:
+def _has_surrogate(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def check_json(data: Any, source: str) -> None:
+    """MappingError naming the field when parsed JSON nests deeper than MAX_JSON_DEPTH or holds
+    a lone surrogate (``"\\ud800"``: not text, no database or server would take it)."""
+    problems: list[Problem] = []
+    stack: list[tuple[Any, str, int]] = [(data, source, 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if isinstance(value, str):
+            if _has_surrogate(value):
+                problems.append(Problem(where, "holds a lone surrogate (not Unicode text)"))
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth >= MAX_JSON_DEPTH:
+            problems.append(Problem(where, f"nested deeper than {MAX_JSON_DEPTH} levels"))
+            continue
+        if isinstance(value, list):
+            stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value))
+            continue
+        for key, item in value.items():
+            if _has_surrogate(key):
+                problems.append(Problem(where, "a field name holds a lone surrogate"))
+                continue
+            stack.append((item, f"{where}.{key}", depth + 1))
+    if problems:
+        problems.sort(key=lambda p: p.path)
+        raise MappingError(problems)
+
+
+def read_text(path: Path) -> str:
+    """A file's text (UTF-8); an InputError naming the file when it cannot be read as such."""
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(str(path), "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(str(path), f"cannot read: {exc}") from None
+    except IsADirectoryError:
+        raise InputError(str(path), "a directory, not a file") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(str(path), f"not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise InputError(str(path), f"cannot read: {exc.strerror or type(exc).__name__}") from None
 
 
 def _problems(exc: ValidationError, prefix: str, *, tagged: bool = False) -> list[Problem]:
@@ -90,10 +163,19 @@ class Enrolled(NamedTuple):
 
 
 class Loaded(NamedTuple):
-    """What an internal JSON document holds: records, and the enrolments of packages."""
+    """What an internal JSON document holds: records, and the enrolments of packages;
+    ``wheres`` says where each record stood (``file.json[3]``, ``file.json.goals[0]``)."""
 
     records: list[m.Record]
     enrolments: list[Enrolled]
+    wheres: list[str]
+
+
+def _package_wheres(package: m.PatientPackage, source: str) -> list[str]:
+    wheres = [f"{source}.patient"]
+    for group in m.RECORD_GROUPS:
+        wheres += [f"{source}.{group}[{i}]" for i in range(len(getattr(package, group)))]
+    return wheres
 
 
 def _is_package(data: Any) -> bool:
@@ -119,18 +201,61 @@ def _package(data: Any, source: str) -> m.PatientPackage:
 def load_data(data: Any, source: str) -> Loaded:
     """Records and enrolments from parsed JSON (a package's ``enrolments``; none elsewhere)."""
     if not _is_package(data):
-        return Loaded(records_from_data(data, source), [])
+        records = records_from_data(data, source)
+        if isinstance(data, list):
+            return Loaded(records, [], [f"{source}[{i}]" for i in range(len(records))])
+        return Loaded(records, [], [source] * len(records))
     package = _package(data, source)
     enrolled = [
         Enrolled(package.patient.id, e, f"{source}.enrolments[{i}]")
         for i, e in enumerate(package.enrolments)
     ]
-    return Loaded(list(package.records()), enrolled)
+    records = list(package.records())
+    wheres = _package_wheres(package, source)
+    assert len(wheres) == len(records)
+    return Loaded(records, enrolled, wheres)
+
+
+@dataclass
+class LoadedIds:
+    """The ids a load gives and the internal references it makes, ids only (a streamed file is
+    checked without holding its records): every id given twice in one document, and every
+    reference to a record that is nowhere, named by place."""
+
+    given: set[tuple[str, str]] = field(default_factory=set)
+    references: list[tuple[str, str, str]] = field(default_factory=list)  # (where, kind, id)
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, loaded: Loaded, first: dict[tuple[str, str], str] | None = None) -> None:
+        """The records of one document (or one line of it: pass the document's ``first``)."""
+        first = {} if first is None else first
+        for record, where in zip(loaded.records, loaded.wheres, strict=True):
+            key = (record.kind, record.id)
+            if key in first:  # the second would silently replace the first
+                self.problems.append(
+                    Problem(where, f"{record.kind} {record.id!r} again (as {first[key]})")
+                )
+            else:
+                first[key] = where
+            self.given.add(key)
+            for name, kind, target in record_references(record):
+                self.references.append((f"{where}.{name}", kind, target))
+
+    def check(self, exists: Callable[[str, str], bool]) -> None:
+        """MappingError for every id given twice and every reference to a record neither in
+        the documents nor, by ``exists(kind, id)``, in the store."""
+        problems = self.problems + [
+            Problem(where, f"no {kind} {target!r} in the file or the store")
+            for where, kind, target in self.references
+            if (kind, target) not in self.given and not exists(kind, target)
+        ]
+        if problems:
+            raise MappingError(problems)
 
 
 def read_loaded(path: Path) -> Loaded:
     """:func:`load_data` of a file."""
-    return load_data(parse_json(_read_text(path), str(path)), str(path))
+    return load_data(parse_json(read_text(path), str(path)), str(path))
 
 
 def records_from_data(data: Any, source: str) -> list[m.Record]:
@@ -160,7 +285,7 @@ def records_from_data(data: Any, source: str) -> list[m.Record]:
 
 
 def read_records(path: Path) -> list[m.Record]:
-    return records_from_data(parse_json(_read_text(path), str(path)), str(path))
+    return records_from_data(parse_json(read_text(path), str(path)), str(path))
 
 
 def _check_resource_type(resource: Any, source: str, line: int | None) -> Json:
@@ -212,7 +337,7 @@ def fhir_from_text(text: str, source: str) -> list[FhirItem]:
     if is_ndjson:
         try:
             json.loads(lines[0])
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON alone: read the file as one document
             is_ndjson = False
     out: list[FhirItem] = []
     if is_ndjson:
@@ -228,4 +353,43 @@ def fhir_from_text(text: str, source: str) -> list[FhirItem]:
 
 
 def read_fhir(path: Path) -> list[FhirItem]:
-    return fhir_from_text(_read_text(path), str(path))
+    return fhir_from_text(read_text(path), str(path))
+
+
+# --- NDJSON, streamed ----------------------------------------------------------------------
+
+
+def is_ndjson(path: Path) -> bool:
+    """Whether a file is read line by line: its name ends in ``.ndjson`` (or ``.jsonl``)."""
+    return path.suffix.lower() in (".ndjson", ".jsonl")
+
+
+def ndjson_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed JSON) for each non-blank line, read a line at a time: memory
+    holds one line however large the file. Errors name the file and the line."""
+    source = str(path)
+    try:
+        with path.open("rb") as lines:  # bytes, decoded per line: a bad byte names its line
+            for number, raw in enumerate(lines, start=1):
+                if not raw.strip():
+                    continue
+                # the same checks as a whole file: UTF-8, no NaN, depth, no lone surrogates
+                try:
+                    data = parse_json(raw, f"{source}:{number}")
+                except InputError as exc:
+                    raise InputError(source, exc.reason, number) from None
+                yield number, data
+    except FileNotFoundError:
+        raise InputError(source, "no such file") from None
+    except IsADirectoryError:
+        raise InputError(source, "is a directory") from None
+
+
+def loaded_ndjson(path: Path) -> Iterator[Loaded]:
+    """What each line of an internal NDJSON file holds (one record or one package a line),
+    streamed; a problem is reported as ``FILE:LINE.field``."""
+    for number, data in ndjson_lines(path):
+        where = f"{path}:{number}"
+        if isinstance(data, list):
+            raise InputError(str(path), "one record or package per line, not a list", number)
+        yield load_data(data, where)

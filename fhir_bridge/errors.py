@@ -18,6 +18,8 @@ Every error fhir-bridge raises on purpose derives from :class:`BridgeError`::
     │   ├── NotSupportedByServer   the CapabilityStatement rules it out (resource_type,
     │   │                          interaction)
     │   ├── MalformedResponse      a success answer that is not the FHIR JSON expected
+    │   ├── BulkExportFailed       a ``$export`` job failed, or did not finish in time
+    │   │                          (status, polls)
     │   └── AuthError              no access token: token endpoint or discovery failed
     │                              (status, error, description, connection)
     ├── LeaseLost                  (store) this worker's claim expired or another worker took
@@ -254,6 +256,21 @@ class MalformedResponse(FhirError):  # noqa: N818 - names the domain uses
     @property
     def permanent(self) -> bool:
         return permanent_status(self.status)
+
+
+class BulkExportFailed(FhirError):  # noqa: N818 - names the domain uses
+    """A Bulk Data export did not deliver: the job failed (``status``: the HTTP status of
+    the answer that said so) or did not finish in time; ``polls`` counts the status polls."""
+
+    def __init__(self, reason: str, *, status: int | None = None, polls: int = 0) -> None:
+        self.reason = reason
+        self.status = status
+        self.polls = polls
+        super().__init__(reason + (f" (HTTP {status})" if status is not None else ""))
+
+    @property
+    def permanent(self) -> bool:
+        return self.status is not None and permanent_status(self.status)
 
 
 class AuthError(FhirError):

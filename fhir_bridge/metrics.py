@@ -62,6 +62,13 @@ DEAD_LETTERS = Gauge(
     "fhir_bridge_dead_letters", "Records that failed permanently", registry=REGISTRY
 )
 CONFLICTS = Gauge("fhir_bridge_open_conflicts", "Conflicts waiting for a person", registry=REGISTRY)
+NOTIFICATIONS = Counter(
+    "fhir_bridge_notifications",
+    "Subscription notifications accepted, by what became of them (pulled: started a pull of "
+    "the type; coalesced: folded into a pull already waiting)",
+    ["connection", "resource_type", "outcome"],
+    registry=REGISTRY,
+)
 
 
 def request_observer(connection: str) -> Observer:

@@ -38,6 +38,7 @@ SYNCED_TYPES = (
     "ServiceRequest",
     "Task",
     "CarePlan",
+    "Encounter",
 )
 _TRANSPORT = {
     "ConnectError": "the connection was refused or failed",

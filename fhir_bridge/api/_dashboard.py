@@ -8,14 +8,16 @@ needs ``write`` (``admin`` holds both). Every answer is a page, never a tracebac
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Form, Request, status
+from fastapi import APIRouter, Depends, Form, Path, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.concurrency import run_in_threadpool
@@ -26,8 +28,8 @@ from fhir_bridge.sync import server_limits
 
 from . import _throughput as chart
 from ._capability_cache import CapabilityCache
-from ._dashboard_sessions import COOKIE, LIFETIME, DashboardSessions
-from ._deps import SettingsDep, StoreDep
+from ._dashboard_sessions import COOKIE, LIFETIME, DashboardSessions, SignInLimit
+from ._deps import MAX_ROW_ID, SettingsDep, StoreDep
 
 log = logging.getLogger("fhir_bridge.api")
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -93,6 +95,7 @@ class Operator:
 class _State:
     sessions: DashboardSessions
     capabilities: CapabilityCache
+    sign_ins: SignInLimit
 
 
 _state_lock = threading.Lock()
@@ -103,17 +106,18 @@ def _state(request: Request) -> _State:
     with _state_lock:
         state: _State | None = getattr(request.app.state, "dashboard", None)
         if state is None:
-            state = _State(DashboardSessions(), CapabilityCache())
+            state = _State(DashboardSessions(), CapabilityCache(), SignInLimit())
             request.app.state.dashboard = state
         return state
 
 
 def _operator(request: Request, store: StoreDep) -> Operator | None:
     key = _state(request).sessions.key_of(request.cookies.get(COOKIE))
-    scopes = None if key is None else store.api_keys.scopes(key)
-    if scopes is None:
+    grant = None if key is None else store.api_keys.check(key, datetime.now(UTC))
+    if grant is None:
         return None
-    operator = Operator(tuple(scopes))
+    request.state.actor = f"dashboard:{grant.name}"  # who, for the audit trail
+    operator = Operator(grant.scopes)
     return operator if operator.can_view else None
 
 
@@ -145,18 +149,66 @@ def login_form(request: Request, operator: OperatorDep, signed_out: str | None =
     return _login_page(request, message, 200, error=False)
 
 
+def _same_origin(request: Request) -> bool:
+    """Whether a form was sent from this service's own pages: the ``Origin`` header (else the
+    ``Referer``) names the host the request was sent to. A request carrying neither (not a
+    browser) passes here; the session's CSRF token still decides."""
+    host = request.headers.get("host", "").lower()
+    sent_from = request.headers.get("origin") or request.headers.get("referer")
+    if sent_from is None:
+        return True
+    return bool(host) and urlsplit(sent_from).netloc.lower() == host
+
+
+def _forged(request: Request, csrf: str) -> Response | None:
+    """The refusal of a form post from another site or without the session's token."""
+    expected = _state(request).sessions.csrf_of(request.cookies.get(COOKIE))
+    token_ok = expected is not None and hmac.compare_digest(expected.encode(), csrf.encode())
+    if _same_origin(request) and (token_ok or expected is None):
+        return None  # (no session at all: the caller sends the visitor to sign in)
+    log.warning("dashboard form refused", extra={"action": "dashboard.csrf"})
+    return _page(
+        request,
+        "forbidden.html",
+        status.HTTP_403_FORBIDDEN,
+        message="This form was not sent from this dashboard (or its page is too old): "
+        "reload the page and press the button again.",
+    )
+
+
+Csrf = Annotated[str, Form(max_length=100)]
+
+
 @router.post("/login")
-def login(request: Request, store: StoreDep, key: Annotated[str, Form()] = "") -> Response:
+def login(
+    request: Request, store: StoreDep, key: Annotated[str, Form(max_length=200)] = ""
+) -> Response:
+    if not _same_origin(request):
+        return _login_page(request, "Sign in from this dashboard's page.", 403)
+    address = request.client.host if request.client else "unknown"
+    limit = _state(request).sign_ins
+    wait = limit.wait(address)
+    if wait is not None:
+        log.warning("dashboard sign-in limited", extra={"action": "dashboard.login"})
+        page = _login_page(
+            request,
+            f"Too many failed sign-ins: try again in {wait} seconds.",
+            status.HTTP_429_TOO_MANY_REQUESTS,
+        )
+        page.headers["Retry-After"] = str(wait)
+        return page
     key = key.strip()
     if not key:
         return _login_page(request, "Enter an API key.", status.HTTP_400_BAD_REQUEST)
-    scopes = store.api_keys.scopes(key)
-    if scopes is None:
+    grant = store.api_keys.check(key, datetime.now(UTC))
+    if grant is None:
+        limit.failed(address)
         log.info("dashboard sign-in refused", extra={"action": "dashboard.login", "ok": False})
         return _login_page(
-            request, "That API key is unknown or revoked.", status.HTTP_401_UNAUTHORIZED
+            request, "That API key is unknown, revoked or expired.", status.HTTP_401_UNAUTHORIZED
         )
-    if not Operator(tuple(scopes)).can_view:
+    request.state.actor = f"dashboard:{grant.name}"  # who, for the audit trail
+    if not Operator(grant.scopes).can_view:
         return _login_page(
             request,
             "That API key lacks the 'read' scope the dashboard needs.",
@@ -177,7 +229,10 @@ def login(request: Request, store: StoreDep, key: Annotated[str, Form()] = "") -
 
 
 @router.post("/logout")
-def logout(request: Request) -> Response:
+def logout(request: Request, csrf: Csrf = "") -> Response:
+    refused = _forged(request, csrf)
+    if refused is not None:
+        return refused
     _state(request).sessions.close(request.cookies.get(COOKIE))
     response = _to(request, "/dashboard/login?signed_out")
     response.delete_cookie(COOKIE, path=_base(request) + "/dashboard")
@@ -201,6 +256,7 @@ async def dashboard(
         request,
         "page.html",
         operator=operator,
+        csrf=_state(request).sessions.csrf_of(request.cookies.get(COOKIE)),
         notice=_requeued_notice(requeued),
         now=now,
         servers=servers,
@@ -210,20 +266,31 @@ async def dashboard(
 
 
 @router.post("/dead-letters/{entry_id}/retry")
-def retry(request: Request, entry_id: int, store: StoreDep, operator: OperatorDep) -> Response:
-    return _requeue(request, store, operator, [entry_id])
+def retry(
+    request: Request,
+    entry_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
+    store: StoreDep,
+    operator: OperatorDep,
+    csrf: Csrf = "",
+) -> Response:
+    return _requeue(request, store, operator, [entry_id], csrf)
 
 
 @router.post("/dead-letters/retry-all")
-def retry_all(request: Request, store: StoreDep, operator: OperatorDep) -> Response:
-    return _requeue(request, store, operator, None)
+def retry_all(
+    request: Request, store: StoreDep, operator: OperatorDep, csrf: Csrf = ""
+) -> Response:
+    return _requeue(request, store, operator, None, csrf)
 
 
 def _requeue(
-    request: Request, store: Store, operator: Operator | None, ids: list[int] | None
+    request: Request, store: Store, operator: Operator | None, ids: list[int] | None, csrf: str
 ) -> Response:
     if operator is None:
         return _to(request, "/dashboard/login")
+    refused = _forged(request, csrf)
+    if refused is not None:
+        return refused
     if not operator.can_act:
         return _page(
             request,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated
 
 import httpx
@@ -37,17 +38,20 @@ SettingsDep = Annotated[Settings, Depends(settings_of)]
 def require(scope: str) -> Callable[..., None]:
     """A dependency refusing requests without an API key holding ``scope`` (admin holds all)."""
 
-    def check(store: StoreDep, authorization: Annotated[str | None, Header()] = None) -> None:
+    def check(
+        request: Request, store: StoreDep, authorization: Annotated[str | None, Header()] = None
+    ) -> None:
         if not authorization or not authorization.lower().startswith("bearer "):
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "an API key is required (Authorization: Bearer <key>)",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        scopes = store.api_keys.scopes(authorization[7:].strip())
-        if scopes is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked API key")
-        if scope not in scopes and "admin" not in scopes:
+        grant = store.api_keys.check(authorization[7:].strip(), datetime.now(UTC))
+        if grant is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown, revoked or expired API key")
+        request.state.actor = f"apikey:{grant.name}"  # who, for the audit trail
+        if scope not in grant.scopes and "admin" not in grant.scopes:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"this key lacks the {scope!r} scope")
 
     return check

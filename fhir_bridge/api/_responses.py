@@ -21,6 +21,7 @@ from pydantic_core import CoreSchema
 
 from fhir_bridge import model as m
 from fhir_bridge import store as s
+from fhir_bridge.sync import DueItem as DueTask
 
 _RECORD_SCHEMA = TypeAdapter(m.AnyRecord).core_schema
 
@@ -79,14 +80,15 @@ class LastContact(BaseModel):
 
 class Ready(BaseModel):
     status: Literal["ready"]
-    connections: dict[str, LastContact | None] = Field(
-        description="Per connection, when its server was last reached (null: never)"
+    connections: dict[str, LastContact | None] | None = Field(
+        default=None,
+        description="Per connection, when its server was last reached (null: never); "
+        "only for a caller with a read key",
     )
 
 
 class Unready(BaseModel):
     status: Literal["database unreachable"]
-    error: str = Field(description="The kind of error (no message: it may hold the URL)")
 
 
 class RecordPage(BaseModel):
@@ -381,6 +383,38 @@ class Resolved(BaseModel):
     take: Literal["local", "ehr", "merged"]
     queued_for: str = Field(description="The connection the record is queued for")
     record: StoredVersion
+
+
+class DueItem(BaseModel):
+    """An open, time-boxed activity of an active transitional-care plan."""
+
+    patient_id: str
+    plan_id: str
+    activity: int = Field(description="Its index in the plan's activities")
+    what: str
+    kind: str | None
+    status: str
+    due: str = Field(description="The last day it is on time (inclusive)")
+    overdue: bool
+
+    @classmethod
+    def of(cls, d: DueTask) -> DueItem:
+        return cls(
+            patient_id=d.patient_id,
+            plan_id=d.plan_id,
+            activity=d.activity,
+            what=d.what,
+            kind=d.kind,
+            status=d.status,
+            due=d.due.isoformat(),
+            overdue=d.overdue,
+        )
+
+
+class DuePage(BaseModel):
+    today: str
+    overdue: int
+    items: list[DueItem]
 
 
 class Change(BaseModel):

@@ -1,10 +1,11 @@
 """The ``fhir-bridge`` command line.
 
 Each command lives in the module of its concept (``_records``, ``_enrolments``, ``_sync``,
-``_handoffs``, ``_fleet``, ``_service``, ``_matches``); ``_app`` holds what they share, including
-the one place where errors become messages and exit codes (0 success; 2 invalid input or usage;
-1 any other failure; no tracebacks). The commands are registered here, in the order ``--help``
-lists them.
+``_subscriptions``, ``_handoffs``, ``_fleet``, ``_service``, ``_matches``, ``_reports``,
+``_audit``); ``_app`` holds what
+they share, including the one place where errors become messages and exit codes (0 success;
+2 invalid input or usage; 1 any other failure; no tracebacks). The commands are registered
+here, in the order ``--help`` lists them.
 """
 
 from __future__ import annotations
@@ -13,10 +14,22 @@ import sys
 
 import typer
 
+from fhir_bridge.errors import InputError
 from fhir_bridge.sandbox.cli import app as sandbox_app
 
-from . import _enrolments, _fleet, _handoffs, _matches, _records, _service, _sync
-from ._app import app
+from . import (
+    _audit,
+    _enrolments,
+    _fleet,
+    _handoffs,
+    _matches,
+    _records,
+    _reports,
+    _service,
+    _subscriptions,
+    _sync,
+)
+from ._app import app, setup_logging
 
 __all__ = ["app", "main"]
 
@@ -34,9 +47,11 @@ app.command()(_sync.pull)
 app.command("sync")(_sync.sync_)
 app.command()(_sync.conflicts)
 app.command()(_sync.resolve)
-app.command("subscribe")(_sync.subscribe_)
-app.command("unsubscribe")(_sync.unsubscribe_)
+app.command("subscribe")(_subscriptions.subscribe_)
+app.command("unsubscribe")(_subscriptions.unsubscribe_)
+app.add_typer(_subscriptions.subscriptions, name="subscriptions")
 app.command()(_service.apikey)
+app.command()(_audit.audit)
 app.command()(_fleet.worker)
 app.command()(_fleet.status)
 app.command()(_fleet.maintenance)
@@ -49,10 +64,16 @@ app.command()(_sync.retry)
 app.command()(_sync.capabilities)
 app.command()(_matches.match)
 app.command()(_matches.held)
+app.command()(_reports.minutes)
 app.command()(_service.demo)
 
 
 def main() -> None:
+    try:
+        setup_logging()
+    except InputError as exc:
+        typer.echo(f"fhir-bridge: {exc}", err=True)
+        sys.exit(2)
     try:
         app()
     except Exception as exc:

@@ -20,6 +20,7 @@ from rich.console import Console
 
 from fhir_bridge.config import Settings, load_settings
 from fhir_bridge.errors import BridgeError, HandoffRefused, InputError, MappingError
+from fhir_bridge.logs import LEVEL_ENV, configure
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
 from fhir_bridge.sync import Connection, resolve_connection
@@ -68,6 +69,24 @@ def reports_errors(fn: Callable[P, R]) -> Callable[P, R]:
             raise fail(str(exc), 1) from None
 
     return wrapper
+
+
+def setup_logging(default_level: str = "WARNING") -> None:
+    """Configure logging as ``[logging]`` and ``FHIR_BRIDGE_LOG_LEVEL`` say (unset: at
+    ``default_level``); every command runs with it, ``serve`` and ``worker`` at INFO."""
+    try:
+        settings: Settings | None = load_settings()
+    except InputError:  # the command reports a broken configuration itself
+        settings = None
+    config = None if settings is None else settings.logging
+    try:
+        configure(
+            None if config is None else config.level,
+            None if config is None else config.format,
+            default_level=default_level,
+        )
+    except ValueError as exc:
+        raise InputError(LEVEL_ENV, str(exc)) from None
 
 
 def mapping_context(namespace: str | None) -> MappingContext:

@@ -11,6 +11,7 @@ from fhir_bridge.config import load_settings
 from fhir_bridge.sync import enrol_patient, unenrol_patient
 
 from ._app import opened_store, reports_errors
+from ._audit import audited
 
 PatientArg = Annotated[str, typer.Argument(metavar="PATIENT", help="The patient's internal id")]
 ConnectionArg = Annotated[
@@ -19,6 +20,7 @@ ConnectionArg = Annotated[
 
 
 @reports_errors
+@audited("enrol")
 def enrol(
     patient: PatientArg,
     connection: ConnectionArg,
@@ -37,6 +39,7 @@ def enrol(
 
 
 @reports_errors
+@audited("unenrol")
 def unenrol(patient: PatientArg, connection: ConnectionArg) -> None:
     """Unenrol a patient: nothing more of theirs is pushed to the connection. What it was
     sent stays on its server (fhir-bridge never deletes from an EHR); listed here."""

@@ -14,7 +14,8 @@ from fhir_bridge.errors import InputError
 from fhir_bridge.store import Store
 from fhir_bridge.sync import Worker, fleet_status
 
-from ._app import opened_store, print_json, reports_errors
+from ._app import opened_store, print_json, reports_errors, setup_logging
+from ._audit import audited
 
 
 @reports_errors
@@ -33,6 +34,7 @@ def worker(
     """Drain the outbox continuously and pull on a schedule; SIGTERM stops it gracefully.
 
     Start it several times (on PostgreSQL, on several hosts) to share the work."""
+    setup_logging("INFO")
     settings = load_settings()
     if not settings.connections:
         raise InputError("fhir-bridge.toml", "configure at least one [connections.NAME]")
@@ -100,6 +102,7 @@ def status(
 
 
 @reports_errors
+@audited("maintenance")
 def maintenance(
     dead_after: Annotated[
         float, typer.Option(help="Seconds without a heartbeat after which a worker is dead")

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from fhir_bridge.config import load_settings
-from fhir_bridge.documents import parse_json
+from fhir_bridge.documents import parse_json, read_text
 from fhir_bridge.errors import InputError
 from fhir_bridge.handoff import (
     fetch_bundle,
@@ -25,9 +25,11 @@ from fhir_bridge.handoff import (
 )
 
 from ._app import console, opened_store, print_json, reports_errors
+from ._audit import audited
 
 
 @reports_errors
+@audited("handoff")
 def handoff(
     patient_id: Annotated[str, typer.Argument(metavar="PATIENT_ID")],
     handoff_type: Annotated[
@@ -84,6 +86,7 @@ def handoffs() -> None:
 
 
 @reports_errors
+@audited("receive")
 def receive(
     file: Annotated[Path | None, typer.Argument(help="A document or transaction Bundle")] = None,
     from_: Annotated[
@@ -98,7 +101,7 @@ def receive(
     settings = load_settings()
     if file is not None:
         source = str(file)
-        bundle = parse_json(file.read_text(encoding="utf-8"), source)
+        bundle = parse_json(read_text(file), source)
     elif from_ is not None and bundle_id is not None:
         bundle = asyncio.run(fetch_bundle(settings, from_, bundle_id))
         source = f"{from_} Bundle/{bundle_id}"

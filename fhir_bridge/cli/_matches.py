@@ -13,6 +13,7 @@ from fhir_bridge.store import PatientMatch
 from fhir_bridge.sync import accept_match, retry_match
 
 from ._app import ConnectionOption, connected, opened_store, print_json, reports_errors
+from ._audit import audited
 
 
 def _as_json(match: PatientMatch) -> dict[str, object]:
@@ -38,6 +39,7 @@ def _line(match: PatientMatch) -> str:
 
 
 @reports_errors
+@audited(lambda a: "match.accept" if a.get("accept") else "match.retry" if a.get("retry") else None)
 def match(
     patient: Annotated[str, typer.Argument(help="The internal patient id")],
     connection: ConnectionOption = None,

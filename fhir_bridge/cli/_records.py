@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -10,13 +11,23 @@ import typer
 
 from fhir_bridge import model as m
 from fhir_bridge.config import load_settings
-from fhir_bridge.documents import read_fhir, read_loaded, read_records
+from fhir_bridge.documents import (
+    Loaded,
+    LoadedIds,
+    is_ndjson,
+    loaded_ndjson,
+    read_fhir,
+    read_loaded,
+    read_records,
+)
 from fhir_bridge.errors import InputError
 from fhir_bridge.mappers import from_fhir, to_bundle
 from fhir_bridge.sync import loaded_enrolments, routing_of
 
 from ._app import fail, mapping_context, opened_store, print_json, reports_errors
+from ._audit import audited
 
+NDJSON_BATCH = 500  # lines of an .ndjson file stored per transaction
 Files = Annotated[list[Path], typer.Argument(help="Input files", show_default=False)]
 Namespace = Annotated[
     str | None,
@@ -55,29 +66,69 @@ def import_(files: Files, namespace: Namespace = None) -> None:
 
 
 @reports_errors
+@audited("load")
 def load(files: Files) -> None:
     """Put internal records (or `fhir-bridge import` output) into the store and queue them
-    for the connections they go to (a package's `enrolments` are stored too)."""
+    for the connections they go to (a package's `enrolments` are stored too). `.ndjson`
+    files (one record or package a line) are streamed: checked whole first, then stored in
+    batches, so memory does not grow with the file."""
     settings = load_settings()
-    loaded = [read_loaded(path) for path in files]
+    streamed = [path for path in files if is_ndjson(path)]
+    loaded = [read_loaded(path) for path in files if not is_ndjson(path)]
+    ids = LoadedIds()
+    for document in loaded:
+        ids.add(document)
+    for path in streamed:  # every line checked before anything is stored
+        first: dict[tuple[str, str], str] = {}
+        for line in loaded_ndjson(path):
+            ids.add(line, first)
     records = [r for x in loaded for r in x.records]
     enrolments = loaded_enrolments(settings, [e for x in loaded for e in x.enrolments])
+    now = datetime.now(UTC)
     with opened_store(settings) as store:
-        results = store.put_records(
-            records, routing_of(settings), datetime.now(UTC), enrolments=enrolments
-        )
-    changed = sum(r.changed for r in results)
-    enrolled = f", {len(enrolments)} enrolments" if enrolments else ""
+        ids.check(lambda kind, id_: store.records.get(kind, id_) is not None)
+        results = store.put_records(records, routing_of(settings), now, enrolments=enrolments)
+        count, changed = len(results), sum(r.changed for r in results)
+        enrolled = len(enrolments)
+        for path in streamed:
+            for batch in _batches(loaded_ndjson(path), NDJSON_BATCH):
+                batch_enrolments = loaded_enrolments(
+                    settings, [e for x in batch for e in x.enrolments]
+                )
+                results = store.put_records(
+                    [r for x in batch for r in x.records],
+                    routing_of(settings),
+                    now,
+                    enrolments=batch_enrolments,
+                )
+                count += len(results)
+                changed += sum(r.changed for r in results)
+                enrolled += len(batch_enrolments)
+    enrolled_text = f", {enrolled} enrolments" if enrolled else ""
     typer.echo(
-        f"loaded {len(results)} records: {changed} new or changed, "
-        f"{len(results) - changed} unchanged{enrolled}"
+        f"loaded {count} records: {changed} new or changed, "
+        f"{count - changed} unchanged{enrolled_text}"
     )
+
+
+def _batches(items: Iterator[Loaded], size: int) -> Iterator[list[Loaded]]:
+    batch: list[Loaded] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 @reports_errors
 def get(
     kind: Annotated[
-        str, typer.Argument(help="patient, careplan, goal, referral, problem, medication, careteam")
+        str,
+        typer.Argument(
+            help="patient, careplan, goal, referral, problem, medication, careteam, encounter"
+        ),
     ],
     record_id: Annotated[str, typer.Argument(metavar="ID", help="The internal id")],
 ) -> None:

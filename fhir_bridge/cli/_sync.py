@@ -1,5 +1,4 @@
-"""Sync commands: push, pull and both; conflicts and their resolution; dead letters;
-REST-hook subscriptions."""
+"""Sync commands: push, pull and both; conflicts and their resolution; dead letters."""
 
 from __future__ import annotations
 
@@ -12,21 +11,19 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from fhir_bridge.config import WEBHOOK_SECRET_HEADER, Settings, load_settings
+from fhir_bridge.config import Settings
 from fhir_bridge.documents import read_records
-from fhir_bridge.errors import InputError
+from fhir_bridge.errors import InputError, NotSupportedByServer
 from fhir_bridge.store import Store
 from fhir_bridge.sync import (
     Connection,
     PullSummary,
     PushSummary,
+    bulk_pull_connection,
     pull_connection,
     push_connection,
     resolve_conflict,
-    resolve_connection,
     server_limits,
-    subscribe,
-    unsubscribe,
 )
 
 from ._app import (
@@ -39,13 +36,11 @@ from ._app import (
     print_json,
     reports_errors,
 )
-
-CallbackOption = Annotated[
-    str, typer.Option("--callback", help="Base URL where `fhir-bridge serve` is reachable")
-]
+from ._audit import audited
 
 
 @reports_errors
+@audited("push")
 def push(
     connection: ConnectionOption = None,
     fhir_url: FhirUrlOption = None,
@@ -93,14 +88,37 @@ def _print_plan(summary: PushSummary) -> None:
 
 
 @reports_errors
+@audited("pull")
 def pull(
     connection: ConnectionOption = None,
     fhir_url: FhirUrlOption = None,
     patient: PatientOption = None,
+    bulk: Annotated[
+        bool,
+        typer.Option(
+            "--bulk",
+            help="Initial load: the linked patients' resources by Bulk Data $export "
+            "(then an ordinary pull); falls back to paged search where the server has none",
+        ),
+    ] = False,
+    max_poll_wait: Annotated[
+        float,
+        typer.Option(
+            "--max-poll-wait",
+            min=0.1,
+            help="--bulk: longest pause between status polls, Retry-After included (seconds)",
+        ),
+    ] = 30.0,
 ) -> None:
     """Bring EHR changes back into the records; conflicts are kept for `fhir-bridge conflicts`."""
+    if bulk and patient is not None:
+        typer.echo("fhir-bridge: --bulk loads every linked patient: leave out --patient", err=True)
+        raise typer.Exit(2)
     with connected(connection, fhir_url) as (settings, target, store):
-        summary = asyncio.run(_pull(store, target, settings, patient))
+        if bulk:
+            summary = asyncio.run(_pull_bulk(store, target, settings, max_poll_wait))
+        else:
+            summary = asyncio.run(_pull(store, target, settings, patient))
     _print_counts(f"pull from {target.name}", summary.counts())
     for problem in summary.problems:
         typer.echo(f"fhir-bridge: {problem}", err=True)
@@ -109,6 +127,7 @@ def pull(
 
 
 @reports_errors
+@audited("sync")
 def sync_(
     connection: ConnectionOption = None,
     fhir_url: FhirUrlOption = None,
@@ -128,6 +147,24 @@ async def _pull(
     store: Store, target: Connection, settings: Settings, patient: str | None
 ) -> PullSummary:
     return await pull_connection(store, target, settings, patient_id=patient)
+
+
+async def _pull_bulk(
+    store: Store, target: Connection, settings: Settings, max_poll_wait: float
+) -> PullSummary:
+    try:
+        summary, exported = await bulk_pull_connection(
+            store, target, settings, longest_pause=max_poll_wait
+        )
+    except NotSupportedByServer:
+        typer.echo(
+            f"fhir-bridge: {target.name} declares no Patient-level $export: "
+            "pulling by paged search instead",
+            err=True,
+        )
+        return await _pull(store, target, settings, None)
+    typer.echo(f"bulk export: {exported} resources read", err=True)
+    return summary
 
 
 def _print_counts(title: str, counts: dict[str, int]) -> None:
@@ -156,6 +193,7 @@ def conflicts() -> None:
 
 
 @reports_errors
+@audited("resolve")
 def resolve(
     conflict_id: Annotated[int, typer.Argument(metavar="ID")],
     take: Annotated[str, typer.Option(help="local, ehr, or merged (with FILE)")],
@@ -168,46 +206,6 @@ def resolve(
     with opened_store() as store:
         connection, _ = resolve_conflict(store, conflict_id, take, merged, datetime.now(UTC))
     typer.echo(f"resolved {conflict_id} with {take}; queued for {connection}")
-
-
-def _webhook_secret(settings: Settings, connection: str) -> str:
-    secret = settings.webhook_secret(connection)
-    if secret is None:
-        raise InputError(
-            f"connections.{connection}.webhook_secret_env",
-            "name an environment variable holding the notification secret, and set it",
-        )
-    return secret
-
-
-@reports_errors
-def subscribe_(connection: ConnectionOption = None, callback: CallbackOption = "") -> None:
-    """Create (once) REST-hook Subscriptions for CarePlan, Goal, ServiceRequest and Task."""
-    settings = load_settings()
-    target = resolve_connection(settings, connection, None)
-    secret = _webhook_secret(settings, target.name)
-    if not callback.startswith(("http://", "https://")):
-        raise InputError("--callback", "an http(s) URL where fhir-bridge serve listens")
-
-    async def run() -> tuple[int, int]:
-        async with target.client() as client:
-            return await subscribe(client, target.name, callback, secret, WEBHOOK_SECRET_HEADER)
-
-    created, kept = asyncio.run(run())
-    typer.echo(f"subscriptions: {created} created, {kept} already there")
-
-
-@reports_errors
-def unsubscribe_(connection: ConnectionOption = None, callback: CallbackOption = "") -> None:
-    """Delete the Subscriptions `subscribe` created for this callback."""
-    settings = load_settings()
-    target = resolve_connection(settings, connection, None)
-
-    async def run() -> int:
-        async with target.client() as client:
-            return await unsubscribe(client, target.name, callback)
-
-    typer.echo(f"subscriptions deleted: {asyncio.run(run())}")
 
 
 @reports_errors
@@ -227,6 +225,7 @@ def dead_letters(
 
 
 @reports_errors
+@audited("retry")
 def retry(
     ids: Annotated[list[int] | None, typer.Argument(metavar="ID", help="Dead-letter ids")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every dead letter")] = False,
@@ -240,6 +239,7 @@ def retry(
 
 
 @reports_errors
+@audited(lambda a: "capabilities.forget" if a.get("forget") else None)
 def capabilities(
     connection: Annotated[
         str | None, typer.Argument(help="Only this connection (required with --forget)")

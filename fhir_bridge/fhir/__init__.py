@@ -9,6 +9,7 @@ from fhir_bridge.errors import OperationOutcome, OutcomeIssue
 
 from ._auth import make_auth
 from ._bearer import BearerToken
+from ._bulk import ExportFile, ExportManifest
 from ._bundles import EntryResult, entry_results
 from ._capabilities import (
     ResourceCapabilities,
@@ -30,6 +31,8 @@ __all__ = [
     "BearerToken",
     "ClientCredentials",
     "EntryResult",
+    "ExportFile",
+    "ExportManifest",
     "FhirClient",
     "FhirResponse",
     "Observer",

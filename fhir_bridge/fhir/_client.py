@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from ._bulk import BulkExport
 from ._bundles import Bundles
 from ._reads import Reads
 from ._writes import Writes
 
 
-class FhirClient(Reads, Writes, Bundles):
+class FhirClient(Reads, Writes, Bundles, BulkExport):
     """An async FHIR R4 client; use ``async with FhirClient(base_url) as fhir: ...``.
 
     Every request carries ``Accept: application/fhir+json``; at most ``max_in_flight`` are in
@@ -18,5 +19,6 @@ class FhirClient(Reads, Writes, Bundles):
     The request core (:class:`~fhir_bridge.fhir._core.ClientCore`: ``request``,
     ``capabilities``, retries, error mapping) is shared by the reads (``read``, ``vread``,
     ``search``, ``search_bundles``, ``history``), the writes (``create``, ``update``,
-    ``conditional_update``, ``delete``) and the bundles (``transaction``, ``batch``).
+    ``conditional_update``, ``delete``), the bundles (``transaction``, ``batch``) and Bulk Data
+    export (``export_start``, ``export_wait``, ``export_lines``, ``export_delete``).
     """

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Literal
 
 from fhir_bridge import model as m
+from fhir_bridge.sync import (
+    CONTACT_BUSINESS_DAYS,
+    VISIT_DAYS_MODERATE,
+    is_transitional,
+    windows,
+)
 
 Severity = Literal["error", "warning"]
 OPEN_REFERRAL = (m.ReferralStatus.draft, m.ReferralStatus.active, m.ReferralStatus.on_hold)
@@ -116,26 +122,15 @@ def _day(value: str | None) -> date | None:
         return None
 
 
-def _business_days(start: date, end: date) -> int:
-    """Weekdays after ``start`` up to and including ``end``."""
-    days, current = 0, start
-    while current < end:
-        current += timedelta(days=1)
-        days += current.weekday() < 5
-    return days
-
-
 def _transitional_timing(package: m.PatientPackage) -> list[Finding]:
-    """Transitional care: contact within 2 business days of discharge, a visit within 14 days."""
+    """Transitional care: the windows of ``sync._transitions`` (contact within 2 business
+    days of discharge; a visit within 14 days, the longer of the two visit windows)."""
     out: list[Finding] = []
     for plan in package.care_plans:
-        words = " ".join(
-            (c.text or "") + " " + " ".join(x.display or "" for x in c.codings)
-            for c in plan.categories
-        ).lower()
         discharge = _day(plan.period.start) if plan.period else None
-        if "transitional" not in words or discharge is None:
+        if not is_transitional(plan) or discharge is None:
             continue
+        due = windows(discharge, high_complexity=False)
         planned = [
             a.planned for a in plan.activities if a.planned and a.planned.status in OPEN_ACTIVITY
         ]
@@ -152,19 +147,23 @@ def _transitional_timing(package: m.PatientPackage) -> list[Finding]:
         first_contact = min((d for d in contacts if d), default=None)
         first_visit = min((d for d in visits if d), default=None)
         where = f"careplan/{plan.id}"
-        if first_contact is None or _business_days(discharge, first_contact) > 2:
+        if first_contact is None or first_contact > due.contact_by:
             out.append(
                 Finding(
                     "contact-late",
                     "warning",
-                    "no contact scheduled within 2 business days of discharge",
+                    f"no contact scheduled within {CONTACT_BUSINESS_DAYS} business days of "
+                    "discharge",
                     where,
                 )
             )
-        if first_visit is None or (first_visit - discharge).days > 14:
+        if first_visit is None or first_visit > due.visit_by:
             out.append(
                 Finding(
-                    "visit-late", "warning", "no visit scheduled within 14 days of discharge", where
+                    "visit-late",
+                    "warning",
+                    f"no visit scheduled within {VISIT_DAYS_MODERATE} days of discharge",
+                    where,
                 )
             )
     return out

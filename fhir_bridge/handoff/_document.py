@@ -72,6 +72,13 @@ SECTIONS = (
         ("CareTeam",),
         "No care team recorded.",
     ),
+    Section(
+        "Encounters",
+        "46240-8",
+        "History of Hospitalizations+Outpatient visits Narrative",
+        ("Encounter",),
+        "No encounters recorded.",
+    ),
 )
 
 

@@ -132,6 +132,22 @@ def _sections(package: m.PatientPackage, findings: list[Finding]) -> list[Sectio
             "No care team recorded.",
         ),
         Section(
+            "Encounters",
+            ("Encounter", "When", "Minutes", "Discharged to"),
+            [
+                [
+                    ", ".join(_text(t) for t in e.types),
+                    (e.period.start or "") if e.period else "",
+                    f"{e.length_minutes:g}" if e.length_minutes is not None else "",
+                    _text(e.hospitalization.discharge_disposition)
+                    if e.hospitalization and e.hospitalization.discharge_disposition
+                    else "",
+                ]
+                for e in package.encounters
+            ],
+            "No encounters recorded.",
+        ),
+        Section(
             "Completeness check",
             ("Severity", "Finding", "About"),
             [[f.severity, f.message, f.record or ""] for f in findings],

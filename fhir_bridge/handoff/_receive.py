@@ -72,4 +72,5 @@ def package_of(records: list[m.Record]) -> m.PatientPackage:
         problems=groups.get("problem", []),
         medications=groups.get("medication", []),
         care_teams=groups.get("careteam", []),
+        encounters=groups.get("encounter", []),
     )

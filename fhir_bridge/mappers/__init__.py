@@ -7,6 +7,7 @@ the time used to stamp imported records.
 from ._conformance import check_resource
 from ._context import DEFAULT_NAMESPACE, MappingContext, full_url_for
 from ._plan_note import plan_note_entries
+from ._provenance import provenance, provenance_entry
 from ._refs import party_out as party_reference
 from ._terminology import TerminologyFinding, terminology_findings, terminology_warnings
 from ._translate import (
@@ -17,6 +18,7 @@ from ._translate import (
     directory_entries,
     from_fhir,
     party_entries,
+    record_references,
     resources_of,
     to_bundle,
     to_entries,
@@ -41,6 +43,9 @@ __all__ = [
     "party_entries",
     "party_reference",
     "plan_note_entries",
+    "provenance",
+    "provenance_entry",
+    "record_references",
     "resources_of",
     "terminology_findings",
     "terminology_warnings",

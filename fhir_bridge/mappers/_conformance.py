@@ -52,6 +52,7 @@ _REQUIRED_CODES: dict[str, dict[str, list[str]]] = {
         "intent": v.MEDICATION_INTENT.codes,
     },
     "CareTeam": {"status": v.CARETEAM_STATUS.codes},
+    "Encounter": {"status": v.ENCOUNTER_STATUS.codes},
     "Patient": {"gender": v.GENDER.codes},
 }
 _REQUIRED_ELEMENTS: dict[str, tuple[str, ...]] = {
@@ -62,6 +63,7 @@ _REQUIRED_ELEMENTS: dict[str, tuple[str, ...]] = {
     "Task": ("status", "intent", "code", "focus", "for"),
     "Condition": ("category", "code", "subject"),
     "CareTeam": ("subject", "participant"),
+    "Encounter": ("status", "class", "type", "subject"),
     "MedicationStatement": ("status", "subject"),
     "Practitioner": ("identifier", "name"),
     "Organization": ("active", "name"),

@@ -23,6 +23,7 @@ RESOURCE_TYPE = {
     "problem": "Condition",
     "medication": "MedicationStatement",
     "careteam": "CareTeam",
+    "encounter": "Encounter",
 }
 KIND_OF_TYPE = {v: k for k, v in RESOURCE_TYPE.items()} | {"MedicationRequest": "medication"}
 

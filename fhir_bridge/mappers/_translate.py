@@ -19,6 +19,7 @@ from ._condition import condition_in, condition_out
 from ._conformance import check_resource
 from ._context import MappingContext
 from ._datatypes import Json, Reader
+from ._encounter import encounter_in, encounter_out
 from ._extras import apply_residual, residual_of
 from ._goal import goal_in, goal_out
 from ._medication import (
@@ -49,6 +50,7 @@ _READERS: dict[str, tuple[Reads, type[m.Record]]] = {
     "MedicationStatement": (medicationstatement_in, m.Medication),
     "MedicationRequest": (medicationrequest_in, m.Medication),
     "CareTeam": (careteam_in, m.CareTeam),
+    "Encounter": (encounter_in, m.Encounter),
 }
 IMPORTED_TYPES = frozenset(_READERS)
 
@@ -86,6 +88,8 @@ def _rendered(ctx: MappingContext, record: m.Record) -> list[Json]:
         return [medicationstatement_out(ctx, record)]
     if isinstance(record, m.CareTeam):
         return [careteam_out(ctx, record)]
+    if isinstance(record, m.Encounter):
+        return [encounter_out(ctx, record)]
     raise TypeError(f"not a record: {type(record).__name__}")
 
 
@@ -198,6 +202,7 @@ def check_package(package: m.PatientPackage) -> None:
         "problems": package.problems,
         "medications": package.medications,
         "care_teams": package.care_teams,
+        "encounters": package.encounters,
     }
     for group, items in groups.items():
         for index, record in enumerate(items):
@@ -241,6 +246,29 @@ def _internal_refs(record: m.PatientRecord) -> Iterable[tuple[str, m.Ref, str]]:
     elif isinstance(record, m.Medication):
         for i, ref in enumerate(record.reasons):
             yield f"reasons[{i}]", ref, "problem"
+    elif isinstance(record, m.ReferralTask):
+        yield "referral", record.referral, "referral"
+
+    elif isinstance(record, m.Encounter):
+        for name, kind in (
+            ("reasons", "problem"),
+            ("goals", "goal"),
+            ("referrals", "referral"),
+        ):
+            for i, ref in enumerate(getattr(record, name)):
+                yield f"{name}[{i}]", ref, kind
+
+
+def record_references(record: m.Record) -> Iterable[tuple[str, str, str]]:
+    """(field, kind, id) of every internal reference a record makes, its patient included;
+    references kept verbatim from a FHIR source (``reference``) are not internal ones."""
+    if not isinstance(record, m.PatientRecord):
+        return
+    if record.patient.id is not None and record.patient.reference is None:
+        yield "patient", "patient", record.patient.id
+    for where, ref, kind in _internal_refs(record):
+        if ref.id is not None and ref.reference is None:
+            yield where, kind, ref.id
 
 
 # ------------------------------------------------------------------ FHIR -> internal

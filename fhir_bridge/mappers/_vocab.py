@@ -152,6 +152,30 @@ CARETEAM_STATUS = Vocabulary(
     "http://hl7.org/fhir/care-team-status",
     _hyphenated(m.CareTeamStatus),
 )
+ENCOUNTER_STATUS = Vocabulary(
+    "Encounter status",
+    m.EncounterStatus,
+    "http://hl7.org/fhir/encounter-status",
+    {**_hyphenated(m.EncounterStatus), m.EncounterStatus.on_leave: "onleave"},
+)
+ENCOUNTER_CLASS = Vocabulary(
+    "Encounter class",
+    m.EncounterClass,
+    "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+    {
+        m.EncounterClass.ambulatory: "AMB",
+        m.EncounterClass.emergency: "EMER",
+        m.EncounterClass.field: "FLD",
+        m.EncounterClass.home_health: "HH",
+        m.EncounterClass.inpatient: "IMP",
+        m.EncounterClass.acute: "ACUTE",
+        m.EncounterClass.non_acute: "NONAC",
+        m.EncounterClass.observation: "OBSENC",
+        m.EncounterClass.pre_admission: "PRENC",
+        m.EncounterClass.short_stay: "SS",
+        m.EncounterClass.virtual: "VR",
+    },
+)
 GENDER = Vocabulary(
     "Patient gender", m.Sex, "http://hl7.org/fhir/administrative-gender", _hyphenated(m.Sex)
 )
@@ -173,5 +197,7 @@ ALL: tuple[Vocabulary[StrEnum], ...] = (
     MEDICATION_STATUS,
     MEDICATION_INTENT,
     CARETEAM_STATUS,
+    ENCOUNTER_STATUS,
+    ENCOUNTER_CLASS,
     GENDER,
 )  # type: ignore[assignment]

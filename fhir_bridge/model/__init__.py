@@ -2,9 +2,16 @@
 
 from ._careplan import Activity, CarePlan, PlannedActivity, Schedule
 from ._clinical import CareTeam, CareTeamMember, Medication, MedicationRequestDetails, Problem
+from ._encounter import (
+    CONTACT_CLASSES,
+    MINUTE_THRESHOLDS,
+    Encounter,
+    EncounterParticipant,
+    Hospitalization,
+)
 from ._goal import Goal, GoalTarget
 from ._npi import NPI_SYSTEM, is_valid_npi, npi_check_digit, npi_problem
-from ._package import AnyRecord, Enrolment, PatientPackage
+from ._package import RECORD_GROUPS, AnyRecord, Enrolment, PatientPackage
 from ._patient import Caregiver, Patient
 from ._record import PatientRecord, Record
 from ._referral import Output, Referral, ReferralTask, Tracking
@@ -16,6 +23,8 @@ from ._statuses import (
     CarePlanStatus,
     CareTeamStatus,
     ClinicalStatus,
+    EncounterClass,
+    EncounterStatus,
     GoalAchievement,
     GoalLifecycle,
     GoalPriority,
@@ -50,7 +59,10 @@ from ._types import (
 )
 
 __all__ = [
+    "CONTACT_CLASSES",
+    "MINUTE_THRESHOLDS",
     "NPI_SYSTEM",
+    "RECORD_GROUPS",
     "RECORD_TYPES",
     "REQUEST_ONLY",
     "STATEMENT_ONLY",
@@ -67,6 +79,10 @@ __all__ = [
     "ClinicalStatus",
     "Code",
     "Concept",
+    "Encounter",
+    "EncounterClass",
+    "EncounterParticipant",
+    "EncounterStatus",
     "Enrolment",
     "FhirDate",
     "FhirDateTime",
@@ -75,6 +91,7 @@ __all__ = [
     "GoalLifecycle",
     "GoalPriority",
     "GoalTarget",
+    "Hospitalization",
     "Identifier",
     "Medication",
     "MedicationIntent",

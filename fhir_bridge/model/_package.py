@@ -8,6 +8,7 @@ from pydantic import Field
 
 from ._careplan import CarePlan
 from ._clinical import CareTeam, Medication, Problem
+from ._encounter import Encounter
 from ._goal import Goal
 from ._patient import Patient
 from ._record import PatientRecord
@@ -15,7 +16,15 @@ from ._referral import Referral, ReferralTask
 from ._types import Model
 
 AnyRecord = Annotated[
-    Patient | CarePlan | Goal | Referral | ReferralTask | Problem | Medication | CareTeam,
+    Patient
+    | CarePlan
+    | Goal
+    | Referral
+    | ReferralTask
+    | Problem
+    | Medication
+    | CareTeam
+    | Encounter,
     Field(discriminator="kind"),
 ]
 
@@ -27,6 +36,19 @@ class Enrolment(Model):
     mrn: str | None = Field(
         default=None, min_length=1, description="The patient's MRN in that EHR, when known"
     )
+
+
+RECORD_GROUPS = (
+    "problems",
+    "goals",
+    "care_teams",
+    "referrals",
+    "referral_tasks",
+    "medications",
+    "care_plans",
+    "encounters",
+)
+"""The package's lists of records, in the order ``PatientPackage.records()`` gives them."""
 
 
 class PatientPackage(Model):
@@ -44,16 +66,12 @@ class PatientPackage(Model):
     problems: list[Problem] = Field(default_factory=list)
     medications: list[Medication] = Field(default_factory=list)
     care_teams: list[CareTeam] = Field(default_factory=list)
+    encounters: list[Encounter] = Field(default_factory=list)
 
     def records(self) -> list[Patient | PatientRecord]:
-        """Every record of the package, patient first."""
-        return [
-            self.patient,
-            *self.problems,
-            *self.goals,
-            *self.care_teams,
-            *self.referrals,
-            *self.referral_tasks,
-            *self.medications,
-            *self.care_plans,
+        """Every record of the package, patient first, then the groups in ``RECORD_GROUPS``
+        order."""
+        grouped: list[Patient | PatientRecord] = [
+            r for group in RECORD_GROUPS for r in getattr(self, group)
         ]
+        return [self.patient, *grouped]

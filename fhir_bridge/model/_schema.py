@@ -8,6 +8,7 @@ from pydantic import TypeAdapter
 
 from ._careplan import CarePlan
 from ._clinical import CareTeam, Medication, Problem
+from ._encounter import Encounter
 from ._goal import Goal
 from ._package import AnyRecord, PatientPackage
 from ._patient import Patient
@@ -23,6 +24,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "problem": Problem,
     "medication": Medication,
     "careteam": CareTeam,
+    "encounter": Encounter,
 }
 
 

@@ -214,3 +214,31 @@ class SdohCategory(StrEnum):
     language_access = "language-access"
     protective_factor = "protective-factor"
     sdoh_category_unspecified = "sdoh-category-unspecified"
+
+
+class EncounterStatus(StrEnum):
+    planned = "planned"
+    arrived = "arrived"
+    triaged = "triaged"
+    in_progress = "in_progress"
+    on_leave = "on_leave"
+    finished = "finished"
+    cancelled = "cancelled"
+    entered_in_error = "entered_in_error"
+    unknown = "unknown"
+
+
+class EncounterClass(StrEnum):
+    """The kind of contact (HL7 v3 ActCode, the R4 Encounter.class value set)."""
+
+    ambulatory = "ambulatory"
+    emergency = "emergency"
+    field = "field"
+    home_health = "home_health"
+    inpatient = "inpatient"
+    acute = "acute"
+    non_acute = "non_acute"
+    observation = "observation"
+    pre_admission = "pre_admission"
+    short_stay = "short_stay"
+    virtual = "virtual"

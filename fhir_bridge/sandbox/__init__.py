@@ -19,6 +19,12 @@ The authorization server for SMART-protected profiles is a local Keycloak (``_ke
         admin.register_client("bridge", key.public_jwk, "ES384", ["system/Goal.rs"])
     sandbox.stop_keycloak()
 
+A network in front of any server, for the benchmark and the fault tests (``_netproxy``):
+
+    with sandbox.running_in_thread("127.0.0.1", 8080, latency_ms=25) as proxy:
+        proxy.inject(sandbox.Fault.reset())  # the next request's connection is reset
+        ...                                  # talk to proxy.url
+
 Every failure raises :class:`SandboxError` (``message``, ``log_tail``). See ``docs/sandbox.md``.
 """
 
@@ -38,6 +44,7 @@ from ._keycloak_admin import (
 )
 from ._keys import KeyPair, generate_key_pair
 from ._manager import SandboxInfo, logs, reset, start, status, stop
+from ._netproxy import Fault, NetProxy, ProxyStats, running_in_thread
 from ._options import DEFAULT_PROFILE, IMPLEMENTATION_GUIDES, PROFILES, SmartServer
 from ._paths import (
     DEFAULT_PORT,
@@ -62,9 +69,12 @@ __all__ = [
     "PROFILES",
     "REALM",
     "AuthServerUrls",
+    "Fault",
     "KeyPair",
     "KeycloakAdmin",
     "KeycloakInfo",
+    "NetProxy",
+    "ProxyStats",
     "RegisteredClient",
     "SandboxError",
     "SandboxInfo",
@@ -83,6 +93,7 @@ __all__ = [
     "profile_scopes",
     "protected",
     "reset",
+    "running_in_thread",
     "server_software",
     "set_up_smart",
     "start",

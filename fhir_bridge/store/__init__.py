@@ -4,6 +4,8 @@
 ``store.links``, ...) hand back the frozen dataclasses exported here.
 """
 
+from ._api_keys import ApiKey, Grant
+from ._audit import AuditEvent
 from ._changes import Change
 from ._clock import utc
 from ._conflicts import Conflict, NewConflict
@@ -16,32 +18,40 @@ from ._outbox import OutboxEntry, QueueDepth, QueueSchedule
 from ._pushed import Closing, Written
 from ._records import PutResult, content_hash
 from ._refusals import Refusal, id_free
+from ._reports import CareManagerMinutes, MinutesReport, PatientMinutes
 from ._routing import Organization, Route, Routing, Share, as_shared, for_fulfiller
 from ._runs import LogEntry, Run
 from ._slots import RequestSlots, Slot
 from ._store import Store
+from ._subscription_secrets import SubscriptionSecret
 from ._tables import OutboxStatus
 from ._workers import Worker
 
 __all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "CareManagerMinutes",
     "Change",
     "Claim",
     "Closing",
     "Conflict",
     "Enrolled",
     "Enrolment",
+    "Grant",
     "Handoff",
     "HandoffSummary",
     "Lease",
     "Link",
     "LogEntry",
     "MatchState",
+    "MinutesReport",
     "NewConflict",
     "NewEnrolment",
     "Organization",
     "OutboxEntry",
     "OutboxStatus",
     "PatientMatch",
+    "PatientMinutes",
     "PutResult",
     "QueueDepth",
     "QueueSchedule",
@@ -53,6 +63,7 @@ __all__ = [
     "Share",
     "Slot",
     "Store",
+    "SubscriptionSecret",
     "Unenrolled",
     "Worker",
     "Written",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session
 
 from ._database import Database
@@ -38,6 +38,8 @@ def link_of(row: LinkRow) -> Link:
 
 
 _link = link_of
+# ids per ``IN (...)`` list: well under SQLite's and PostgreSQL's parameter limits
+_CHUNK = 500
 
 
 class Links:
@@ -82,13 +84,69 @@ class Links:
             }
 
     def of_connection(self, connection: str) -> list[Link]:
-        with self._db.session() as s:
-            rows = s.scalars(select(LinkRow).where(LinkRow.connection == connection))
-            return [_link(r) for r in rows]
+        """Every link of a connection in one list (small connections, tests); a panel's
+        worth is read with :meth:`stream`."""
+        return list(self.stream(connection))
+
+    def stream(self, connection: str, page_size: int = _CHUNK) -> Iterator[Link]:
+        """Every link of a connection, page by page (keyset paging on the primary key, one
+        short transaction per page): memory holds one page, however many links there are."""
+        after: tuple[str, str] | None = None
+        while True:
+            with self._db.session() as s:
+                query = select(LinkRow).where(LinkRow.connection == connection)
+                if after is not None:
+                    query = query.where(tuple_(LinkRow.resource_type, LinkRow.identifier) > after)
+                rows = s.scalars(
+                    query.order_by(LinkRow.resource_type, LinkRow.identifier).limit(page_size)
+                ).all()
+                page = [_link(r) for r in rows]
+            yield from page
+            if len(page) < page_size:
+                return
+            after = (page[-1].resource_type, page[-1].identifier)
 
     def by_server_id(self, connection: str) -> dict[str, Link]:
-        """Every link of a connection, by the server's ``Type/id``."""
-        return {f"{x.resource_type}/{x.resource_id}": x for x in self.of_connection(connection)}
+        """Every link of a connection, by the server's ``Type/id`` (all in memory: pull looks
+        them up per page with :meth:`by_server_ids` instead)."""
+        return {f"{x.resource_type}/{x.resource_id}": x for x in self.stream(connection)}
+
+    def by_server_ids(self, connection: str, keys: Iterable[str]) -> dict[str, Link]:
+        """The links of these server resources (``Type/id``), by that key; keys we have no
+        link for are absent. Indexed (``ix_links_server``), a few queries per call."""
+        ids: dict[str, set[str]] = {}
+        for key in keys:
+            resource_type, _, resource_id = key.partition("/")
+            if resource_id and "/" not in resource_id:
+                ids.setdefault(resource_type, set()).add(resource_id)
+        found: dict[str, Link] = {}
+        with self._db.session() as s:
+            for resource_type, wanted in ids.items():
+                ordered = sorted(wanted)
+                for i in range(0, len(ordered), _CHUNK):
+                    rows = s.scalars(
+                        select(LinkRow).where(
+                            LinkRow.connection == connection,
+                            LinkRow.resource_type == resource_type,
+                            LinkRow.resource_id.in_(ordered[i : i + _CHUNK]),
+                        )
+                    )
+                    for r in rows:
+                        found[f"{r.resource_type}/{r.resource_id}"] = _link(r)
+        return found
+
+    def patients(self, connection: str, patient_id: str | None = None) -> dict[str, str]:
+        """Server ``Patient/id`` -> internal patient id, of the patients linked on the
+        connection (ids only: no resource copies are read)."""
+        with self._db.session() as s:
+            query = select(LinkRow.resource_id, LinkRow.record_id).where(
+                LinkRow.connection == connection,
+                LinkRow.resource_type == "Patient",
+                LinkRow.record_id.is_not(None),
+            )
+            if patient_id is not None:
+                query = query.where(LinkRow.record_id == patient_id)
+            return {f"Patient/{rid}": str(pid) for rid, pid in s.execute(query)}
 
     def save(self, links: Iterable[Link], now: datetime, lease: Claim | None = None) -> None:
         with self._db.session() as s:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from ._clock import utc
@@ -88,37 +88,60 @@ class Outbox:
         self._db = db
 
     def enqueue_unsynced(
-        self, connection: str, now: datetime, routing: Routing | None = None
+        self,
+        connection: str,
+        now: datetime,
+        routing: Routing | None = None,
+        page_size: int = 500,
     ) -> int:
         """Queue every record the connection has never been sent or whose version moved on
-        (of those ``routing`` sends there; None: every record)."""
+        (of those ``routing`` sends there; None: every record).
+
+        The database picks them (records without an entry at their version, an outer join)
+        and hands them over in pages (keyset on the records' key), each page flushed and
+        let go: memory holds one page, however large the store."""
+        entry = and_(
+            OutboxRow.connection == connection,
+            OutboxRow.kind == RecordRow.kind,
+            OutboxRow.record_id == RecordRow.id,
+        )
+        unsynced = (
+            select(RecordRow)
+            .outerjoin(OutboxRow, entry)
+            .where(
+                ~RecordRow.deleted,
+                or_(OutboxRow.id.is_(None), OutboxRow.record_version != RecordRow.version),
+            )
+            .order_by(RecordRow.kind, RecordRow.id)
+            .limit(page_size)
+        )
         with self._db.session() as s:
-            queued = {
-                (k, r): v
-                for k, r, v in s.execute(
-                    select(OutboxRow.kind, OutboxRow.record_id, OutboxRow.record_version).where(
-                        OutboxRow.connection == connection
-                    )
-                )
-            }
             routed = _Routed(s, routing, connection) if routing is not None else None
             count = 0
-            for row in s.scalars(select(RecordRow).where(~RecordRow.deleted)):
-                if queued.get((row.kind, row.id)) == row.version:
-                    continue
-                if routed is not None and not routed.takes(row):
-                    continue
-                enqueue(
-                    s,
-                    connection=connection,
-                    kind=row.kind,
-                    record_id=row.id,
-                    patient_id=row.patient_id,
-                    version=row.version,
-                    now=now,
-                )
-                count += 1
-            return count
+            after: tuple[str, str] | None = None
+            while True:
+                query = unsynced
+                if after is not None:
+                    query = query.where(tuple_(RecordRow.kind, RecordRow.id) > after)
+                rows = s.scalars(query).all()
+                for row in rows:
+                    if routed is not None and not routed.takes(row):
+                        continue
+                    enqueue(
+                        s,
+                        connection=connection,
+                        kind=row.kind,
+                        record_id=row.id,
+                        patient_id=row.patient_id,
+                        version=row.version,
+                        now=now,
+                    )
+                    count += 1
+                if len(rows) < page_size:
+                    return count
+                after = (rows[-1].kind, rows[-1].id)
+                s.flush()
+                s.expunge_all()
 
     def drop_patient(self, connection: str, patient_id: str) -> int:
         """Forget the patient's pending and dead entries for the connection; how many."""
@@ -157,6 +180,36 @@ class Outbox:
             for row in s.scalars(query.order_by(OutboxRow.id)):
                 found.setdefault(row.patient_id or row.record_id, []).append(_entry(row))
         return found
+
+    def due_patients(
+        self, connection: str, now: datetime, page_size: int = 500
+    ) -> Iterator[tuple[str, int]]:
+        """The patients with due entries (the patient's id, or the record's own for an entry
+        without one) and how many each has, by patient key, page by page (keyset paging):
+        a push reads each patient's entries with :meth:`due` under its lease."""
+        key = func.coalesce(OutboxRow.patient_id, OutboxRow.record_id)
+        query = (
+            select(key, func.count())
+            .where(
+                OutboxRow.connection == connection,
+                OutboxRow.status == OutboxStatus.pending,
+                OutboxRow.next_attempt_at <= now,
+            )
+            .group_by(key)
+            .order_by(key)
+            .limit(page_size)
+        )
+        after: str | None = None
+        while True:
+            with self._db.session() as s:
+                page = [
+                    (str(k), int(n))
+                    for k, n in s.execute(query if after is None else query.having(key > after))
+                ]
+            yield from page
+            if len(page) < page_size:
+                return
+            after = page[-1][0]
 
     def mark_done(self, entry: OutboxEntry, now: datetime, lease: Claim | None = None) -> None:
         """Done, unless the record changed again meanwhile (then it stays queued).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,7 @@ from fhir_bridge import model as m
 
 from ._database import Database
 from ._outbox import enqueue
+from ._reports import forget_contact, track_contact
 from ._routed import destinations
 from ._routing import Routing
 from ._tables import RecordRow
@@ -95,8 +96,21 @@ class Records:
         return found
 
     def patient_ids(self) -> list[str]:
-        with self._db.session() as s:
-            return list(s.scalars(select(RecordRow.id).where(RecordRow.kind == "patient")))
+        return list(self.iter_patient_ids())
+
+    def iter_patient_ids(self, page_size: int = 1000) -> Iterator[str]:
+        """Every patient's id, in id order, page by page (keyset paging)."""
+        after: str | None = None
+        while True:
+            with self._db.session() as s:
+                query = select(RecordRow.id).where(RecordRow.kind == "patient")
+                if after is not None:
+                    query = query.where(RecordRow.id > after)
+                page = list(s.scalars(query.order_by(RecordRow.id).limit(page_size)))
+            yield from page
+            if len(page) < page_size:
+                return
+            after = page[-1]
 
     def page(
         self, kind: str, patient_id: str | None, limit: int, offset: int
@@ -133,6 +147,7 @@ def put(
         row.version += 1
     row.data, row.updated_at, row.patient_id, row.deleted = data, now, patient_id, False
     s.flush()
+    track_contact(s, record)
     if isinstance(connections, Routing):
         connections = destinations(s, record, patient_id, connections)
     for connection in connections:
@@ -160,6 +175,7 @@ def mark_deleted(s: Session, kind: str, record_id: str, now: datetime) -> Record
     if row is None or row.deleted:
         return None
     row.deleted, row.version, row.updated_at = True, row.version + 1, now
+    forget_contact(s, kind, record_id)
     return row
 
 

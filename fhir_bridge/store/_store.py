@@ -12,10 +12,12 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
 
 from fhir_bridge import model as m
 
 from ._api_keys import ApiKeys
+from ._audit import AuditTrail
 from ._changes import ChangeFeed, Watermarks, advance, append, lock_feed
 from ._conflicts import Conflicts, NewConflict
 from ._conflicts import add as add_conflict
@@ -33,9 +35,12 @@ from ._pushed import Closing, Written
 from ._pushed import record as record_pushed
 from ._records import PutResult, Records, mark_deleted, patient_of, put, stored_version
 from ._refusals import Refusals
+from ._reports import Reports
 from ._routing import Routing
 from ._runs import Runs, SyncLog
 from ._slots import RequestSlots
+from ._subscription_secrets import SubscriptionSecrets
+from ._tables import RecordRow
 from ._throttles import Throttles
 from ._workers import Workers
 
@@ -69,8 +74,11 @@ class Store:
         self.watermarks = Watermarks(self._db)
         self.handoffs = Handoffs(self._db)
         self.api_keys = ApiKeys(self._db)
+        self.audit = AuditTrail(self._db)
         self.matches = PatientMatches(self._db)
         self.enrolments = Enrolments(self._db)
+        self.subscription_secrets = SubscriptionSecrets(self._db)
+        self.reports = Reports(self._db)
         if migrate:
             self.migrate()
 
@@ -135,6 +143,34 @@ class Store:
             if if_version is not None and current != if_version:
                 return None
             return put(s, record, connections, now)
+
+    def create_once(
+        self, record: m.Record, connections: Sequence[str], now: datetime, *, source: str
+    ) -> bool:
+        """Store a record only if none of its kind and id was ever stored (one deleted counts:
+        it is not brought back), with its outbox rows and a change-feed row (``source``: the
+        connection that caused it), in one transaction. False when it exists, also when a
+        concurrent writer stored it first (the primary key refuses the second)."""
+        try:
+            with self._db.session() as s:
+                if s.get(RecordRow, (record.kind, record.id)) is not None:
+                    return False
+                if self.postgres:
+                    lock_feed(s)
+                result = put(s, record, connections, now)
+                append(
+                    s,
+                    source,
+                    kind=record.kind,
+                    record_id=record.id,
+                    patient_id=patient_of(record),
+                    version=result.version,
+                    change="created",
+                    now=now,
+                )
+                return True
+        except IntegrityError:
+            return False
 
     def resolve_conflict(
         self, conflict_id: int, resolution: str, record: m.Record, now: datetime

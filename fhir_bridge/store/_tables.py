@@ -64,7 +64,10 @@ class LinkRow(Base):
     server_json: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     synced_at: Mapped[datetime]
 
-    __table_args__ = (Index("ix_links_record", "connection", "kind", "record_id"),)
+    __table_args__ = (
+        Index("ix_links_record", "connection", "kind", "record_id"),
+        Index("ix_links_server", "connection", "resource_type", "resource_id"),
+    )
 
 
 class OutboxRow(Base):
@@ -182,6 +185,8 @@ class ApiKeyRow(Base):
     scopes: Mapped[list[Any]] = mapped_column(JSON)
     created_at: Mapped[datetime]
     revoked: Mapped[bool] = mapped_column(default=False)
+    expires_at: Mapped[datetime | None]  # None: never
+    revoked_at: Mapped[datetime | None]
 
 
 class ChangeRow(Base):
@@ -299,3 +304,63 @@ class RefusalRow(Base):
     said: Mapped[str | None] = mapped_column(String(200))
     statement: Mapped[str] = mapped_column(String(64))
     refused_at: Mapped[datetime]
+
+
+class SubscriptionSecretRow(Base):
+    """The secret one Subscription on an EHR sends with its notifications: only its SHA-256.
+
+    One row per secret issued; rotation adds a row and gives the older ones of that
+    Subscription an ``expires_at`` (a short grace for notifications already on their way).
+    """
+
+    __tablename__ = "subscription_secrets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    connection: Mapped[str] = mapped_column(String(100))
+    resource_type: Mapped[str] = mapped_column(String(64))
+    endpoint: Mapped[str] = mapped_column(String(2000))
+    subscription_id: Mapped[str | None] = mapped_column(String(64))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_subscription_secrets_connection", "connection", "resource_type"),)
+
+
+class AuditRow(Base):
+    """One write, by whom, from where: ids and counts only, never PHI."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str | None] = mapped_column(String(64))
+    record_id: Mapped[str | None] = mapped_column(String(200))
+    connection: Mapped[str | None] = mapped_column(String(100))
+    source: Mapped[str | None] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_audit_actor", "actor", "id"),
+        Index("ix_audit_record", "record_id", "id"),
+    )
+
+
+class ContactRow(Base):
+    """A care manager's contact that counts toward its month's minutes (one per encounter
+    record; kept in step with the record by ``_reports.track_contact`` on every put/delete)."""
+
+    __tablename__ = "contacts"
+
+    encounter_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(64))
+    month: Mapped[str] = mapped_column(String(7))
+    day: Mapped[str] = mapped_column(String(10))
+    minutes: Mapped[float] = mapped_column(Float)
+    care_manager_id: Mapped[str | None] = mapped_column(String(200))
+    care_manager_name: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (Index("ix_contacts_month", "month", "patient_id"),)

@@ -15,17 +15,21 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
 from fhir_bridge import model as m
 from fhir_bridge.errors import MappingError
-from fhir_bridge.mappers import MappingContext, from_fhir, resources_of
+from fhir_bridge.mappers import IMPORTED_TYPES, MappingContext, from_fhir, resources_of
 from fhir_bridge.store import Link, NewConflict, Store, content_hash
 
+from ._demographics import owned_from
+from ._discharges import recorded_here, start_transitional_care
 from ._merge import Policy, three_way
+from ._parties import with_local_parties
 from ._plan import references, rendering_hash
+from ._server_links import LinkLookup
 from ._summary import PullSummary
 from ._tracking import merge_tracking
 
@@ -64,7 +68,9 @@ class Incoming:
         policy: Policy,
         clock: Callable[[], datetime],
         run_id: int | None = None,
+        patient_mode: Literal["match", "create"] = "create",
     ) -> None:
+        self.patient_mode = patient_mode
         self.store = store
         self.connection = connection
         self.ctx = ctx
@@ -75,7 +81,7 @@ class Incoming:
     def take(
         self,
         resource: Json,
-        by_server: dict[str, Link],
+        by_server: LinkLookup,
         managed: dict[str, str],
         page: Page,
         summary: PullSummary,
@@ -88,15 +94,35 @@ class Incoming:
         ):
             page.watermark = last_updated
         subject = (resource.get(_SUBJECT.get(resource_type, "subject")) or {}).get("reference")
+        if resource_type == "Patient":  # a managed patient's own Patient: its demographics
+            subject = f"Patient/{resource.get('id')}"
         if subject not in managed:
             summary.skipped += 1
             return
+        if resource_type == "Encounter" and not recorded_here(self.store, self.ctx, resource):
+            # a discharge starts transitional care once, whatever else becomes of the Encounter
+            now = self.clock()
+            if start_transitional_care(
+                self.store, self.connection, resource, managed[subject], now
+            ):
+                summary.transitions += 1
+            if resource_type not in IMPORTED_TYPES:  # not a record of ours (yet)
+                summary.skipped += 1
+                return
         key = f"{resource_type}/{resource.get('id')}"
         link = by_server.get(key)
-        if link is not None and link.version_id == meta.get("versionId"):
+        # a matched Patient was never written by us: its demographics are compared with ours
+        # (the merge finds no change when they agree), not skipped as an echo
+        matched = resource_type == "Patient" and self.patient_mode == "match"
+        if not matched and link is not None and link.version_id == meta.get("versionId"):
             summary.unchanged += 1  # written by us, or already pulled
             return
-        if link is not None and link.server_json is not None and _same(link.server_json, resource):
+        if (
+            not matched
+            and link is not None
+            and link.server_json is not None
+            and _same(link.server_json, resource)
+        ):
             summary.unchanged += 1
             return
         try:
@@ -105,6 +131,10 @@ class Incoming:
             summary.failed += 1
             summary.problems.append(f"{key}: {exc}")
             return
+        if link is not None and link.record_id and remote.id != link.record_id:
+            # the server's resource we know as one of ours (an EHR's matched Patient has none
+            # of our identifiers): read as that record
+            remote = remote.model_copy(update={"id": link.record_id})
         if isinstance(remote, m.ReferralTask) and remote.referral.id is not None:
             referral = self.store.records.get("referral", remote.referral.id)
             if isinstance(referral, m.Referral):
@@ -119,6 +149,9 @@ class Incoming:
                 )
                 return
         local = self.store.records.get(remote.kind, remote.id)
+        if local is None and isinstance(remote, m.Patient):
+            summary.skipped += 1  # pull never creates a patient
+            return
         record: m.Record = remote
         push_back = False
         if local is None:
@@ -147,7 +180,7 @@ class Incoming:
         referral: m.Referral,
         *,
         link: Link | None,
-        by_server: dict[str, Link],
+        by_server: LinkLookup,
         page: Page,
         summary: PullSummary,
     ) -> None:
@@ -227,7 +260,7 @@ class Incoming:
         held_back = push_back or bool(result.conflicts) or bool(result.overruled)
         page.links.append(self._link(resource, theirs if held_back else record, link))
 
-    def _tracking_of(self, task: Json | None, by_server: dict[str, Link]) -> Json | None:
+    def _tracking_of(self, task: Json | None, by_server: LinkLookup) -> Json | None:
         """The tracking a Task holds, read as pull reads any Task (None if unreadable)."""
         if task is None:
             return None
@@ -240,12 +273,12 @@ class Incoming:
             return None
         return tracking.model_dump(mode="json", exclude_none=True)
 
-    def _read(self, resource: Json, by_server: dict[str, Link]) -> m.Record:
+    def _read(self, resource: Json, by_server: LinkLookup) -> m.Record:
         result = from_fhir([(self._our_references(resource, by_server), None)], self.ctx)
         (record,) = result.records
         return record
 
-    def _our_references(self, resource: Json, by_server: dict[str, Link]) -> Json:
+    def _our_references(self, resource: Json, by_server: LinkLookup) -> Json:
         """``resource`` with references to resources we know pointing at our records."""
         out = copy.deepcopy(resource)
         for ref in references(out):
@@ -267,7 +300,7 @@ class Incoming:
         link: Link | None,
         local: m.Record,
         remote: m.Record,
-        by_server: dict[str, Link],
+        by_server: LinkLookup,
         page: Page,
         summary: PullSummary,
     ) -> tuple[m.Record | None, bool]:
@@ -278,6 +311,17 @@ class Incoming:
             remote_data["tracking"] = local_data.get("tracking")
             remote_data = {k: v for k, v in remote_data.items() if v is not None}
         base_data = self._base(link, by_server, local)
+        remote_data = with_local_parties(remote_data, local_data)
+        if base_data is not None:
+            base_data = with_local_parties(base_data, local_data)
+        if isinstance(local, m.Patient):  # only the demographics the EHR owns are taken
+            remote_data = {
+                **owned_from(remote_data, local_data),
+                "updated_at": remote_data["updated_at"],
+            }
+            base_data = owned_from(base_data, local_data) if base_data is not None else None
+            if self.patient_mode == "match":  # the EHR's Patient is the truth: no conflict
+                base_data = None
         result = three_way(base_data, local_data, remote_data, self.policy)
         if not (result.changed_remotely or result.conflicts or result.overruled):
             return None, False
@@ -327,9 +371,11 @@ class Incoming:
         push_back = bool(result.changed_locally) or (
             self.policy == "local-wins" and bool(result.overruled)
         )
+        if isinstance(local, m.Patient) and self.patient_mode == "match":
+            push_back = False  # never written to a match connection
         return merged, push_back
 
-    def _base(self, link: Link | None, by_server: dict[str, Link], local: m.Record) -> Json | None:
+    def _base(self, link: Link | None, by_server: LinkLookup, local: m.Record) -> Json | None:
         """The record as of the last sync: the server copy we last saw, read back."""
         if link is None or link.server_json is None:
             return None

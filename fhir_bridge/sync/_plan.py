@@ -37,6 +37,7 @@ LEVELS: dict[str, int] = {
     "ServiceRequest": 3,
     "Task": 4,
     "CarePlan": 5,
+    "Encounter": 6,
     "DocumentReference": 6,
 }
 _NOT_CONTENT = ("id", "meta", "text")

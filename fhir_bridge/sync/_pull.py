@@ -1,6 +1,10 @@
 """Pull: bring what clinicians changed in the EHR back into the care manager's records.
 
-Per resource type (CarePlan, Goal, ServiceRequest, Task), under a lease on its watermark:
+Per resource type (``PULLED_TYPES``: the managed patients' Patient for the demographics the
+EHR owns, Condition, MedicationStatement, MedicationRequest, CareTeam, Goal, ServiceRequest,
+Encounter (a discharge starts transitional care: ``_discharges``), Task and CarePlan, in
+dependency order so a new resource's references to new ones resolve),
+under a lease on its watermark:
 find what changed since the watermark (``_lastUpdated`` where the server declares it and has
 not refused it, else re-read each managed patient's resources and compare them with what
 was last seen; a declared ``_lastUpdated`` search refused at run time is remembered in
@@ -15,20 +19,35 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from fhir_bridge.errors import BridgeError
 from fhir_bridge.mappers import MappingContext
-from fhir_bridge.store import Claim, Link, Store
+from fhir_bridge.store import Claim, Store
 
 from ._incoming import Incoming, Page
 from ._leases import LeaseKeeper, Leases, process_id
 from ._merge import Policy
+from ._server_links import ServerLinks
 from ._summary import PullSummary
 
 log = logging.getLogger("fhir_bridge.sync")
 Json = dict[str, Any]
-PULLED_TYPES = ("CarePlan", "Goal", "ServiceRequest", "Task")
+PULLED_TYPES = (
+    "Patient",
+    "Condition",
+    "MedicationStatement",
+    "MedicationRequest",
+    "CareTeam",
+    "Encounter",
+    "Goal",
+    "ServiceRequest",
+    "Task",
+    "CarePlan",
+)
+# deletions on the server are not read for these: a Task's deletion leaves the referral's
+# tracking, and a Patient deleted (or merged away) in the EHR stays the care manager's patient
+_NO_DELETIONS = frozenset({"Task", "Patient"})
 # a search the server turns down for its parameters, not for a passing reason
 _SEARCH_REFUSED = (400, 403, 405, 501)
 
@@ -72,6 +91,7 @@ class Puller:
         ctx: MappingContext,
         *,
         policy: Policy = "manual",
+        patient_mode: Literal["match", "create"] = "create",
         overlap: timedelta = timedelta(minutes=2),
         page_size: int = 100,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -85,6 +105,7 @@ class Puller:
         self.connection = connection
         self.ctx = ctx
         self.policy = policy
+        self.patient_mode = patient_mode
         self.overlap = overlap
         self.page_size = page_size
         self.clock = clock
@@ -92,14 +113,19 @@ class Puller:
             store, connection, self.holder, seconds=lease_seconds, clock=clock, keeper=keeper
         )
 
-    async def pull(self, *, patient_id: str | None = None) -> PullSummary:
+    async def pull(
+        self, *, patient_id: str | None = None, types: tuple[str, ...] | None = None
+    ) -> PullSummary:
+        """Pull every type (or only ``types``: a notification's) since its watermark."""
         summary = PullSummary()
         caps = await self.server.capabilities()
         run_id = self.store.runs.start(self.connection, "pull", self.clock(), self.holder)
         self.run_id = run_id
         dead = self.leases.dead()
         async with self.leases.renewing():
-            for resource_type in PULLED_TYPES:
+            for resource_type in types or PULLED_TYPES:
+                if not caps.can(resource_type, "search-type"):
+                    continue  # a type the server does not let us search: nothing to find there
                 # one puller per connection and type at a time: the watermark never races
                 held = self.leases.claim("pull", resource_type, dead=dead)
                 if held is None:
@@ -115,27 +141,8 @@ class Puller:
         self.run_id = None
         log.info(
             "pull finished",
-            extra={"action": "pull", "connection": self.connection, **summary.counts()},
+            extra={"action": "pull", "connection": self.connection, "counts": summary.counts()},
         )
-        return summary
-
-    async def apply(self, resources: list[Json]) -> PullSummary:
-        """A targeted pull: apply resources the server just told us about (a notification).
-
-        The watermark is left alone, so the next periodic pull still reads everything
-        changed since the last one: notifications speed things up, polling stays the net.
-        """
-        summary = PullSummary()
-        incoming = self._incoming()
-        by_server = self.store.links.by_server_id(self.connection)
-        managed = self._managed(by_server, None)
-        for resource_type in PULLED_TYPES:
-            page = Page()
-            for resource in resources:
-                if resource.get("resourceType") == resource_type:
-                    incoming.take(resource, by_server, managed, page, summary)
-            page.watermark = None
-            self._apply(resource_type, page, None)
         return summary
 
     def _incoming(self) -> Incoming:
@@ -146,19 +153,10 @@ class Puller:
             policy=self.policy,
             clock=self.clock,
             run_id=self.run_id,
+            patient_mode=self.patient_mode,
         )
 
     # ------------------------------------------------------------------ finding changes
-
-    def _managed(self, by_server: dict[str, Link], patient_id: str | None) -> dict[str, str]:
-        """Server ``Patient/id`` -> internal patient id, for the patients synced here."""
-        return {
-            key: link.record_id
-            for key, link in by_server.items()
-            if link.resource_type == "Patient"
-            and link.record_id
-            and (patient_id is None or link.record_id == patient_id)
-        }
 
     async def _changed(
         self, resource_type: str, caps: PullCapabilities, managed: dict[str, str]
@@ -200,6 +198,8 @@ class Puller:
         # no watermark yet, or no _lastUpdated: read each managed patient's resources
         for server_patient in managed:
             params = {"patient": server_patient, "_count": str(self.page_size)}
+            if resource_type == "Patient":
+                params = {"_id": server_patient.removeprefix("Patient/")}
             async for resource in self.server.search(resource_type, params):
                 yield resource
 
@@ -211,29 +211,67 @@ class Puller:
         summary: PullSummary,
         lease: Claim,
     ) -> None:
-        incoming = self._incoming()
-        by_server = self.store.links.by_server_id(self.connection)
-        managed = self._managed(by_server, patient_id)
+        by_server = ServerLinks(self.store.links, self.connection)
+        managed = self.store.links.patients(self.connection, patient_id)
         watermark = self.store.watermarks.get(self.connection, resource_type)
         page = Page()
         if (
             watermark is not None
-            and resource_type != "Task"
+            and resource_type not in _NO_DELETIONS
             and caps.can(resource_type, "history-type")
         ):
             await self._deletions(resource_type, watermark, by_server, page, summary)
-        async for resource in self._changed(resource_type, caps, managed):
-            incoming.take(resource, by_server, managed, page, summary)
-            if len(page.records) + len(page.links) >= self.page_size:
-                self._apply(resource_type, page, lease)
-                page = Page()
+        changed = self._changed(resource_type, caps, managed)
+        page = await self._take_all(
+            resource_type, changed, managed=managed, page=page, summary=summary, lease=lease
+        )
         self._apply(resource_type, page, lease)
+
+    async def _take_all(
+        self,
+        resource_type: str,
+        resources: AsyncIterator[Json],
+        *,
+        managed: dict[str, str],
+        page: Page,
+        summary: PullSummary,
+        lease: Claim,
+        keep_watermarks: bool = True,
+    ) -> Page:
+        """Read ``resources`` into pages, applying each full page; the page still open is
+        returned. They come a chunk (the page size) at a time: the chunk's links are read in
+        one go and let go with it. Without ``keep_watermarks`` no page moves the watermark
+        (resources not in ``_lastUpdated`` order: the caller sets it at the end)."""
+        incoming = self._incoming()
+        by_server = ServerLinks(self.store.links, self.connection)
+
+        def take(chunk: list[Json]) -> None:
+            nonlocal page
+            if not chunk:
+                return
+            by_server.load(chunk)
+            for resource in chunk:
+                incoming.take(resource, by_server, managed, page, summary)
+                if not keep_watermarks:
+                    page.watermark = None
+                if len(page.records) + len(page.links) >= self.page_size:
+                    self._apply(resource_type, page, lease)
+                    page = Page()
+
+        chunk: list[Json] = []
+        async for resource in resources:
+            chunk.append(resource)
+            if len(chunk) >= self.page_size:
+                take(chunk)
+                chunk = []
+        take(chunk)
+        return page
 
     async def _deletions(
         self,
         resource_type: str,
         watermark: str,
-        by_server: dict[str, Link],
+        by_server: ServerLinks,
         page: Page,
         summary: PullSummary,
     ) -> None:

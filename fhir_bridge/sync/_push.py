@@ -124,7 +124,7 @@ class Pusher:
             memory=self.remember_refusals,
             write=not dry_run,
         )
-        return Sender(self.server, limits, self.clock)
+        return Sender(self.server, limits, self.clock, provenance=self.ctx.namespace)
 
     def enqueue_unsynced(self) -> int:
         """Queue what this connection was never sent (one process at a time does it)."""
@@ -146,16 +146,15 @@ class Pusher:
             return summary
         self.enqueue_unsynced()
         # due as of now, after queueing: what was just queued is due too
-        due = by_patient(self.store.outbox.due(self.connection, self.clock(), patient_id))
+        keys, total = self._due(patient_id)
         run_id = self.store.runs.start(self.connection, "push", self.clock(), self.holder)
         started = time.monotonic()
         dead = self.leases.dead(roles=("push",))
-        total = sum(len(entries) for entries in due.values())
         try:
             async with self.leases.renewing():
                 # entries read before the claim may be stale: they are read again under it
                 await self._run(
-                    list(due),
+                    keys,
                     claim=lambda key: self.leases.claim("push", key, dead=dead),
                     sender=sender,
                     summary=summary,
@@ -168,6 +167,20 @@ class Pusher:
             raise
         self._finish(run_id, summary, sender.mode, started)
         return summary
+
+    def _due(self, patient_id: str | None) -> tuple[list[str], int]:
+        """The patients with entries due now and how many entries they have: ids and counts
+        only, paged by the store (``outbox.due_patients``); each patient's entries are read
+        under its claim."""
+        now = self.clock()
+        if patient_id is not None:
+            entries = self.store.outbox.due(self.connection, now, patient_id)
+            return list(by_patient(entries)), len(entries)
+        keys, total = [], 0
+        for key, count in self.store.outbox.due_patients(self.connection, now):
+            keys.append(key)
+            total += count
+        return keys, total
 
     async def push_claimed(self, claims: Sequence[Claim]) -> PushSummary:
         """Push the patients of leases this worker already took (``store.leases.claim_push``),
@@ -346,7 +359,7 @@ class Pusher:
                 "connection": self.connection,
                 "mode": mode,
                 "duration_ms": int((time.monotonic() - started) * 1000),
-                **summary.counts(),
+                "counts": summary.counts(),
             },
         )
 

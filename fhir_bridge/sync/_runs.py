@@ -10,7 +10,6 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 
@@ -19,6 +18,7 @@ from fhir_bridge.config import Settings
 from fhir_bridge.errors import AccessDenied, AuthError
 from fhir_bridge.store import Store
 
+from ._bulk import BulkPuller
 from ._connection import Connection, routing_of
 from ._pull import Puller
 from ._push import Pusher
@@ -66,10 +66,10 @@ async def pull_connection(
     settings: Settings,
     *,
     patient_id: str | None = None,
-    resources: list[dict[str, Any]] | None = None,
+    types: tuple[str, ...] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> PullSummary:
-    """Pull the connection's changes (or apply ``resources`` a notification carried)."""
+    """Pull the connection's changes (of ``types`` only, when given: a notification's)."""
     started = time.perf_counter()
     async with target.client(transport) as client, _naming(target.name):
         puller = Puller(
@@ -78,14 +78,39 @@ async def pull_connection(
             target.name,
             settings.mapping_context(datetime.now(UTC)),
             policy=target.config.conflict_policy,
+            patient_mode=target.config.effective_patient_mode,
         )
-        summary = await (
-            puller.pull(patient_id=patient_id) if resources is None else puller.apply(resources)
-        )
+        summary = await puller.pull(patient_id=patient_id, types=types)
     metrics.record_run(
         target.name, "pull", summary.counts(), time.perf_counter() - started, ok=not summary.failed
     )
     return summary
+
+
+async def bulk_pull_connection(
+    store: Store,
+    target: Connection,
+    settings: Settings,
+    *,
+    longest_pause: float = 30.0,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> tuple[PullSummary, int]:
+    """A bulk initial load of the connection (``$export``), then an ordinary pull; the
+    summary and how many resources the export delivered."""
+    started = time.perf_counter()
+    async with target.client(transport) as client, _naming(target.name):
+        puller = BulkPuller(
+            store,
+            client,
+            target.name,
+            settings.mapping_context(datetime.now(UTC)),
+            policy=target.config.conflict_policy,
+        )
+        summary, exported = await puller.pull_bulk(longest_pause=longest_pause)
+    metrics.record_run(
+        target.name, "pull", summary.counts(), time.perf_counter() - started, ok=not summary.failed
+    )
+    return summary, exported
 
 
 @contextlib.asynccontextmanager

@@ -10,7 +10,8 @@ What the server refuses as such (``_limits``): a transaction or batch refused as
 sent again one mode down (batch, then single requests) in the same run, and remembered; a
 type whose write is refused with 405 is not sent again (its entries wait, ``blocked``).
 Where a type has no conditional update, the writes of resources the server has not
-confirmed are preceded by one search by identifier per type (``_upsert``).
+confirmed are preceded by one search by identifier per type (``_upsert``). Each transaction
+carries a Provenance of its writes where the server takes them (``_provenance``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from ._outcome import (
     tracking_moved,
 )
 from ._plan import LEVELS, Write, bundle_of, bundles, keep_server_additions, point_references
+from ._provenance import refuses_provenance, with_provenance
 from ._upsert import resolve
 
 Json = dict[str, Any]
@@ -61,10 +63,19 @@ class Server(Protocol):
 class Sender:
     """Sends groups of writes to one server in one mode."""
 
-    def __init__(self, server: Server, caps: Limits, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        server: Server,
+        caps: Limits,
+        clock: Callable[[], datetime],
+        provenance: str | None = None,
+    ) -> None:
+        """``provenance``: the namespace naming us in the Provenance each transaction carries
+        (``_provenance``); None: no Provenance."""
         self.server = server
         self.caps = caps
         self.clock = clock
+        self.provenance = provenance
 
     @property
     def mode(self) -> Mode:
@@ -167,9 +178,15 @@ class Sender:
         self, group: list[Write], kind: Literal["transaction", "batch"], known: dict[str, str]
     ) -> list[Outcome]:
         send = self.server.transaction if kind == "transaction" else self.server.batch
+        bundle = bundle_of(group, kind, known)
+        signed = kind == "transaction" and with_provenance(
+            bundle, group, self.provenance, self.caps, self.clock()
+        )
         try:
-            response = await send(bundle_of(group, kind, known))
+            response = await send(bundle)
         except BridgeError as exc:
+            if signed and refuses_provenance(exc, self.caps):  # sent again, unsigned
+                return await self._send_bundle(group, kind, known)
             if refuses_mode(exc):
                 return await self._fall_back(group, kind, exc, known)
             if kind == "transaction" and len(group) > 1 and exc.permanent:

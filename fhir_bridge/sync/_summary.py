@@ -44,6 +44,7 @@ class PullSummary:
     skipped: int = 0
     failed: int = 0
     busy: int = 0  # resource types another worker was pulling: left to it
+    transitions: int = 0  # transitional-care plans started by a discharge (``_discharges``)
     problems: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:

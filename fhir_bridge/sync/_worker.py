@@ -38,6 +38,7 @@ from ._gate import FleetGate
 from ._leases import LeaseKeeper, process_id
 from ._pull import Puller
 from ._push import Pusher
+from ._trail import record_run
 
 log = logging.getLogger("fhir_bridge.worker")
 
@@ -152,6 +153,7 @@ class Worker:
                 name,
                 ctx,
                 policy=target.config.conflict_policy,
+                patient_mode=target.config.effective_patient_mode,
                 holder=self.id,
                 keeper=keeper,
                 lease_seconds=self.lease_seconds,
@@ -198,6 +200,7 @@ class Worker:
             pushed = await pusher.push_claimed(claims)
             ok = not (pushed.failed or pushed.dead_lettered)
             metrics.record_run(name, "push", pushed.counts(), time.perf_counter() - started, ok=ok)
+            await asyncio.to_thread(record_run, store, self.id, "push", name, pushed.counts())
         pulling = self.pull_every > 0  # 0: this worker only pushes
         if pulling and not self.stop.is_set() and self.clock() >= self._next_pull.get(name, 0.0):
             started = time.perf_counter()
@@ -205,5 +208,6 @@ class Worker:
             metrics.record_run(
                 name, "pull", pulled.counts(), time.perf_counter() - started, ok=not pulled.failed
             )
+            await asyncio.to_thread(record_run, store, self.id, "pull", name, pulled.counts())
             self._next_pull[name] = self.clock() + self.pull_every
         return bool(claims)

@@ -76,7 +76,7 @@ def test_put_push_edit_pull_feed_and_handoff(
         == []
     )
 
-    ready = call("GET", "/readyz").json()["connections"]["hapi"]
+    ready = call("GET", "/readyz", key=read).json()["connections"]["hapi"]
     assert ready["direction"] == "pull"
     assert ready["outcome"] == "ok"
     status = call("GET", "/v1/sync/status", key=read).json()["connections"]["hapi"]

@@ -202,7 +202,7 @@ def test_the_dashboard_in_a_real_browser(served: Served) -> None:
 
             page.fill("#key", "fbk_this-is-not-a-key")
             page.click("button[type=submit]")
-            assert "That API key is unknown or revoked." in page.inner_text("[role=alert]")
+            assert "That API key is unknown, revoked or expired." in page.inner_text("[role=alert]")
             assert page.locator("#key").is_visible()
             page.screenshot(path=shots / "dashboard-login-refused.png")
 

@@ -243,3 +243,31 @@ def test_killed_push_runs_leave_exactly_one_copy(
         copies = _by_identifier(_ours(fhir, resource_type, ns), ns)
         assert len(copies) == count, resource_type
         assert set(copies.values()) == {1}, f"duplicate {resource_type}"
+
+
+def test_each_transaction_is_signed_with_a_provenance_of_its_writes(
+    store: Store, fhir_base_url: str, fhir: httpx.Client
+) -> None:
+    """HAPI takes the Provenance inside the transaction and resolves its targets to ids."""
+    ns = _namespace()
+    ctx = MappingContext(namespace=ns, now=NOW)
+    records = read_records(fixture_files()[0])
+    store.put_records(records, ["hapi"], NOW)
+    summary = _push(store, fhir_base_url, ctx)
+    assert summary.failed == summary.dead_lettered == 0
+    assert store.refusals.of("hapi") == []
+    (goal, *_) = _ours(fhir, "Goal", ns)
+    signed = fhir.get(
+        f"/Provenance?target=Goal/{goal['id']}", headers={"Cache-Control": "no-cache"}
+    ).json()
+    (provenance,) = [e["resource"] for e in signed.get("entry", [])]
+    assert all(
+        t["reference"].split("/")[0] in (*TYPES, "Practitioner", "Organization", "PractitionerRole")
+        for t in provenance["target"]
+    )
+    assert not any(t["reference"].startswith("urn:") for t in provenance["target"])
+    assert [a["type"]["coding"][0]["code"] for a in provenance["agent"]] == [
+        "author",
+        "transmitter",
+    ]
+    assert provenance["agent"][1]["onBehalfOf"]["identifier"]["value"] == ns

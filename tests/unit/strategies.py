@@ -313,8 +313,44 @@ def packages(draw: st.DrawFn) -> m.PatientPackage:
         created_at=draw(_opt(TIMESTAMPS)),
         notes=draw(st.lists(NOTES, max_size=2)),
     )
+    encounters = [
+        m.Encounter(
+            id=f"{pid}-enc{i}",
+            updated_at=stamp,
+            patient=pid,
+            status=draw(st.sampled_from(list(m.EncounterStatus))),
+            encounter_class=draw(st.sampled_from(list(m.EncounterClass))),
+            types=draw(st.lists(CONCEPTS, min_size=1, max_size=2)),
+            period=draw(_opt(PERIODS)),
+            length_minutes=draw(_opt(st.integers(0, 240).map(float))),
+            participants=[
+                m.EncounterParticipant(party=p, roles=draw(st.lists(CONCEPTS, max_size=1)))
+                for p in draw(st.lists(party, max_size=1))
+            ],
+            reasons=_refs(draw, problem_ids),
+            reason_codes=draw(st.lists(CONCEPTS, max_size=1)),
+            goals=_refs(draw, goal_ids),
+            referrals=_refs(draw, referral_ids),
+            hospitalization=draw(
+                _opt(
+                    st.builds(
+                        m.Hospitalization,
+                        admit_source=_opt(CONCEPTS),
+                        discharge_disposition=CONCEPTS,
+                    )
+                )
+            ),
+            service_provider=draw(
+                _opt(st.sampled_from([p for p in parties if p.kind is m.PartyKind.organization]))
+                if any(p.kind is m.PartyKind.organization for p in parties)
+                else st.none()
+            ),
+        )
+        for i in range(draw(st.integers(0, 2)))
+    ]
     return m.PatientPackage(
         patient=patient,
+        encounters=encounters,
         care_plans=[plan],
         goals=goals,
         referrals=referrals,

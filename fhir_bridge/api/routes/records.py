@@ -25,6 +25,7 @@ COLLECTIONS = {
     "problems": "problem",
     "medications": "medication",
     "care-teams": "careteam",
+    "encounters": "encounter",
 }
 _RECORD = TypeAdapter(m.AnyRecord)
 router = APIRouter(prefix="/v1", tags=["records"])

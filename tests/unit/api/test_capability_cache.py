@@ -81,7 +81,7 @@ def test_what_the_view_derives_per_type() -> None:
     assert types["Goal"].changes == "search"  # no _lastUpdated, no history declared
     assert types["Patient"].writes == "conditional update"
     assert types["Patient"].if_match
-    assert types["Patient"].changes is None  # not pulled
+    assert types["Patient"].changes == "read"  # pulled: the EHR's demographics
     assert types["CarePlan"].writes == "read-only"  # not declared at all
     assert types["CarePlan"].changes == "read"
 

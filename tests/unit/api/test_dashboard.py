@@ -5,6 +5,7 @@ page must show it as unreachable rather than fail."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 
 from fhir_bridge import model as m
 from fhir_bridge.api import create_app
+from fhir_bridge.api._dashboard_sessions import SignInLimit
 from fhir_bridge.config import ConnectionConfig, Settings
 from fhir_bridge.documents import read_records
 from fhir_bridge.handoff import check, package_of
@@ -40,6 +42,12 @@ class Browser:
     def __init__(self, app: FastAPI) -> None:
         self.app = app
         self.cookies = httpx.Cookies()
+        self.csrf = ""  # the session's form token, as the page's forms carry it
+
+    def read_csrf(self) -> None:
+        found = re.search(r'name="csrf" value="([^"]+)"', self.get("/dashboard").text)
+        assert found is not None
+        self.csrf = found.group(1)
 
     def request(
         self, method: str, url: str, *, follow_redirects: bool = True, **kwargs: Any
@@ -61,6 +69,9 @@ class Browser:
         return self.request("GET", url, **kwargs)
 
     def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        """A form post as the page's own forms send it (with the session's CSRF token)."""
+        if url != "/dashboard/login" and "data" not in kwargs and "content" not in kwargs:
+            kwargs["data"] = {"csrf": self.csrf}
         return self.request("POST", url, **kwargs)
 
 
@@ -76,6 +87,7 @@ class Bridge:
             "/dashboard/login", data={"key": self.keys[scope]}, follow_redirects=False
         )
         assert answer.status_code == 303, answer.text
+        self.client.read_csrf()
 
 
 @pytest.fixture
@@ -148,7 +160,7 @@ def test_without_a_session_every_page_sends_you_to_sign_in(bridge: Bridge) -> No
 def test_a_wrong_or_empty_key_gets_the_login_page_with_a_message(bridge: Bridge) -> None:
     wrong = bridge.client.post("/dashboard/login", data={"key": "fbk_not-a-key"})
     assert wrong.status_code == 401
-    assert "That API key is unknown or revoked." in wrong.text
+    assert "That API key is unknown, revoked or expired." in wrong.text
     assert 'name="key"' in wrong.text
     assert "set-cookie" not in wrong.headers
     empty = bridge.client.post("/dashboard/login", data={})
@@ -350,3 +362,71 @@ def test_each_connection_says_whose_records_it_takes(tmp_path: Path) -> None:
     registry = html.split('id="connection-registry"', 1)[1].split("</article>", 1)[0]
     assert '<span class="enrolled">2</span> patients enrolled' in hospital
     assert "every patient&#39;s records" in registry or "every patient's records" in registry
+
+
+def test_a_form_post_without_the_session_token_changes_nothing(bridge: Bridge) -> None:
+    bridge.sign_in("write")
+    for data in ({}, {"csrf": "forged"}):
+        refused = bridge.client.post(
+            f"/dashboard/dead-letters/{bridge.dead_id}/retry", data=data, follow_redirects=False
+        )
+        assert refused.status_code == 403
+        assert "not sent from this dashboard" in refused.text
+        assert bridge.client.post("/dashboard/dead-letters/retry-all", data=data).status_code == 403
+        assert bridge.client.post("/dashboard/logout", data=data).status_code == 403
+    assert [d.id for d in bridge.store.outbox.dead_letters()] == [bridge.dead_id]
+    assert bridge.client.get("/dashboard", follow_redirects=False).status_code == 200  # still in
+
+
+def test_another_session_token_is_no_good_either(bridge: Bridge) -> None:
+    bridge.sign_in("write")
+    mine = bridge.client.csrf
+    bridge.sign_in("admin")  # a new session, a new token
+    assert bridge.client.csrf != mine
+    old = bridge.client.post("/dashboard/dead-letters/retry-all", data={"csrf": mine})
+    assert old.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "headers", [{"Origin": "https://evil.example"}, {"Referer": "https://evil.example/x"}]
+)
+def test_a_form_sent_from_another_site_is_refused(bridge: Bridge, headers: dict[str, str]) -> None:
+    bridge.sign_in("write")
+    refused = bridge.client.post(
+        "/dashboard/dead-letters/retry-all", data={"csrf": bridge.client.csrf}, headers=headers
+    )
+    assert refused.status_code == 403
+    assert bridge.store.outbox.dead_letters() != []
+    login = bridge.client.post(
+        "/dashboard/login", data={"key": bridge.keys["read"]}, headers=headers
+    )
+    assert login.status_code == 403
+    same = {"Origin": "http://bridge.test", "Referer": "http://bridge.test/dashboard"}
+    pressed = bridge.client.post(
+        "/dashboard/dead-letters/retry-all", data={"csrf": bridge.client.csrf}, headers=same
+    )
+    assert pressed.status_code == 200
+    assert bridge.store.outbox.dead_letters() == []
+
+
+def test_five_failed_sign_ins_a_minute_then_429_with_retry_after(bridge: Bridge) -> None:
+    for _ in range(5):
+        assert bridge.client.post("/dashboard/login", data={"key": "fbk_guess"}).status_code == 401
+    limited = bridge.client.post("/dashboard/login", data={"key": bridge.keys["read"]})
+    assert limited.status_code == 429
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert "Too many failed sign-ins" in limited.text
+    assert "set-cookie" not in limited.headers  # even the right key waits
+
+
+def test_the_sign_in_limit_forgets_after_the_window() -> None:
+    now = [0.0]
+    limit = SignInLimit(failures=2, window=60.0, clock=lambda: now[0])
+    limit.failed("10.0.0.1")
+    limit.failed("10.0.0.1")
+    assert limit.wait("10.0.0.1") == 60
+    assert limit.wait("10.0.0.2") is None  # per address
+    now[0] = 30.0
+    assert limit.wait("10.0.0.1") == 30
+    now[0] = 60.5
+    assert limit.wait("10.0.0.1") is None

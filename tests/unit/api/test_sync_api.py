@@ -303,6 +303,27 @@ def _documented(spec: dict[str, Any], method: str, path: str, answer: Any) -> No
     assert errors == [], (method, path, errors)
 
 
+def test_due_items_list_the_open_activities_of_transitional_care_plans(api: Any) -> None:
+    call, keys = api
+    store = call.store()
+    try:
+        store.put_records(read_records(FIXTURES / "transitional-care-copd.json"), [], NOW)
+        store.put_records(read_records(FIXTURES / "cc-diabetes-heart-failure.json"), [], NOW)
+    finally:
+        store.close()
+    answer = call("GET", "/v1/due", key=keys["read"], params={"today": "2025-03-05"}).json()
+    assert answer["today"] == "2025-03-05"
+    assert [(i["plan_id"], i["kind"], i["due"], i["overdue"]) for i in answer["items"]] == [
+        ("cp-okafor-tcm", "CommunicationRequest", "2025-03-04", True),
+        ("cp-okafor-tcm", "Appointment", "2025-03-06", False),
+    ]  # the chronic care plan has no time-boxed activities; an unscheduled one is not due
+    assert answer["overdue"] == 1
+    other = call("GET", "/v1/due", key=keys["read"], params={"patient_id": "pat-rivera"})
+    assert other.json()["items"] == []
+    assert call("GET", "/v1/due", params={"today": "2025-03-05"}).status_code == 401
+    assert call("GET", "/v1/due", key=keys["read"], params={"today": "soon"}).status_code == 422
+
+
 def test_every_json_answer_is_described_by_the_openapi_document(api: Any) -> None:
     """Each route's answer matches the response model /openapi.json publishes for it."""
     call, keys = api
@@ -346,6 +367,7 @@ def test_every_json_answer_is_described_by_the_openapi_document(api: Any) -> Non
             {"json": {"take": "local"}},
         ),
         ("GET", "/v1/changes", "/v1/changes", {}),
+        ("GET", "/v1/due", "/v1/due", {}),
         ("POST", "/v1/handoffs", "/v1/handoffs", {"json": {"patient_id": "pat-garcia"}}),
         (
             "POST",
@@ -355,6 +377,7 @@ def test_every_json_answer_is_described_by_the_openapi_document(api: Any) -> Non
         ),
         ("GET", "/v1/handoffs", "/v1/handoffs", {}),
         ("GET", "/v1/handoffs/1", "/v1/handoffs/{handoff_id}", {}),
+        ("GET", "/v1/audit", "/v1/audit", {"params": {"actor": "apikey"}}),
     ]
     for method, url, path, kwargs in calls:
         answer = call(method, url, key=key, **kwargs)

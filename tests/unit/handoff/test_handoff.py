@@ -211,3 +211,15 @@ def test_transitional_care_timing_is_checked() -> None:
         if activity.planned and activity.planned.scheduled_period:
             activity.planned.scheduled_period = m.Period(start="2025-03-31")
     assert {"contact-late", "visit-late"} <= {f.code for f in check(package)}
+
+
+def test_encounters_have_their_section_in_the_document_and_the_page() -> None:
+    package = _package(FIXTURES / "month-heart-failure-discharge.json")
+    document = _document(package)
+    composition = document["entry"][0]["resource"]
+    (section,) = [s for s in composition["section"] if s["code"]["coding"][0]["code"] == "46240-8"]
+    assert len(section["entry"]) == len(package.encounters)
+    page = render_html(package, "transfer", check(package))
+    assert "Hospital admission" in page
+    assert ">45<" in page  # the home visit's minutes
+    assert "Skips the evening dose when dizzy" in page

@@ -43,3 +43,48 @@ def test_distrust_forgets_what_was_sent_and_queues_the_record_again(
     assert store.links.find("a", "Goal", ["sys|g1"])["sys|g1"].sent_hash is None
     assert [e.record_id for e in store.outbox.due("a", NOW)] == ["g1"]
     store.links.distrust("a", "Goal", "sys|unknown", NOW)  # nothing linked: nothing happens
+
+
+def _linked(resource_type: str, identifier: str, resource_id: str, record_id: str) -> Link:
+    kind = resource_type.lower()
+    return Link(
+        "a", resource_type, identifier, kind, record_id, resource_id, "1", None, "h", {}, {}
+    )
+
+
+def test_links_stream_page_by_page_and_are_found_by_server_id(store: Store) -> None:
+    """Streaming pages smaller than the connection still gives every link once; server ids
+    are looked up per type, unknown and malformed keys are absent."""
+    links = [_linked("Goal", f"sys|g{i}", str(100 + i), f"g{i}") for i in range(5)]
+    links += [_linked("Patient", "sys|p1", "p-1", "p1"), _linked("Patient", "sys|p2", "p-2", "p2")]
+    store.links.save(links, NOW)
+    store.links.save(
+        [Link("b", "Goal", "sys|g0", "goal", "g0", "100", "1", None, None, None, None)], NOW
+    )
+    streamed = list(store.links.stream("a", page_size=2))
+    assert sorted((x.resource_type, x.identifier) for x in streamed) == sorted(
+        (x.resource_type, x.identifier) for x in links
+    )
+    found = store.links.by_server_ids(
+        "a", ["Goal/101", "Goal/104", "Patient/p-2", "Goal/999", "Goal", "x/y/z"]
+    )
+    assert {k: v.record_id for k, v in found.items()} == {
+        "Goal/101": "g1",
+        "Goal/104": "g4",
+        "Patient/p-2": "p2",
+    }
+    assert store.links.by_server_ids("a", []) == {}
+
+
+def test_patients_of_a_connection_are_server_ids_to_record_ids(store: Store) -> None:
+    store.links.save(
+        [
+            _linked("Patient", "sys|p1", "p-1", "p1"),
+            _linked("Patient", "sys|p2", "p-2", "p2"),
+            _linked("Goal", "sys|g1", "7", "g1"),
+        ],
+        NOW,
+    )
+    assert store.links.patients("a") == {"Patient/p-1": "p1", "Patient/p-2": "p2"}
+    assert store.links.patients("a", "p2") == {"Patient/p-2": "p2"}
+    assert store.links.patients("b") == {}

@@ -90,3 +90,37 @@ def test_counts_as_dicts_name_only_what_is_there() -> None:
     assert QueueDepth().as_dict() == {}
     schedule = QueueSchedule(due=1, scheduled=3, done=1).as_dict()
     assert list(schedule.items()) == [("done", 1), ("due", 1), ("scheduled", 3)]
+
+
+def test_enqueue_unsynced_pages_through_the_records_and_requeues_moved_versions(
+    store: Store,
+) -> None:
+    """Pages smaller than the store: every record is queued once, a new version again."""
+    goals = [goal(goal_id=f"g{i:02}", patient=f"p{i % 3}") for i in range(7)]
+    store.put_records(goals, [], NOW)
+    assert store.outbox.enqueue_unsynced("late", NOW, page_size=2) == 7
+    assert store.outbox.enqueue_unsynced("late", NOW, page_size=2) == 0
+    store.put_records([goal(text="walk twice", goal_id="g03", patient="p0")], [], NOW)
+    assert store.outbox.enqueue_unsynced("late", NOW, page_size=2) == 1
+    assert sorted(e.record_id for e in store.outbox.due("late", NOW)) == [
+        f"g{i:02}" for i in range(7)
+    ]
+
+
+def test_due_patients_streams_each_patient_once_with_its_count(store: Store) -> None:
+    """Patients with due entries, by key, however small the page; not what is scheduled later."""
+    store.put_records([goal(goal_id=f"g{i}", patient=f"p{i % 3}") for i in range(7)], ["a"], NOW)
+    assert list(store.outbox.due_patients("a", NOW, page_size=2)) == [
+        ("p0", 3),
+        ("p1", 2),
+        ("p2", 2),
+    ]
+    store.outbox.mark_failed(
+        store.outbox.due("a", NOW, "p1")[0], "boom", NOW + timedelta(hours=1), NOW
+    )
+    assert list(store.outbox.due_patients("a", NOW, page_size=1)) == [
+        ("p0", 3),
+        ("p1", 1),
+        ("p2", 2),
+    ]
+    assert list(store.outbox.due_patients("b", NOW)) == []

@@ -71,3 +71,9 @@ def test_reads_by_patient_and_by_page(memory_store: MemoryStore) -> None:
     page = store.records.page("goal", None, limit=2, offset=1)
     assert [(r.id, v) for r, v in page] == [("g2", 1), ("g3", 1)]
     assert [r.id for r, _ in store.records.page("goal", "p1", 10, 0)] == ["g1", "g3"]
+
+
+def test_patient_ids_stream_in_id_order_page_by_page(store: Store) -> None:
+    store.put_records([patient(f"p{i}") for i in (3, 1, 4, 0, 2)], [], NOW)
+    store.put_records([goal()], [], NOW)  # not a patient
+    assert list(store.records.iter_patient_ids(page_size=2)) == ["p0", "p1", "p2", "p3", "p4"]

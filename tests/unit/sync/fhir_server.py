@@ -5,10 +5,11 @@ CapabilityStatement (shaped by the options: transaction, batch, conditional upda
 ``_lastUpdated``, type history, read-only types), transactions (all or nothing, ``urn:uuid``
 references resolved) and batches, conditional and version-aware updates (If-Match: 412 on a
 stale version), conditional creates, reads, searches (identifier, patient, ``_lastUpdated``,
-paged with ``next`` links; Patient demographics: ``family`` and ``given`` by prefix,
-``birthdate``, ``gender``) and type history with deletions. ``refuse`` makes it turn down
-chosen writes; ``fail`` answers whole requests with an error status. With ``patient_match``
-it declares ``Patient/$match`` and answers it with the candidates that function grades.
+paged with ``next`` links; Subscription ``url`` and ``criteria``; Patient demographics:
+``family`` and ``given`` by prefix, ``birthdate``, ``gender``) and type history with
+deletions. ``refuse`` makes it turn down chosen writes; ``fail`` answers whole requests with
+an error status. With ``patient_match`` it declares ``Patient/$match`` and answers it with the
+candidates that function grades.
 It refuses as the EHR-like sandbox profiles do: ``read_only`` types (declared so, writes
 answered 405 with an OperationOutcome), ``refuses_writes`` (declared writable, yet answered
 405: a refusal only learnt at run time), ``refused_modes`` (a declared transaction or batch
@@ -45,10 +46,14 @@ SYNCED = (
     "Condition",
     "Goal",
     "MedicationStatement",
+    "MedicationRequest",
     "CareTeam",
+    "Encounter",
     "ServiceRequest",
     "Task",
     "CarePlan",
+    "Subscription",
+    "Encounter",
 )
 # a write turned down: (status, diagnostics), or None to let it through
 Refusal = Callable[[str, Json], tuple[int, str] | None]
@@ -76,6 +81,15 @@ class HistoryEntry:
 
 
 @dataclass
+class ExportJob:
+    """A Patient-level export asked of the server: for which patients and types."""
+
+    patients: list[str]
+    types: list[str]
+    polls: int = 0
+
+
+@dataclass
 class FhirServer:
     """The server's state and options; ``transport`` is what a FhirClient is built on."""
 
@@ -93,6 +107,9 @@ class FhirServer:
     refuses_conditional_update: bool = False  # declared, yet answered 400 "not supported"
     refuse: Refusal | None = None
     patient_match: PatientMatch | None = None
+    provenance: bool = False  # declares Provenance (writable unless in read_only/refuses_writes)
+    bulk_export: bool = False  # Patient/$export, finished at the second poll
+    exports: dict[str, ExportJob] = field(default_factory=dict)
     start: datetime = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
     resources: dict[tuple[str, str], Json] = field(default_factory=dict)
     deleted: set[tuple[str, str]] = field(default_factory=set)
@@ -107,6 +124,14 @@ class FhirServer:
             ("GET", r"/metadata", self._metadata),
             ("POST", r"/?", self._bundle),
             ("POST", r"/Patient/\$match", self._match),
+            ("POST", r"/Patient/\$export", self._export),
+            ("GET", r"/\$export-poll-status", self._export_status),
+            ("DELETE", r"/\$export-poll-status", self._export_delete),
+            (
+                "GET",
+                r"/export-files/(?P<job>[0-9]+)/(?P<rtype>[A-Za-z]+)\.ndjson",
+                self._export_file,
+            ),
             ("GET", rf"/{_TYPE}/_history", self._type_history),
             ("GET", rf"/{_TYPE}/{_ID}", self._read),
             ("GET", rf"/{_TYPE}", self._search),
@@ -214,6 +239,12 @@ class FhirServer:
                 for r in found
                 if any((i.get("system"), i.get("value")) in wanted for i in r.get("identifier", []))
             ]
+        if "url" in params:  # Subscription.channel.endpoint
+            found = [r for r in found if (r.get("channel") or {}).get("endpoint") == params["url"]]
+        if "criteria" in params:
+            found = [r for r in found if r.get("criteria") == params["criteria"]]
+        if "_id" in params:
+            found = [r for r in found if r["id"] in params["_id"].split(",")]
         if "patient" in params:
             subject = "for" if resource_type == "Task" else "subject"
             found = [
@@ -414,11 +445,14 @@ class FhirServer:
                 "conditionalUpdate": self.conditional_update,
                 "conditionalCreate": self.conditional_create,
                 "searchParam": [{"name": p, "type": "token"} for p in params],
-                **(
-                    {"operation": [{"name": "match", "definition": "OperationDefinition/x"}]}
-                    if resource_type == "Patient" and self.patient_match is not None
-                    else {}
-                ),
+                "operation": [
+                    {"name": name, "definition": f"OperationDefinition/{name}"}
+                    for name, on in (
+                        ("match", self.patient_match is not None),
+                        ("export", self.bulk_export),
+                    )
+                    if on and resource_type == "Patient"
+                ],
             }
 
         system = [c for c, on in (("transaction", self.transaction), ("batch", self.batch)) if on]
@@ -431,7 +465,10 @@ class FhirServer:
                     {
                         "mode": "server",
                         "interaction": [{"code": c} for c in system],
-                        "resource": [resource(t) for t in SYNCED],
+                        "resource": [
+                            resource(t)
+                            for t in SYNCED + (("Provenance",) if self.provenance else ())
+                        ],
                     }
                 ],
             }
@@ -496,6 +533,47 @@ class FhirServer:
             if h.resource_type == rtype and (since is None or _instant(h.at) >= since)
         ]
         return self._page(f"{BASE}/{rtype}/_history", params, entries, "history")
+
+    def _export(self, request: httpx.Request) -> httpx.Response:
+        if not self.bulk_export:
+            return _outcome(404, "unknown operation")
+        body = json.loads(request.content)
+        asked = {p["name"]: p for p in body.get("parameter", [])}
+        if "_type" not in asked or "Task" in asked["_type"]["valueString"]:
+            return _outcome(400, "Task has no patient search parameter")
+        job = str(len(self.exports) + 1)
+        self.exports[job] = ExportJob(
+            [p["valueReference"]["reference"] for p in body["parameter"] if p["name"] == "patient"],
+            asked["_type"]["valueString"].split(","),
+        )
+        location = f"{BASE}/$export-poll-status?_jobId={job}"
+        return httpx.Response(202, headers={"Content-Location": location})
+
+    def _export_status(self, request: httpx.Request) -> httpx.Response:
+        job = self.exports.get(request.url.params["_jobId"])
+        if job is None:
+            return _outcome(404, "no such job")
+        job.polls += 1
+        if job.polls < 2:
+            return httpx.Response(202, headers={"Retry-After": "0"})
+        key = request.url.params["_jobId"]
+        output = [{"type": t, "url": f"{BASE}/export-files/{key}/{t}.ndjson"} for t in job.types]
+        body = {"transactionTime": self._now(), "requiresAccessToken": True, "output": output}
+        return httpx.Response(200, json=body)
+
+    def _export_delete(self, request: httpx.Request) -> httpx.Response:
+        self.exports.pop(request.url.params["_jobId"], None)
+        return httpx.Response(202)
+
+    def _export_file(self, request: httpx.Request, job: str, rtype: str) -> httpx.Response:
+        patients = set(self.exports[job].patients)
+        subject = "for" if rtype == "Task" else "subject"
+        lines = [
+            json.dumps(r)
+            for (t, _), r in self.resources.items()
+            if t == rtype and (r.get(subject) or {}).get("reference") in patients
+        ]
+        return httpx.Response(200, content="\n".join(lines).encode())
 
     def _page(self, url: str, params: dict[str, str], entries: list[Json], kind: str) -> Any:
         count = int(params.get("_count", "20"))

@@ -68,7 +68,9 @@ async def test_what_the_bridge_wrote_is_not_read_back_as_a_change(
 ) -> None:
     summary = await pull(store, server, ctx, clock)
     assert (summary.new, summary.updated, summary.conflicts, summary.failed) == (0, 0, 0, 0)
-    assert summary.unchanged == 6  # the care plan, 3 goals, the referral and its Task
+    # the patient, 2 problems, 3 medications, the care team, the care plan, 3 goals, the
+    # referral and its Task
+    assert summary.unchanged == 13
     assert store.watermarks.get(CONNECTION, "Goal") is not None
     assert store.conflicts.find() == []
 
@@ -254,14 +256,21 @@ async def test_a_lease_lost_mid_pull_applies_nothing_of_that_type(
     assert store.watermarks.get(CONNECTION, "Task") is not None  # the other types went on
 
 
-async def test_a_notification_applies_its_resource_and_leaves_the_watermark(
+async def test_a_pull_of_one_type_reads_only_that_type_from_the_server(
     store: Store, server: FhirServer, ctx: MappingContext, clock: Clock, pushed: str
 ) -> None:
+    """What a notification causes: the named type pulled since its watermark, nothing else."""
     await pull(store, server, ctx, clock)
-    watermark = store.watermarks.get(CONNECTION, "Goal")
-    edited = server.edit("Goal", pushed, set_code("achievementStatus", "achieved"))
+    care_plans = store.watermarks.get(CONNECTION, "CarePlan")
+    server.edit("Goal", pushed, set_code("achievementStatus", "achieved"))
+    searched = len(server.sent("GET"))
     async with server.client() as client:
-        summary = await Puller(store, client, CONNECTION, ctx, clock=clock).apply([edited])
+        summary = await Puller(store, client, CONNECTION, ctx, clock=clock).pull(types=("Goal",))
     assert summary.updated == 1
     assert local_goal(store).achievement_status == m.GoalAchievement.achieved
-    assert store.watermarks.get(CONNECTION, "Goal") == watermark
+    paths = {r.url.path for r in server.sent("GET")[searched:]}
+    assert {p for p in paths if not p.endswith("/metadata")} == {
+        "/fhir/Goal",
+        "/fhir/Goal/_history",
+    }
+    assert store.watermarks.get(CONNECTION, "CarePlan") == care_plans

@@ -148,3 +148,22 @@ async def test_a_lease_lost_inside_a_shared_bundle_drops_that_patient_and_record
     assert (again.created, again.updated, again.lease_lost) == (0, 13, 0)
     assert len(server.of_type("Patient")) == 3
     assert store.outbox.due(CONNECTION, clock()) == []
+
+
+async def test_a_packed_bundle_carries_one_provenance_of_every_patient_in_it(
+    store: Store, ctx: MappingContext, clock: Clock, tmp_path: Path
+) -> None:
+    server = FhirServer(provenance=True)
+    store.put_records(patients(4, tmp_path), [CONNECTION], NOW)
+    summary = await push(store, server, ctx, clock, bundle_size=50)
+    assert (summary.failed, summary.dead_lettered) == (0, 0)
+    sent = bundles_sent(server)
+    # the directory, three patients packed, the fourth: each transaction one Provenance more
+    assert [len(b["entry"]) for b in sent] == [3 + 1, 3 * 13 + 1, 13 + 1]
+    for bundle in sent:
+        signed = [e for e in bundle["entry"] if e["resource"]["resourceType"] == "Provenance"]
+        assert len(signed) == 1
+        writes = [e for e in bundle["entry"] if e is not signed[0]]
+        targets = [t["reference"] for t in signed[0]["resource"]["target"]]
+        assert targets == [e["fullUrl"] for e in writes]  # every write of the pack, new ones
+    assert len(server.of_type("Provenance")) == 3

@@ -85,6 +85,11 @@ async def test_the_worker_pushes_what_is_queued_pulls_and_stops_when_asked(
     assert db.leases.current() == []  # every lease given back
     (me,) = db.workers.known()
     assert me.stopped_at is not None
+    # the push is in the audit trail, by this worker, with its counts; idle cycles are not
+    pushes = db.audit.query(actor=f"worker:{worker.id}")
+    assert [(e.action, e.connection) for e in pushes][:1] == [("push", CONNECTION)]
+    assert sum(e.detail.get("created", 0) for e in pushes if e.action == "push") >= 4
+    assert all(e.action == "push" or e.detail for e in pushes)
 
 
 async def test_a_record_put_while_the_worker_runs_is_pushed_on_a_later_tick(
