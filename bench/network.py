@@ -68,3 +68,5 @@ def link(base_url: str, latency_ms: float) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proxy.kill()
             proxy.wait()
+        if proxy.stderr is not None:
+            proxy.stderr.close()

@@ -45,10 +45,11 @@ def searches(database_url: str) -> list[Search]:
         out = []
         for resource_type in PULLED_TYPES:
             watermark = store.watermarks.get(CONNECTION, resource_type)
-            if watermark is None:
-                raise RuntimeError(f"no watermark for {resource_type}: pull once first")
+            if watermark is None:  # nothing of that type seen yet: the whole type, as pull does
+                out.append(Search(resource_type, {"_count": str(PAGE), "_sort": "_lastUpdated"}))
+                continue
             since = (datetime.fromisoformat(watermark.replace("Z", "+00:00")) - OVERLAP).isoformat()
-            if resource_type != "Task":
+            if resource_type not in ("Task", "Patient"):  # pull reads no deletions of those
                 out.append(
                     Search(f"{resource_type}/_history", {"_since": since, "_count": str(PAGE)})
                 )

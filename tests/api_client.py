@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from fhir_bridge.api import create_app
 from fhir_bridge.api.routes.records import COLLECTIONS
-from fhir_bridge.config import Settings
+from fhir_bridge.config import ConnectionConfig, Settings
 from fhir_bridge.store import Store
 
 # the API's collection of each record kind: goal -> goals
@@ -56,3 +56,17 @@ def api_keys(database_url: str) -> dict[str, str]:
         return {s: store.api_keys.create(s, [s], now) for s in ("read", "write", "admin")}
     finally:
         store.close()
+
+
+def one_ehr_api(database_url: str) -> tuple[Api, dict[str, str]]:
+    """The API over a store at ``database_url`` with one open EHR connection (``ehr``, every
+    patient, patients created), and a key per scope."""
+    settings = Settings(
+        database_url=database_url,
+        connections={
+            "ehr": ConnectionConfig(
+                base_url="http://ehr.test/fhir", enrol="all", patient_mode="create"
+            )
+        },
+    )
+    return Api(settings), api_keys(database_url)

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from fhir_bridge.config import ConnectionConfig, Settings
-from tests.api_client import Api, api_keys
+from tests.api_client import Api, one_ehr_api
 
 GOAL = {
     "updated_at": "2025-03-01T10:00:00Z",
@@ -22,16 +21,7 @@ GOAL = {
 
 @pytest.fixture
 def api(tmp_path: Path) -> tuple[Api, dict[str, str]]:
-    url = f"sqlite:///{tmp_path / 'api.db'}"
-    settings = Settings(
-        database_url=url,
-        connections={
-            "ehr": ConnectionConfig(
-                base_url="http://ehr.test/fhir", enrol="all", patient_mode="create"
-            )
-        },
-    )
-    return Api(settings), api_keys(url)
+    return one_ehr_api(f"sqlite:///{tmp_path / 'api.db'}")
 
 
 def test_a_write_is_recorded_with_its_author_and_no_body(api: Any) -> None:

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from fhir_bridge.config import ConnectionConfig, Settings
 from fhir_bridge.store import Store
-from tests.api_client import Api, api_keys
+from tests.api_client import Api, one_ehr_api
 from tests.helpers import FIXTURES
 
 GOAL = {
@@ -23,16 +22,7 @@ GOAL = {
 
 @pytest.fixture
 def api(tmp_path: Path) -> tuple[Api, dict[str, str]]:
-    url = f"sqlite:///{tmp_path / 'api.db'}"
-    settings = Settings(
-        database_url=url,
-        connections={
-            "ehr": ConnectionConfig(
-                base_url="http://ehr.test/fhir", enrol="all", patient_mode="create"
-            )
-        },
-    )
-    return Api(settings), api_keys(url)
+    return one_ehr_api(f"sqlite:///{tmp_path / 'api.db'}")
 
 
 def test_health_needs_no_key_everything_else_does(api: Any) -> None:
