@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 import httpx
 from fastapi import FastAPI
@@ -90,7 +91,7 @@ def create_app(
     app.add_middleware(
         InputGuard,
         max_body=lambda: int(app.state.settings.max_body_bytes),
-        known_key=lambda key: app.state.store.api_keys.scopes(key) is not None,
+        grant_of=lambda key: app.state.store.api_keys.check(key, datetime.now(UTC)),
     )
     app.add_middleware(RequestIds)  # outermost: every log line of a request carries its id
 

@@ -10,7 +10,7 @@ import httpx
 from fastapi import Depends, Header, HTTPException, Path, Request, status
 
 from fhir_bridge.config import Settings
-from fhir_bridge.store import Store
+from fhir_bridge.store import Grant, Store
 
 
 def settings_of(request: Request) -> Settings:
@@ -47,7 +47,9 @@ def require(scope: str) -> Callable[..., None]:
                 "an API key is required (Authorization: Bearer <key>)",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        grant = store.api_keys.check(authorization[7:].strip(), datetime.now(UTC))
+        grant: Grant | None = getattr(request.state, "grant", None)  # found by the input guard
+        if grant is None:
+            grant = store.api_keys.check(authorization[7:].strip(), datetime.now(UTC))
         if grant is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown, revoked or expired API key")
         request.state.actor = f"apikey:{grant.name}"  # who, for the audit trail

@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fhir_bridge.documents import parse_json
 from fhir_bridge.errors import InputError, MappingError, StoreUnavailable
+from fhir_bridge.store import Grant
 
 log = logging.getLogger("fhir_bridge.api")
 
@@ -93,18 +94,20 @@ def raised_at(exc: BaseException) -> str:
 
 
 class InputGuard:
-    """See the module docstring. ``known_key`` says whether an API key exists (any scope)."""
+    """See the module docstring. ``grant_of`` gives an API key's grant (any scope; None for an
+    unknown, revoked or expired key); the grant found is left in the request's state
+    (``request.state.grant``) for the route's scope check, so the key is looked up once."""
 
     def __init__(
         self,
         app: ASGIApp,
         *,
         max_body: Callable[[], int],
-        known_key: Callable[[str], bool],
+        grant_of: Callable[[str], Grant | None],
     ) -> None:
         self.app = app
         self.max_body = max_body
-        self.known_key = known_key
+        self.grant_of = grant_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -123,7 +126,7 @@ class InputGuard:
                 return
         if scope["method"] in BODY_METHODS and scope["path"].startswith(KEYED_PREFIX):
             try:
-                authenticated = await self._authenticated(headers.get("authorization"))
+                grant = await self._grant(headers.get("authorization"))
             except StoreUnavailable as exc:
                 await _answer(
                     send,
@@ -132,7 +135,7 @@ class InputGuard:
                     {"Retry-After": str(RETRY_AFTER_SECONDS)},
                 )
                 return
-            if not authenticated:
+            if grant is None:
                 await _answer(
                     send,
                     401,
@@ -140,13 +143,14 @@ class InputGuard:
                     {"WWW-Authenticate": "Bearer"},
                 )
                 return
+            scope.setdefault("state", {})["grant"] = grant
         await self._guarded(scope, receive, send, limit, _is_json(headers))
 
-    async def _authenticated(self, authorization: str | None) -> bool:
+    async def _grant(self, authorization: str | None) -> Grant | None:
         if not authorization or not authorization.lower().startswith("bearer "):
-            return False
+            return None
         key = authorization[7:].strip()
-        return bool(key) and await run_in_threadpool(self.known_key, key)
+        return await run_in_threadpool(self.grant_of, key) if key else None
 
     async def _guarded(
         self, scope: Scope, receive: Receive, send: Send, limit: int, is_json: bool

@@ -23,6 +23,7 @@ from fhir_bridge.api import create_app
 from fhir_bridge.config import WEBHOOK_SECRET_HEADER, ConnectionConfig, Settings
 from fhir_bridge.errors import StoreUnavailable
 from fhir_bridge.store import Store
+from fhir_bridge.store._api_keys import ApiKeys
 from tests.api_client import Api, api_keys
 
 PATIENT = {
@@ -118,6 +119,17 @@ def test_without_a_known_key_the_body_is_never_read(api: Any, key: str | None) -
 def test_a_known_key_without_the_scope_is_still_403(api: Any) -> None:
     call, keys = api
     assert call("PUT", "/v1/goals/g1", key=keys["read"], json=GOAL).status_code == 403
+
+
+def test_a_write_looks_its_key_up_once(api: Any) -> None:
+    """The guard's lookup is the one the route's scope check uses (no second query)."""
+    call, keys = api
+    with patch.object(ApiKeys, "check", autospec=True, side_effect=ApiKeys.check) as check:
+        answer = call("PUT", "/v1/patients/pat-1", key=keys["write"], json=PATIENT)
+        assert answer.status_code == 201, answer.text
+        assert check.call_count == 1
+        assert call("GET", "/v1/patients/pat-1", key=keys["read"]).status_code == 200
+        assert check.call_count == 2  # a read has no body: the route looks the key up
 
 
 def _put_raw(call: Api, key: str, body: bytes, content_type: str) -> httpx.Response:
