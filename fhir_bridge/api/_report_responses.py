@@ -1,10 +1,12 @@
-"""Response models of the reports (``/v1/reports/...``), beside ``_responses``."""
+"""Response models of the reports (``/v1/reports/...``) and of what is due (``/v1/due``),
+beside ``_responses``."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
 from fhir_bridge import store as s
+from fhir_bridge.sync import DueItem as DueTask
 
 
 class PatientMinutes(BaseModel):
@@ -64,3 +66,35 @@ class MinutesReport(BaseModel):
                 for c in report.care_managers
             ],
         )
+
+
+class DueItem(BaseModel):
+    """An open, time-boxed activity of an active transitional-care plan."""
+
+    patient_id: str
+    plan_id: str
+    activity: int = Field(description="Its index in the plan's activities")
+    what: str
+    kind: str | None
+    status: str
+    due: str = Field(description="The last day it is on time (inclusive)")
+    overdue: bool
+
+    @classmethod
+    def of(cls, d: DueTask) -> DueItem:
+        return cls(
+            patient_id=d.patient_id,
+            plan_id=d.plan_id,
+            activity=d.activity,
+            what=d.what,
+            kind=d.kind,
+            status=d.status,
+            due=d.due.isoformat(),
+            overdue=d.overdue,
+        )
+
+
+class DuePage(BaseModel):
+    today: str
+    overdue: int
+    items: list[DueItem]

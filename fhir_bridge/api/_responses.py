@@ -21,7 +21,6 @@ from pydantic_core import CoreSchema
 
 from fhir_bridge import model as m
 from fhir_bridge import store as s
-from fhir_bridge.sync import DueItem as DueTask
 
 _RECORD_SCHEMA = TypeAdapter(m.AnyRecord).core_schema
 
@@ -385,38 +384,6 @@ class Resolved(BaseModel):
     record: StoredVersion
 
 
-class DueItem(BaseModel):
-    """An open, time-boxed activity of an active transitional-care plan."""
-
-    patient_id: str
-    plan_id: str
-    activity: int = Field(description="Its index in the plan's activities")
-    what: str
-    kind: str | None
-    status: str
-    due: str = Field(description="The last day it is on time (inclusive)")
-    overdue: bool
-
-    @classmethod
-    def of(cls, d: DueTask) -> DueItem:
-        return cls(
-            patient_id=d.patient_id,
-            plan_id=d.plan_id,
-            activity=d.activity,
-            what=d.what,
-            kind=d.kind,
-            status=d.status,
-            due=d.due.isoformat(),
-            overdue=d.overdue,
-        )
-
-
-class DuePage(BaseModel):
-    today: str
-    overdue: int
-    items: list[DueItem]
-
-
 class Change(BaseModel):
     """An internal record changed by a pull."""
 
@@ -446,70 +413,6 @@ class Change(BaseModel):
 class ChangePage(BaseModel):
     items: list[Change]
     next_cursor: int = Field(description="Ask again with since=next_cursor")
-
-
-class Finding(BaseModel):
-    """One gap the completeness check found."""
-
-    code: str
-    severity: Literal["error", "warning"]
-    record: str | None = Field(description="kind/id of the record it is about")
-    message: str
-
-
-class HandoffMade(BaseModel):
-    id: int
-    package_id: str
-    findings: list[Finding]
-    delivery: str | None = Field(description="What happened to the delivery; null: not sent")
-    document: FhirBundle
-
-
-class HandoffRefusal(BaseModel):
-    detail: str
-    findings: list[Finding]
-
-
-class HandoffSummary(BaseModel):
-    id: int
-    package_id: str
-    patient_id: str
-    type: Literal["transfer", "referral", "summary"]
-    author: str | None
-    destination: str | None
-    findings: list[Finding]
-    delivery: str | None
-    created_at: str
-
-    @classmethod
-    def of(cls, h: s.HandoffSummary) -> HandoffSummary:
-        return cls.model_validate(_summary(h))
-
-
-class Handoffs(BaseModel):
-    items: list[HandoffSummary]
-
-
-class HandoffOut(HandoffSummary):
-    document: FhirBundle
-
-    @classmethod
-    def of_stored(cls, h: s.Handoff) -> HandoffOut:
-        return cls.model_validate({**_summary(h), "document": h.document})
-
-
-def _summary(h: s.HandoffSummary) -> dict[str, Any]:
-    return {
-        "id": h.id,
-        "package_id": h.package_id,
-        "patient_id": h.patient_id,
-        "type": h.handoff_type,
-        "author": h.author,
-        "destination": h.destination,
-        "findings": h.findings,
-        "delivery": h.delivery,
-        "created_at": h.created_at.isoformat(),
-    }
 
 
 class OperationOutcome(BaseModel):

@@ -11,7 +11,7 @@ from fhir_bridge import model as m
 from fhir_bridge.sync import due_items
 
 from .._deps import Read, StoreDep
-from .._responses import DueItem, DuePage
+from .._report_responses import DueItem, DuePage
 
 router = APIRouter(prefix="/v1/due", tags=["records", "due"])
 _PAGE = 500

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from fhir_bridge.handoff import finding_json, prepare_handoff, record_handoff, send_handoff
 
 from .._deps import Read, RowId, SettingsDep, StoreDep, TransportDep, Write
-from .._responses import HandoffMade, HandoffOut, HandoffRefusal, Handoffs, HandoffSummary
+from .._handoff_responses import HandoffMade, HandoffOut, HandoffRefusal, Handoffs, HandoffSummary
 
 router = APIRouter(prefix="/v1/handoffs", tags=["handoffs"])
 
