@@ -19,7 +19,7 @@ from ._datatypes import (
     telecom_out,
 )
 from ._narrative import concept_text, joined, narrative
-from ._refs import Resolver, parties_in, party_out
+from ._refs import Resolver, participation_out, participations_in, parties_in, party_out
 
 
 def _member_label(x: m.CareTeamMember) -> str | None:
@@ -39,16 +39,7 @@ def careteam_out(ctx: MappingContext, t: m.CareTeam) -> Json:
             "name": t.name,
             "subject": subject_out(ctx, t),
             "period": period_out(t.period),
-            "participant": [
-                clean(
-                    {
-                        "role": [concept_out(r) for r in x.roles],
-                        "member": party_out(ctx, x.party),
-                        "period": period_out(x.period),
-                    }
-                )
-                for x in t.members
-            ],
+            "participant": [participation_out(ctx, x, "member", "role") for x in t.members],
             "managingOrganization": [party_out(ctx, o) for o in t.managing_organizations],
             "telecom": telecom_out(t.phone, None),
             "note": notes_out(t),
@@ -61,22 +52,9 @@ def careteam_in(
 ) -> Json:
     data = patient_record_in(ctx, resolver, record_id, r, reader)
     status = r.get("status")
-    members = []
-    for i, p in enumerate(reader.objs(r, "participant")):
-        member = p.get("member")
-        party = resolver.party_in(member) if isinstance(member, dict) else None
-        if party is None:
-            reader.add(f"participant[{i}].member", "required: who takes part")
-            continue
-        members.append(
-            clean(
-                {
-                    "party": party,
-                    "roles": [c for c in (concept_in(x) for x in p.get("role") or []) if c],
-                    "period": period_in(p.get("period")),
-                }
-            )
-        )
+    members = participations_in(
+        resolver, r, reader, who="member", roles="role", why="required: who takes part"
+    )
     return clean(
         data
         | {

@@ -15,7 +15,7 @@ from ._common import US_CORE, head, patient_record_in, subject_out
 from ._context import MappingContext
 from ._datatypes import Json, Reader, clean, concept_in, concept_out, period_in, period_out
 from ._narrative import concept_text, joined, narrative
-from ._refs import Resolver, party_out, ref_out, refs_in
+from ._refs import Resolver, participation_out, participations_in, party_out, ref_out, refs_in
 
 PERTAINS_TO_GOAL = "http://hl7.org/fhir/StructureDefinition/resource-pertainsToGoal"
 UCUM = "http://unitsofmeasure.org"
@@ -30,16 +30,6 @@ def _length_out(minutes: float | None) -> Json | None:
     if minutes is None:
         return None
     return {"value": _number(minutes), "unit": "min", "system": UCUM, "code": "min"}
-
-
-def _participant_out(ctx: MappingContext, x: m.EncounterParticipant) -> Json:
-    return clean(
-        {
-            "type": [concept_out(r) for r in x.roles],
-            "period": period_out(x.period),
-            "individual": party_out(ctx, x.party),
-        }
-    )
 
 
 def encounter_out(ctx: MappingContext, e: m.Encounter) -> Json:
@@ -73,7 +63,9 @@ def encounter_out(ctx: MappingContext, e: m.Encounter) -> Json:
             "type": [concept_out(t) for t in e.types],
             "subject": subject_out(ctx, e),
             "basedOn": [ref_out(ctx, r, "referral") for r in e.referrals],
-            "participant": [_participant_out(ctx, x) for x in e.participants],
+            "participant": [
+                participation_out(ctx, x, "individual", "type") for x in e.participants
+            ],
             "period": period_out(e.period),
             "length": _length_out(e.length_minutes),
             "reasonCode": [concept_out(c) for c in e.reason_codes],
@@ -102,26 +94,6 @@ def _length_in(data: Json | None, reader: Reader) -> float | None:
         reader.add("length.code", f"unknown unit {unit!r}; expected one of min, s, h, d")
         return None
     return float(value) * _MINUTES_PER[unit]
-
-
-def _participants_in(resolver: Resolver, r: Json, reader: Reader) -> list[Json]:
-    out = []
-    for i, p in enumerate(reader.objs(r, "participant")):
-        individual = p.get("individual")
-        party = resolver.party_in(individual) if isinstance(individual, dict) else None
-        if party is None:
-            reader.add(f"participant[{i}].individual", "required: who took part")
-            continue
-        out.append(
-            clean(
-                {
-                    "party": party,
-                    "roles": [c for c in (concept_in(x) for x in p.get("type") or []) if c],
-                    "period": period_in(p.get("period")),
-                }
-            )
-        )
-    return out
 
 
 def _extension_refs(resolver: Resolver, r: Json, reader: Reader, url: str, kind: str) -> list[Json]:
@@ -161,7 +133,9 @@ def encounter_in(
             "types": [c for c in (concept_in(x) for x in reader.objs(r, "type")) if c],
             "period": period_in(reader.obj(r, "period")),
             "length_minutes": _length_in(reader.obj(r, "length"), reader),
-            "participants": _participants_in(resolver, r, reader),
+            "participants": participations_in(
+                resolver, r, reader, who="individual", roles="type", why="required: who took part"
+            ),
             "reasons": refs_in(resolver, reader.objs(r, "reasonReference"), "problem"),
             "reason_codes": [c for c in (concept_in(x) for x in reader.objs(r, "reasonCode")) if c],
             "goals": _extension_refs(resolver, r, reader, PERTAINS_TO_GOAL, "goal"),

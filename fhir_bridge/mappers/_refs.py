@@ -10,7 +10,20 @@ from typing import Any
 from fhir_bridge import model as m
 
 from ._context import MappingContext
-from ._datatypes import Json, clean, identifier_in, identifier_out, name_in, telecom_in, telecom_out
+from ._datatypes import (
+    Json,
+    Reader,
+    clean,
+    concept_in,
+    concept_out,
+    identifier_in,
+    identifier_out,
+    name_in,
+    period_in,
+    period_out,
+    telecom_in,
+    telecom_out,
+)
 from ._extras import apply_residual, residual_of
 from ._narrative import narrative
 
@@ -251,6 +264,35 @@ def refs_in(resolver: Resolver, items: list[Json], kind: str) -> list[Json]:
 
 def parties_in(resolver: Resolver, items: list[Json]) -> list[Json]:
     return [p for p in (resolver.party_in(x) for x in items) if p]
+
+
+def participation_out(ctx: MappingContext, x: m.Participation, who: str, roles: str) -> Json:
+    """A participation as FHIR, under the resource's own element names (CareTeam: ``member``
+    and ``role``; Encounter: ``individual`` and ``type``)."""
+    return clean(
+        {
+            roles: [concept_out(r) for r in x.roles],
+            who: party_out(ctx, x.party),
+            "period": period_out(x.period),
+        }
+    )
+
+
+def participations_in(
+    resolver: Resolver, r: Json, reader: Reader, *, who: str, roles: str, why: str
+) -> list[Json]:
+    """The ``participant`` list as participations; one without a readable party is reported
+    at ``participant[i].<who>`` with ``why``."""
+    out = []
+    for i, p in enumerate(reader.objs(r, "participant")):
+        party_data = p.get(who)
+        party = resolver.party_in(party_data) if isinstance(party_data, dict) else None
+        if party is None:
+            reader.add(f"participant[{i}].{who}", why)
+            continue
+        found = [c for c in (concept_in(x) for x in p.get(roles) or []) if c]
+        out.append(clean({"party": party, "roles": found, "period": period_in(p.get("period"))}))
+    return out
 
 
 def _directory_party(

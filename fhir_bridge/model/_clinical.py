@@ -17,7 +17,7 @@ from ._statuses import (
     SdohCategory,
     VerificationStatus,
 )
-from ._types import Concept, FhirDateTime, Model, Party, Period, Ref
+from ._types import Concept, FhirDateTime, Model, Participation, Party, Period, Ref
 
 
 class Problem(PatientRecord):
@@ -98,10 +98,8 @@ class Medication(PatientRecord):
         return self
 
 
-class CareTeamMember(Model):
-    party: Party
-    roles: list[Concept] = Field(default_factory=list)
-    period: Period | None = None
+class CareTeamMember(Participation):
+    """A member of a care team (FHIR ``CareTeam.participant``: ``member``, ``role``)."""
 
 
 class CareTeam(PatientRecord):

@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from ._record import PatientRecord
 from ._statuses import EncounterClass, EncounterStatus
-from ._types import Concept, Element, Model, Party, Period, Ref
+from ._types import Concept, Element, Participation, Party, Period, Ref
 
 MINUTE_THRESHOLDS = (20, 40, 60)
 """Monthly minutes that chronic care management billing counts in (CPT 99490 at 20, 99439 for
@@ -27,14 +27,10 @@ CONTACT_CLASSES = frozenset(
 PRIMARY_PERFORMER = "PPRF"
 
 
-class EncounterParticipant(Model):
-    """Who took part: the care manager who made a check-in, the attending physician."""
-
-    party: Party
-    roles: list[Concept] = Field(
-        default_factory=list, description="v3 ParticipationType, e.g. PPRF (primary performer)"
-    )
-    period: Period | None = None
+class EncounterParticipant(Participation):
+    """Who took part: the care manager who made a check-in, the attending physician (FHIR
+    ``Encounter.participant``: ``individual``, ``type``; roles are v3 ParticipationType, e.g.
+    PPRF, the primary performer)."""
 
 
 class Hospitalization(Element):

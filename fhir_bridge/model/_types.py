@@ -231,6 +231,15 @@ class Period(Element):
     end: FhirDateTime | None = None
 
 
+class Participation(Model):
+    """A party taking part in something, in some roles, for a while: a care team's member, an
+    encounter's participant."""
+
+    party: Party
+    roles: list[Concept] = Field(default_factory=list)
+    period: Period | None = None
+
+
 class Quantity(Model):
     value: float
     unit: str | None = None
