@@ -14,20 +14,11 @@ from fhir_bridge.documents import read_records
 from fhir_bridge.fhir import FhirClient
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
-from fhir_bridge.sync import EXPORTED_TYPES, BulkPuller, PullSummary, Pusher
+from fhir_bridge.sync import EXPORTED_TYPES, BulkPuller, PullSummary
 from tests.helpers import fixture_files
+from tests.integration.sync_calls import find_on_server, push_cleanly
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-NO_CACHE = {"Cache-Control": "no-cache"}
-
-
-def _push(store: Store, url: str, ctx: MappingContext) -> None:
-    async def run() -> None:
-        async with FhirClient(url) as client:
-            summary = await Pusher(store, client, "hapi", ctx).push()
-            assert summary.failed == summary.dead_lettered == 0
-
-    asyncio.run(run())
 
 
 def _bulk(store: Store, url: str, ctx: MappingContext) -> tuple[PullSummary, int]:
@@ -48,15 +39,10 @@ def test_a_fresh_store_with_only_patients_gets_their_records_by_export(
     records = [r for p in fixture_files() for r in read_records(p)]
     source = Store(f"sqlite:///{tmp_path / 'source.db'}")
     source.put_records(records, ["hapi"], NOW)
-    _push(source, fhir_base_url, ctx)
+    push_cleanly(source, fhir_base_url, ctx)
     source.close()
 
-    bundle = fhir.get(
-        "/Goal",
-        params={"identifier": f"{ctx.system('goal')}|goal-rivera-a1c"},
-        headers=NO_CACHE,
-    ).json()
-    goal = bundle["entry"][0]["resource"]
+    goal = find_on_server(fhir, "Goal", ctx, "goal", "goal-rivera-a1c")
     goal["achievementStatus"] = {
         "coding": [
             {"system": "http://terminology.hl7.org/CodeSystem/goal-achievement", "code": "achieved"}
@@ -77,7 +63,7 @@ def test_a_fresh_store_with_only_patients_gets_their_records_by_export(
     store = Store(database_url)
     try:
         store.put_records([r for r in records if isinstance(r, m.Patient)], ["hapi"], NOW)
-        _push(store, fhir_base_url, ctx)
+        push_cleanly(store, fhir_base_url, ctx)
         summary, exported = _bulk(store, fhir_base_url, ctx)
         assert summary.failed == 0, summary.problems
         pushed = [r for r in records if r.kind in ("careplan", "goal", "referral")]

@@ -24,41 +24,12 @@ from fhir_bridge.errors import LeaseLost
 from fhir_bridge.fhir import FhirClient
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
-from fhir_bridge.sync import Puller, PullSummary, Pusher
+from fhir_bridge.sync import Puller, PullSummary
 from fhir_bridge.sync._merge import Policy
 from tests.helpers import fixture_files
+from tests.integration.sync_calls import find_on_server, pull, push_cleanly
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-NO_CACHE = {"Cache-Control": "no-cache"}
-
-
-def _pull(store: Store, url: str, ctx: MappingContext, policy: Policy = "manual") -> PullSummary:
-    async def run() -> PullSummary:
-        async with FhirClient(url) as client:
-            return await Puller(store, client, "hapi", ctx, policy=policy).pull()
-
-    return asyncio.run(run())
-
-
-def _push(store: Store, url: str, ctx: MappingContext) -> None:
-    async def run() -> None:
-        async with FhirClient(url) as client:
-            summary = await Pusher(store, client, "hapi", ctx).push()
-            assert summary.failed == summary.dead_lettered == 0
-
-    asyncio.run(run())
-
-
-def _find(
-    fhir: httpx.Client, resource_type: str, ctx: MappingContext, kind: str, record_id: str
-) -> dict[str, Any]:
-    bundle = fhir.get(
-        f"/{resource_type}",
-        params={"identifier": f"{ctx.system(kind)}|{record_id}"},
-        headers=NO_CACHE,
-    ).json()
-    (entry,) = bundle["entry"]
-    return dict(entry["resource"])
 
 
 @pytest.fixture
@@ -67,7 +38,7 @@ def pushed(database_url: str, fhir_base_url: str) -> Iterator[tuple[Store, Mappi
     ctx = MappingContext(namespace=f"https://bridge.test/{uuid.uuid4().hex[:10]}", now=NOW)
     store = Store(database_url)
     store.put_records([r for p in fixture_files() for r in read_records(p)], ["hapi"], NOW)
-    _push(store, fhir_base_url, ctx)
+    push_cleanly(store, fhir_base_url, ctx)
     yield store, ctx
     store.close()
 
@@ -77,7 +48,7 @@ def test_clinician_edits_come_back_and_a_second_pull_changes_nothing(
 ) -> None:
     """Goal achieved, Task completed, a new Goal, a plan revoked: one pull brings them all."""
     store, ctx = pushed
-    goal = _find(fhir, "Goal", ctx, "goal", "goal-rivera-a1c")
+    goal = find_on_server(fhir, "Goal", ctx, "goal", "goal-rivera-a1c")
     goal["achievementStatus"] = {
         "coding": [
             {"system": "http://terminology.hl7.org/CodeSystem/goal-achievement", "code": "achieved"}
@@ -85,7 +56,7 @@ def test_clinician_edits_come_back_and_a_second_pull_changes_nothing(
     }
     assert fhir.put(f"/Goal/{goal['id']}", json=goal).status_code == 200
 
-    task = _find(fhir, "Task", ctx, "referral_task", "ref-nguyen-rides")
+    task = find_on_server(fhir, "Task", ctx, "referral_task", "ref-nguyen-rides")
     task["status"] = "completed"
     task["output"] = [
         {
@@ -95,11 +66,11 @@ def test_clinician_edits_come_back_and_a_second_pull_changes_nothing(
     ]
     assert fhir.put(f"/Task/{task['id']}", json=task).status_code == 200
 
-    plan = _find(fhir, "CarePlan", ctx, "careplan", "cp-okafor-tcm")
+    plan = find_on_server(fhir, "CarePlan", ctx, "careplan", "cp-okafor-tcm")
     plan["status"] = "revoked"
     assert fhir.put(f"/CarePlan/{plan['id']}", json=plan).status_code == 200
 
-    patient = _find(fhir, "Patient", ctx, "patient", "pat-rivera")
+    patient = find_on_server(fhir, "Patient", ctx, "patient", "pat-rivera")
     new_goal = {
         "resourceType": "Goal",
         "lifecycleStatus": "proposed",
@@ -109,7 +80,7 @@ def test_clinician_edits_come_back_and_a_second_pull_changes_nothing(
     created = fhir.post("/Goal", json=new_goal)
     assert created.status_code == 201
 
-    first = _pull(store, fhir_base_url, ctx)
+    first = pull(store, fhir_base_url, ctx)
     assert first.failed == 0, first.problems
     assert first.new == 1
     assert first.updated >= 3
@@ -135,16 +106,16 @@ def test_clinician_edits_come_back_and_a_second_pull_changes_nothing(
     assert new[0].patient.id == "pat-rivera"
     assert new[0].source == "ehr:hapi"
 
-    second = _pull(store, fhir_base_url, ctx)
+    second = pull(store, fhir_base_url, ctx)
     assert (second.new, second.updated, second.conflicts, second.deleted) == (0, 0, 0, 0)
 
     # the clinician deletes the goal they created: the record is marked deleted, not dropped
     assert fhir.delete(f"/Goal/{created.json()['id']}").status_code in (200, 204)
-    third = _pull(store, fhir_base_url, ctx)
+    third = pull(store, fhir_base_url, ctx)
     assert third.deleted == 1
     assert store.records.is_deleted("goal", new[0].id)
     assert store.records.get("goal", new[0].id) is None
-    assert _pull(store, fhir_base_url, ctx).deleted == 0
+    assert pull(store, fhir_base_url, ctx).deleted == 0
 
 
 def _both_sides(
@@ -158,7 +129,7 @@ def _both_sides(
     assert isinstance(goal, m.Goal)
     goal.priority = m.GoalPriority(local_priority)
     store.put_records([goal], [], NOW)
-    on_server = _find(fhir, "Goal", ctx, "goal", "goal-rivera-weight")
+    on_server = find_on_server(fhir, "Goal", ctx, "goal", "goal-rivera-weight")
     on_server.update(remote)
     assert fhir.put(f"/Goal/{on_server['id']}", json=on_server).status_code == 200
 
@@ -172,7 +143,7 @@ def test_changes_to_different_fields_merge(
     """Local priority change and EHR status change both survive; the local one goes back."""
     store, ctx = pushed
     _both_sides(pushed, fhir, "low", {"lifecycleStatus": "on-hold"})
-    summary = _pull(store, fhir_base_url, ctx)
+    summary = pull(store, fhir_base_url, ctx)
     assert summary.conflicts == 0
     goal = store.records.get("goal", "goal-rivera-weight")
     assert isinstance(goal, m.Goal)
@@ -201,7 +172,7 @@ def test_same_field_changed_on_both_sides(
         "low",
         {"priority": {"coding": [{"system": PRIORITY, "code": "medium-priority"}]}},
     )
-    summary = _pull(store, fhir_base_url, ctx, policy)
+    summary = pull(store, fhir_base_url, ctx, policy)
     goal = store.records.get("goal", "goal-rivera-weight")
     assert isinstance(goal, m.Goal)
     assert goal.priority is not None
@@ -270,7 +241,7 @@ def test_without_last_updated_it_rereads_and_compares(
 
     warm, _ = pull()  # sets watermarks; nothing changed yet
     assert (warm.new, warm.updated) == (0, 0)
-    goal = _find(fhir, "Goal", ctx, "goal", "goal-garcia-nofalls")
+    goal = find_on_server(fhir, "Goal", ctx, "goal", "goal-garcia-nofalls")
     goal["lifecycleStatus"] = "completed"
     assert fhir.put(f"/Goal/{goal['id']}", json=goal).status_code == 200
     summary, queries = pull()
@@ -286,7 +257,7 @@ def test_more_changes_than_one_page_all_arrive(
 ) -> None:
     """Pages of two resources: every changed goal still arrives, following next links."""
     store, ctx = pushed
-    _pull(store, fhir_base_url, ctx)  # watermark
+    pull(store, fhir_base_url, ctx)  # watermark
     ids = [
         "goal-rivera-a1c",
         "goal-rivera-weight",
@@ -295,7 +266,7 @@ def test_more_changes_than_one_page_all_arrive(
         "goal-bennett-bp",
     ]
     for goal_id in ids:
-        goal = _find(fhir, "Goal", ctx, "goal", goal_id)
+        goal = find_on_server(fhir, "Goal", ctx, "goal", goal_id)
         goal["statusDate"] = "2025-03-05"
         assert fhir.put(f"/Goal/{goal['id']}", json=goal).status_code == 200
 
@@ -320,7 +291,7 @@ def test_a_pull_killed_midway_then_rerun_ends_as_if_never_killed(
     crashed_db, clean_db = tmp_path / "crashed.db", tmp_path / "clean.db"
     store = Store(f"sqlite:///{crashed_db}")
     store.put_records([r for p in fixture_files() for r in read_records(p)], ["hapi"], NOW)
-    _push(store, fhir_base_url, ctx)
+    push_cleanly(store, fhir_base_url, ctx)
     store.close()
     shutil.copy(crashed_db, clean_db)
     for goal_id in (
@@ -333,7 +304,7 @@ def test_a_pull_killed_midway_then_rerun_ends_as_if_never_killed(
         "goal-rivera-sodium",
         "goal-bennett-nephro",
     ):
-        goal = _find(fhir, "Goal", ctx, "goal", goal_id)
+        goal = find_on_server(fhir, "Goal", ctx, "goal", goal_id)
         goal["lifecycleStatus"] = "on-hold"
         assert fhir.put(f"/Goal/{goal['id']}", json=goal).status_code == 200
     config = tmp_path / "fhir-bridge.toml"
@@ -408,12 +379,12 @@ def test_a_type_another_worker_is_pulling_is_left_to_it(
         "hapi", "pull", "Goal", holder="another-worker", now=datetime.now(UTC), seconds=300
     )
     assert other is not None
-    summary = _pull(store, fhir_base_url, ctx)
+    summary = pull(store, fhir_base_url, ctx)
     assert summary.busy == 1
     assert store.watermarks.get("hapi", "Goal") is None
     assert store.watermarks.get("hapi", "CarePlan") is not None
     store.leases.release(other)
-    assert _pull(store, fhir_base_url, ctx).busy == 0
+    assert pull(store, fhir_base_url, ctx).busy == 0
     assert store.watermarks.get("hapi", "Goal") is not None
 
 

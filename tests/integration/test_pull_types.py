@@ -7,7 +7,6 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import pytest
@@ -17,41 +16,12 @@ from fhir_bridge.documents import read_records
 from fhir_bridge.fhir import FhirClient
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
-from fhir_bridge.sync import Puller, PullSummary, Pusher
+from fhir_bridge.sync import Puller, PullSummary
 from tests.helpers import FIXTURES
+from tests.integration.sync_calls import find_on_server, pull, push_cleanly
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-NO_CACHE = {"Cache-Control": "no-cache"}
 PATIENT = "pat-rivera"
-
-
-def _pull(store: Store, url: str, ctx: MappingContext) -> PullSummary:
-    async def run() -> PullSummary:
-        async with FhirClient(url) as client:
-            return await Puller(store, client, "hapi", ctx).pull()
-
-    return asyncio.run(run())
-
-
-def _push(store: Store, url: str, ctx: MappingContext) -> None:
-    async def run() -> None:
-        async with FhirClient(url) as client:
-            summary = await Pusher(store, client, "hapi", ctx).push()
-            assert summary.failed == summary.dead_lettered == 0
-
-    asyncio.run(run())
-
-
-def _find(
-    fhir: httpx.Client, resource_type: str, ctx: MappingContext, kind: str, record_id: str
-) -> dict[str, Any]:
-    bundle = fhir.get(
-        f"/{resource_type}",
-        params={"identifier": f"{ctx.system(kind)}|{record_id}"},
-        headers=NO_CACHE,
-    ).json()
-    (entry,) = bundle["entry"]
-    return dict(entry["resource"])
 
 
 @pytest.fixture
@@ -60,8 +30,8 @@ def pushed(database_url: str, fhir_base_url: str) -> Iterator[tuple[Store, Mappi
     ctx = MappingContext(namespace=f"https://bridge.test/{uuid.uuid4().hex[:10]}", now=NOW)
     store = Store(database_url)
     store.put_records(read_records(FIXTURES / "cc-diabetes-heart-failure.json"), ["hapi"], NOW)
-    _push(store, fhir_base_url, ctx)
-    first = _pull(store, fhir_base_url, ctx)
+    push_cleanly(store, fhir_base_url, ctx)
+    first = pull(store, fhir_base_url, ctx)
     assert (first.new, first.updated, first.failed) == (0, 0, 0), first.problems
     yield store, ctx
     store.close()
@@ -71,20 +41,22 @@ def test_ehr_edits_to_problems_medications_teams_and_demographics_come_back_once
     pushed: tuple[Store, MappingContext], fhir_base_url: str, fhir: httpx.Client
 ) -> None:
     store, ctx = pushed
-    condition = _find(fhir, "Condition", ctx, "problem", "prob-rivera-hf")
+    condition = find_on_server(fhir, "Condition", ctx, "problem", "prob-rivera-hf")
     condition["clinicalStatus"]["coding"][0]["code"] = "resolved"
     condition["abatementDateTime"] = "2025-02-20"
     assert fhir.put(f"/Condition/{condition['id']}", json=condition).status_code == 200
 
-    statement = _find(fhir, "MedicationStatement", ctx, "medication", "med-rivera-furosemide")
+    statement = find_on_server(
+        fhir, "MedicationStatement", ctx, "medication", "med-rivera-furosemide"
+    )
     statement["status"] = "stopped"
     assert fhir.put(f"/MedicationStatement/{statement['id']}", json=statement).status_code == 200
 
-    team = _find(fhir, "CareTeam", ctx, "careteam", "team-rivera")
+    team = find_on_server(fhir, "CareTeam", ctx, "careteam", "team-rivera")
     team["name"] = "Heart failure clinic team"
     assert fhir.put(f"/CareTeam/{team['id']}", json=team).status_code == 200
 
-    patient = _find(fhir, "Patient", ctx, "patient", PATIENT)
+    patient = find_on_server(fhir, "Patient", ctx, "patient", PATIENT)
     patient["telecom"] = [{"system": "phone", "value": "555-0142", "use": "home"}]
     patient["communication"] = [
         {"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "fr"}]}}
@@ -110,7 +82,7 @@ def test_ehr_edits_to_problems_medications_teams_and_demographics_come_back_once
     created = fhir.post("/MedicationRequest", json=order)
     assert created.status_code == 201
 
-    summary = _pull(store, fhir_base_url, ctx)
+    summary = pull(store, fhir_base_url, ctx)
     assert (summary.failed, summary.conflicts) == (0, 0), summary.problems
     assert (summary.new, summary.updated) == (1, 4)
 
@@ -131,13 +103,13 @@ def test_ehr_edits_to_problems_medications_teams_and_demographics_come_back_once
     assert isinstance(new, m.Medication)
     assert (new.patient.id, new.source) == (PATIENT, "ehr:hapi")
 
-    again = _pull(store, fhir_base_url, ctx)
+    again = pull(store, fhir_base_url, ctx)
     assert (again.new, again.updated, again.conflicts, again.failed) == (0, 0, 0, 0)
 
     # the prescriber deletes the order they entered: the record is marked deleted; a Patient
     # deleted in the EHR is never read as a deletion (no Patient history is asked for)
     assert fhir.delete(f"/MedicationRequest/{created.json()['id']}").status_code in (200, 204)
-    third = _pull(store, fhir_base_url, ctx)
+    third = pull(store, fhir_base_url, ctx)
     assert third.deleted == 1
     assert store.records.is_deleted("medication", created.json()["id"])
     assert not store.records.is_deleted("patient", PATIENT)
@@ -147,7 +119,7 @@ def test_a_discharge_in_the_ehr_starts_exactly_one_transitional_care_plan(
     pushed: tuple[Store, MappingContext], fhir_base_url: str, fhir: httpx.Client
 ) -> None:
     store, ctx = pushed
-    patient = _find(fhir, "Patient", ctx, "patient", PATIENT)
+    patient = find_on_server(fhir, "Patient", ctx, "patient", PATIENT)
     stay = {
         "resourceType": "Encounter",
         "status": "in-progress",
@@ -158,7 +130,7 @@ def test_a_discharge_in_the_ehr_starts_exactly_one_transitional_care_plan(
     }
     created = fhir.post("/Encounter", json=stay)
     assert created.status_code == 201
-    admitted = _pull(store, fhir_base_url, ctx)
+    admitted = pull(store, fhir_base_url, ctx)
     assert admitted.transitions == 0  # still in hospital
 
     finished = {
@@ -177,14 +149,14 @@ def test_a_discharge_in_the_ehr_starts_exactly_one_transitional_care_plan(
         },
     }
     assert fhir.put(f"/Encounter/{finished['id']}", json=finished).status_code == 200
-    first = _pull(store, fhir_base_url, ctx)
+    first = pull(store, fhir_base_url, ctx)
     assert first.transitions == 1, first.problems
 
     # the hospital corrects the stay (a second version), and a notification repeats it
     finished["serviceType"] = {"text": "Pulmonology"}
     again = fhir.put(f"/Encounter/{finished['id']}", json=finished)
     assert again.status_code == 200
-    second = _pull(store, fhir_base_url, ctx)
+    second = pull(store, fhir_base_url, ctx)
 
     async def notify() -> PullSummary:  # what a notification causes: a pull of its type
         async with FhirClient(fhir_base_url) as client:
