@@ -5,7 +5,7 @@ from __future__ import annotations
 from fhir_bridge import model as m
 
 from . import _vocab as v
-from ._common import US_CORE, head, instant, notes_out, patient_record_in, subject_out
+from ._common import US_CORE, code_in, head, instant, notes_out, patient_record_in, subject_out
 from ._context import MappingContext
 from ._datatypes import (
     Json,
@@ -189,12 +189,8 @@ def careplan_in(
     return clean(
         data
         | {
-            "status": reader.guard(lambda: v.CAREPLAN_STATUS.from_fhir(status, reader.at("status")))
-            if status is not None
-            else None,
-            "intent": reader.guard(lambda: v.CAREPLAN_INTENT.from_fhir(intent, reader.at("intent")))
-            if intent is not None
-            else None,
+            "status": code_in(v.CAREPLAN_STATUS, status, reader, "status"),
+            "intent": code_in(v.CAREPLAN_INTENT, intent, reader, "intent"),
             "title": r.get("title"),
             "description": r.get("description"),
             "categories": [c for c in (concept_in(x) for x in reader.objs(r, "category")) if c],

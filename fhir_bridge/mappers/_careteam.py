@@ -5,7 +5,7 @@ from __future__ import annotations
 from fhir_bridge import model as m
 
 from . import _vocab as v
-from ._common import US_CORE, head, notes_out, patient_record_in, subject_out
+from ._common import US_CORE, code_in, head, notes_out, patient_record_in, subject_out
 from ._context import MappingContext
 from ._datatypes import (
     Json,
@@ -59,9 +59,7 @@ def careteam_in(
         data
         | {
             "name": r.get("name"),
-            "status": reader.guard(lambda: v.CARETEAM_STATUS.from_fhir(status, reader.at("status")))
-            if status is not None
-            else None,
+            "status": code_in(v.CARETEAM_STATUS, status, reader, "status"),
             "categories": [c for c in (concept_in(x) for x in reader.objs(r, "category")) if c],
             "members": members,
             "period": period_in(reader.obj(r, "period")),

@@ -79,12 +79,17 @@ def patient_record_in(
     return data
 
 
+def code_in(vocab: v.Vocabulary[v.E], code: object, reader: Reader, element: str) -> v.E | None:
+    """The vocabulary's member for a FHIR code read at ``element``; None when there is none, a
+    problem at ``element`` when the code is not in the vocabulary."""
+    if code is None:
+        return None
+    return reader.guard(lambda: vocab.from_fhir(code, reader.at(element)))
+
+
 def coded_in(
     vocab: v.Vocabulary[v.E], data: Json | None, reader: Reader, element: str
 ) -> v.E | None:
     """The vocabulary's member for a CodeableConcept: its coding in the vocabulary's system,
     else its first coding; None when it has no code, a problem at ``element`` when unknown."""
-    code = first_code(data, vocab.system) or first_code(data)
-    if code is None:
-        return None
-    return reader.guard(lambda: vocab.from_fhir(code, reader.at(element)))
+    return code_in(vocab, first_code(data, vocab.system) or first_code(data), reader, element)

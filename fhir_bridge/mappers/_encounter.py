@@ -11,7 +11,7 @@ from __future__ import annotations
 from fhir_bridge import model as m
 
 from . import _vocab as v
-from ._common import US_CORE, head, patient_record_in, subject_out
+from ._common import US_CORE, code_in, head, patient_record_in, subject_out
 from ._context import MappingContext
 from ._datatypes import Json, Reader, clean, concept_in, concept_out, period_in, period_out
 from ._narrative import concept_text, joined, narrative
@@ -120,16 +120,8 @@ def encounter_in(
     return clean(
         data
         | {
-            "status": reader.guard(
-                lambda: v.ENCOUNTER_STATUS.from_fhir(status, reader.at("status"))
-            )
-            if status is not None
-            else None,
-            "encounter_class": reader.guard(
-                lambda: v.ENCOUNTER_CLASS.from_fhir(klass["code"], reader.at("class.code"))
-            )
-            if klass.get("code") is not None
-            else None,
+            "status": code_in(v.ENCOUNTER_STATUS, status, reader, "status"),
+            "encounter_class": code_in(v.ENCOUNTER_CLASS, klass.get("code"), reader, "class.code"),
             "types": [c for c in (concept_in(x) for x in reader.objs(r, "type")) if c],
             "period": period_in(reader.obj(r, "period")),
             "length_minutes": _length_in(reader.obj(r, "length"), reader),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fhir_bridge import model as m
 
 from . import _vocab as v
-from ._common import US_CORE, coded_in, head, notes_out, patient_record_in, subject_out
+from ._common import US_CORE, code_in, coded_in, head, notes_out, patient_record_in, subject_out
 from ._context import MappingContext
 from ._datatypes import (
     Json,
@@ -110,11 +110,7 @@ def goal_in(
     return clean(
         data
         | {
-            "lifecycle_status": reader.guard(
-                lambda: v.GOAL_LIFECYCLE.from_fhir(lifecycle, reader.at("lifecycleStatus"))
-            )
-            if lifecycle is not None
-            else None,
+            "lifecycle_status": code_in(v.GOAL_LIFECYCLE, lifecycle, reader, "lifecycleStatus"),
             "achievement_status": coded_in(
                 v.GOAL_ACHIEVEMENT, reader.obj(r, "achievementStatus"), reader, "achievementStatus"
             ),

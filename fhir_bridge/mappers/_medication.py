@@ -5,7 +5,15 @@ from __future__ import annotations
 from fhir_bridge import model as m
 
 from . import _vocab as v
-from ._common import EXTENSION_BASE, US_CORE, head, notes_out, patient_record_in, subject_out
+from ._common import (
+    EXTENSION_BASE,
+    US_CORE,
+    code_in,
+    head,
+    notes_out,
+    patient_record_in,
+    subject_out,
+)
 from ._context import MappingContext
 from ._datatypes import Json, Reader, clean, concept_in, concept_out, period_in, period_out
 from ._narrative import concept_text, narrative
@@ -66,11 +74,7 @@ def medicationstatement_in(
     return clean(
         data
         | {
-            "status": reader.guard(
-                lambda: v.MEDICATION_STATUS.from_fhir(status, reader.at("status"))
-            )
-            if status is not None
-            else None,
+            "status": code_in(v.MEDICATION_STATUS, status, reader, "status"),
             "medication": medication,
             "dosage": dosages[0].get("text") if dosages else None,
             "effective": r.get("effectiveDateTime"),
@@ -162,22 +166,14 @@ def medicationrequest_in(
     return clean(
         data
         | {
-            "status": reader.guard(
-                lambda: v.MEDICATION_STATUS.from_fhir(status, reader.at("status"))
-            )
-            if status is not None
-            else None,
+            "status": code_in(v.MEDICATION_STATUS, status, reader, "status"),
             "medication": medication,
             "dosage": dosages[0].get("text") if dosages else None,
             "reasons": refs_in(resolver, reader.objs(r, "reasonReference"), "problem"),
             "information_source": resolver.party_in(source) if source else None,
             "request": clean(
                 {
-                    "intent": reader.guard(
-                        lambda: v.MEDICATION_INTENT.from_fhir(intent, reader.at("intent"))
-                    )
-                    if intent is not None
-                    else None,
+                    "intent": code_in(v.MEDICATION_INTENT, intent, reader, "intent"),
                     "authored_on": r.get("authoredOn"),
                     "requester": resolver.party_in(requester) if requester else None,
                     "reported": reported,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fhir_bridge import model as m
 
 from . import _vocab as v
-from ._common import US_CORE, base_in, head
+from ._common import US_CORE, base_in, code_in, head
 from ._context import MappingContext
 from ._datatypes import (
     Json,
@@ -108,9 +108,7 @@ def patient_in(
             "identifiers": foreign_identifiers(ctx, "patient", reader.objs(r, "identifier")),
             "names": [name_in(n) for n in reader.objs(r, "name")],
             "birth_date": r.get("birthDate"),
-            "sex": reader.guard(lambda: v.GENDER.from_fhir(gender, reader.at("gender")))
-            if gender is not None
-            else None,
+            "sex": code_in(v.GENDER, gender, reader, "gender"),
             "phone": telecom_in(telecom, "phone"),
             "email": telecom_in(telecom, "email"),
             "address": address_in(addresses[0]) if addresses else None,

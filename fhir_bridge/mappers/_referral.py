@@ -5,7 +5,7 @@ from __future__ import annotations
 from fhir_bridge import model as m
 
 from . import _vocab as v
-from ._common import SDOHCC, US_CORE, head, notes_out, patient_record_in, subject_out
+from ._common import SDOHCC, US_CORE, code_in, head, notes_out, patient_record_in, subject_out
 from ._context import MappingContext
 from ._datatypes import (
     Json,
@@ -168,17 +168,9 @@ def servicerequest_in(
     return clean(
         data
         | {
-            "status": reader.guard(lambda: v.REFERRAL_STATUS.from_fhir(status, reader.at("status")))
-            if status is not None
-            else None,
-            "intent": reader.guard(lambda: v.REFERRAL_INTENT.from_fhir(intent, reader.at("intent")))
-            if intent is not None
-            else None,
-            "priority": reader.guard(
-                lambda: v.REFERRAL_PRIORITY.from_fhir(priority, reader.at("priority"))
-            )
-            if priority is not None
-            else None,
+            "status": code_in(v.REFERRAL_STATUS, status, reader, "status"),
+            "intent": code_in(v.REFERRAL_INTENT, intent, reader, "intent"),
+            "priority": code_in(v.REFERRAL_PRIORITY, priority, reader, "priority"),
             "categories": [c for c in (concept_in(x) for x in reader.objs(r, "category")) if c],
             "service": service,
             "occurrence": r.get("occurrenceDateTime"),
@@ -216,9 +208,7 @@ def tracking_in(resolver: Resolver, t: Json, reader: Reader) -> Json:
         )
     return clean(
         {
-            "status": reader.guard(lambda: v.TASK_STATUS.from_fhir(status, reader.at("status")))
-            if status is not None
-            else None,
+            "status": code_in(v.TASK_STATUS, status, reader, "status"),
             "reason": (t.get("statusReason") or {}).get("text"),
             "business_status": (t.get("businessStatus") or {}).get("text"),
             "outputs": outputs,
