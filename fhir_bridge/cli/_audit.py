@@ -73,6 +73,8 @@ def _record(action: str, arguments: Mapping[str, Any], outcome: str) -> None:
         if arguments.get(argument) is not None:
             kind, record_id = record_kind, str(arguments[argument])
             break
+    if kind is None and arguments.get("kind") and arguments.get("record_id"):
+        kind, record_id = str(arguments["kind"]), str(arguments["record_id"])  # `delete`
     detail: dict[str, Any] = {}
     if arguments.get("ids"):
         detail["ids"] = [int(i) for i in arguments["ids"]]

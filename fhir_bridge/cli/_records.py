@@ -122,24 +122,49 @@ def _batches(items: Iterator[Loaded], size: int) -> Iterator[list[Loaded]]:
         yield batch
 
 
-@reports_errors
-def get(
-    kind: Annotated[
-        str,
-        typer.Argument(
-            help="patient, careplan, goal, referral, problem, medication, careteam, encounter"
-        ),
-    ],
-    record_id: Annotated[str, typer.Argument(metavar="ID", help="The internal id")],
-) -> None:
-    """Print one stored record as internal JSON."""
+Kind = Annotated[
+    str,
+    typer.Argument(
+        help="patient, careplan, goal, referral, problem, medication, careteam, encounter"
+    ),
+]
+RecordId = Annotated[str, typer.Argument(metavar="ID", help="The internal id")]
+
+
+def _checked_kind(kind: str) -> None:
     if kind not in m.RECORD_TYPES:
         raise InputError("KIND", f"unknown kind {kind!r}; one of {', '.join(m.RECORD_TYPES)}")
+
+
+@reports_errors
+def get(kind: Kind, record_id: RecordId) -> None:
+    """Print one stored record as internal JSON."""
+    _checked_kind(kind)
     with opened_store() as store:
         record = store.records.get(kind, record_id)
         deleted = record is None and store.records.is_deleted(kind, record_id)
     if deleted:
-        raise fail(f"{kind} {record_id!r} was deleted in the EHR", 1)
+        raise fail(f"{kind} {record_id!r} was deleted (kept, never pushed again)", 1)
     if record is None:
         raise fail(f"no {kind} {record_id!r} in the store", 1)
     print_json(record.model_dump(mode="json", exclude_none=True))
+
+
+@reports_errors
+@audited("delete")
+def delete(kind: Kind, record_id: RecordId) -> None:
+    """Delete a stored record; the deletion reaches every EHR that holds it on the next push
+    (entered-in-error where the resource has that status, else DELETE where allowed)."""
+    _checked_kind(kind)
+    with opened_store() as store:
+        deleted = store.delete_record(kind, record_id, datetime.now(UTC))
+        gone = deleted is None and store.records.is_deleted(kind, record_id)
+    if gone:
+        raise fail(f"{kind} {record_id!r} was deleted already", 1)
+    if deleted is None:
+        raise fail(f"no {kind} {record_id!r} in the store", 1)
+    where = ", ".join(deleted.connections)
+    typer.echo(
+        f"deleted {kind} {record_id!r}; "
+        + (f"its deletion is queued for {where}" if where else "never sent to an EHR")
+    )

@@ -9,6 +9,7 @@ from ._audit import AuditEvent
 from ._changes import Change
 from ._clock import utc
 from ._conflicts import Conflict, NewConflict
+from ._deletions import Deleted, Gone
 from ._enrolments import Enrolled, Enrolment, NewEnrolment, Unenrolled
 from ._handoffs import Handoff, HandoffSummary
 from ._leases import Claim, Lease
@@ -35,8 +36,10 @@ __all__ = [
     "Claim",
     "Closing",
     "Conflict",
+    "Deleted",
     "Enrolled",
     "Enrolment",
+    "Gone",
     "Grant",
     "Handoff",
     "HandoffSummary",

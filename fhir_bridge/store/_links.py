@@ -83,6 +83,30 @@ class Links:
                 if (r.resource_type, r.identifier) in wanted
             }
 
+    def of_records(
+        self, connection: str, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[Link]]:
+        """The links of these records (``(kind, record id)``) on one connection, by record
+        (indexed: ``ix_links_record``); a record with none is left out."""
+        found: dict[tuple[str, str], list[Link]] = {}
+        by_kind: dict[str, set[str]] = {}
+        for kind, record_id in keys:
+            by_kind.setdefault(kind, set()).add(record_id)
+        with self._db.session() as s:
+            for kind, ids in by_kind.items():
+                ordered = sorted(ids)
+                for i in range(0, len(ordered), _CHUNK):
+                    rows = s.scalars(
+                        select(LinkRow).where(
+                            LinkRow.connection == connection,
+                            LinkRow.kind == kind,
+                            LinkRow.record_id.in_(ordered[i : i + _CHUNK]),
+                        )
+                    )
+                    for r in rows:
+                        found.setdefault((kind, str(r.record_id)), []).append(_link(r))
+        return found
+
     def of_connection(self, connection: str) -> list[Link]:
         """Every link of a connection in one list (small connections, tests); a panel's
         worth is read with :meth:`stream`."""

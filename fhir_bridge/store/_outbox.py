@@ -30,6 +30,7 @@ class OutboxEntry:
     attempts: int
     next_attempt_at: datetime
     last_error: str | None
+    deleting: bool = False  # carries the record's local deletion, not a write
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,7 @@ def _entry(row: OutboxRow) -> OutboxEntry:
         row.attempts,
         utc(row.next_attempt_at),
         row.last_error,
+        bool(row.deleting),
     )
 
 
@@ -410,7 +412,39 @@ def enqueue(
         return
     row.record_version, row.status, row.attempts = version, OutboxStatus.pending, 0
     row.next_attempt_at, row.updated_at, row.last_error, row.patient_id = now, now, None, patient_id
-    row.blocked_on = None
+    row.blocked_on, row.deleting = None, False
+
+
+def enqueue_deletion(
+    s: Session,
+    *,
+    connection: str,
+    kind: str,
+    record_id: str,
+    patient_id: str | None,
+    version: int,
+    now: datetime,
+) -> None:
+    """Queue a record's local deletion for one connection (replacing any write queued)."""
+    enqueue(
+        s,
+        connection=connection,
+        kind=kind,
+        record_id=record_id,
+        patient_id=patient_id,
+        version=version,
+        now=now,
+    )
+    s.flush()
+    s.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.connection == connection,
+            OutboxRow.kind == kind,
+            OutboxRow.record_id == record_id,
+        )
+        .values(deleting=True)
+    )
 
 
 def close_done(s: Session, entry: OutboxEntry, now: datetime) -> None:

@@ -61,6 +61,12 @@ class Records:
             row = s.get(RecordRow, (kind, record_id))
             return row is not None and row.deleted
 
+    def deleted(self, kind: str, record_id: str) -> m.Record | None:
+        """A deleted record as it was last stored (None: none, or not deleted)."""
+        with self._db.session() as s:
+            row = s.get(RecordRow, (kind, record_id))
+            return _RECORD.validate_python(row.data) if row is not None and row.deleted else None
+
     def of_patient(self, patient_id: str) -> list[m.Record]:
         with self._db.session() as s:
             rows = s.scalars(

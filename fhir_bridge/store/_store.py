@@ -23,6 +23,10 @@ from ._conflicts import Conflicts, NewConflict
 from ._conflicts import add as add_conflict
 from ._conflicts import close as close_conflict
 from ._database import Database
+from ._deletions import Deleted, Gone
+from ._deletions import delete as delete_record
+from ._deletions import record as record_deleted
+from ._deletions import requeue as requeue_deletion
 from ._engine import MIGRATE_LOCK, migration_lock, open_engine
 from ._enrolments import Enrolments, NewEnrolment, enrol
 from ._handoffs import Handoffs
@@ -40,7 +44,7 @@ from ._routing import Routing
 from ._runs import Runs, SyncLog
 from ._slots import RequestSlots
 from ._subscription_secrets import SubscriptionSecrets
-from ._tables import RecordRow
+from ._tables import ConflictRow, RecordRow
 from ._throttles import Throttles
 from ._workers import Workers
 
@@ -194,6 +198,59 @@ class Store:
                     now=now,
                 )
             return result
+
+    # ------------------------------------------------------------------ deletions
+
+    def delete_record(self, kind: str, record_id: str, now: datetime) -> Deleted | None:
+        """Delete a record here and queue its deletion for every connection that holds a
+        resource of it or had it queued (one transaction); None when there was none."""
+        with self._db.session() as s:
+            return delete_record(s, kind, record_id, now)
+
+    def record_deletions(
+        self,
+        connection: str,
+        *,
+        run_id: int | None,
+        written: Sequence[Written] = (),
+        gone: Sequence[Gone] = (),
+        closing: Sequence[Closing] = (),
+        conflicts: Sequence[NewConflict] = (),
+        restored: Sequence[m.Record] = (),
+        leases: Sequence[Claim] = (),
+        now: datetime,
+    ) -> None:
+        """What a patient's deletions left behind on one connection (links kept or dropped,
+        the sync log, closed entries, conflicts, records the EHR's edit brought back), in
+        one transaction, while every lease in ``leases`` is held (else :class:`LeaseLost`)."""
+        with self._db.session() as s:
+            record_deleted(
+                s,
+                connection,
+                run_id=run_id,
+                written=written,
+                gone=gone,
+                closing=closing,
+                conflicts=conflicts,
+                restored=restored,
+                leases=leases,
+                now=now,
+                postgres=self.postgres,
+            )
+
+    def resolve_deletion_conflict(self, conflict_id: int, now: datetime) -> PutResult:
+        """Close a deletion's conflict for the local side: the deletion is queued for the
+        conflict's connection again (one transaction). KeyError when the conflict is not
+        open; LookupError when the record is no longer deleted."""
+        with self._db.session() as s:
+            connection = close_conflict(s, conflict_id, "local", now)
+            row = s.get(ConflictRow, conflict_id)
+            if row is None:
+                raise KeyError(conflict_id)
+            version = requeue_deletion(s, connection, row.kind, row.record_id, now)
+            if version is None:
+                raise LookupError(f"{row.kind} {row.record_id} is not deleted")
+            return PutResult(row.kind, row.record_id, version, changed=True)
 
     # ------------------------------------------------------------------ pull
 

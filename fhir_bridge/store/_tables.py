@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -88,6 +90,8 @@ class OutboxRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     blocked_on: Mapped[str | None] = mapped_column(String(64))  # the type the server refuses
+    # the entry carries the record's local deletion (migration 0015), not a write
+    deleting: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         UniqueConstraint("connection", "kind", "record_id", name="uq_outbox_record"),

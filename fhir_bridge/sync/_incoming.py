@@ -149,8 +149,8 @@ class Incoming:
                 )
                 return
         local = self.store.records.get(remote.kind, remote.id)
-        if local is None and isinstance(remote, m.Patient):
-            summary.skipped += 1  # pull never creates a patient
+        if local is None and (isinstance(remote, m.Patient) or self._deleted_here(remote)):
+            summary.skipped += 1  # pull never creates a patient, nor brings a deleted record back
             return
         record: m.Record = remote
         push_back = False
@@ -259,6 +259,19 @@ class Incoming:
         # local change, or one kept by a conflict) is then written by the next push
         held_back = push_back or bool(result.conflicts) or bool(result.overruled)
         page.links.append(self._link(resource, theirs if held_back else record, link))
+
+    def _deleted_here(self, remote: m.Record) -> bool:
+        """A record deleted here stays deleted whatever the EHR's copy says (its deletion on
+        its way there, or sent and entered in error since); a deleted referral's Task too."""
+        deleted = self.store.records.is_deleted
+        if isinstance(remote, m.ReferralTask) and remote.referral.id is not None:
+            return deleted("referral", remote.referral.id) or deleted(remote.kind, remote.id)
+        return deleted(remote.kind, remote.id)
+
+    def read_back(self, resource: Json, by_server: LinkLookup) -> m.Record:
+        """A server resource read as our record, references to resources we know pointed
+        back at our records (``MappingError`` when it cannot be read)."""
+        return self._read(resource, by_server)
 
     def _tracking_of(self, task: Json | None, by_server: LinkLookup) -> Json | None:
         """The tracking a Task holds, read as pull reads any Task (None if unreadable)."""

@@ -54,6 +54,10 @@ def write_refusal(resource_type: str) -> str:
     return f"{resource_type}:write"
 
 
+def delete_refusal(resource_type: str) -> str:
+    return f"{resource_type}:delete"
+
+
 def conditional_refusal(resource_type: str) -> str:
     return f"{resource_type}:conditional-update"
 
@@ -81,6 +85,8 @@ def describe(refusal: Refusal) -> str:
             f"{subject} conditional updates refused by the server {when} "
             "(searched by identifier, then written)"
         )
+    if refusal.interaction == "delete":
+        return f"{subject} deletions refused by the server {when} (not attempted since)"
     what = f"{subject} writes" if subject else f"{refusal.what} Bundles"
     return (
         f"{what} refused by the server with HTTP {refusal.status} "
@@ -131,6 +137,35 @@ class Limits:
             and write_refusal(resource_type) not in self.refusals
         )
 
+    def updatable(self, resource_type: str) -> bool:
+        """Whether resources of this type can be updated by id (a deletion's
+        entered-in-error)."""
+        can = getattr(self.statement, "can", None)
+        declared = can(resource_type, "update") if callable(can) else True
+        return bool(declared) and self.writable(resource_type)
+
+    def deletable(self, resource_type: str) -> bool:
+        """Whether the server takes ``DELETE`` of this type (declared, not refused)."""
+        can = getattr(self.statement, "can", None)
+        return (
+            callable(can)
+            and bool(can(resource_type, "delete"))
+            and delete_refusal(resource_type) not in self.refusals
+        )
+
+    def why_not_deletable(self, resource_type: str) -> str:
+        """Why a deletion of this type cannot reach the server (the entry's reason)."""
+        refusal = self.refusals.get(delete_refusal(resource_type))
+        if refusal is not None:
+            when = refusal.refused_at.date().isoformat()
+            how = f"DELETE refused by the server with HTTP {refusal.status} on {when}"
+        else:
+            how = "its CapabilityStatement declares no delete"
+        return (
+            f"{resource_type} deletion blocked: no entered-in-error update is possible "
+            f"and {how} (not attempted since)"
+        )
+
     def supports_conditional_update(self, resource_type: str) -> bool:
         return (
             self.statement.supports_conditional_update(resource_type)
@@ -139,6 +174,13 @@ class Limits:
 
     def supports_conditional_create(self, resource_type: str) -> bool:
         return self.statement.supports_conditional_create(resource_type)
+
+    def takes(self, blocked_on: str) -> bool:
+        """Whether what an entry waits on is taken now: a type's writes, or (``<Type>:delete``)
+        a deletion of that type."""
+        if blocked_on.endswith(":delete"):
+            return self.deletable(blocked_on.removesuffix(":delete"))
+        return self.writable(blocked_on)
 
     def mode(self) -> Mode:
         """Transaction when declared and not refused, else batch, else single requests."""
@@ -217,5 +259,5 @@ def load_limits(
     )
     if write:
         waiting = store.outbox.blocked(connection).get(connection, {})
-        store.outbox.unblock(connection, [t for t in waiting if limits.writable(t)], now)
+        store.outbox.unblock(connection, [t for t in waiting if limits.takes(t)], now)
     return limits

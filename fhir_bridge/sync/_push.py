@@ -12,7 +12,9 @@ conditional updates keyed by our identifier (``_send``: a transaction where the 
 them, else batches by dependency level, else single requests), and what it left behind
 (links, sync log, closed or rescheduled outbox entries) is recorded in one store transaction
 (``_recording``, with the ``_retry`` schedule). A retry, a lost response or a crash mid-run
-never makes a second copy: every write names its resource by identifier.
+never makes a second copy: every write names its resource by identifier. A claimed patient's
+local deletions are sent first (``_deletions``: entered-in-error or DELETE, under the same
+lease).
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ from fhir_bridge.errors import AccessDenied, AuthError
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Claim, OutboxEntry, OutboxStatus, Routing, Store
 
+from ._deletions import Deleter
 from ._leases import Held, LeaseKeeper, Leases, process_id
 from ._limits import Mode, load_limits
 from ._matcher import Matcher, MatchServer
+from ._merge import Policy
 from ._pack import PackPusher, packs
 from ._plan import LEVELS
 from ._prepare import Patient, Preparer, by_patient
@@ -59,7 +63,8 @@ class Pusher:
     ``patient_mode="match"`` the EHR owns the patient: each patient is matched to the EHR's
     Patient first (``_matcher``; ``mrn_system`` names the EHR's identifier), a patient not
     matched is held, and the EHR's Patient is never written. ``max_in_flight`` bounds the
-    packs sent at once (by default the FHIR client's own bound, else 8).
+    packs sent at once (by default the FHIR client's own bound, else 8). ``conflict_policy``
+    settles a local deletion that raced an EHR edit (``_deletions``).
     """
 
     def __init__(
@@ -82,6 +87,7 @@ class Pusher:
         patient_mode: Literal["match", "create"] = "create",
         mrn_system: str | None = None,
         max_in_flight: int | None = None,
+        conflict_policy: Policy = "manual",
     ) -> None:
         self.routing = routing
         self.should_stop = should_stop
@@ -108,6 +114,15 @@ class Pusher:
             else None
         )
         self.preparer = Preparer(store, connection, ctx, routing, self.matcher)
+        self.deleter = Deleter(
+            store,
+            connection,
+            ctx,
+            self.recorder,
+            policy=conflict_policy,
+            clock=clock,
+            patient_mode=patient_mode,
+        )
 
     async def _sender(self, *, dry_run: bool = False) -> Sender:
         """A sender in the mode that works: the CapabilityStatement, minus what the server
@@ -266,6 +281,12 @@ class Pusher:
                     break
                 patients = await self._claim(keys[at : at + CHUNK], claim, summary)
                 claimed += patients
+                # local deletions first (``_deletions``); a patient with nothing else is done
+                await self.deleter.delete(patients, sender, summary, run_id)
+                for patient in patients:
+                    if not patient.entries:
+                        _end(patient, summary)
+                patients = [p for p in patients if p.entries]
                 ready = await self.preparer.prepare(patients, sender.caps, summary)
                 for patient in patients:
                     if patient.held_by_ehr:

@@ -12,6 +12,7 @@ from fhir_bridge.store import PutResult, Store
 
 Take = Literal["local", "ehr", "merged"]
 TAKES: tuple[Take, ...] = ("local", "ehr", "merged")
+DELETED = "deleted"  # the field of a conflict between a local deletion and an EHR edit
 
 
 def resolve_conflict(
@@ -19,15 +20,27 @@ def resolve_conflict(
 ) -> tuple[str, PutResult]:
     """Close an open conflict with the chosen record, queued for its connection.
 
-    Returns the connection the record goes back to, and the stored version.
+    Returns the connection the record goes back to, and the stored version. A local
+    deletion that raced an EHR edit (field ``deleted``): taking the local side queues the
+    deletion again (with ``If-Match`` on the edit now seen); taking the EHR's side (or a
+    merged record) restores the record and queues it.
     """
     conflict = store.conflicts.get(conflict_id)
     if conflict is None or conflict.status != "open":
         raise InputError("id", f"no open conflict {conflict_id}")
+    deletion = DELETED in conflict.fields
+    if take == "local" and deletion:
+        try:
+            return conflict.connection, store.resolve_deletion_conflict(conflict_id, now)
+        except LookupError:
+            raise InputError(
+                "id", f"{conflict.kind} {conflict.record_id} is no longer deleted"
+            ) from None
     if take == "local":
         record = records_from_data(conflict.local, f"conflict {conflict_id} local")[0]
     elif take == "ehr":
-        record = records_from_data(conflict.remote, f"conflict {conflict_id} ehr")[0]
+        remote = {k: v for k, v in conflict.remote.items() if not (deletion and k == DELETED)}
+        record = records_from_data(remote, f"conflict {conflict_id} ehr")[0]
     elif take == "merged":
         if merged is None:
             raise InputError("merged", "taking 'merged' needs the merged record")

@@ -51,6 +51,7 @@ async def push_connection(
             patient_mode=target.config.effective_patient_mode,
             mrn_system=target.config.mrn_system,
             routing=routing_of(settings),
+            conflict_policy=target.config.conflict_policy,
         ).push(patient_id=patient_id, dry_run=dry_run)
     if not dry_run:
         ok = not (summary.failed or summary.dead_lettered)

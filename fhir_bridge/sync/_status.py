@@ -94,6 +94,8 @@ def server_limits(store: Store, connection: str | None = None) -> dict[str, dict
         if refusal.resource_type is None:
             per["refused_modes"].append({"mode": refusal.what, **item})
         elif refusal.interaction != "write":
+            if refusal.interaction == "delete":  # deletions of the type wait on it
+                item["waiting"] = blocked.get(refusal.connection, {}).get(refusal.what, 0)
             per["refused_interactions"].append(
                 {"type": refusal.resource_type, "interaction": refusal.interaction, **item}
             )

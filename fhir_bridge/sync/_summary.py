@@ -28,6 +28,8 @@ class PushSummary:
     busy: int = 0  # patients another worker was pushing: left to it
     lease_lost: int = 0  # patients given up because the lease was lost: redone by another
     held: int = 0  # patients not matched on the EHR (match mode): nothing written for them
+    deleted: int = 0  # resources a local deletion reached: entered in error, or deleted
+    conflicts: int = 0  # deletions that raced an EHR edit (``_deletions``)
     planned: list[Write] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:

@@ -146,6 +146,7 @@ class Worker:
                 patient_mode=target.config.effective_patient_mode,
                 mrn_system=target.config.mrn_system,
                 routing=routing_of(self.settings),
+                conflict_policy=target.config.conflict_policy,
             )
             puller = Puller(
                 store,

@@ -100,7 +100,9 @@ def get_record(collection: str, record_id: str, store: StoreDep, response: Respo
 
 @router.delete("/{collection}/{record_id}", dependencies=[Write], status_code=204)
 def delete_record(collection: str, record_id: str, store: StoreDep) -> Response:
-    if not store.records.delete(_kind(collection), record_id, datetime.now(UTC)):
+    """Delete a record; its deletion is queued for every connection that holds it (the next
+    push marks it entered-in-error there, or deletes it where that is how the EHR takes it)."""
+    if store.delete_record(_kind(collection), record_id, datetime.now(UTC)) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {collection} {record_id!r}")
     return Response(status_code=204)
 

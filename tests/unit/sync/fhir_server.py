@@ -15,7 +15,9 @@ answered 405 with an OperationOutcome), ``refuses_writes`` (declared writable, y
 405: a refusal only learnt at run time), ``refused_modes`` (a declared transaction or batch
 answered with that status), conditional update and create not run when not declared (also
 inside Bundles; ``refuses_conditional_update``: not run though declared), and
-``if_match_required`` (an update by id without If-Match: 412).
+``if_match_required`` (an update by id without If-Match: 412). Deletes: ``undeletable``
+types declare no delete, ``refuses_deletes`` declare it yet answer 405; deleting a deleted
+resource answers 204, as HAPI does.
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ class FhirServer:
     type_history: bool = True
     read_only: frozenset[str] = frozenset()
     refuses_writes: frozenset[str] = frozenset()
+    undeletable: frozenset[str] = frozenset()  # declared without the delete interaction
+    refuses_deletes: frozenset[str] = frozenset()  # delete declared, yet answered 405
     refused_modes: dict[str, int] = field(default_factory=dict)
     if_match_required: bool = False
     refuses_last_updated: bool = False  # declared, yet a search by it is answered 400
@@ -425,6 +429,12 @@ class FhirServer:
         return self._rest_write(request, rtype, "POST")
 
     def _delete(self, request: httpx.Request, rtype: str, rid: str) -> httpx.Response:
+        if rtype in self.read_only or rtype in self.undeletable or rtype in self.refuses_deletes:
+            return _outcome(405, f"{rtype} cannot be deleted on this server", "not-supported")
+        if (rtype, rid) in self.deleted:
+            return httpx.Response(204)  # deleted already: HAPI answers the same
+        if (rtype, rid) not in self.resources:
+            return _outcome(404, "not found", "not-found")
         self._remove(rtype, rid)
         return httpx.Response(204)
 
@@ -434,7 +444,9 @@ class FhirServer:
         def resource(resource_type: str) -> Json:
             interactions = ["read", "vread", "search-type"]
             if resource_type not in self.read_only:
-                interactions += ["create", "update", "delete"]
+                interactions += ["create", "update"]
+                if resource_type not in self.undeletable:
+                    interactions.append("delete")
             if self.type_history:
                 interactions.append("history-type")
             params = ["identifier", "patient"] + (["_lastUpdated"] if self.last_updated else [])
