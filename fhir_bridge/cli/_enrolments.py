@@ -42,7 +42,7 @@ def enrol(
 @audited("unenrol")
 def unenrol(patient: PatientArg, connection: ConnectionArg) -> None:
     """Unenrol a patient: nothing more of theirs is pushed to the connection. What it was
-    sent stays on its server (fhir-bridge never deletes from an EHR); listed here."""
+    sent stays on its server (unenrolling deletes nothing from an EHR); listed here."""
     settings = load_settings()
     with opened_store(settings) as store:
         done = unenrol_patient(store, settings, patient, connection)
