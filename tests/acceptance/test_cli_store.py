@@ -42,6 +42,23 @@ def test_get_unknown_kind_is_usage_and_unknown_id_is_failure(cli: Run) -> None:
     assert "no goal 'no-such-goal'" in missing.stderr
 
 
+def test_delete_deletes_once_and_says_where_its_deletion_goes(cli: Run) -> None:
+    cli("load", PACKAGE)
+    done = cli("delete", "goal", "goal-rivera-a1c")
+    assert done.returncode == 0, done.stderr
+    assert "deleted goal 'goal-rivera-a1c'" in done.stdout
+    again = cli("delete", "goal", "goal-rivera-a1c")
+    assert again.returncode == 1
+    assert "was deleted already" in again.stderr
+    gone = cli("get", "goal", "goal-rivera-a1c")
+    assert gone.returncode == 1
+    assert "was deleted" in gone.stderr
+    assert cli("delete", "gaol", "x").returncode == 2
+    missing = cli("delete", "goal", "no-such-goal")
+    assert missing.returncode == 1
+    assert "no goal 'no-such-goal'" in missing.stderr
+
+
 def test_dead_letters_start_empty_and_retry_needs_ids(cli: Run) -> None:
     listed = cli("dead-letters")
     assert listed.returncode == 0, listed.stderr

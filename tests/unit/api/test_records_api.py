@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,23 @@ def test_list_by_patient_with_paging_and_delete(api: Any) -> None:
     assert call("DELETE", "/v1/goals/g0", key=keys["write"]).status_code == 204
     assert call("GET", "/v1/goals/g0", key=keys["read"]).status_code == 404
     assert call("GET", "/v1/nothings", key=keys["read"]).status_code == 404
+
+
+def test_delete_queues_the_deletion_for_the_connection_holding_the_record(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    call, keys = one_ehr_api(url)
+    call("PUT", "/v1/goals/g1", key=keys["write"], json=GOAL)
+    assert call("DELETE", "/v1/goals/g1", key=keys["write"]).status_code == 204
+    assert call("DELETE", "/v1/goals/g1", key=keys["write"]).status_code == 404
+    store = Store(url)
+    try:
+        (entry,) = store.outbox.due("ehr", datetime.now(UTC))
+        assert (entry.record_id, entry.deleting, entry.record_version) == ("g1", True, 2)
+        assert store.records.is_deleted("goal", "g1")
+    finally:
+        store.close()
 
 
 def test_map_previews_the_fhir_bundle(api: Any) -> None:
