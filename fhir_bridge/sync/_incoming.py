@@ -171,7 +171,9 @@ class Incoming:
                 summary.unchanged += 1
             record = merged or local
         page.records.append((record, push_back))
-        page.links.append(self._link(resource, record, link))
+        # the link remembers what the server holds: local changes merged in are not there
+        # yet, so the next push sees them changed and writes them
+        page.links.append(self._link(resource, remote if push_back else record, link))
 
     def _take_task(
         self,

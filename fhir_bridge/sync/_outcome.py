@@ -83,6 +83,15 @@ def moved(write: Write) -> Outcome:
     return Outcome(write, 409, failure=Failure(error, reason))
 
 
+def edited_before_retraction(write: Write) -> Outcome:
+    """A write to entered-in-error not resent: the EHR edited the resource since we last saw
+    it, so pull merges that edit with the status change (a conflict where both changed one
+    element) before the status goes again."""
+    reason = "the EHR changed this resource since our last sync: pull decides first"
+    error = VersionConflict(409, resource_type=write.resource_type)
+    return Outcome(write, 409, failure=Failure(error, reason))
+
+
 def failed(write: Write, exc: BridgeError) -> Outcome:
     status = getattr(exc, "status", None)
     return Outcome(

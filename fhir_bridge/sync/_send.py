@@ -29,6 +29,7 @@ from ._outcome import (
     MISSING,
     Failure,
     Outcome,
+    edited_before_retraction,
     failed,
     moved,
     names_mode,
@@ -40,6 +41,7 @@ from ._outcome import (
 )
 from ._plan import LEVELS, Write, bundle_of, bundles, keep_server_additions, point_references
 from ._provenance import refuses_provenance, with_provenance
+from ._retraction import is_entered_in_error
 from ._upsert import resolve
 
 Json = dict[str, Any]
@@ -108,6 +110,12 @@ class Sender:
             for w in conflicted
             if w.resource_type == "Task"
             and tracking_moved(w.link, refreshed[key := id(w.entry)].link)
+        }
+        # nor is a status set to entered-in-error sent over an edit we never saw
+        not_resent |= {
+            id(w.entry): edited_before_retraction(w)
+            for w in conflicted
+            if id(w.entry) not in not_resent and retraction_over_edit(w, refreshed[id(w.entry)])
         }
         for key in not_resent:
             del refreshed[key]
@@ -288,3 +296,14 @@ class Sender:
         link = dataclasses.replace(write.link, version_id=version, server_json=current)
         body = keep_server_additions(write.entry.resource, write.link.sent_json, current)
         return dataclasses.replace(write, link=link, body=body)
+
+
+def retraction_over_edit(write: Write, refreshed: Write) -> bool:
+    """Whether a refused write would set entered-in-error over an EHR edit we never saw (the
+    server's copy, read again, is not entered in error)."""
+    current = refreshed.link.server_json if refreshed.link is not None else None
+    return (
+        is_entered_in_error(write.entry.resource)
+        and current is not None
+        and not is_entered_in_error(current)
+    )

@@ -332,3 +332,27 @@ async def test_pull_never_brings_a_deleted_record_back(
     await pull(store, server, ctx, clock)
     assert store.records.is_deleted("goal", GOAL)
     assert store.records.get("goal", GOAL) is None
+
+
+async def test_a_status_set_to_entered_in_error_is_not_sent_over_an_edit_pull_merges_first(
+    store: Store, server: FhirServer, ctx: MappingContext, clock: Clock
+) -> None:
+    await pushed(store, server, ctx, clock)
+    goal = server.ours("Goal", GOAL)
+    server.edit("Goal", goal["id"], lambda r: r.update(note=[{"text": "seen in clinic"}]))
+    record = store.records.get("goal", GOAL)
+    assert isinstance(record, m.Goal)
+    retracted = record.model_copy(update={"lifecycle_status": m.GoalLifecycle.entered_in_error})
+    store.put_records([retracted], [CONNECTION], clock())
+
+    first = await push(store, server, ctx, clock)
+
+    assert first.failed == 1  # refused as stale, not resent over the edit: tried again later
+    assert server.ours("Goal", GOAL)["lifecycleStatus"] != EIE
+    await pull(store, server, ctx, clock)  # the edit merged with the local status
+    clock.advance(hours=1)
+    again = await push(store, server, ctx, clock)
+    assert (again.updated, again.failed) == (1, 0)
+    final = server.ours("Goal", GOAL)
+    assert final["lifecycleStatus"] == EIE
+    assert final["note"] == [{"text": "seen in clinic"}]
