@@ -128,6 +128,8 @@ class Deleter:
         run_id: int | None,
     ) -> None:
         """Each patient's deletion entries taken out of its entries, sent and recorded."""
+        if not any(e.deleting for p in patients for e in p.entries):
+            return
         disputed = {
             (c.kind, c.record_id)
             for c in self.store.conflicts.find()
