@@ -4,7 +4,6 @@ a clinician's edit, a crash between HAPI's answer and our bookkeeping, and the C
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -20,11 +19,11 @@ import httpx
 import pytest
 
 from fhir_bridge.documents import read_records
-from fhir_bridge.fhir import FhirClient
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
-from fhir_bridge.sync import Pusher, PushSummary, resolve_conflict
+from fhir_bridge.sync import resolve_conflict
 from tests.helpers import FIXTURES
+from tests.integration.sync_calls import NO_CACHE, find_by_identifier, push
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 FIXTURE = FIXTURES / "cc-diabetes-heart-failure.json"
@@ -39,26 +38,12 @@ def store(database_url: str) -> Iterator[Store]:
     s.close()
 
 
-def _push(store: Store, url: str, ctx: MappingContext, **options: Any) -> PushSummary:
-    async def run() -> PushSummary:
-        async with FhirClient(url) as client:
-            return await Pusher(store, client, "hapi", ctx, **options).push()
-
-    return asyncio.run(run())
-
-
 def _goal(fhir: httpx.Client, namespace: str) -> dict[str, Any]:
-    page = fhir.get(
-        "/Goal",
-        params={"identifier": f"{namespace}/goal|{GOAL}"},
-        headers={"Cache-Control": "no-cache"},
-    ).json()
-    (entry,) = page["entry"]
-    return dict(entry["resource"])
+    return find_by_identifier(fhir, "Goal", f"{namespace}/goal", GOAL)
 
 
 def _statuses(fhir: httpx.Client, goal_id: str) -> list[str]:
-    history = fhir.get(f"/Goal/{goal_id}/_history", headers={"Cache-Control": "no-cache"})
+    history = fhir.get(f"/Goal/{goal_id}/_history", headers=NO_CACHE)
     return [e["resource"]["lifecycleStatus"] for e in history.json().get("entry", [])]
 
 
@@ -68,7 +53,7 @@ def pushed(store: Store, fhir_base_url: str) -> tuple[str, MappingContext]:
     ns = f"https://bridge.test/{uuid.uuid4().hex[:10]}"
     ctx = MappingContext(namespace=ns, now=NOW)
     store.put_records(read_records(FIXTURE), ["hapi"], NOW)
-    first = _push(store, fhir_base_url, ctx)
+    first = push(store, fhir_base_url, ctx)
     assert first.failed == first.dead_lettered == 0
     return ns, ctx
 
@@ -79,13 +64,13 @@ def test_a_goal_deleted_here_is_entered_in_error_on_hapi(
     ns, ctx = pushed
     before = _goal(fhir, ns)
     store.delete_record("goal", GOAL, NOW)
-    summary = _push(store, fhir_base_url, ctx)
+    summary = push(store, fhir_base_url, ctx)
     assert (summary.deleted, summary.failed, summary.conflicts) == (1, 0, 0)
     after = _goal(fhir, ns)
     assert after["lifecycleStatus"] == EIE
     assert int(after["meta"]["versionId"]) == int(before["meta"]["versionId"]) + 1
     assert after["description"] == before["description"]
-    again = _push(store, fhir_base_url, ctx)
+    again = push(store, fhir_base_url, ctx)
     assert again.deleted == 0
     assert _goal(fhir, ns)["meta"]["versionId"] == after["meta"]["versionId"]
 
@@ -100,7 +85,7 @@ def test_a_delete_racing_a_clinicians_edit_is_a_conflict(
     assert edited.status_code == 200, edited.text
     store.delete_record("goal", GOAL, NOW)
 
-    summary = _push(store, fhir_base_url, ctx)
+    summary = push(store, fhir_base_url, ctx)
 
     assert (summary.conflicts, summary.deleted) == (1, 0)
     assert _goal(fhir, ns)["lifecycleStatus"] != EIE
@@ -108,7 +93,7 @@ def test_a_delete_racing_a_clinicians_edit_is_a_conflict(
     assert conflict.fields == ["deleted"]
     assert conflict.remote["notes"][0]["text"].startswith("keep this goal")
     resolve_conflict(store, conflict.id, "local", None, NOW)
-    settled = _push(store, fhir_base_url, ctx)
+    settled = push(store, fhir_base_url, ctx)
     assert settled.deleted == 1
     final = _goal(fhir, ns)
     assert final["lifecycleStatus"] == EIE
@@ -127,12 +112,12 @@ def test_a_crash_between_hapis_answer_and_the_bookkeeping_resends_safely(
 
     store.record_deletions = killed  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
-        _push(store, fhir_base_url, ctx)
+        push(store, fhir_base_url, ctx)
     store.record_deletions = record_deletions  # type: ignore[method-assign]
     goal = _goal(fhir, ns)
     assert goal["lifecycleStatus"] == EIE
 
-    summary = _push(store, fhir_base_url, ctx)
+    summary = push(store, fhir_base_url, ctx)
 
     assert (summary.conflicts, summary.failed) == (0, 0)
     assert _goal(fhir, ns)["meta"]["versionId"] == goal["meta"]["versionId"]
