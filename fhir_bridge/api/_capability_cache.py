@@ -39,6 +39,8 @@ SYNCED_TYPES = (
     "Task",
     "CarePlan",
     "Encounter",
+    "QuestionnaireResponse",
+    "Observation",
 )
 _TRANSPORT = {
     "ConnectError": "the connection was refused or failed",

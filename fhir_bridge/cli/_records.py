@@ -125,7 +125,8 @@ def _batches(items: Iterator[Loaded], size: int) -> Iterator[list[Loaded]]:
 Kind = Annotated[
     str,
     typer.Argument(
-        help="patient, careplan, goal, referral, problem, medication, careteam, encounter"
+        help="patient, careplan, goal, referral, problem, medication, careteam, encounter, "
+        "screening"
     ),
 ]
 RecordId = Annotated[str, typer.Argument(metavar="ID", help="The internal id")]

@@ -73,4 +73,5 @@ def package_of(records: list[m.Record]) -> m.PatientPackage:
         medications=groups.get("medication", []),
         care_teams=groups.get("careteam", []),
         encounters=groups.get("encounter", []),
+        screenings=groups.get("screening", []),
     )

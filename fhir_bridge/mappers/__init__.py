@@ -8,6 +8,7 @@ from ._conformance import check_resource
 from ._context import DEFAULT_NAMESPACE, MappingContext, full_url_for
 from ._plan_note import plan_note_entries
 from ._provenance import provenance, provenance_entry
+from ._refs import identifiers_of
 from ._refs import party_out as party_reference
 from ._terminology import TerminologyFinding, terminology_findings, terminology_warnings
 from ._translate import (
@@ -40,6 +41,7 @@ __all__ = [
     "directory_entries",
     "from_fhir",
     "full_url_for",
+    "identifiers_of",
     "party_entries",
     "party_reference",
     "plan_note_entries",

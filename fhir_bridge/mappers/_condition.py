@@ -17,13 +17,59 @@ from ._datatypes import (
     period_out,
 )
 from ._narrative import concept_text, narrative
-from ._refs import Resolver, party_out
+from ._refs import Resolver, identifiers_of, party_out
+from ._screening import OBSERVATION_KIND, observation_ref
 
 
 def _status(vocab: v.Vocabulary, value: object) -> Json | None:  # type: ignore[type-arg]
     if value is None:
         return None
     return {"coding": [{"system": vocab.system, "code": vocab.to_fhir(value)}]}
+
+
+def _evidence_out(ctx: MappingContext, p: m.Problem) -> list[Json]:
+    """Each screening as ``evidence.detail``: the Observation that groups its answers."""
+    details = [
+        clean({**observation_ref(ctx, ref.id), "display": ref.display})
+        if ref.id is not None and ref.reference is None
+        else clean({"reference": ref.reference, "display": ref.display})
+        for ref in p.evidence
+    ]
+    return [{"detail": [d]} for d in details if d]
+
+
+def _evidence_in(ctx: MappingContext, resolver: Resolver, r: Json, reader: Reader) -> list[Json]:
+    out = []
+    for i, evidence in enumerate(reader.objs(r, "evidence")):
+        for detail in reader.objs(evidence, "detail"):
+            reference, display = detail.get("reference"), detail.get("display")
+            found = resolver.find(reference)
+            own = ctx.system(OBSERVATION_KIND)
+            if found is not None:
+                candidates = identifiers_of(found.resource)
+                ours = found.resource_type == "Observation"
+            else:
+                candidates = [detail.get("identifier") or {}]
+                ours = reference is None or any(
+                    reference == ctx.full_url(OBSERVATION_KIND, str(c.get("value")))
+                    for c in candidates
+                    if isinstance(c, dict)
+                )
+            screening = next(
+                (
+                    str(c["value"])
+                    for c in candidates
+                    if isinstance(c, dict) and c.get("system") == own and c.get("value")
+                ),
+                None,
+            )
+            if ours and screening is not None:
+                out.append(clean({"id": screening, "display": display}))
+            elif reference or display:
+                out.append(clean({"reference": reference, "display": display}))
+            else:
+                reader.add(f"evidence[{i}].detail", "a reference or a display is required")
+    return out
 
 
 def condition_out(ctx: MappingContext, p: m.Problem) -> Json:
@@ -57,6 +103,7 @@ def condition_out(ctx: MappingContext, p: m.Problem) -> Json:
             "recordedDate": p.recorded_date,
             "recorder": party_out(ctx, p.recorder) if p.recorder else None,
             "asserter": party_out(ctx, p.asserter) if p.asserter else None,
+            "evidence": _evidence_out(ctx, p),
             "note": notes_out(p),
         }
     )
@@ -90,5 +137,6 @@ def condition_in(
             "recorded_date": r.get("recordedDate"),
             "recorder": resolver.party_in(recorder) if recorder else None,
             "asserter": resolver.party_in(asserter) if asserter else None,
+            "evidence": _evidence_in(ctx, resolver, r, reader),
         }
     )

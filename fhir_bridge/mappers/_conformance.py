@@ -16,6 +16,7 @@ from fhir_bridge.errors import Problem
 
 from . import _vocab as v
 from ._datatypes import Json
+from ._refs import identifiers_of
 from ._terminology import terminology_findings
 
 _REQUIRED_CODES: dict[str, dict[str, list[str]]] = {
@@ -53,6 +54,19 @@ _REQUIRED_CODES: dict[str, dict[str, list[str]]] = {
     },
     "CareTeam": {"status": v.CARETEAM_STATUS.codes},
     "Encounter": {"status": v.ENCOUNTER_STATUS.codes},
+    "QuestionnaireResponse": {"status": v.SCREENING_STATUS.codes},
+    "Observation": {
+        "status": [
+            "registered",
+            "preliminary",
+            "final",
+            "amended",
+            "corrected",
+            "cancelled",
+            "entered-in-error",
+            "unknown",
+        ]
+    },
     "Patient": {"gender": v.GENDER.codes},
 }
 _REQUIRED_ELEMENTS: dict[str, tuple[str, ...]] = {
@@ -64,6 +78,8 @@ _REQUIRED_ELEMENTS: dict[str, tuple[str, ...]] = {
     "Condition": ("category", "code", "subject"),
     "CareTeam": ("subject", "participant"),
     "Encounter": ("status", "class", "type", "subject"),
+    "QuestionnaireResponse": ("questionnaire", "status", "subject", "authored"),
+    "Observation": ("status", "category", "code", "subject"),
     "MedicationStatement": ("status", "subject"),
     "Practitioner": ("identifier", "name"),
     "Organization": ("active", "name"),
@@ -140,7 +156,7 @@ def _goal_target_measure(resource: Json, path: str) -> list[Problem]:
 def _npis(resource: Json, path: str) -> list[Problem]:
     """us-core-16/17: an NPI identifier is 10 digits with a valid check digit."""
     problems = []
-    for i, identifier in enumerate(resource.get("identifier") or []):
+    for i, identifier in enumerate(identifiers_of(resource)):
         if identifier.get("system") != m.NPI_SYSTEM:
             continue
         reason = m.npi_problem(str(identifier.get("value") or ""))

@@ -37,8 +37,12 @@ RESOURCE_TYPE = {
     "medication": "MedicationStatement",
     "careteam": "CareTeam",
     "encounter": "Encounter",
+    "screening": "QuestionnaireResponse",
 }
-KIND_OF_TYPE = {v: k for k, v in RESOURCE_TYPE.items()} | {"MedicationRequest": "medication"}
+KIND_OF_TYPE = {v: k for k, v in RESOURCE_TYPE.items()} | {
+    "MedicationRequest": "medication",
+    "Observation": "screening_observation",  # derived from a screening's QuestionnaireResponse
+}
 
 PARTY_TYPE = {
     m.PartyKind.practitioner: "Practitioner",
@@ -339,6 +343,16 @@ def _directory_party(
     return data
 
 
+def identifiers_of(resource: Json) -> list[Json]:
+    """A resource's identifiers as a list (QuestionnaireResponse has at most one, not a list)."""
+    value = resource.get("identifier")
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list):
+        return [i for i in value if isinstance(i, dict)]
+    return []
+
+
 def internal_id(ctx: MappingContext, resource: Json, full_url: str | None, kind: str | None) -> str:
     """The internal id a received resource maps to.
 
@@ -346,7 +360,7 @@ def internal_id(ctx: MappingContext, resource: Json, full_url: str | None, kind:
     then a hash of the content (stable for the same content).
     """
     if kind is not None:
-        for identifier in resource.get("identifier") or []:
+        for identifier in identifiers_of(resource):
             if identifier.get("system") == ctx.system(kind) and identifier.get("value"):
                 return str(identifier["value"])
     if resource.get("id"):

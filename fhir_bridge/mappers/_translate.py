@@ -36,7 +36,8 @@ from ._referral import (
     servicerequest_in,
     tracking_in,
 )
-from ._refs import DIRECTORY_KINDS, RESOURCE_TYPE, Resolver, party_resource
+from ._refs import DIRECTORY_KINDS, RESOURCE_TYPE, Resolver, identifiers_of, party_resource
+from ._screening import derived_in, screening_in, screening_out
 
 Reads = Callable[[MappingContext, Resolver, str, Json, Reader], Json]
 
@@ -51,6 +52,7 @@ _READERS: dict[str, tuple[Reads, type[m.Record]]] = {
     "MedicationRequest": (medicationrequest_in, m.Medication),
     "CareTeam": (careteam_in, m.CareTeam),
     "Encounter": (encounter_in, m.Encounter),
+    "QuestionnaireResponse": (screening_in, m.Screening),
 }
 IMPORTED_TYPES = frozenset(_READERS)
 
@@ -90,6 +92,8 @@ def _rendered(ctx: MappingContext, record: m.Record) -> list[Json]:
         return [careteam_out(ctx, record)]
     if isinstance(record, m.Encounter):
         return [encounter_out(ctx, record)]
+    if isinstance(record, m.Screening):
+        return screening_out(ctx, record)
     raise TypeError(f"not a record: {type(record).__name__}")
 
 
@@ -97,10 +101,11 @@ def resources_of(ctx: MappingContext, record: m.Record) -> list[Entry]:
     """The FHIR resources one record becomes, with extras kept from import restored."""
     entries = []
     for resource in _rendered(ctx, record):
-        own = resource["identifier"][-1]
+        own = identifiers_of(resource)[-1]
         full_url = ctx.full_url(ctx.kind_of_system(own["system"]) or "", own["value"])
         apply_residual(resource, record.fhir_extras.get(resource["resourceType"], {}))
-        entries.append(Entry(full_url, resource, record.kind, own["value"]))
+        # every resource of a record is that record's (a screening's Observations included)
+        entries.append(Entry(full_url, resource, record.kind, record.id))
     return entries
 
 
@@ -203,6 +208,7 @@ def check_package(package: m.PatientPackage) -> None:
         "medications": package.medications,
         "care_teams": package.care_teams,
         "encounters": package.encounters,
+        "screenings": package.screenings,
     }
     for group, items in groups.items():
         for index, record in enumerate(items):
@@ -246,6 +252,9 @@ def _internal_refs(record: m.PatientRecord) -> Iterable[tuple[str, m.Ref, str]]:
     elif isinstance(record, m.Medication):
         for i, ref in enumerate(record.reasons):
             yield f"reasons[{i}]", ref, "problem"
+    elif isinstance(record, m.Problem):
+        for i, ref in enumerate(record.evidence):
+            yield f"evidence[{i}]", ref, "screening"
     elif isinstance(record, m.ReferralTask):
         yield "referral", record.referral, "referral"
 
@@ -297,16 +306,19 @@ def from_fhir(
     resolver = Resolver(ctx)
     items = [(resource, resolver.register(resource, full_url)) for resource, full_url in resources]
     tasks_by_focus = _tasks_by_focus(resolver, items)
-    attached = {id(task) for task in tasks_by_focus.values()}
+    derived = _derived_by_response(resolver, items)
+    attached = {id(task) for task in tasks_by_focus.values()} | {
+        id(o) for observations in derived.values() for o in observations
+    }
 
     result = ImportResult()
     problems: list[Problem] = []
     for index, (resource, found) in enumerate(items):
         resource_type = found.resource_type
+        if resource_type in ("Task", "Observation") and id(resource) in attached:
+            continue  # read with the resource it belongs to
         if resource_type not in _READERS:
             result.skipped[resource_type] += 1
-            continue
-        if resource_type == "Task" and id(resource) in attached:
             continue
         label = f"{resource_type}[{resource.get('id') or f'#{index + 1}'}]"
         if where is not None:
@@ -314,6 +326,8 @@ def from_fhir(
         reader = Reader(label)
         read, record_type = _READERS[resource_type]
         data = read(ctx, resolver, found.internal_id, resource, reader)
+        if resource_type == "QuestionnaireResponse":
+            derived_in(data, derived.get(id(resource), []))
         task = tasks_by_focus.get(id(resource))
         if task is not None:
             task_reader = Reader(f"Task[{task.get('id')}]")
@@ -352,6 +366,22 @@ def _tasks_by_focus(resolver: Resolver, items: list[tuple[Json, Any]]) -> dict[i
         focus = resolver.find((resource.get("focus") or {}).get("reference"))
         if focus is not None and focus.resource_type == "ServiceRequest":
             out.setdefault(id(focus.resource), resource)
+    return out
+
+
+def _derived_by_response(
+    resolver: Resolver, items: list[tuple[Json, Any]]
+) -> dict[int, list[Json]]:
+    """For each QuestionnaireResponse of the input, the Observations derived from it."""
+    out: dict[int, list[Json]] = {}
+    for resource, found in items:
+        if found.resource_type != "Observation":
+            continue
+        for source in resource.get("derivedFrom") or []:
+            target = resolver.find(source.get("reference") if isinstance(source, dict) else None)
+            if target is not None and target.resource_type == "QuestionnaireResponse":
+                out.setdefault(id(target.resource), []).append(resource)
+                break
     return out
 
 

@@ -176,6 +176,12 @@ ENCOUNTER_CLASS = Vocabulary(
         m.EncounterClass.virtual: "VR",
     },
 )
+SCREENING_STATUS = Vocabulary(
+    "QuestionnaireResponse status",
+    m.ScreeningStatus,
+    "http://hl7.org/fhir/questionnaire-answers-status",
+    _hyphenated(m.ScreeningStatus),
+)
 GENDER = Vocabulary(
     "Patient gender", m.Sex, "http://hl7.org/fhir/administrative-gender", _hyphenated(m.Sex)
 )
@@ -199,5 +205,6 @@ ALL: tuple[Vocabulary[StrEnum], ...] = (
     CARETEAM_STATUS,
     ENCOUNTER_STATUS,
     ENCOUNTER_CLASS,
+    SCREENING_STATUS,
     GENDER,
 )  # type: ignore[assignment]

@@ -16,6 +16,7 @@ from ._patient import Caregiver, Patient
 from ._record import PatientRecord, Record
 from ._referral import Output, Referral, ReferralTask, Tracking
 from ._schema import RECORD_TYPES, json_schema
+from ._screening import SCORED, Screening, ScreeningAnswer, ScreeningFinding
 from ._statuses import (
     REQUEST_ONLY,
     STATEMENT_ONLY,
@@ -36,6 +37,8 @@ from ._statuses import (
     ReferralKind,
     ReferralPriority,
     ReferralStatus,
+    ScreeningInstrument,
+    ScreeningStatus,
     SdohCategory,
     Sex,
     TrackingStatus,
@@ -66,6 +69,7 @@ __all__ = [
     "RECORD_GROUPS",
     "RECORD_TYPES",
     "REQUEST_ONLY",
+    "SCORED",
     "STATEMENT_ONLY",
     "Activity",
     "ActivityStatus",
@@ -123,6 +127,11 @@ __all__ = [
     "ReferralStatus",
     "ReferralTask",
     "Schedule",
+    "Screening",
+    "ScreeningAnswer",
+    "ScreeningFinding",
+    "ScreeningInstrument",
+    "ScreeningStatus",
     "SdohCategory",
     "Sex",
     "Tracking",

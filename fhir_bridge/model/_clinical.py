@@ -36,6 +36,10 @@ class Problem(PatientRecord):
     recorded_date: FhirDateTime | None = None
     recorder: Party | None = None
     asserter: Party | None = None
+    evidence: list[Ref] = Field(
+        default_factory=list,
+        description="Screenings that found it (a positive SDOH screen raising a health concern)",
+    )
 
     _categories = model_validator(mode="before")(normalise_problem)
 

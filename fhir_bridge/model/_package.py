@@ -13,6 +13,7 @@ from ._goal import Goal
 from ._patient import Patient
 from ._record import PatientRecord
 from ._referral import Referral, ReferralTask
+from ._screening import Screening
 from ._types import Model
 
 AnyRecord = Annotated[
@@ -24,7 +25,8 @@ AnyRecord = Annotated[
     | Problem
     | Medication
     | CareTeam
-    | Encounter,
+    | Encounter
+    | Screening,
     Field(discriminator="kind"),
 ]
 
@@ -47,6 +49,7 @@ RECORD_GROUPS = (
     "medications",
     "care_plans",
     "encounters",
+    "screenings",
 )
 """The package's lists of records, in the order ``PatientPackage.records()`` gives them."""
 
@@ -67,6 +70,7 @@ class PatientPackage(Model):
     medications: list[Medication] = Field(default_factory=list)
     care_teams: list[CareTeam] = Field(default_factory=list)
     encounters: list[Encounter] = Field(default_factory=list)
+    screenings: list[Screening] = Field(default_factory=list)
 
     def records(self) -> list[Patient | PatientRecord]:
         """Every record of the package, patient first, then the groups in ``RECORD_GROUPS``

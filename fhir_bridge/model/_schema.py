@@ -14,6 +14,7 @@ from ._package import AnyRecord, PatientPackage
 from ._patient import Patient
 from ._record import Record
 from ._referral import Referral, ReferralTask
+from ._screening import Screening
 
 RECORD_TYPES: dict[str, type[Record]] = {
     "patient": Patient,
@@ -25,6 +26,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "medication": Medication,
     "careteam": CareTeam,
     "encounter": Encounter,
+    "screening": Screening,
 }
 
 

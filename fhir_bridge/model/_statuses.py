@@ -242,3 +242,22 @@ class EncounterClass(StrEnum):
     pre_admission = "pre_admission"
     short_stay = "short_stay"
     virtual = "virtual"
+
+
+class ScreeningInstrument(StrEnum):
+    """The instruments a screening can be (LOINC panels; see ``mappers._instruments``)."""
+
+    ahc_hrsn = "ahc_hrsn"
+    prapare = "prapare"
+    phq_9 = "phq_9"
+    gad_7 = "gad_7"
+
+
+class ScreeningStatus(StrEnum):
+    """Where the administered instrument stands (the QuestionnaireResponse status)."""
+
+    in_progress = "in_progress"
+    completed = "completed"
+    amended = "amended"
+    entered_in_error = "entered_in_error"
+    stopped = "stopped"

@@ -36,6 +36,8 @@ SMART_TYPES: tuple[str, ...] = (
     "MedicationRequest",
     "CareTeam",
     "Encounter",
+    "QuestionnaireResponse",
+    "Observation",
     "Provenance",
     "Practitioner",
     "PractitionerRole",

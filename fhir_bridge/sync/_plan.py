@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from fhir_bridge.mappers import Entry, terminology_warnings
+from fhir_bridge.mappers import Entry, identifiers_of, terminology_warnings
 from fhir_bridge.store import Link, content_hash
 
 Json = dict[str, Any]
@@ -29,16 +29,20 @@ LEVELS: dict[str, int] = {
     "Practitioner": 0,
     "PractitionerRole": 0,
     "Patient": 0,
-    "Condition": 1,
-    "Goal": 2,
-    "MedicationStatement": 2,
-    "MedicationRequest": 2,
-    "CareTeam": 2,
-    "ServiceRequest": 3,
-    "Task": 4,
-    "CarePlan": 5,
-    "Encounter": 6,
-    "DocumentReference": 6,
+    # a screening's response, then the Observations derived from it (a health concern's
+    # evidence names the one that groups them)
+    "QuestionnaireResponse": 1,
+    "Observation": 2,
+    "Condition": 3,
+    "Goal": 4,
+    "MedicationStatement": 4,
+    "MedicationRequest": 4,
+    "CareTeam": 4,
+    "ServiceRequest": 5,
+    "Task": 6,
+    "CarePlan": 7,
+    "Encounter": 8,
+    "DocumentReference": 8,
 }
 _NOT_CONTENT = ("id", "meta", "text")
 
@@ -69,7 +73,7 @@ class Write:
 
 def identifier_of(resource: Json) -> str:
     """Our identifier of an emitted resource, as ``system|value`` (it is the last one)."""
-    own = resource["identifier"][-1]
+    own = identifiers_of(resource)[-1]
     return f"{own['system']}|{own['value']}"
 
 

@@ -1,7 +1,9 @@
 """Pull: bring what clinicians changed in the EHR back into the care manager's records.
 
 Per resource type (``PULLED_TYPES``: the managed patients' Patient for the demographics the
-EHR owns, Condition, MedicationStatement, MedicationRequest, CareTeam, Goal, ServiceRequest,
+EHR owns, QuestionnaireResponse (a screening; the Observations derived from it are
+rendered from it, not read back), Condition, MedicationStatement, MedicationRequest, CareTeam,
+Goal, ServiceRequest,
 Encounter (a discharge starts transitional care: ``_discharges``), Task and CarePlan, in
 dependency order so a new resource's references to new ones resolve),
 under a lease on its watermark:
@@ -35,6 +37,7 @@ log = logging.getLogger("fhir_bridge.sync")
 Json = dict[str, Any]
 PULLED_TYPES = (
     "Patient",
+    "QuestionnaireResponse",
     "Condition",
     "MedicationStatement",
     "MedicationRequest",

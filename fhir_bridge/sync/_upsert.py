@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+from fhir_bridge.mappers import identifiers_of
 from fhir_bridge.store import Link
 
 from ._limits import Limits
@@ -53,7 +54,7 @@ async def resolve(server: Searcher, caps: Limits, group: list[Write]) -> list[Wr
             chunk = ordered[at : at + SEARCH_CHUNK]
             params = {"identifier": ",".join(chunk)}
             async for resource in server.search(resource_type, params):
-                for ident in resource.get("identifier") or []:
+                for ident in identifiers_of(resource):
                     key = f"{ident.get('system')}|{ident.get('value')}"
                     if key in identifiers:
                         found.setdefault((resource_type, key), resource)

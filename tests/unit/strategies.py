@@ -91,6 +91,67 @@ def _refs(draw: st.DrawFn, ids: list[str]) -> list[m.Ref]:
     return [m.Ref(id=i) for i in draw(st.lists(st.sampled_from(ids), max_size=2, unique=True))]
 
 
+LOINC_QUESTIONS = st.from_regex(r"\A[1-9][0-9]{3,4}-[0-9]\Z")
+LOINC_ANSWERS = st.builds(
+    m.Code,
+    system=st.just("http://loinc.org"),
+    code=st.from_regex(r"\ALA[1-9][0-9]{2,4}-[0-9]\Z"),
+    display=_opt(TEXT),
+)
+
+
+@st.composite
+def screenings_of(
+    draw: st.DrawFn, pid: str, sid: str, stamp: datetime, party: st.SearchStrategy[m.Party]
+) -> m.Screening:
+    """A screening: an instrument with answers (some with a domain), findings and a score."""
+    instrument = draw(st.sampled_from(list(m.ScreeningInstrument)))
+    questions = draw(
+        st.lists(
+            LOINC_QUESTIONS.filter(lambda q: q not in ("44261-6", "70274-6")),
+            max_size=4,
+            unique=True,
+        )
+    )
+    answers = [
+        m.ScreeningAnswer(
+            question=m.Code(system="http://loinc.org", code=q, display=draw(_opt(TEXT))),
+            answer=draw(LOINC_ANSWERS),
+            domain=draw(_opt(st.sampled_from(list(m.SdohCategory)))),
+        )
+        if draw(st.booleans())
+        else m.ScreeningAnswer(
+            question=m.Code(system="http://loinc.org", code=q), value=draw(st.integers(0, 30))
+        )
+        for q in questions
+    ]
+    domains = list(dict.fromkeys(a.domain for a in answers if a.domain is not None))
+    findings = [
+        m.ScreeningFinding(domain=d, positive=draw(st.booleans()))
+        for d in domains
+        if draw(st.booleans())
+    ]
+    top = {m.ScreeningInstrument.phq_9: 27, m.ScreeningInstrument.gad_7: 21}.get(instrument)
+    return m.Screening(
+        id=sid,
+        updated_at=stamp,
+        patient=pid,
+        instrument=instrument,
+        # a form of our own names its instrument (the last segment of its canonical)
+        questionnaire=draw(
+            _opt(
+                st.just(f"http://forms.example/Questionnaire/{instrument.value.replace('_', '-')}")
+            )
+        ),
+        status=draw(st.sampled_from(list(m.ScreeningStatus))),
+        authored=draw(DATETIMES),
+        author=draw(_opt(party)),
+        answers=answers,
+        score=draw(_opt(st.integers(0, top))) if top is not None else None,
+        findings=findings,
+    )
+
+
 @st.composite
 def packages(draw: st.DrawFn) -> m.PatientPackage:
     pid = "p-" + draw(IDS)
@@ -121,6 +182,11 @@ def packages(draw: st.DrawFn) -> m.PatientPackage:
             )
         ),
     )
+    screenings = [
+        draw(screenings_of(pid, f"{pid}-scr{i}", stamp, party))
+        for i in range(draw(st.integers(0, 2)))
+    ]
+    screening_ids = [s.id for s in screenings]
     n_problems = draw(st.integers(0, 3))
     problems = [
         m.Problem(
@@ -135,6 +201,7 @@ def packages(draw: st.DrawFn) -> m.PatientPackage:
             onset=draw(_opt(DATETIMES)),
             recorded_date=draw(_opt(DATETIMES)),
             recorder=draw(_opt(party)),
+            evidence=_refs(draw, screening_ids),
             notes=draw(st.lists(NOTES, max_size=1)),
         )
         for i in range(n_problems)
@@ -351,6 +418,7 @@ def packages(draw: st.DrawFn) -> m.PatientPackage:
     return m.PatientPackage(
         patient=patient,
         encounters=encounters,
+        screenings=screenings,
         care_plans=[plan],
         goals=goals,
         referrals=referrals,

@@ -26,6 +26,7 @@ COLLECTIONS = {
     "medications": "medication",
     "care-teams": "careteam",
     "encounters": "encounter",
+    "screenings": "screening",
 }
 _RECORD = TypeAdapter(m.AnyRecord)
 router = APIRouter(prefix="/v1", tags=["records"])

@@ -10,7 +10,13 @@ import pytest
 
 from fhir_bridge import model as m
 from fhir_bridge.errors import MappingError
-from fhir_bridge.mappers import IMPORTED_TYPES, MappingContext, from_fhir, to_bundle
+from fhir_bridge.mappers import (
+    IMPORTED_TYPES,
+    MappingContext,
+    from_fhir,
+    identifiers_of,
+    to_bundle,
+)
 from tests.helpers import example_files, resources_in
 
 CTX = MappingContext("https://bridge.test/id", datetime(2025, 3, 1, tzinfo=UTC))
@@ -64,7 +70,7 @@ def test_example_imports_and_comes_back_whole(path: Path) -> None:
             e
             for e in emitted
             if e["resourceType"] == rtype
-            and any(i.get("value") == resource.get("id") for i in e.get("identifier", []))
+            and any(i.get("value") == resource.get("id") for i in identifiers_of(e))
         ]
         if rtype == "Task" and not candidates:
             # a Task tracking a ServiceRequest of the same input travels with that referral

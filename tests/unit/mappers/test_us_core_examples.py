@@ -48,9 +48,13 @@ def _normalised(resource: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("text"), dict) and out["text"].get("status") == "generated":
         del out["text"]
     own = CTX.namespace + "/"
-    identifiers = [i for i in out.get("identifier", []) if not i.get("system", "").startswith(own)]
+    given = out.get("identifier", [])
+    single = isinstance(given, dict)  # a QuestionnaireResponse has one, not a list
+    identifiers = [
+        i for i in ([given] if single else given) if not i.get("system", "").startswith(own)
+    ]
     if identifiers:
-        out["identifier"] = identifiers
+        out["identifier"] = identifiers[0] if single else identifiers
     else:
         out.pop("identifier", None)
     return out

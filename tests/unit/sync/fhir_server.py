@@ -55,7 +55,8 @@ SYNCED = (
     "Task",
     "CarePlan",
     "Subscription",
-    "Encounter",
+    "QuestionnaireResponse",
+    "Observation",
 )
 # a write turned down: (status, diagnostics), or None to let it through
 Refusal = Callable[[str, Json], tuple[int, str] | None]
