@@ -65,7 +65,7 @@ INSTRUMENTS: dict[m.ScreeningInstrument, Instrument] = {
         "Generalized anxiety disorder 7 item (GAD-7) total score [Reported.PHQ]",
         False,
         ("gad-7", "gad7", "gad_7"),
-        ("69725-0",),
+        ("69722-7",),
     ),
 }
 

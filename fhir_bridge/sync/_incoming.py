@@ -29,6 +29,7 @@ from ._discharges import recorded_here, start_transitional_care
 from ._merge import Policy, three_way
 from ._parties import with_local_parties
 from ._plan import references, rendering_hash
+from ._screenings import with_local_findings
 from ._server_links import LinkLookup
 from ._summary import PullSummary
 from ._tracking import merge_tracking
@@ -326,6 +327,10 @@ class Incoming:
             remote_data["tracking"] = local_data.get("tracking")
             remote_data = {k: v for k, v in remote_data.items() if v is not None}
         base_data = self._base(link, by_server, local)
+        if isinstance(local, m.Screening):  # domains and findings are the Observations'
+            remote_data = with_local_findings(remote_data, local_data)
+            if base_data is not None:
+                base_data = with_local_findings(base_data, local_data)
         remote_data = with_local_parties(remote_data, local_data)
         if base_data is not None:
             base_data = with_local_parties(base_data, local_data)

@@ -36,6 +36,7 @@ import httpx
 import respx
 
 from fhir_bridge.fhir import FhirClient, RetryPolicy
+from fhir_bridge.mappers import identifiers_of
 
 BASE = "https://ehr.test/fhir"
 Json = dict[str, Any]
@@ -174,7 +175,7 @@ class FhirServer:
         (found,) = [
             r
             for r in self.of_type(resource_type)
-            if any(i.get("value") == value for i in r.get("identifier", []))
+            if any(i.get("value") == value for i in identifiers_of(r))
         ]
         return found
 
@@ -242,7 +243,7 @@ class FhirServer:
             found = [
                 r
                 for r in found
-                if any((i.get("system"), i.get("value")) in wanted for i in r.get("identifier", []))
+                if any((i.get("system"), i.get("value")) in wanted for i in identifiers_of(r))
             ]
         if "url" in params:  # Subscription.channel.endpoint
             found = [r for r in found if (r.get("channel") or {}).get("endpoint") == params["url"]]
