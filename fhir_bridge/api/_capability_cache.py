@@ -30,6 +30,8 @@ log = logging.getLogger("fhir_bridge.api")
 # the resource types push writes, in the order it sends them
 SYNCED_TYPES = (
     "Patient",
+    "QuestionnaireResponse",
+    "Observation",
     "Condition",
     "Goal",
     "MedicationStatement",
@@ -39,8 +41,6 @@ SYNCED_TYPES = (
     "Task",
     "CarePlan",
     "Encounter",
-    "QuestionnaireResponse",
-    "Observation",
 )
 _TRANSPORT = {
     "ConnectError": "the connection was refused or failed",

@@ -23,7 +23,7 @@ from fhir_bridge import model as m
 from fhir_bridge.documents import read_records
 from fhir_bridge.fhir import FhirClient
 from fhir_bridge.handoff import HandoffType, build_document
-from fhir_bridge.mappers import MappingContext, to_entries
+from fhir_bridge.mappers import MappingContext, identifiers_of, to_entries
 from fhir_bridge.store import Store
 from fhir_bridge.sync import Pusher, PushSummary
 from tests.helpers import fixture_files
@@ -92,8 +92,8 @@ def test_a_fixture_pushed_as_push_sends_it_is_accepted(us_core_url: str, path: P
                 "request": {
                     "method": "PUT",
                     "url": f"{e.resource['resourceType']}?identifier="
-                    f"{e.resource['identifier'][-1]['system']}|"
-                    f"{e.resource['identifier'][-1]['value']}",
+                    f"{identifiers_of(e.resource)[-1]['system']}|"
+                    f"{identifiers_of(e.resource)[-1]['value']}",
                 },
             }
             for e in entries
