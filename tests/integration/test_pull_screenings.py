@@ -4,55 +4,22 @@ grouping Observation, and an EHR edit to the response comes back once."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import pytest
 
 from fhir_bridge import model as m
 from fhir_bridge.documents import read_records
-from fhir_bridge.fhir import FhirClient
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
-from fhir_bridge.sync import Puller, PullSummary, Pusher
 from tests.helpers import FIXTURES
+from tests.integration.sync_calls import find_on_server, pull, push_cleanly
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-NO_CACHE = {"Cache-Control": "no-cache"}
 FIXTURE = FIXTURES / "month-diabetes-depression.json"
-
-
-def _pull(store: Store, url: str, ctx: MappingContext) -> PullSummary:
-    async def run() -> PullSummary:
-        async with FhirClient(url) as client:
-            return await Puller(store, client, "hapi", ctx).pull()
-
-    return asyncio.run(run())
-
-
-def _push(store: Store, url: str, ctx: MappingContext) -> None:
-    async def run() -> None:
-        async with FhirClient(url) as client:
-            summary = await Pusher(store, client, "hapi", ctx).push()
-            assert summary.failed == summary.dead_lettered == 0
-
-    asyncio.run(run())
-
-
-def _find(
-    fhir: httpx.Client, resource_type: str, ctx: MappingContext, kind: str, value: str
-) -> dict[str, Any]:
-    bundle = fhir.get(
-        f"/{resource_type}",
-        params={"identifier": f"{ctx.system(kind)}|{value}"},
-        headers=NO_CACHE,
-    ).json()
-    (entry,) = bundle["entry"]
-    return dict(entry["resource"])
 
 
 @pytest.fixture
@@ -61,8 +28,8 @@ def pushed(database_url: str, fhir_base_url: str) -> Iterator[tuple[Store, Mappi
     ctx = MappingContext(namespace=f"https://bridge.test/{uuid.uuid4().hex[:10]}", now=NOW)
     store = Store(database_url)
     store.put_records(read_records(FIXTURE), ["hapi"], NOW)
-    _push(store, fhir_base_url, ctx)
-    first = _pull(store, fhir_base_url, ctx)
+    push_cleanly(store, fhir_base_url, ctx)
+    first = pull(store, fhir_base_url, ctx)
     assert (first.new, first.updated, first.failed) == (0, 0, 0), first.problems
     yield store, ctx
     store.close()
@@ -74,16 +41,16 @@ def test_a_screening_is_on_the_server_as_a_response_and_the_observations_derived
     store, ctx = pushed
     hrsn = store.records.get("screening", "scr-mendes-hrsn")
     assert isinstance(hrsn, m.Screening)
-    response = _find(fhir, "QuestionnaireResponse", ctx, "screening", hrsn.id)
-    group = _find(fhir, "Observation", ctx, "screening_observation", hrsn.id)
+    response = find_on_server(fhir, "QuestionnaireResponse", ctx, "screening", hrsn.id)
+    group = find_on_server(fhir, "Observation", ctx, "screening_observation", hrsn.id)
     assert group["derivedFrom"][0]["reference"] == f"QuestionnaireResponse/{response['id']}"
     assert len(group["hasMember"]) == len(hrsn.answers)
     for member in group["hasMember"]:
-        answer = fhir.get(f"/{member['reference']}", headers=NO_CACHE).json()
+        answer = fhir.get(f"/{member['reference']}", headers={"Cache-Control": "no-cache"}).json()
         assert answer["derivedFrom"][0]["reference"] == f"QuestionnaireResponse/{response['id']}"
-    concern = _find(fhir, "Condition", ctx, "problem", "prob-mendes-food")
+    concern = find_on_server(fhir, "Condition", ctx, "problem", "prob-mendes-food")
     assert concern["evidence"][0]["detail"][0]["reference"] == f"Observation/{group['id']}"
-    goal = _find(fhir, "Goal", ctx, "goal", "goal-mendes-food")
+    goal = find_on_server(fhir, "Goal", ctx, "goal", "goal-mendes-food")
     assert goal["addresses"][0]["reference"] == f"Condition/{concern['id']}"
 
 
@@ -93,14 +60,14 @@ def test_an_ehr_edit_to_a_response_comes_back_once_keeping_the_findings(
     store, ctx = pushed
     before = store.records.get("screening", "scr-mendes-phq9")
     assert isinstance(before, m.Screening)
-    response = _find(fhir, "QuestionnaireResponse", ctx, "screening", "scr-mendes-phq9")
+    response = find_on_server(fhir, "QuestionnaireResponse", ctx, "screening", "scr-mendes-phq9")
     response["status"] = "amended"
     total = next(i for i in response["item"] if i["linkId"] == "/44261-6")
     total["answer"] = [{"valueDecimal": 11}]
     put = fhir.put(f"/QuestionnaireResponse/{response['id']}", json=response)
     assert put.status_code == 200, put.text
 
-    summary = _pull(store, fhir_base_url, ctx)
+    summary = pull(store, fhir_base_url, ctx)
     assert (summary.updated, summary.conflicts, summary.failed) == (1, 0, 0), summary.problems
     after = store.records.get("screening", "scr-mendes-phq9")
     assert isinstance(after, m.Screening)
@@ -108,5 +75,5 @@ def test_an_ehr_edit_to_a_response_comes_back_once_keeping_the_findings(
     assert after.score == 11
     assert after.answers == before.answers
 
-    again = _pull(store, fhir_base_url, ctx)
+    again = pull(store, fhir_base_url, ctx)
     assert (again.new, again.updated, again.conflicts) == (0, 0, 0)
