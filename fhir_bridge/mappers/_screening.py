@@ -18,7 +18,7 @@ from __future__ import annotations
 from fhir_bridge import model as m
 
 from . import _vocab as v
-from ._common import US_CORE, head, patient_record_in, subject_out
+from ._common import US_CORE, code_in, head, patient_record_in, subject_out
 from ._context import MappingContext
 from ._datatypes import Json, Reader, clean, coding_out, first_code
 from ._instruments import INSTRUMENTS, LOINC, instrument_of
@@ -299,11 +299,7 @@ def screening_in(
             "questionnaire": canonical
             if kind is not None and canonical != INSTRUMENTS[kind].questionnaire
             else None,
-            "status": reader.guard(
-                lambda: v.SCREENING_STATUS.from_fhir(status, reader.at("status"))
-            )
-            if status is not None
-            else None,
+            "status": code_in(v.SCREENING_STATUS, status, reader, "status"),
             "authored": r.get("authored"),
             "author": resolver.party_in(author) if author else None,
             "answers": answers,
