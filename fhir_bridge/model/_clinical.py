@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from ._categories import normalise_problem
 from ._record import PatientRecord
@@ -62,10 +62,15 @@ class Adherence(Model):
         "information_source",
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _accept_text(cls, data: Any) -> Any:
-        return {"code": {"text": data}} if isinstance(data, str) else data
+
+def _adherence_text(value: Any) -> Any:
+    """The older internal format's free text, read as the concept's text."""
+    return {"code": {"text": value}} if isinstance(value, str) else value
+
+
+AdherenceOrText = Annotated[
+    Adherence, BeforeValidator(_adherence_text, json_schema_input_type=Adherence | str)
+]
 
 
 class MedicationRequestDetails(Model):
@@ -102,7 +107,7 @@ class Medication(PatientRecord):
     effective_period: Period | None = None
     date_asserted: FhirDateTime | None = None
     reasons: list[Ref] = Field(default_factory=list, description="Problems it treats")
-    adherence: Adherence | None = Field(
+    adherence: AdherenceOrText | None = Field(
         default=None, description="Whether the patient takes it as directed (text accepted)"
     )
     information_source: Party | None = None

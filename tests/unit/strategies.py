@@ -68,7 +68,7 @@ ADHERENCE_CODES = st.one_of(
 )
 """A medication's adherence: a code of the VSAC value set, or any concept (it is extensible)."""
 ADHERENCE = st.one_of(
-    TEXT.map(m.Adherence.model_validate),  # the older free text, kept as the concept's text
+    TEXT.map(lambda t: m.Adherence(code=m.Concept(text=t))),  # the older free text's reading
     st.builds(m.Adherence, code=ADHERENCE_CODES, asserted=_opt(DATETIMES)),
 )
 """A medication statement's adherence (no coded sources: a statement's informant is
