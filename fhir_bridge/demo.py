@@ -1,7 +1,9 @@
 """``fhir-bridge demo``: the whole round, on the local HAPI sandbox, in one command.
 
 Loads the fixture patients, pushes them, makes a clinician's edits on the server, pulls them
-back (one change merges, one conflicts), builds and checks a handoff, and says where to look.
+back (one change merges, one conflicts), lets the hospital discharge a patient (the pull that
+reads it starts one transitional-care plan; a second pull starts nothing), builds and checks a
+handoff, prints the month's minutes, and says where to look.
 It runs the same operations as the CLI, the API and the worker, on a configuration it writes
 (``<out>/fhir-bridge.toml``), so ``fhir-bridge serve`` on that file shows the same data.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,10 @@ from fhir_bridge.handoff import prepare_handoff, record_handoff, render_html
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
 from fhir_bridge.sync import (
+    DueItem,
     PullSummary,
     PushSummary,
+    open_due_items,
     pull_connection,
     push_connection,
     resolve_connection,
@@ -39,6 +43,10 @@ DASHBOARD = "http://127.0.0.1:8000/dashboard"
 NO_CACHE = {"Cache-Control": "no-cache"}
 DEMO_MONTH = "2026-11"
 """The month the fixtures' check-ins fall in."""
+DISCHARGED = "pat-rivera"
+"""The patient the hospital discharges during the demo."""
+HOSPITAL_VISITS = "urn:oid:2.16.840.1.113883.19.5.99.1"
+"""The (example) identifier system of the hospital's visit numbers."""
 
 
 def run(
@@ -105,6 +113,21 @@ async def _round(out_dir: Path, base_url: str, console: Console) -> int:
         console.print(f"[bold]5. Pulled[/bold]: {_counts(pulled)}")
         merged = store.records.get("goal", "goal-rivera-a1c")
         conflicts = store.conflicts.find()
+        _hospital_discharge(base_url, ctx, now)
+        discharge = await pull_connection(store, target, settings)
+        due = open_due_items(store, now.date(), DISCHARGED)
+        plans = sorted({d.plan_id for d in due})
+        console.print(
+            f"[bold]6. The hospital discharges {DISCHARGED}[/bold] (a finished inpatient "
+            "Encounter with a discharge disposition, written to the EHR as the hospital "
+            f"would); pulled: {_counts(discharge)}"
+        )
+        _print_plan(console, store, plans, due)
+        again = await pull_connection(store, target, settings)
+        console.print(
+            f"   pulled again: transitions {again.transitions} "
+            "(the same discharge starts nothing new)"
+        )
         handoff = prepare_handoff(store, settings, "pat-okafor", "transfer", now)
         record_handoff(store, handoff, None, None, now)
         (out_dir / "handoff-okafor.json").write_text(json.dumps(handoff.document, indent=2))
@@ -112,15 +135,23 @@ async def _round(out_dir: Path, base_url: str, console: Console) -> int:
             render_html(handoff.package, "transfer", handoff.findings)
         )
         console.print(
-            f"[bold]6. Handoff[/bold] for pat-okafor: {len(handoff.document['entry'])} entries, "
+            f"[bold]7. Handoff[/bold] for pat-okafor: {len(handoff.document['entry'])} entries, "
             f"{len(handoff.findings)} findings"
         )
         minutes = store.reports.minutes(DEMO_MONTH)
-        console.print(f"[bold]7. Minutes[/bold] (fhir-bridge minutes --month {DEMO_MONTH}):")
+        console.print(f"[bold]8. Minutes[/bold] (fhir-bridge minutes --month {DEMO_MONTH}):")
         console.print("\n".join(minutes.lines()), markup=False, highlight=False)
     finally:
         store.close()
-    return _summary(console, out_dir, base_url, pushed=pushed, merged=merged, conflicts=conflicts)
+    return _summary(
+        console,
+        out_dir,
+        base_url,
+        pushed=pushed,
+        merged=merged,
+        conflicts=conflicts,
+        started=(discharge.transitions, again.transitions, len(plans), len(due)),
+    )
 
 
 def _clinician_edits(base_url: str, ctx: MappingContext, store: Store, now: datetime) -> None:
@@ -166,6 +197,72 @@ def _clinician_edits(base_url: str, ctx: MappingContext, store: Store, now: date
         store.put_records([local], [], now)
 
 
+def _hospital_discharge(base_url: str, ctx: MappingContext, now: datetime) -> None:
+    """The hospital's own record of a stay that ended yesterday, as its EHR writes it: its
+    visit number, not our identifier; a discharge disposition (home with home health)."""
+    yesterday = (now - timedelta(days=1)).date()
+    with httpx.Client(
+        base_url=base_url, timeout=60, headers={"Content-Type": "application/fhir+json"}
+    ) as ehr:
+        bundle = ehr.get(
+            "/Patient",
+            params={"identifier": f"{ctx.system('patient')}|{DISCHARGED}"},
+            headers=NO_CACHE,
+        ).json()
+        patient_id = bundle["entry"][0]["resource"]["id"]
+        stay = {
+            "resourceType": "Encounter",
+            "identifier": [{"system": HOSPITAL_VISITS, "value": f"V{now:%Y%m%d%H%M%S}"}],
+            "status": "finished",
+            "class": {
+                "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                "code": "IMP",
+                "display": "inpatient encounter",
+            },
+            "type": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://snomed.info/sct",
+                            "code": "32485007",
+                            "display": "Hospital admission",
+                        }
+                    ]
+                }
+            ],
+            "subject": {"reference": f"Patient/{patient_id}"},
+            "period": {
+                "start": (yesterday - timedelta(days=3)).isoformat(),
+                "end": yesterday.isoformat(),
+            },
+            "hospitalization": {
+                "dischargeDisposition": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/discharge-disposition",
+                            "code": "home",
+                            "display": "Home",
+                        }
+                    ]
+                }
+            },
+        }
+        ehr.post("/Encounter", json=stay).raise_for_status()
+
+
+def _print_plan(console: Console, store: Store, plans: list[str], due: list[DueItem]) -> None:
+    for plan_id in plans:
+        plan = store.records.get("careplan", plan_id)
+        if isinstance(plan, m.CarePlan):
+            console.print(f"   {plan.title} ({plan_id}): {plan.description}", markup=False)
+    table = Table("due by", "what", "status", "overdue", title="Due items (GET /v1/due)")
+    for item in due:
+        table.add_row(
+            item.due.isoformat(), item.what, item.status.replace("_", " "), str(item.overdue)
+        )
+    console.print(table)
+
+
 def _counts(summary: PushSummary | PullSummary) -> str:
     return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary.counts().items() if v)
 
@@ -178,7 +275,9 @@ def _summary(
     pushed: PushSummary,
     merged: m.Record | None,
     conflicts: list[Any],
+    started: tuple[int, int, int, int],
 ) -> int:
+    first, again, plans, due = started
     checks = [
         (
             "every record pushed, none failed",
@@ -191,6 +290,10 @@ def _summary(
             and merged.priority is m.GoalPriority.medium,
         ),
         ("same field changed on both sides kept as a conflict", len(conflicts) == 1),
+        (
+            "a hospital discharge started one transitional-care plan (3 due items), once",
+            (first, again, plans, due) == (1, 0, 1, 3),
+        ),
     ]
     table = Table("what", "result", title="fhir-bridge demo")
     for label, ok in checks:
@@ -202,6 +305,6 @@ def _summary(
         f"{out_dir / 'handoff-okafor.json'}, the store {out_dir / 'demo.db'}; "
         f"FHIR_BRIDGE_CONFIG={out_dir / 'fhir-bridge.toml'} fhir-bridge conflicts "
         "(or any command) works on it, and `fhir-bridge demo --keep-running` serves the "
-        f"dashboard at {DASHBOARD}."
+        f"dashboard at {DASHBOARD} (its due items at {DASHBOARD}/due)."
     )
     return sum(not ok for _, ok in checks)

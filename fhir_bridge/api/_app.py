@@ -18,6 +18,7 @@ from fhir_bridge.sync import Notifications, Worker, pull_connection, resolve_con
 
 from ._audit import AuditWrites
 from ._dashboard import router as dashboard_router
+from ._dashboard_due import router as dashboard_due_router
 from ._errors import answer_errors
 from ._guard import InputGuard
 from ._request_ids import RequestIds
@@ -109,6 +110,7 @@ def create_app(
     app.include_router(audit.router)
     app.include_router(reports.router)
     app.include_router(dashboard_router)
+    app.include_router(dashboard_due_router)
     app.include_router(records.router)  # last: /v1/{collection}/{id} would shadow the above
 
     return app

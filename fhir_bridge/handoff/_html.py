@@ -34,6 +34,14 @@ class Section:
     empty: str
 
 
+def _adherence(adherence: m.Adherence | None) -> str:
+    """Whether the medication is taken as directed, and as of when it was said."""
+    if adherence is None:
+        return ""
+    said = _text(adherence.code)
+    return f"{said} (as of {adherence.asserted})" if adherence.asserted else said
+
+
 def _text(concept: m.Concept | None) -> str:
     if concept is None:
         return ""
@@ -112,7 +120,12 @@ def _sections(package: m.PatientPackage, findings: list[Finding]) -> list[Sectio
             "Medications",
             ("Medication", "Dosage", "Status", "Adherence"),
             [
-                [_text(x.medication), x.dosage or "", _words(x.status.value), x.adherence or ""]
+                [
+                    _text(x.medication),
+                    x.dosage or "",
+                    _words(x.status.value),
+                    _adherence(x.adherence),
+                ]
                 for x in package.medications
             ],
             "No medication list was recorded.",

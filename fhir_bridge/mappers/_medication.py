@@ -5,21 +5,19 @@ from __future__ import annotations
 from fhir_bridge import model as m
 
 from . import _vocab as v
-from ._common import (
-    EXTENSION_BASE,
-    US_CORE,
-    code_in,
-    head,
-    notes_out,
-    patient_record_in,
-    subject_out,
+from ._adherence import (
+    ADHERENCE_ID,
+    adherence_extension,
+    adherence_observation,
+    adherence_text,
+    request_adherence_in,
+    statement_adherence_in,
 )
+from ._common import US_CORE, code_in, head, notes_out, patient_record_in, subject_out
 from ._context import MappingContext
 from ._datatypes import Json, Reader, clean, concept_in, concept_out, period_in, period_out
 from ._narrative import concept_text, narrative
 from ._refs import Resolver, party_out, ref_out, refs_in
-
-ADHERENCE = EXTENSION_BASE + "medication-adherence"
 
 
 def medicationstatement_out(ctx: MappingContext, x: m.Medication) -> Json:
@@ -32,10 +30,10 @@ def medicationstatement_out(ctx: MappingContext, x: m.Medication) -> Json:
                     ("Medication", concept_text(x.medication)),
                     ("Status", x.status.value),
                     ("Dosage", x.dosage),
-                    ("Adherence", x.adherence),
+                    ("Adherence", adherence_text(x.adherence)),
                 ],
             ),
-            "extension": [{"url": ADHERENCE, "valueString": x.adherence}] if x.adherence else None,
+            "contained": [adherence_observation(ctx, x)] if x.adherence else None,
             "status": v.MEDICATION_STATUS.to_fhir(x.status),
             "medicationCodeableConcept": concept_out(x.medication),
             "subject": subject_out(ctx, x),
@@ -48,6 +46,7 @@ def medicationstatement_out(ctx: MappingContext, x: m.Medication) -> Json:
             "reasonReference": [ref_out(ctx, r, "problem") for r in x.reasons],
             "note": notes_out(x),
             "dosage": [{"text": x.dosage}] if x.dosage else None,
+            "derivedFrom": [{"reference": "#" + ADHERENCE_ID}] if x.adherence else None,
         }
     )
 
@@ -65,10 +64,7 @@ def medicationstatement_in(
         medication = {"text": reference["display"]} if reference.get("display") else None
     if medication is None:
         reader.add("medication[x]", "required: a coded medication or a display")
-    adherence = next(
-        (e.get("valueString") for e in reader.objs(r, "extension") if e.get("url") == ADHERENCE),
-        None,
-    )
+    adherence = statement_adherence_in(r, reader)
     source = reader.obj(r, "informationSource")
     dosages = reader.objs(r, "dosage")
     return clean(
@@ -110,8 +106,10 @@ def medicationrequest_out(ctx: MappingContext, x: m.Medication) -> Json:
                     ("Status", x.status.value),
                     ("Intent", request.intent.value),
                     ("Dosage", x.dosage),
+                    ("Adherence", adherence_text(x.adherence)),
                 ],
             ),
+            "extension": [adherence_extension(x.adherence)] if x.adherence else None,
             "status": v.MEDICATION_STATUS.to_fhir(x.status),
             "intent": v.MEDICATION_INTENT.to_fhir(request.intent),
             "reportedBoolean": request.reported,
@@ -171,6 +169,7 @@ def medicationrequest_in(
             "dosage": dosages[0].get("text") if dosages else None,
             "reasons": refs_in(resolver, reader.objs(r, "reasonReference"), "problem"),
             "information_source": resolver.party_in(source) if source else None,
+            "adherence": request_adherence_in(r, reader),
             "request": clean(
                 {
                     "intent": code_in(v.MEDICATION_INTENT, intent, reader, "intent"),

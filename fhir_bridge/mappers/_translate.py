@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from fhir_bridge import model as m
 from fhir_bridge.errors import MappingError, Problem
 
+from ._adherence import without_old_adherence
 from ._careplan import careplan_in, careplan_out
 from ._careteam import careteam_in, careteam_out
 from ._common import instant
@@ -392,6 +393,7 @@ def _keep_extras(ctx: MappingContext, record: m.Record, resource: Json, task: Js
     for rendered in _rendered(ctx, record):
         source = received.get(rendered["resourceType"])
         if source is not None:
+            source = without_old_adherence(source)  # read into the record, sent the new way
             residual = residual_of(source, rendered)
             if residual:
                 record.fhir_extras[rendered["resourceType"]] = residual

@@ -1,7 +1,14 @@
 """The internal record model: what a care-management system holds about its patients."""
 
 from ._careplan import Activity, CarePlan, PlannedActivity, Schedule
-from ._clinical import CareTeam, CareTeamMember, Medication, MedicationRequestDetails, Problem
+from ._clinical import (
+    Adherence,
+    CareTeam,
+    CareTeamMember,
+    Medication,
+    MedicationRequestDetails,
+    Problem,
+)
 from ._encounter import (
     CONTACT_CLASSES,
     MINUTE_THRESHOLDS,
@@ -74,6 +81,7 @@ __all__ = [
     "Activity",
     "ActivityStatus",
     "Address",
+    "Adherence",
     "AnyRecord",
     "CarePlan",
     "CarePlanStatus",

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from ._categories import normalise_problem
 from ._record import PatientRecord
@@ -44,6 +44,39 @@ class Problem(PatientRecord):
     _categories = model_validator(mode="before")(normalise_problem)
 
 
+class Adherence(Model):
+    """Whether the patient takes a medication as directed (USCDI v4 Medication Adherence).
+
+    An older internal format gave adherence as free text (``"adherence": "Takes as prescribed"``);
+    that text is still accepted and kept as the concept's text.
+    """
+
+    code: Concept = Field(
+        description="From VSAC 2.16.840.1.113762.1.4.1240.8 where possible: SNOMED CT "
+        "1156699004 Complies with drug therapy, 275928001 Drugs - partial non-compliance, "
+        "702565001 Non-compliance of drug therapy; the text says how"
+    )
+    asserted: FhirDateTime | None = Field(
+        default=None, description="When it was reported (required on a medication request)"
+    )
+    sources: list[Concept] = Field(
+        default_factory=list,
+        description="Who reported it, coded (e.g. SNOMED CT 116154003 Patient, v3-RoleCode "
+        "DAU daughter); a medication request only: a statement's informant is its "
+        "information_source",
+    )
+
+
+def _adherence_text(value: Any) -> Any:
+    """The older internal format's free text, read as the concept's text."""
+    return {"code": {"text": value}} if isinstance(value, str) else value
+
+
+AdherenceOrText = Annotated[
+    Adherence, BeforeValidator(_adherence_text, json_schema_input_type=Adherence | str)
+]
+
+
 class MedicationRequestDetails(Model):
     """What a medication request (US Core MedicationRequest) says beyond the list entry."""
 
@@ -78,7 +111,9 @@ class Medication(PatientRecord):
     effective_period: Period | None = None
     date_asserted: FhirDateTime | None = None
     reasons: list[Ref] = Field(default_factory=list, description="Problems it treats")
-    adherence: str | None = Field(default=None, description="How the patient keeps to it")
+    adherence: AdherenceOrText | None = Field(
+        default=None, description="Whether the patient takes it as directed (text accepted)"
+    )
     information_source: Party | None = None
     request: MedicationRequestDetails | None = Field(
         default=None, description="Set when the medication is a request (a MedicationRequest)"
@@ -89,16 +124,23 @@ class Medication(PatientRecord):
         if self.request is None:
             if self.status in REQUEST_ONLY:
                 raise ValueError(f"status {self.status.value} needs request (a MedicationRequest)")
+            if self.adherence is not None and self.adherence.sources:
+                raise ValueError(
+                    "adherence.sources: not held by a medication statement "
+                    "(its informant is information_source)"
+                )
             return self
         if self.status in STATEMENT_ONLY:
             raise ValueError(f"status {self.status.value} is not a medication request's status")
         held = [
             name
-            for name in ("effective", "effective_period", "date_asserted", "adherence")
+            for name in ("effective", "effective_period", "date_asserted")
             if getattr(self, name) is not None
         ]
         if held:
             raise ValueError(f"{', '.join(held)}: not held by a medication request")
+        if self.adherence is not None and self.adherence.asserted is None:
+            raise ValueError("adherence.asserted: required on a medication request")
         return self
 
 

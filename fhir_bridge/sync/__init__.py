@@ -2,6 +2,7 @@
 
 from ._bulk import EXPORTED_TYPES, BulkPuller
 from ._connection import Connection, resolve_connection, routing_of
+from ._discharges import open_due_items
 from ._enrolment import check_connection, enrol_patient, loaded_enrolments, unenrol_patient
 from ._held import accept_match, retry_match
 from ._merge import FieldConflict, Merge, three_way
@@ -53,6 +54,7 @@ __all__ = [
     "fleet_status",
     "is_transitional",
     "loaded_enrolments",
+    "open_due_items",
     "pull_connection",
     "push_connection",
     "resolve_conflict",

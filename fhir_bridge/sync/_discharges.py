@@ -16,11 +16,14 @@ from collections.abc import Collection
 from datetime import date, datetime
 from typing import Any
 
+from fhir_bridge import model as m
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
 
 from ._transitions import (
+    DueItem,
     discharge_of,
+    due_items,
     is_high_complexity,
     plan_id,
     transitional_plan,
@@ -74,3 +77,20 @@ def start_transitional_care(
         },
     )
     return pid
+
+
+_PAGE = 500
+
+
+def open_due_items(store: Store, today: date, patient_id: str | None = None) -> list[DueItem]:
+    """The due items of every stored plan (of one patient), soonest first: what
+    ``GET /v1/due`` and the dashboard's due page show. Plans are read a page at a time."""
+    plans: list[m.CarePlan] = []
+    offset = 0
+    while True:
+        page = store.records.page("careplan", patient_id, _PAGE, offset)
+        plans += [r for r, _ in page if isinstance(r, m.CarePlan)]
+        if len(page) < _PAGE:
+            break
+        offset += _PAGE
+    return due_items(plans, today)

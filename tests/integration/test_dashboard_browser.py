@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from fhir_bridge.handoff import check, package_of
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import OutboxStatus, Store
 from fhir_bridge.sync import Puller, Pusher, PushSummary
+from fhir_bridge.sync._transitions import Discharge, transitional_plan, windows
 from tests.helpers import FIXTURES, fixture_files
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -117,6 +118,17 @@ def _fill_store(store: Store, url: str, ctx: MappingContext, fhir: httpx.Client)
             assert summary.conflicts == 1
 
     asyncio.run(pull())
+
+    # a discharge 20 days ago started transitional care: its activities are due, all overdue
+    discharged = now.date() - timedelta(days=20)
+    plan = transitional_plan(
+        "pat-brooks",
+        "county-hospital",
+        Discharge("enc-browser", discharged, "home"),
+        windows(discharged, high_complexity=True),
+        now,
+    )
+    store.put_records([plan], [], now)
 
     # a handoff built for a patient whose package has gaps
     incomplete = read_records(FIXTURES / "incomplete" / "no-problems-no-meds-no-followup.json")
@@ -247,6 +259,17 @@ def test_the_dashboard_in_a_real_browser(served: Served) -> None:
             assert "1 dead letter is queued again" in page.inner_text("[role=status]")
             assert page.locator(f"#dead-letter-{served.dead_id}").count() == 0
             page.screenshot(path=shots / "dashboard-after-retry.png", full_page=True)
+
+            page.click("nav >> text=Due items")
+            page.wait_for_url(f"{served.url}/dashboard/due")
+            patient = page.locator("#due-pat-brooks")
+            assert patient.is_visible()
+            assert patient.locator("tr.due-item").count() == 3
+            assert patient.locator("tr.due-item.overdue").count() == 3
+            overdue = page.locator("tr.due-item.overdue").count()
+            assert page.inner_text("#due-overdue") == str(overdue)
+            assert overdue >= 3  # the fixtures' own transitional plans may add theirs
+            page.screenshot(path=shots / "dashboard-due.png", full_page=True)
         finally:
             browser.close()
     assert store.outbox.dead_letters() == []

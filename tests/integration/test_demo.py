@@ -38,5 +38,12 @@ def test_demo_runs_end_to_end(
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "FAILED" not in done.stdout
     assert "conflicts 1" in done.stdout
+    # the hospital's discharge starts one transitional-care plan, shown with its due items;
+    # the pull after it starts nothing new
+    assert "transitions 1" in done.stdout
+    assert "pulled again: transitions 0" in done.stdout
+    for what in ("Interactive contact", "Face-to-face visit", "Medication reconciliation"):
+        assert what in done.stdout
+    assert "Minutes" in done.stdout
     assert (tmp_path / "out" / "handoff-okafor.html").is_file()
     assert (tmp_path / "out" / "handoff-okafor.json").is_file()

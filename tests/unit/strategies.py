@@ -49,6 +49,30 @@ CONCEPTS = st.one_of(
     st.builds(m.Concept, codings=st.lists(CODES, min_size=1, max_size=2), text=_opt(TEXT)),
     st.builds(m.Concept, text=TEXT),
 )
+ADHERENCE_CODES = st.one_of(
+    st.builds(
+        m.Concept,
+        codings=st.sampled_from(
+            [
+                [m.Code(system="http://snomed.info/sct", code=c, display=d)]
+                for c, d in (
+                    ("1156699004", "Complies with drug therapy (finding)"),
+                    ("275928001", "Drugs - partial non-compliance (finding)"),
+                    ("702565001", "Non-compliance of drug therapy (finding)"),
+                )
+            ]
+        ),
+        text=_opt(TEXT),
+    ),
+    CONCEPTS,
+)
+"""A medication's adherence: a code of the VSAC value set, or any concept (it is extensible)."""
+ADHERENCE = st.one_of(
+    TEXT.map(lambda t: m.Adherence(code=m.Concept(text=t))),  # the older free text's reading
+    st.builds(m.Adherence, code=ADHERENCE_CODES, asserted=_opt(DATETIMES)),
+)
+"""A medication statement's adherence (no coded sources: a statement's informant is
+``information_source``)."""
 PERIODS = st.builds(m.Period, start=DATETIMES, end=_opt(DATETIMES))
 NOTES = st.builds(m.Note, text=TEXT, time=_opt(DATETIMES), author=_opt(TEXT))
 QUANTITIES = st.builds(
@@ -308,7 +332,7 @@ def packages(draw: st.DrawFn) -> m.PatientPackage:
             dosage=draw(_opt(TEXT)),
             effective=draw(_opt(DATETIMES)),
             reasons=_refs(draw, problem_ids),
-            adherence=draw(_opt(TEXT)),
+            adherence=draw(_opt(ADHERENCE)),
         )
         for i in range(draw(st.integers(0, 2)))
     ]
@@ -330,6 +354,16 @@ def packages(draw: st.DrawFn) -> m.PatientPackage:
                     kind=m.PartyKind.practitioner, id=f"{pid}-prescriber", name="Dr Rx"
                 ),
                 reported=draw(_opt(st.booleans())),
+            ),
+            adherence=draw(
+                _opt(
+                    st.builds(
+                        m.Adherence,
+                        code=ADHERENCE_CODES,
+                        asserted=DATETIMES,
+                        sources=st.lists(CONCEPTS, max_size=2),
+                    )
+                )
             ),
         )
         for i in range(draw(st.integers(0, 1)))

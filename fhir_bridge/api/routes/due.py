@@ -7,14 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from fhir_bridge import model as m
-from fhir_bridge.sync import due_items
+from fhir_bridge.sync import open_due_items
 
 from .._deps import Read, StoreDep
 from .._report_responses import DueItem, DuePage
 
 router = APIRouter(prefix="/v1/due", tags=["records", "due"])
-_PAGE = 500
 
 
 @router.get("", dependencies=[Read])
@@ -26,14 +24,6 @@ def due(
     ] = None,
 ) -> DuePage:
     """Open activities of active transitional-care plans with a due date, soonest first."""
-    plans: list[m.CarePlan] = []
-    offset = 0
-    while True:
-        page = store.records.page("careplan", patient_id, _PAGE, offset)
-        plans += [r for r, _ in page if isinstance(r, m.CarePlan)]
-        if len(page) < _PAGE:
-            break
-        offset += _PAGE
     day = today or datetime.now(UTC).date()
-    items = [DueItem.of(d) for d in due_items(plans, day)]
+    items = [DueItem.of(d) for d in open_due_items(store, day, patient_id)]
     return DuePage(today=day.isoformat(), items=items, overdue=sum(i.overdue for i in items))

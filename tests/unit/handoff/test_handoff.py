@@ -62,7 +62,12 @@ def test_document_bundle_invariants(path: Path, kind: str, loinc: str) -> None:
     full_urls = [e["fullUrl"] for e in document["entry"]]
     assert len(full_urls) == len(set(full_urls))
     assert all("request" not in e for e in document["entry"])
-    assert set(_references(document["entry"])) <= set(full_urls)
+    references = set(_references(document["entry"]))
+    contained = {
+        "#" + str(c["id"]) for e in document["entry"] for c in e["resource"].get("contained", [])
+    }
+    # a "#id" reference names a resource contained in the same entry (adherence)
+    assert references <= set(full_urls) | contained
     sections = {s["code"]["coding"][0]["code"] for s in composition["section"]}
     assert {
         "18776-5",
