@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, delete, func, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, case, delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from ._clock import utc
@@ -453,6 +453,22 @@ def close_done(s: Session, entry: OutboxEntry, now: datetime) -> None:
         update(OutboxRow)
         .where(OutboxRow.id == entry.id, OutboxRow.record_version == entry.record_version)
         .values(status=OutboxStatus.done, last_error=None, updated_at=now)
+    )
+
+
+def close_all_done(s: Session, entries: Sequence[OutboxEntry], now: datetime) -> None:
+    """``close_done`` for many entries in one statement executed many times (one round trip
+    of the driver, not one ORM update each)."""
+    if not entries:
+        return
+    table = cast("Table", OutboxRow.__table__)
+    statement = (
+        table.update()
+        .where(table.c.id == bindparam("entry_id"), table.c.record_version == bindparam("seen"))
+        .values(status=OutboxStatus.done, last_error=None, updated_at=now)
+    )
+    s.connection().execute(
+        statement, [{"entry_id": e.id, "seen": e.record_version} for e in entries]
     )
 
 

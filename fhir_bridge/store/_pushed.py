@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from ._leases import Claim, fence
 from ._links import Link, save_all
-from ._outbox import OutboxEntry, close_blocked, close_done, close_failed
+from ._outbox import OutboxEntry, close_all_done, close_blocked, close_failed
 from ._tables import SyncLogRow
 
 
@@ -75,10 +75,11 @@ def record(
             )
             for w in written
         )
+    close_all_done(s, [c.entry for c in closing if c.status == "done"], now)
     for c in closing:
         if c.status == "done":
-            close_done(s, c.entry, now)
-        elif c.status == "failed":
+            continue
+        if c.status == "failed":
             close_failed(s, c.entry, c.reason, c.retry_at, now)
         else:
             close_blocked(s, c.entry, c.blocked_on, c.reason, now)
