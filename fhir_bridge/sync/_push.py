@@ -258,7 +258,12 @@ class Pusher:
         gate = asyncio.Semaphore(self.max_in_flight)
         running: set[asyncio.Task[None]] = set()
         failures: list[BaseException] = []
-        claimed: list[Patient] = []
+        claimed: dict[int, Patient] = {}  # claimed and not yet ended (let go once ended)
+
+        def end(patient: Patient) -> None:
+            _end(patient, summary)
+            claimed.pop(id(patient), None)
+
         done = 0
 
         async def one(pack: list[Patient]) -> None:
@@ -269,7 +274,7 @@ class Pusher:
                 failures.append(exc)
             finally:
                 for patient in pack:
-                    _end(patient, summary)
+                    end(patient)
                 gate.release()
             done += sum(len(p.entries) for p in pack)
             if self.progress and total:
@@ -280,17 +285,14 @@ class Pusher:
                 if self.should_stop() or failures:  # what is left stays queued
                     break
                 patients = await self._claim(keys[at : at + CHUNK], claim, summary)
-                claimed += patients
+                claimed.update((id(p), p) for p in patients)
                 # local deletions first (``_deletions``); a patient with nothing else is done
                 await self.deleter.delete(patients, sender, summary, run_id)
-                for patient in patients:
-                    if not patient.entries:
-                        _end(patient, summary)
-                patients = [p for p in patients if p.entries]
+                patients = _with_entries(patients, end)
                 ready = await self.preparer.prepare(patients, sender.caps, summary)
                 for patient in patients:
                     if patient.held_by_ehr:
-                        _end(patient, summary)
+                        end(patient)
                 await self._directory(ready, packer, directory, sent, summary)
                 for pack in packs(ready, self.bundle_size):
                     await gate.acquire()
@@ -303,8 +305,8 @@ class Pusher:
         finally:
             while running:
                 await asyncio.gather(*running, return_exceptions=True)
-            for patient in claimed:  # those never sent
-                _end(patient, summary)
+            for patient in list(claimed.values()):  # those never sent
+                end(patient)
         if failures:
             raise next(
                 (f for f in failures if isinstance(f, AccessDenied | AuthError)), failures[0]
@@ -395,6 +397,14 @@ class Pusher:
             for pid in ids
             for r in self.store.records.of_patient(pid)
         ]
+
+
+def _with_entries(patients: list[Patient], end: Callable[[Patient], None]) -> list[Patient]:
+    """The patients with entries left; the others are done (``end``)."""
+    for patient in patients:
+        if not patient.entries:
+            end(patient)
+    return [p for p in patients if p.entries]
 
 
 def _end(patient: Patient, summary: PushSummary) -> None:
