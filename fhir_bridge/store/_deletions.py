@@ -21,14 +21,14 @@ from sqlalchemy.orm import Session
 
 from fhir_bridge import model as m
 
-from ._changes import append, lock_feed
+from ._changes import lock_feed
 from ._conflicts import NewConflict
 from ._conflicts import add as add_conflict
 from ._leases import Claim
 from ._outbox import enqueue_deletion
 from ._pushed import Closing, Written
 from ._pushed import record as record_pushed
-from ._records import mark_deleted, patient_of, put
+from ._records import mark_deleted, put_noted
 from ._tables import LinkRow, OutboxRow, RecordRow
 
 
@@ -132,14 +132,4 @@ def record(
     if postgres and restored:
         lock_feed(s)
     for one in restored:  # the EHR's edit won over the deletion: the record is back
-        result = put(s, one, [], now)
-        append(
-            s,
-            connection,
-            kind=one.kind,
-            record_id=one.id,
-            patient_id=patient_of(one),
-            version=result.version,
-            change="updated",
-            now=now,
-        )
+        put_noted(s, connection, one, [], now)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from fhir_bridge import model as m
 
+from ._changes import append
 from ._database import Database
 from ._outbox import enqueue
 from ._reports import forget_contact, track_contact
@@ -133,6 +134,26 @@ class Records:
         """Mark a record deleted (kept, never pushed again); False when there was none."""
         with self._db.session() as s:
             return mark_deleted(s, kind, record_id, now) is not None
+
+
+def put_noted(
+    s: Session, source: str, record: m.Record, connections: Sequence[str], now: datetime
+) -> PutResult:
+    """``put``, and when the record changed a change-feed row from ``source`` (created at
+    version 1, else updated)."""
+    result = put(s, record, connections, now)
+    if result.changed:
+        append(
+            s,
+            source,
+            kind=record.kind,
+            record_id=record.id,
+            patient_id=patient_of(record),
+            version=result.version,
+            change="created" if result.version == 1 else "updated",
+            now=now,
+        )
+    return result
 
 
 def put(

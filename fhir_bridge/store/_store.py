@@ -37,7 +37,7 @@ from ._matches import PatientMatches
 from ._outbox import Outbox, enqueue
 from ._pushed import Closing, Written
 from ._pushed import record as record_pushed
-from ._records import PutResult, Records, mark_deleted, patient_of, put, stored_version
+from ._records import PutResult, Records, mark_deleted, patient_of, put, put_noted, stored_version
 from ._refusals import Refusals
 from ._reports import Reports
 from ._routing import Routing
@@ -161,17 +161,7 @@ class Store:
                     return False
                 if self.postgres:
                     lock_feed(s)
-                result = put(s, record, connections, now)
-                append(
-                    s,
-                    source,
-                    kind=record.kind,
-                    record_id=record.id,
-                    patient_id=patient_of(record),
-                    version=result.version,
-                    change="created",
-                    now=now,
-                )
+                put_noted(s, source, record, connections, now)
                 return True
         except IntegrityError:
             return False
@@ -306,21 +296,9 @@ class Store:
             if self.postgres and (records or deleted):
                 lock_feed(s)
             results = [
-                put(s, record, [connection] if push_back else [], now)
+                put_noted(s, connection, record, [connection] if push_back else [], now)
                 for record, push_back in records
             ]
-            for (record, _), result in zip(records, results, strict=True):
-                if result.changed:
-                    append(
-                        s,
-                        connection,
-                        kind=record.kind,
-                        record_id=record.id,
-                        patient_id=patient_of(record),
-                        version=result.version,
-                        change="created" if result.version == 1 else "updated",
-                        now=now,
-                    )
             for link in links:
                 save_link(s, link, now)
             for kind, record_id in deleted:
