@@ -10,11 +10,17 @@ import pytest
 
 from fhir_bridge import model as m
 from fhir_bridge.documents import read_records
-from fhir_bridge.mappers import MappingContext, from_fhir, to_entries
+from fhir_bridge.mappers import MappingContext, from_fhir, identifiers_of, to_entries
 from tests.helpers import EXAMPLES, FIXTURES, fixture_files, resources_in
 
 pytestmark = pytest.mark.integration
 CTX = MappingContext("https://bridge.test/id", datetime(2025, 3, 1, tzinfo=UTC))
+
+
+def _conditional_url(resource: dict) -> str:
+    """``Type?identifier=system|value`` by the resource's own (last) identifier."""
+    own = identifiers_of(resource)[-1]
+    return f"{resource['resourceType']}?identifier={own['system']}|{own['value']}"
 
 
 def _transaction(entries: list[dict]) -> dict:
@@ -25,11 +31,7 @@ def _transaction(entries: list[dict]) -> dict:
             {
                 "fullUrl": e["fullUrl"],
                 "resource": e["resource"],
-                "request": {
-                    "method": "PUT",
-                    "url": f"{e['resource']['resourceType']}?identifier="
-                    f"{e['resource']['identifier'][-1]['system']}|{e['resource']['identifier'][-1]['value']}",
-                },
+                "request": {"method": "PUT", "url": _conditional_url(e["resource"])},
             }
             for e in entries
         ],
