@@ -215,9 +215,9 @@ def test_a_token_that_expires_mid_push_is_renewed_without_failing_the_run(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Tokens living 6 s (the client renews them after 3 s), and a push of two patients with
-    a 4 s pause between them: the second patient's writes need a new token, and get it
-    without failing the run."""
+    """Tokens living 6 s (the client renews them after 3 s), and a push in small bundles sent
+    one at a time with a 4 s pause after the first: the later bundles need a new token, and get
+    it without failing the run."""
     client = register(
         keycloak,
         tmp_path,
@@ -233,6 +233,12 @@ def test_a_token_that_expires_mid_push_is_renewed_without_failing_the_run(
         key_id=client.key.key_id,
         algorithm="ES384",
     )
+    # one small bundle at a time, so that the push has a "between" to pause in (packed, the
+    # patient's writes would travel together)
+    one_at_a_time = settings.connections[CONNECTION].model_copy(
+        update={"bundle_size": 5, "max_in_flight": 1}
+    )
+    settings = settings.model_copy(update={"connections": {CONNECTION: one_at_a_time}})
     store = _loaded(settings)
     store.put_records(read_records(FIXTURES / "specialist-referral-ckd.json"), [CONNECTION], NOW)
     target = Connection(CONNECTION, settings.connections[CONNECTION])
