@@ -385,8 +385,10 @@ def enqueue(
     patient_id: str | None,
     version: int,
     now: datetime,
+    deleting: bool = False,
 ) -> None:
-    """Queue one record version for one connection (its entry is reset if it had one)."""
+    """Queue one record version for one connection (its entry is reset if it had one); with
+    ``deleting``, its deletion rather than a write."""
     row = s.scalar(
         select(OutboxRow).where(
             OutboxRow.connection == connection,
@@ -407,12 +409,13 @@ def enqueue(
                 next_attempt_at=now,
                 created_at=now,
                 updated_at=now,
+                deleting=deleting,
             )
         )
         return
     row.record_version, row.status, row.attempts = version, OutboxStatus.pending, 0
     row.next_attempt_at, row.updated_at, row.last_error, row.patient_id = now, now, None, patient_id
-    row.blocked_on, row.deleting = None, False
+    row.blocked_on, row.deleting = None, deleting
 
 
 def enqueue_deletion(
@@ -434,16 +437,7 @@ def enqueue_deletion(
         patient_id=patient_id,
         version=version,
         now=now,
-    )
-    s.flush()
-    s.execute(
-        update(OutboxRow)
-        .where(
-            OutboxRow.connection == connection,
-            OutboxRow.kind == kind,
-            OutboxRow.record_id == record_id,
-        )
-        .values(deleting=True)
+        deleting=True,
     )
 
 
