@@ -16,24 +16,30 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, retry_never
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from fhir_bridge.errors import FhirStatusError, FhirTransportError
 
 log = logging.getLogger("fhir_bridge.fhir")
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# answers and failures that say the server never acted on the request: a request that is not
+# safe to repeat (a transaction carrying a bare POST, such as push's Provenance) is retried
+# on these only. 429 is a refusal before any work; the rest never reached the server.
+UNPROCESSED_STATUSES = frozenset({429})
+UNSENT_TRANSPORT = frozenset({"ConnectError", "ConnectTimeout", "PoolTimeout"})
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How the client retries requests that are safe to repeat.
+    """How the client retries requests.
 
-    Retried: HTTP 429, 502, 503, 504 and transport failures (timeouts, refused or dropped
-    connections). The wait is the server's ``Retry-After`` (capped by ``max_retry_after``)
-    or else exponential backoff from ``base_delay`` up to ``max_delay`` with jitter. At most
-    ``max_attempts`` requests, and no sleep that would end past ``max_total_seconds`` after the
-    first one.
+    Retried, for requests safe to repeat: HTTP 429, 502, 503, 504 and transport failures
+    (timeouts, refused or dropped connections). For the others, only what says the request
+    was never acted on: a 429, a connection that could not be made. The wait is the server's
+    ``Retry-After`` (capped by ``max_retry_after``) or else exponential backoff from
+    ``base_delay`` up to ``max_delay`` with jitter. At most ``max_attempts`` requests, and no
+    sleep that would end past ``max_total_seconds`` after the first one.
     """
 
     max_attempts: int = 5
@@ -59,6 +65,16 @@ class RetryPolicy:
         if isinstance(exc, FhirTransportError):
             return exc.retryable
         return isinstance(exc, FhirStatusError) and exc.status in self.retry_statuses
+
+    def retryable_unsafe(self, exc: BaseException) -> bool:
+        """Whether a request not safe to repeat may be sent again after this failure: only
+        when the server cannot have acted on it."""
+        if isinstance(exc, FhirTransportError):
+            return exc.retryable and exc.error_type in UNSENT_TRANSPORT
+        return (
+            isinstance(exc, FhirStatusError)
+            and exc.status in self.retry_statuses & UNPROCESSED_STATUSES
+        )
 
     def backoff(self, attempt: int) -> float:
         """The wait after failed attempt ``attempt`` (1-based) when the server named none.
@@ -90,7 +106,7 @@ class RetryPolicy:
             return self.gives_up(state.attempt_number, self.clock() - start, state.upcoming_sleep)
 
         return AsyncRetrying(
-            retry=retry_if_exception(self.retryable) if safe else retry_never,
+            retry=retry_if_exception(self.retryable if safe else self.retryable_unsafe),
             wait=wait,
             stop=stop,
             sleep=self.sleep,

@@ -7,7 +7,7 @@ when the variable is unset), holding:
 - ``server.pid``    pid, port, options and jar of the running server (removed by :func:`stop`)
 - ``options.json``  the options of the last start (validation, profile, SMART authorization
   server), kept so that :func:`reset` can reuse them
-- ``server.log``    the server's stdout and stderr
+- ``server.log``    the server's stdout and stderr (``server.log.1``: the previous start's)
 - ``data/``         the H2 database files (:func:`reset` deletes them)
 
 Only a process started here is ever stopped: its pid comes from ``server.pid`` and its
@@ -200,6 +200,8 @@ def start(
         data_dir = folder / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
         log_file = folder / "server.log"
+        if log_file.exists():  # the last run's log is kept for one more start
+            log_file.replace(folder / "server.log.1")
         command = server_command(
             java, jar, port, data_dir, validate, profile=profile, smart=smart, ig=ig
         )

@@ -4,6 +4,8 @@ what a push wrote there by our identifier."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -31,7 +33,11 @@ def push(store: Store, url: str, ctx: MappingContext, **options: Any) -> PushSum
 def push_cleanly(store: Store, url: str, ctx: MappingContext) -> None:
     """A push that must neither fail nor dead-letter anything."""
     summary = push(store, url, ctx)
-    assert summary.failed == summary.dead_lettered == 0, summary
+    if summary.failed or summary.dead_lettered:
+        waiting = store.outbox.due(CONNECTION, datetime.max.replace(tzinfo=UTC))
+        dead = store.outbox.dead_letters(CONNECTION)
+        errors = Counter(e.last_error for e in [*waiting, *dead] if e.last_error)
+        raise AssertionError(f"{summary}; errors: {dict(errors)}")
 
 
 def pull(store: Store, url: str, ctx: MappingContext, policy: Policy = "manual") -> PullSummary:

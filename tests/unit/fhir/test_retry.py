@@ -243,6 +243,27 @@ async def test_transaction_with_bare_post_is_not_retried(fake_time: FakeTime) ->
     assert len(server.requests) == 1
 
 
+async def test_transaction_with_bare_post_is_retried_when_the_server_never_acted(
+    fake_time: FakeTime,
+) -> None:
+    """A 429 (refused before any work) and a connection that could not be made are retried
+    even for a transaction holding a bare POST (push's Provenance); a read timeout is not."""
+    bundle = _bundle("transaction", {"method": "POST", "url": "Provenance"})
+    response = {"resourceType": "Bundle", "type": "transaction-response", "entry": []}
+    refused = Script(
+        fhir_json({}, 429, {"Retry-After": "3"}), httpx.ConnectError, fhir_json(response)
+    )
+    async with refused.client(fake_time) as fhir:
+        assert (await fhir.transaction(bundle))["type"] == "transaction-response"
+    assert len(refused.requests) == 3
+    assert fake_time.sleeps[0] == 3.0
+    timed_out = Script(httpx.ReadTimeout, fhir_json(response))
+    async with timed_out.client(fake_time) as fhir:
+        with pytest.raises(FhirTransportError):
+            await fhir.transaction(bundle)
+    assert len(timed_out.requests) == 1
+
+
 async def test_conditional_transaction_is_retried(fake_time: FakeTime) -> None:
     """A transaction of conditional entries is resent after a 502."""
     bundle = _bundle("transaction", {"method": "PUT", "url": "Patient?identifier=urn:s|1"})
