@@ -18,6 +18,7 @@ records and merge them three-way with the local record against the last synced v
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ from fhir_bridge.store import Claim, Store
 from ._incoming import Incoming, Page
 from ._leases import LeaseKeeper, Leases, process_id
 from ._merge import Policy
+from ._prefetch import chunked, read_ahead
 from ._server_links import ServerLinks
 from ._summary import PullSummary
 
@@ -242,16 +244,15 @@ class Puller:
         keep_watermarks: bool = True,
     ) -> Page:
         """Read ``resources`` into pages, applying each full page; the page still open is
-        returned. They come a chunk (the page size) at a time: the chunk's links are read in
-        one go and let go with it. Without ``keep_watermarks`` no page moves the watermark
-        (resources not in ``_lastUpdated`` order: the caller sets it at the end)."""
+        returned. They come a chunk (the page size) at a time, the next read while one is
+        applied (``_prefetch``): the chunk's links are read in one go and let go with it.
+        Without ``keep_watermarks`` no page moves the watermark (resources not in
+        ``_lastUpdated`` order: the caller sets it at the end)."""
         incoming = self._incoming()
         by_server = ServerLinks(self.store.links, self.connection)
 
         def take(chunk: list[Json]) -> None:
             nonlocal page
-            if not chunk:
-                return
             by_server.load(chunk)
             for resource in chunk:
                 incoming.take(resource, by_server, managed, page, summary)
@@ -261,13 +262,9 @@ class Puller:
                     self._apply(resource_type, page, lease)
                     page = Page()
 
-        chunk: list[Json] = []
-        async for resource in resources:
-            chunk.append(resource)
-            if len(chunk) >= self.page_size:
-                take(chunk)
-                chunk = []
-        take(chunk)
+        # applied in a thread, so that the next chunk's answer is read meanwhile
+        async for chunk in read_ahead(chunked(resources, self.page_size)):
+            await asyncio.to_thread(take, chunk)
         return page
 
     async def _deletions(
