@@ -13,7 +13,7 @@ from ._deletions import Deleted, Gone
 from ._enrolments import Enrolled, Enrolment, NewEnrolment, Unenrolled
 from ._handoffs import Handoff, HandoffSummary
 from ._leases import Claim, Lease
-from ._links import Link
+from ._links import Link, LinkHead
 from ._matches import MatchState, PatientMatch
 from ._outbox import OutboxEntry, QueueDepth, QueueSchedule
 from ._pushed import Closing, Written
@@ -45,6 +45,7 @@ __all__ = [
     "HandoffSummary",
     "Lease",
     "Link",
+    "LinkHead",
     "LogEntry",
     "MatchState",
     "MinutesReport",

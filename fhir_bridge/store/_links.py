@@ -7,12 +7,25 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import ColumnElement, and_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from ._database import Database
 from ._leases import Claim, fence
 from ._tables import LinkRow, OutboxRow, OutboxStatus
+
+
+@dataclass(frozen=True, slots=True)
+class LinkHead:
+    """A link without its two resource copies: enough to tell our own write coming back (the
+    version) and to point a reference at our record (the identifier), without decoding JSON."""
+
+    resource_type: str
+    resource_id: str
+    identifier: str
+    kind: str | None
+    record_id: str | None
+    version_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +42,13 @@ class Link:
     sent_json: dict[str, Any] | None
     server_json: dict[str, Any] | None
 
+    @property
+    def head(self) -> LinkHead:
+        return LinkHead(*(getattr(self, name) for name in _HEAD_FIELDS))
+
 
 _FIELDS = tuple(f.name for f in fields(Link))
+_HEAD_FIELDS = tuple(f.name for f in fields(LinkHead))
 
 
 def link_of(row: LinkRow) -> Link:
@@ -138,26 +156,22 @@ class Links:
     def by_server_ids(self, connection: str, keys: Iterable[str]) -> dict[str, Link]:
         """The links of these server resources (``Type/id``), by that key; keys we have no
         link for are absent. Indexed (``ix_links_server``), a few queries per call."""
-        ids: dict[str, set[str]] = {}
-        for key in keys:
-            resource_type, _, resource_id = key.partition("/")
-            if resource_id and "/" not in resource_id:
-                ids.setdefault(resource_type, set()).add(resource_id)
-        found: dict[str, Link] = {}
         with self._db.session() as s:
-            for resource_type, wanted in ids.items():
-                ordered = sorted(wanted)
-                for i in range(0, len(ordered), _CHUNK):
-                    rows = s.scalars(
-                        select(LinkRow).where(
-                            LinkRow.connection == connection,
-                            LinkRow.resource_type == resource_type,
-                            LinkRow.resource_id.in_(ordered[i : i + _CHUNK]),
-                        )
-                    )
-                    for r in rows:
-                        found[f"{r.resource_type}/{r.resource_id}"] = _link(r)
-        return found
+            return {
+                f"{r.resource_type}/{r.resource_id}": _link(r)
+                for where in _of_server_ids(connection, keys)
+                for r in s.scalars(select(LinkRow).where(where))
+            }
+
+    def heads_by_server_ids(self, connection: str, keys: Iterable[str]) -> dict[str, LinkHead]:
+        """As :meth:`by_server_ids`, without the resource copies (none is read or decoded)."""
+        columns = [getattr(LinkRow, name) for name in _HEAD_FIELDS]
+        with self._db.session() as s:
+            return {
+                f"{r.resource_type}/{r.resource_id}": LinkHead(*r)
+                for where in _of_server_ids(connection, keys)
+                for r in s.execute(select(*columns).where(where))
+            }
 
     def patients(self, connection: str, patient_id: str | None = None) -> dict[str, str]:
         """Server ``Patient/id`` -> internal patient id, of the patients linked on the
@@ -227,3 +241,21 @@ def save_all(s: Session, links: Sequence[Link], now: datetime) -> None:
 def save(s: Session, link: Link, now: datetime) -> None:
     """Insert or replace one link."""
     s.merge(LinkRow(**{name: getattr(link, name) for name in _FIELDS}, synced_at=now))
+
+
+def _of_server_ids(connection: str, keys: Iterable[str]) -> Iterator[ColumnElement[bool]]:
+    """Conditions picking the links of these server ``Type/id`` keys: one per type and chunk
+    of ids, each a statement of its own."""
+    ids: dict[str, set[str]] = {}
+    for key in keys:
+        resource_type, _, resource_id = key.partition("/")
+        if resource_id and "/" not in resource_id:
+            ids.setdefault(resource_type, set()).add(resource_id)
+    for resource_type, wanted in ids.items():
+        ordered = sorted(wanted)
+        for i in range(0, len(ordered), _CHUNK):
+            yield and_(
+                LinkRow.connection == connection,
+                LinkRow.resource_type == resource_type,
+                LinkRow.resource_id.in_(ordered[i : i + _CHUNK]),
+            )

@@ -111,13 +111,14 @@ class Incoming:
                 summary.skipped += 1
                 return
         key = f"{resource_type}/{resource.get('id')}"
-        link = by_server.get(key)
+        head = by_server.head(key)
         # a matched Patient was never written by us: its demographics are compared with ours
         # (the merge finds no change when they agree), not skipped as an echo
         matched = resource_type == "Patient" and self.patient_mode == "match"
-        if not matched and link is not None and link.version_id == meta.get("versionId"):
+        if not matched and head is not None and head.version_id == meta.get("versionId"):
             summary.unchanged += 1  # written by us, or already pulled
             return
+        link = by_server.get(key) if head is not None else None
         if (
             not matched
             and link is not None
@@ -298,7 +299,7 @@ class Incoming:
         """``resource`` with references to resources we know pointing at our records."""
         out = copy.deepcopy(resource)
         for ref in references(out):
-            link = by_server.get(ref["reference"])
+            link = by_server.head(ref["reference"])
             if link is None:
                 continue
             system, _, value = link.identifier.rpartition("|")

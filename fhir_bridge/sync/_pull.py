@@ -289,7 +289,7 @@ class Puller:
                 .split("/_history")[0]
                 .split("/")
             )
-            link = by_server.get(f"{resource_type}/{parts[-1]}")
+            link = by_server.head(f"{resource_type}/{parts[-1]}")
             if link is None or link.kind is None or link.record_id is None:
                 continue
             if (

@@ -74,6 +74,8 @@ def test_links_stream_page_by_page_and_are_found_by_server_id(store: Store) -> N
         "Patient/p-2": "p2",
     }
     assert store.links.by_server_ids("a", []) == {}
+    heads = store.links.heads_by_server_ids("a", ["Goal/101", "Patient/p-2", "Goal/999", "x/y/z"])
+    assert heads == {k: found[k].head for k in ("Goal/101", "Patient/p-2")}
 
 
 def test_patients_of_a_connection_are_server_ids_to_record_ids(store: Store) -> None:
