@@ -14,7 +14,13 @@ from fastapi import FastAPI
 from fhir_bridge import __version__
 from fhir_bridge.config import Settings, load_settings
 from fhir_bridge.store import Store
-from fhir_bridge.sync import Notifications, Worker, pull_connection, resolve_connection
+from fhir_bridge.sync import (
+    KeptClients,
+    Notifications,
+    Worker,
+    pull_connection,
+    resolve_connection,
+)
 
 from ._audit import AuditWrites
 from ._dashboard import router as dashboard_router
@@ -59,11 +65,14 @@ def create_app(
     # one store (one connection pool) for every request, its schema brought up to date once
     store = Store(settings.database_url)
 
+    # notifications' pulls share one open client per connection (``sync._clients``)
+    clients = KeptClients(lambda name: resolve_connection(settings, name, None).client(transport))
+
     async def pull_notified(connection: str, resource_type: str | None) -> None:
         """What notifications cause: the type (or every type) pulled from the EHR itself."""
         target = resolve_connection(settings, connection, None)
         types = None if resource_type is None else (resource_type,)
-        summary = await pull_connection(store, target, settings, types=types, transport=transport)
+        summary = await pull_connection(store, target, settings, types=types, clients=clients)
         log.info(
             "notification applied", extra={"action": "notify.pull", "counts": summary.counts()}
         )
@@ -75,6 +84,7 @@ def create_app(
         task = None if worker is None else asyncio.create_task(worker.run())
         yield
         await notifications.close()  # what still waits is caught up by the next pull
+        await clients.close()
         if worker is not None and task is not None:
             worker.stop.set()  # finish the patient in flight; the rest stays queued
             await task

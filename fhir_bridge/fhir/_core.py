@@ -112,6 +112,10 @@ class ClientCore:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    @property
+    def is_closed(self) -> bool:
+        return self._http.is_closed
+
     def __repr__(self) -> str:
         return f"FhirClient({self.base_url!r}, max_in_flight={self.max_in_flight})"
 

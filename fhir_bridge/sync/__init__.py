@@ -1,6 +1,7 @@
 """Sync with EHR FHIR servers: push (outbox -> server), pull (server -> records), merge."""
 
 from ._bulk import EXPORTED_TYPES, BulkPuller
+from ._clients import KeptClients
 from ._connection import Connection, resolve_connection, routing_of
 from ._discharges import open_due_items
 from ._enrolment import check_connection, enrol_patient, loaded_enrolments, unenrol_patient
@@ -38,6 +39,7 @@ __all__ = [
     "Connection",
     "DueItem",
     "FieldConflict",
+    "KeptClients",
     "Merge",
     "Notifications",
     "PullSummary",

@@ -19,6 +19,7 @@ from fhir_bridge.errors import AccessDenied, AuthError
 from fhir_bridge.store import Store
 
 from ._bulk import BulkPuller
+from ._clients import KeptClients
 from ._connection import Connection, routing_of
 from ._pull import Puller
 from ._push import Pusher
@@ -69,10 +70,13 @@ async def pull_connection(
     patient_id: str | None = None,
     types: tuple[str, ...] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    clients: KeptClients | None = None,
 ) -> PullSummary:
-    """Pull the connection's changes (of ``types`` only, when given: a notification's)."""
+    """Pull the connection's changes (of ``types`` only, when given: a notification's), with a
+    client of its own or one of ``clients`` (kept open between runs)."""
     started = time.perf_counter()
-    async with target.client(transport) as client, _naming(target.name):
+    lent = clients.lend(target.name) if clients is not None else target.client(transport)
+    async with lent as client, _naming(target.name):
         puller = Puller(
             store,
             client,
