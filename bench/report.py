@@ -125,7 +125,10 @@ def markdown(results: dict[str, Any]) -> str:
     lines += _targets(results)
     for name, when in (results.get("measured_separately") or {}).items():
         lines += [
-            f"The {name} figures come from a separate run ({when['when']}, load average "
+            f"The {name} figures come from a separate run ({when['when']}"
+            + (f", {when['patients']} patients" if when.get("patients") else "")
+            + (f", {when['repetitions']} measured" if when.get("repetitions") else "")
+            + ", load average "
             f"{when['load_average_start']} at its start, {when['seconds']} s).",
             "",
         ]
