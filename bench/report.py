@@ -381,8 +381,9 @@ def _curve_chart(ax: Any, mem: dict[str, Any]) -> None:
     rss = ax.twinx()
     rss.plot(xs, [r["push"]["peak_rss_mb"] for r in rows], "o--", color="C0", label="push MB")
     rss.plot(xs, [r["pull"]["peak_rss_mb"] for r in rows], "s--", color="C1", label="pull MB")
-    rss.set_yscale("log")
-    rss.get_yaxis().set_major_formatter(ScalarFormatter())
+    # linear from zero: a flat memory curve looks flat, not stretched over a narrow range
+    peaks = [r[what]["peak_rss_mb"] for r in rows for what in ("push", "pull")]
+    rss.set_ylim(0, max(peaks) * 1.3)
     rss.set_ylabel("peak RSS, MB (dashed)")
     handles, labels = ax.get_legend_handles_labels()
     more, more_labels = rss.get_legend_handles_labels()
