@@ -150,12 +150,28 @@ class Incoming:
                     summary=summary,
                 )
                 return
+        self._take_record(
+            resource, remote, link=link, by_server=by_server, page=page, summary=summary
+        )
+
+    def _take_record(
+        self,
+        resource: Json,
+        remote: m.Record,
+        *,
+        link: Link | None,
+        by_server: LinkLookup,
+        page: Page,
+        summary: PullSummary,
+    ) -> None:
+        """A record read from the server: new, or merged with ours; its link noted."""
         local = self.store.records.get(remote.kind, remote.id)
         if local is None and (isinstance(remote, m.Patient) or self._deleted_here(remote)):
             summary.skipped += 1  # pull never creates a patient, nor brings a deleted record back
             return
         record: m.Record = remote
         push_back = False
+        conflicts_before = len(page.conflicts)
         if local is None:
             record = remote.model_copy(update={"source": f"ehr:{self.connection}"})
             summary.new += 1
@@ -173,9 +189,11 @@ class Incoming:
                 summary.unchanged += 1
             record = merged or local
         page.records.append((record, push_back))
-        # the link remembers what the server holds: local changes merged in are not there
-        # yet, so the next push sees them changed and writes them
-        page.links.append(self._link(resource, remote if push_back else record, link))
+        # the link remembers what the server holds: local changes merged in, and local values
+        # kept in a conflict, are not there yet, so the next push (for a conflict: once it is
+        # resolved) sees them changed and writes them
+        on_server_only = push_back or len(page.conflicts) > conflicts_before
+        page.links.append(self._link(resource, remote if on_server_only else record, link))
 
     def _take_task(
         self,

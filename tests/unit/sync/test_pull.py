@@ -17,7 +17,7 @@ from fhir_bridge import model as m
 from fhir_bridge.fhir import FhirClient, RetryPolicy
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
-from fhir_bridge.sync import Puller, PullSummary, Pusher
+from fhir_bridge.sync import Puller, PullSummary, Pusher, resolve_conflict
 from tests.unit.sync.conftest import CONNECTION, NOW, Clock, patient_records
 from tests.unit.sync.fhir_server import BASE, FhirServer, Json
 
@@ -102,6 +102,34 @@ async def test_the_same_field_changed_on_both_sides_is_a_conflict_kept_for_a_per
     (conflict,) = store.conflicts.find()
     assert (conflict.record_id, conflict.fields) == (GOAL, ["priority"])
     assert local_goal(store).priority == m.GoalPriority.low  # manual: the local value stays
+
+
+@pytest.mark.parametrize(
+    "resolution", [("local", 1, "low-priority"), ("ehr", 0, "medium-priority")], ids=str
+)
+@pytest.mark.usefixtures("pushed")
+async def test_a_resolved_conflict_sends_the_local_value_only_when_it_was_taken(
+    store: Store,
+    server: FhirServer,
+    ctx: MappingContext,
+    clock: Clock,
+    resolution: tuple[str, int, str],
+) -> None:
+    """The link of a conflicted resource remembers what the server holds (the EHR's value),
+    so once a person takes the local value the next push writes it; taking the EHR's sends
+    nothing."""
+    mine = local_goal(store)
+    mine.priority = m.GoalPriority.low
+    store.put_records([mine], [], NOW)
+    server.edit("Goal", server.ours("Goal", GOAL)["id"], set_code("priority", "medium-priority"))
+    await pull(store, server, ctx, clock)
+    take, sent, on_server = resolution
+    (conflict,) = store.conflicts.find()
+    resolve_conflict(store, conflict.id, take, None, clock())
+    async with server.client() as client:
+        summary = await Pusher(store, client, CONNECTION, ctx, clock=clock).push()
+    assert summary.updated == sent
+    assert server.ours("Goal", GOAL)["priority"]["coding"][0]["code"] == on_server
 
 
 async def test_ehr_wins_takes_the_remote_value_and_logs_the_dropped_one(
