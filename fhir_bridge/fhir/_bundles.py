@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from fhir_bridge.errors import MalformedResponse, OperationOutcome
+from fhir_bridge.errors import FhirStatusError, MalformedResponse, OperationOutcome
 
 from ._core import ClientCore
 from ._outcome import parse_outcome
@@ -42,9 +42,22 @@ class Bundles(ClientCore):
     async def transaction(self, bundle: Json) -> Json:
         """POST a transaction Bundle; all entries apply or none (an error raises).
 
-        Returns the transaction-response Bundle (read it with :func:`entry_results`).
+        Returns the transaction-response Bundle (read it with :func:`entry_results`). A
+        transaction answered 500 is sent once more: an answered transaction that failed was
+        rolled back whole, so nothing can be applied twice, and a server's 500 on a transaction
+        is often a clash with a concurrent one (a deadlock, two inserts of the same key) that
+        does not happen again.
         """
-        return await self._post_bundle(bundle, "transaction")
+        try:
+            return await self._post_bundle(bundle, "transaction")
+        except FhirStatusError as exc:
+            if exc.status != 500:
+                raise
+            log.warning(
+                "transaction answered 500: sent once more",
+                extra={"action": "fhir.transaction", "status": 500},
+            )
+            return await self._post_bundle(bundle, "transaction")
 
     async def batch(self, bundle: Json) -> Json:
         """POST a batch Bundle; entries succeed or fail one by one, so read the returned

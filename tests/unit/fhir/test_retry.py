@@ -274,6 +274,29 @@ async def test_conditional_transaction_is_retried(fake_time: FakeTime) -> None:
     assert len(server.requests) == 2
 
 
+async def test_a_transaction_answered_500_is_sent_once_more(fake_time: FakeTime) -> None:
+    """An answered transaction that failed was rolled back whole: a 500 (a clash with a
+    concurrent transaction on the server) is sent once more, even with a bare POST in it; a
+    second 500 is raised, and a batch's 500 is not resent (its entries stand alone)."""
+    bundle = _bundle("transaction", {"method": "POST", "url": "Provenance"})
+    response = {"resourceType": "Bundle", "type": "transaction-response", "entry": []}
+    clash = fhir_json(outcome("exception", "rolled back"), 500)
+    once = Script(clash, fhir_json(response))
+    async with once.client(fake_time) as fhir:
+        assert (await fhir.transaction(bundle))["type"] == "transaction-response"
+    assert len(once.requests) == 2
+    twice = Script(clash, clash, fhir_json(response))
+    async with twice.client(fake_time) as fhir:
+        with pytest.raises(FhirStatusError):
+            await fhir.transaction(bundle)
+    assert len(twice.requests) == 2
+    batch = Script(clash, fhir_json({**response, "type": "batch-response"}))
+    async with batch.client(fake_time) as fhir:
+        with pytest.raises(FhirStatusError):
+            await fhir.batch({**bundle, "type": "batch"})
+    assert len(batch.requests) == 1
+
+
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 412, 422, 500])
 async def test_other_statuses_are_not_retried(fake_time: FakeTime, status: int) -> None:
     """Only 429/502/503/504 are retried: other errors surface on the first answer."""
