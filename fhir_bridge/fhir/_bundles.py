@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from fhir_bridge.errors import FhirStatusError, MalformedResponse, OperationOutcome
+from fhir_bridge.errors import MalformedResponse, OperationOutcome
 
 from ._core import ClientCore
 from ._outcome import parse_outcome
@@ -42,22 +42,11 @@ class Bundles(ClientCore):
     async def transaction(self, bundle: Json) -> Json:
         """POST a transaction Bundle; all entries apply or none (an error raises).
 
-        Returns the transaction-response Bundle (read it with :func:`entry_results`). A
-        transaction answered 500 is sent once more: an answered transaction that failed was
-        rolled back whole, so nothing can be applied twice, and a server's 500 on a transaction
-        is often a clash with a concurrent one (a deadlock, two inserts of the same key) that
-        does not happen again.
+        Returns the transaction-response Bundle (read it with :func:`entry_results`). One
+        answered 500 is tried again (``RetryPolicy.atomic_retries``): an answered transaction
+        that failed was rolled back whole.
         """
-        try:
-            return await self._post_bundle(bundle, "transaction")
-        except FhirStatusError as exc:
-            if exc.status != 500:
-                raise
-            log.warning(
-                "transaction answered 500: sent once more",
-                extra={"action": "fhir.transaction", "status": 500},
-            )
-            return await self._post_bundle(bundle, "transaction")
+        return await self._post_bundle(bundle, "transaction")
 
     async def batch(self, bundle: Json) -> Json:
         """POST a batch Bundle; entries succeed or fail one by one, so read the returned
@@ -69,7 +58,12 @@ class Bundles(ClientCore):
             raise ValueError(f"expected a Bundle of type {kind}")
         await self._require(None, kind)
         response = await self._send(
-            "POST", self.base_url, body=bundle, resource_type="Bundle", write=True
+            "POST",
+            self.base_url,
+            body=bundle,
+            resource_type="Bundle",
+            write=True,
+            atomic=kind == "transaction",
         )
         body: Json = fhir_body(response, True, "POST", "", "Bundle")
         if body.get("resourceType") != "Bundle" or body.get("type") != f"{kind}-response":

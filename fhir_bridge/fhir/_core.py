@@ -197,6 +197,7 @@ class ClientCore:
         resource_type: str | None = None,
         safe: bool | None = None,
         write: bool = False,
+        atomic: bool = False,
     ) -> httpx.Response:
         all_headers = dict(headers or {})
         content = None
@@ -210,7 +211,7 @@ class ClientCore:
         path = self._path(url)
         attempts = 0
         try:
-            async for attempt in self.retry.retrying(safe=safe):
+            async for attempt in self.retry.retrying(safe=safe, atomic=atomic):
                 with attempt:
                     attempts += 1
                     return await self._send_once(

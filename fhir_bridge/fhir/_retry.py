@@ -16,7 +16,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+from tenacity import AsyncRetrying, RetryCallState
 
 from fhir_bridge.errors import FhirStatusError, FhirTransportError
 
@@ -28,6 +28,10 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # on these only. 429 is a refusal before any work; the rest never reached the server.
 UNPROCESSED_STATUSES = frozenset({429})
 UNSENT_TRANSPORT = frozenset({"ConnectError", "ConnectTimeout", "PoolTimeout"})
+# an answered, failed transaction was rolled back whole, so nothing can be applied twice: a 500
+# on one is often a clash with a concurrent transaction (a deadlock, two inserts of the same
+# key) that does not happen again, and is worth ``atomic_retries`` more tries
+ATOMIC_STATUSES = frozenset({500})
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,8 @@ class RetryPolicy:
 
     Retried, for requests safe to repeat: HTTP 429, 502, 503, 504 and transport failures
     (timeouts, refused or dropped connections). For the others, only what says the request
-    was never acted on: a 429, a connection that could not be made. The wait is the server's
+    was never acted on: a 429, a connection that could not be made. A transaction (``atomic``)
+    answered 500 is also tried ``atomic_retries`` more times. The wait is the server's
     ``Retry-After`` (capped by ``max_retry_after``) or else exponential backoff from
     ``base_delay`` up to ``max_delay`` with jitter. At most ``max_attempts`` requests, and no
     sleep that would end past ``max_total_seconds`` after the first one.
@@ -48,6 +53,7 @@ class RetryPolicy:
     max_delay: float = 20.0
     max_retry_after: float = 120.0
     retry_statuses: frozenset[int] = RETRY_STATUSES
+    atomic_retries: int = 1
     sleep: Callable[[float], Awaitable[None]] = field(
         default=asyncio.sleep, compare=False, repr=False
     )
@@ -95,9 +101,22 @@ class RetryPolicy:
         """Whether to stop after ``attempt`` failures, ``elapsed`` seconds in."""
         return attempt >= self.max_attempts or elapsed + next_wait > self.max_total_seconds
 
-    def retrying(self, *, safe: bool) -> AsyncRetrying:
-        """A tenacity controller for one call; ``safe`` says the request may be repeated."""
+    def retrying(self, *, safe: bool, atomic: bool = False) -> AsyncRetrying:
+        """A tenacity controller for one call; ``safe`` says the request may be repeated,
+        ``atomic`` that it is a transaction (an error answer means nothing was applied)."""
         start = self.clock()
+        retryable = self.retryable if safe else self.retryable_unsafe
+
+        def retry(state: RetryCallState) -> bool:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            if exc is None:
+                return False
+            return retryable(exc) or (
+                atomic
+                and state.attempt_number <= self.atomic_retries
+                and isinstance(exc, FhirStatusError)
+                and exc.status in ATOMIC_STATUSES
+            )
 
         def wait(state: RetryCallState) -> float:
             return self.wait(state.attempt_number, _retry_after(state))
@@ -106,7 +125,7 @@ class RetryPolicy:
             return self.gives_up(state.attempt_number, self.clock() - start, state.upcoming_sleep)
 
         return AsyncRetrying(
-            retry=retry_if_exception(self.retryable if safe else self.retryable_unsafe),
+            retry=retry,
             wait=wait,
             stop=stop,
             sleep=self.sleep,
