@@ -79,6 +79,24 @@ class Leases:
                 dead=dead,
             )
 
+    def claim_many(
+        self,
+        connection: str,
+        scope: str,
+        keys: Sequence[str],
+        *,
+        holder: str,
+        now: datetime,
+        seconds: float,
+        dead: Sequence[str] = (),
+    ) -> dict[str, Claim]:
+        """Lease each of ``keys`` that is free (one transaction; keys taken in one order for
+        every claimer, so no lock cycles): the claims got, by key."""
+        with self._db.session() as s:
+            return _take_all(
+                s, connection, scope, keys, holder=holder, now=now, seconds=seconds, dead=dead
+            )
+
     def claim_push(
         self,
         connection: str,
@@ -102,21 +120,10 @@ class Leases:
                 patient_id=patient_id,
                 dead=dead,
             )
-            claims = []
-            for key in sorted(found):  # one order for every claimer: no lock cycles
-                claim = take(
-                    s,
-                    connection=connection,
-                    scope="push",
-                    key=key,
-                    holder=holder,
-                    now=now,
-                    seconds=seconds,
-                    dead=dead,
-                )
-                if claim is not None:
-                    claims.append(claim)
-            return claims
+            taken = _take_all(
+                s, connection, "push", found, holder=holder, now=now, seconds=seconds, dead=dead
+            )
+            return list(taken.values())
 
     def holders(self) -> list[str]:
         """Every process holding a lease now or lately (expired leases included)."""
@@ -129,8 +136,14 @@ class Leases:
             return renew(s, claims, now, seconds)
 
     def release(self, claim: Claim) -> None:
+        self.release_all([claim])
+
+    def release_all(self, claims: Sequence[Claim]) -> None:
+        """Give the claims back (one transaction)."""
+        if not claims:
+            return
         with self._db.session() as s:
-            release(s, claim)
+            s.execute(delete(LeaseRow).where(LeaseRow.token.in_([c.token for c in claims])))
 
     def holds(self, claim: Claim, now: datetime) -> bool:
         with self._db.session() as s:
@@ -191,6 +204,34 @@ def take(
         if added is None:
             return None
     return Claim(connection, scope, key, holder, token, expires)
+
+
+def _take_all(
+    s: Session,
+    connection: str,
+    scope: str,
+    keys: Sequence[str],
+    *,
+    holder: str,
+    now: datetime,
+    seconds: float,
+    dead: Sequence[str],
+) -> dict[str, Claim]:
+    taken = {}
+    for key in sorted(set(keys)):  # one order for every claimer: no lock cycles
+        claim = take(
+            s,
+            connection=connection,
+            scope=scope,
+            key=key,
+            holder=holder,
+            now=now,
+            seconds=seconds,
+            dead=dead,
+        )
+        if claim is not None:
+            taken[key] = claim
+    return taken
 
 
 def due_patients(
@@ -282,6 +323,3 @@ def renew(s: Session, claims: Sequence[Claim], now: datetime, seconds: float) ->
         if c.token in kept
     ]
 
-
-def release(s: Session, claim: Claim) -> None:
-    s.execute(delete(LeaseRow).where(LeaseRow.token == claim.token))

@@ -203,15 +203,19 @@ class Held:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        if not self.ended:
-            self.ended = True
-            if self.keeper is not None:
-                self.keeper.drop(self.claim)
-            with contextlib.suppress(Exception):  # a lost database: the lease expires anyway
-                self.store.leases.release(self.claim)
+        end_all([self])
         if not isinstance(exc, LeaseLost):
             return False
         self.lose()
+        return True
+
+    def let_go(self) -> bool:
+        """Stop renewing the claim (once): True the first time, when it is to be given back."""
+        if self.ended:
+            return False
+        self.ended = True
+        if self.keeper is not None:
+            self.keeper.drop(self.claim)
         return True
 
     def lose(self) -> None:
@@ -223,6 +227,14 @@ class Held:
             _LOST.get(self.claim.scope, "lease lost: work left to the process holding it now"),
             extra={"action": f"{self.claim.scope}.lease_lost", "connection": self.claim.connection},
         )
+
+
+def end_all(helds: Sequence[Held]) -> None:
+    """Give back every claim of ``helds`` not given back yet, in one store transaction."""
+    ending = [h for h in helds if h.let_go()]
+    if ending:
+        with contextlib.suppress(Exception):  # a lost database: the leases expire anyway
+            ending[0].store.leases.release_all([h.claim for h in ending])
 
 
 class Leases:
@@ -283,6 +295,21 @@ class Leases:
             dead=list(dead),
         )
         return None if claim is None else self.hold(claim)
+
+    def claim_many(
+        self, scope: str, keys: Sequence[str], *, dead: Sequence[str] = ()
+    ) -> dict[str, Held]:
+        """Claim each of ``keys`` that no other process holds (one store transaction)."""
+        claims = self.store.leases.claim_many(
+            self.connection,
+            scope,
+            keys,
+            holder=self.holder,
+            now=self.clock(),
+            seconds=self.seconds,
+            dead=list(dead),
+        )
+        return {key: self.hold(claim) for key, claim in claims.items()}
 
     def hold(self, claim: Claim) -> Held:
         """A claim already taken (``store.leases.claim_push``), to be held for a block of work."""

@@ -5,9 +5,10 @@ patient (a patient another process is pushing is left to it). For a chunk the st
 once (``_prepare``): the records routed to this connection (``store.Routing``: enrolment,
 referrals to an organisation's own endpoint; ``routing`` None sends every record) are mapped
 and the writes planned (``_plan``, pure). The shared directory (practitioners, organisations,
-their roles) the chunk names and the server does not hold yet is written first, once; then the
-patients go in packs (``_pack``: small patients together in one bundle of at most
-``bundle_size`` entries), up to ``max_in_flight`` packs at once. Each bundle goes as
+their roles) the chunk names and the server does not hold yet is written once, before any pack
+naming it, while the next chunk is read (``_flight``); the patients go in packs (``_pack``:
+small patients together in one bundle of at most ``bundle_size`` entries), up to
+``max_in_flight`` packs at once. Each bundle goes as
 conditional updates keyed by our identifier (``_send``: a transaction where the server runs
 them, else batches by dependency level, else single requests), and what it left behind
 (links, sync log, closed or rescheduled outbox entries) is recorded in one store transaction
@@ -19,12 +20,12 @@ lease).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Literal, Protocol
 
 from fhir_bridge.errors import AccessDenied, AuthError
@@ -32,12 +33,13 @@ from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Claim, OutboxEntry, OutboxStatus, Routing, Store
 
 from ._deletions import Deleter
-from ._leases import Held, LeaseKeeper, Leases, process_id
+from ._flight import InFlight, new_directory
+from ._leases import Held, LeaseKeeper, Leases, end_all, process_id
 from ._limits import Mode, load_limits
 from ._matcher import Matcher, MatchServer
 from ._merge import Policy
 from ._pack import PackPusher, packs
-from ._plan import LEVELS
+from ._plan import LEVELS, Write
 from ._prepare import Patient, Preparer, by_patient
 from ._recording import Recorder
 from ._retry import DEFAULT_SCHEDULE, RetrySchedule
@@ -170,7 +172,7 @@ class Pusher:
                 # entries read before the claim may be stale: they are read again under it
                 await self._run(
                     keys,
-                    claim=lambda key: self.leases.claim("push", key, dead=dead),
+                    claim=lambda keys: self.leases.claim_many("push", keys, dead=dead),
                     sender=sender,
                     summary=summary,
                     run_id=run_id,
@@ -215,7 +217,7 @@ class Pusher:
             try:
                 await self._run(
                     list(held),
-                    claim=held.__getitem__,
+                    claim=lambda keys: {k: held[k] for k in keys},
                     sender=sender,
                     summary=summary,
                     run_id=run_id,
@@ -225,8 +227,7 @@ class Pusher:
                 self.store.runs.finish(run_id, "failed", summary.counts(), self.clock())
                 raise
             finally:  # every lease given back, also of patients never reached
-                for one in held.values():
-                    one.__exit__(None, None, None)
+                end_all(list(held.values()))
         self._finish(run_id, summary, sender.mode, started)
         return summary
 
@@ -234,17 +235,18 @@ class Pusher:
         self,
         keys: Sequence[str],
         *,
-        claim: Callable[[str], Held | None],
+        claim: Callable[[Sequence[str]], dict[str, Held]],
         sender: Sender,
         summary: PushSummary,
         run_id: int,
         total: int,
     ) -> None:
-        """The patients of ``keys``, a chunk at a time: claimed (``claim``: None when another
-        process holds one), read and planned, the chunk's new directory resources sent
-        first, then its packs, up to ``max_in_flight`` at once. Every patient runs to its end
-        (and gives its lease back) before a failure is raised; after one, or when asked to
-        stop, no new pack starts (what is left stays queued)."""
+        """The patients of ``keys``, a chunk at a time: claimed (``claim``: those another
+        process holds are left out), read and planned; the chunk's new directory resources
+        are sent (after the earlier chunks' ones) while the next chunk is read, and its packs,
+        up to ``max_in_flight`` at once, each after the directory they may name. Every
+        patient runs to its end (and gives its lease back) before a failure is raised; after
+        one, or when asked to stop, no new pack starts (what is left stays queued)."""
         packer = PackPusher(
             sender,
             self.recorder,
@@ -253,107 +255,58 @@ class Pusher:
             bundle_size=self.bundle_size,
             clock=self.clock,
         )
-        directory: dict[str, str] = {}  # fullUrl -> Type/id of directory resources written
-        sent: set[tuple[str, str]] = set()
-        gate = asyncio.Semaphore(self.max_in_flight)
-        running: set[asyncio.Task[None]] = set()
-        failures: list[BaseException] = []
-        claimed: dict[int, Patient] = {}  # claimed and not yet ended (let go once ended)
-
-        def end(patient: Patient) -> None:
-            _end(patient, summary)
-            claimed.pop(id(patient), None)
-
         done = 0
 
-        async def one(pack: list[Patient]) -> None:
+        def sent(entries: int) -> None:
             nonlocal done
-            try:
-                await packer.push(pack, directory)
-            except BaseException as exc:
-                failures.append(exc)
-            finally:
-                for patient in pack:
-                    end(patient)
-                gate.release()
-            done += sum(len(p.entries) for p in pack)
+            done += entries
             if self.progress and total:
                 self.progress(done, total)
 
+        flight = InFlight(packer, summary, self.max_in_flight, sent=sent)
+        written: set[tuple[str, str]] = set()  # directory resources sent in this run
         try:
             for at in range(0, len(keys), CHUNK):
-                if self.should_stop() or failures:  # what is left stays queued
+                if self.should_stop() or flight.failures:  # what is left stays queued
                     break
-                patients = await self._claim(keys[at : at + CHUNK], claim, summary)
-                claimed.update((id(p), p) for p in patients)
+                patients = self._claim(keys[at : at + CHUNK], claim, summary)
+                flight.claimed(patients)
                 # local deletions first (``_deletions``); a patient with nothing else is done
                 await self.deleter.delete(patients, sender, summary, run_id)
-                patients = _with_entries(patients, end)
+                flight.end([p for p in patients if not p.entries])
+                patients = [p for p in patients if p.entries]
                 ready = await self.preparer.prepare(patients, sender.caps, summary)
-                for patient in patients:
-                    if patient.held_by_ehr:
-                        end(patient)
-                await self._directory(ready, packer, directory, sent, summary)
+                flight.end([p for p in patients if p.held_by_ehr])
+                writes = new_directory(ready, flight.directory, written, summary)
+                if writes:
+                    flight.write_directory(
+                        partial(self._send_directory, writes, packer, flight.directory)
+                    )
                 for pack in packs(ready, self.bundle_size):
-                    await gate.acquire()
-                    if self.should_stop() or failures:
-                        gate.release()
+                    if self.should_stop() or not await flight.send(pack):
                         break
-                    task = asyncio.create_task(one(pack))
-                    running.add(task)
-                    task.add_done_callback(running.discard)
         finally:
-            while running:
-                await asyncio.gather(*running, return_exceptions=True)
-            for patient in list(claimed.values()):  # those never sent
-                end(patient)
-        if failures:
-            raise next(
-                (f for f in failures if isinstance(f, AccessDenied | AuthError)), failures[0]
-            )
+            await flight.finish()
 
-    async def _claim(
-        self, keys: Sequence[str], claim: Callable[[str], Held | None], summary: PushSummary
+    def _claim(
+        self,
+        keys: Sequence[str],
+        claim: Callable[[Sequence[str]], dict[str, Held]],
+        summary: PushSummary,
     ) -> list[Patient]:
         """Claim the patients of ``keys`` and read their due entries under the claims (one
-        query); a patient with none due any more is given back at once."""
-        held: dict[str, Held] = {}
-        for key in keys:
-            await asyncio.sleep(0)  # the lease keeper and the packs in flight run meanwhile
-            one = claim(key)
-            if one is None:
-                summary.busy += 1
-                continue
-            held[key] = one.__enter__()
+        query each); a patient with none due any more is given back at once."""
+        held = {key: one.__enter__() for key, one in claim(keys).items()}
+        summary.busy += len(keys) - len(held)
         due = self.store.outbox.due_of(self.connection, self.clock(), list(held))
-        patients = []
-        for key, one in held.items():
-            if key in due:
-                patients.append(Patient(key, due[key], one))
-            else:
-                one.__exit__(None, None, None)
-        return patients
+        end_all([one for key, one in held.items() if key not in due])
+        return [Patient(key, due[key], one) for key, one in held.items() if key in due]
 
-    async def _directory(
-        self,
-        ready: Sequence[Patient],
-        packer: PackPusher,
-        directory: dict[str, str],
-        sent: set[tuple[str, str]],
-        summary: PushSummary,
+    async def _send_directory(
+        self, writes: list[Write], packer: PackPusher, directory: dict[str, str]
     ) -> None:
-        """The practitioners, organisations and roles the patients name that the server does
-        not hold as we render them, each written once, before any patient referencing it."""
-        writes = []
-        for patient in ready:
-            for write in patient.directory:
-                key = (write.resource_type, write.identifier)
-                if key in sent:  # written for a patient before this one
-                    summary.unchanged += 1
-                    continue
-                sent.add(key)
-                writes.append(write)
-            directory |= {k: v for k, v in patient.known.items() if k not in directory}
+        """Directory writes sent before any patient referencing them (matched to the EHR's
+        own first, when the EHR owns its directory)."""
         if self.matcher is not None:
             writes = await self.matcher.directory(writes, directory)
         if writes:
@@ -397,21 +350,3 @@ class Pusher:
             for pid in ids
             for r in self.store.records.of_patient(pid)
         ]
-
-
-def _with_entries(patients: list[Patient], end: Callable[[Patient], None]) -> list[Patient]:
-    """The patients with entries left; the others are done (``end``)."""
-    for patient in patients:
-        if not patient.entries:
-            end(patient)
-    return [p for p in patients if p.entries]
-
-
-def _end(patient: Patient, summary: PushSummary) -> None:
-    """A patient's lease given back (once), counted ``lease_lost`` if it was lost."""
-    held = patient.held
-    if held is None or held.ended:
-        return
-    held.__exit__(None, None, None)
-    if held.lost:
-        summary.lease_lost += 1

@@ -123,3 +123,19 @@ def test_the_leases_on_record_and_their_holders(store: Store) -> None:
     assert claim is not None
     store.leases.release(claim)
     assert store.leases.current("c") == []
+
+
+def test_a_chunk_is_claimed_and_given_back_in_one_transaction_each(store: Store) -> None:
+    """``claim_many`` takes the free keys and leaves out the one held elsewhere;
+    ``release_all`` frees every claim given, and only those."""
+    other = store.leases.claim("a", "push", "p2", holder="w2", now=NOW, seconds=60)
+    assert other is not None
+    got = store.leases.claim_many(
+        "a", "push", ["p3", "p1", "p2", "p1"], holder="w1", now=NOW, seconds=60
+    )
+    assert sorted(got) == ["p1", "p3"]
+    assert all(c.holder == "w1" and c.key == k for k, c in got.items())
+    store.leases.release_all([got["p1"], got["p3"]])
+    assert [(lease.key, lease.holder) for lease in store.leases.current("a")] == [("p2", "w2")]
+    again = store.leases.claim_many("a", "push", ["p1", "p3"], holder="w3", now=NOW, seconds=60)
+    assert sorted(again) == ["p1", "p3"]

@@ -1,21 +1,27 @@
 """Push throughput: the shared directory once first, small patients packed into one bundle,
-each bundle recorded in one store transaction."""
+each bundle recorded in one store transaction, the next chunk read while a bundle is out."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from fhir_bridge import model as m
 from fhir_bridge.documents import read_records
+from fhir_bridge.fhir import FhirClient, RetryPolicy
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Claim, Store
+from fhir_bridge.sync._prepare import Patient
+from fhir_bridge.sync._push import CHUNK, Pusher
 from tests.unit.sync.conftest import CONNECTION, FIXTURES, NOW, Clock, patient_records
-from tests.unit.sync.fhir_server import FhirServer
+from tests.unit.sync.fhir_server import BASE, FhirServer
 from tests.unit.sync.test_push import bundles_sent, push
 
 pytestmark = pytest.mark.anyio
@@ -167,3 +173,63 @@ async def test_a_packed_bundle_carries_one_provenance_of_every_patient_in_it(
         targets = [t["reference"] for t in signed[0]["resource"]["target"]]
         assert targets == [e["fullUrl"] for e in writes]  # every write of the pack, new ones
     assert len(server.of_type("Provenance")) == 3
+
+
+class _HoldingDirectory(httpx.AsyncBaseTransport):
+    """Holds the directory's bundle at the server until ``release`` is set (or 5 s pass),
+    noting what was sent and answered when."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, events: list[str]) -> None:
+        self.inner = inner
+        self.events = events
+        self.release = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method != "POST":
+            return await self.inner.handle_async_request(request)
+        types = {e["resource"]["resourceType"] for e in json.loads(request.content)["entry"]}
+        if types <= DIRECTORY_TYPES:
+            self.events.append("directory sent")
+            try:
+                await asyncio.wait_for(self.release.wait(), timeout=5)
+            except TimeoutError:
+                self.events.append("directory held 5 s")
+            response = await self.inner.handle_async_request(request)
+            self.events.append("directory answered")
+            return response
+        self.events.append("patients sent")
+        return await self.inner.handle_async_request(request)
+
+
+async def test_the_next_chunk_is_read_while_the_directory_is_at_the_server(
+    store: Store, server: FhirServer, ctx: MappingContext, clock: Clock, tmp_path: Path
+) -> None:
+    """On a link with latency a round trip is not spent idle: while the first chunk's
+    directory bundle is at the server the run reads and plans the next chunk; no patient's
+    bundle goes before the directory it names is written."""
+    store.put_records(patients(CHUNK + 2, tmp_path), [CONNECTION], NOW)
+    events: list[str] = []
+    transport = _HoldingDirectory(server.transport, events)
+    async with FhirClient(BASE, transport=transport, retry=RetryPolicy(max_attempts=1)) as client:
+        pusher = Pusher(store, client, CONNECTION, ctx, clock=clock, bundle_size=50)
+        prepare = pusher.preparer.prepare
+
+        async def noting(patients: Sequence[Patient], *args: Any, **kwargs: Any) -> Any:
+            events.append(f"chunk of {len(patients)} read")
+            if len(patients) < CHUNK:  # the second chunk: let the directory through
+                transport.release.set()
+            return await prepare(patients, *args, **kwargs)
+
+        pusher.preparer.prepare = noting  # type: ignore[method-assign]
+        summary = await pusher.push()
+    assert (summary.failed, summary.created) == (0, 3 + (CHUNK + 2) * 13)
+    # the directory was let through by the second chunk's read, not by the 5 s timeout
+    assert "directory held 5 s" not in events
+    answered = events.index("directory answered")
+    assert sorted(events[:answered]) == [
+        "chunk of 2 read",
+        f"chunk of {CHUNK} read",
+        "directory sent",
+    ]
+    assert events[answered + 1 :] == ["patients sent"] * 4  # packs of 3, 3, 2, then 2 patients
+    assert store.outbox.due(CONNECTION, clock()) == []
