@@ -26,13 +26,13 @@ from fhir_bridge.store import Link, NewConflict, Store, content_hash
 
 from ._demographics import owned_from
 from ._discharges import recorded_here, start_transitional_care
+from ._incoming_tasks import take_task
 from ._merge import Policy, three_way
 from ._parties import with_local_parties
 from ._plan import references, rendering_hash
 from ._screenings import with_local_findings
 from ._server_links import LinkLookup
 from ._summary import PullSummary
-from ._tracking import merge_tracking
 
 log = logging.getLogger("fhir_bridge.sync")
 Json = dict[str, Any]
@@ -140,7 +140,8 @@ class Incoming:
         if isinstance(remote, m.ReferralTask) and remote.referral.id is not None:
             referral = self.store.records.get("referral", remote.referral.id)
             if isinstance(referral, m.Referral):
-                self._take_task(
+                take_task(
+                    self,
                     resource,
                     remote,
                     referral,
@@ -193,94 +194,7 @@ class Incoming:
         # kept in a conflict, are not there yet, so the next push (for a conflict: once it is
         # resolved) sees them changed and writes them
         on_server_only = push_back or len(page.conflicts) > conflicts_before
-        page.links.append(self._link(resource, remote if on_server_only else record, link))
-
-    def _take_task(
-        self,
-        resource: Json,
-        task: m.ReferralTask,
-        referral: m.Referral,
-        *,
-        link: Link | None,
-        by_server: LinkLookup,
-        page: Page,
-        summary: PullSummary,
-    ) -> None:
-        """The performer's Task changed on the server: merge its tracking into the referral
-        (``_tracking``: against the Task as last synced), keeping what the organisation added
-        (notes, outputs, elements the model has no field for)."""
-        remote_t = task.tracking.model_dump(mode="json", exclude_none=True)
-        local_t = (
-            referral.tracking.model_dump(mode="json", exclude_none=True)
-            if referral.tracking
-            else {}
-        )
-        base_t = self._tracking_of(link.server_json if link else None, by_server)
-        rendered = next(
-            (
-                e.resource
-                for e in resources_of(self.ctx, referral)
-                if e.resource["resourceType"] == "Task"
-            ),
-            None,
-        )
-        seen_local = self._tracking_of(rendered, by_server) or {}
-        result = merge_tracking(base_t, seen_local, local_t, remote_t, self.policy)
-        extras = dict(referral.fhir_extras)
-        if task.fhir_extras.get("Task"):
-            extras["Task"] = task.fhir_extras["Task"]
-        else:
-            extras.pop("Task", None)
-        try:
-            record = referral.model_copy(
-                update={"tracking": m.Tracking.model_validate(result.merged), "fhir_extras": extras}
-            )
-            theirs = referral.model_copy(update={"tracking": task.tracking, "fhir_extras": extras})
-        except ValidationError as exc:
-            summary.failed += 1
-            summary.problems.append(f"referral/{referral.id}: merge result invalid: {exc}")
-            return
-        changed = record != referral
-        if changed or result.conflicts:
-            summary.updated += 1
-        else:
-            summary.unchanged += 1
-        for decided in result.overruled:
-            log.info(
-                "automatic merge decision",
-                extra={
-                    "action": "merge",
-                    "connection": self.connection,
-                    "kind": "referral",
-                    "record_id": referral.id,
-                    "field": decided.field,
-                    "policy": self.policy,
-                },
-            )
-        local_data = referral.model_dump(mode="json", exclude_none=True)
-        if result.conflicts:
-            summary.conflicts += 1
-            base_data = dict(local_data)
-            if base_t is not None:
-                base_data["tracking"] = base_t
-            page.conflicts.append(
-                NewConflict(
-                    kind="referral",
-                    record_id=referral.id,
-                    fields=[c.field for c in result.conflicts],
-                    base=base_data,
-                    local=local_data,
-                    remote=theirs.model_dump(mode="json", exclude_none=True),
-                )
-            )
-        push_back = bool(result.changed_locally) or (
-            self.policy == "local-wins" and bool(result.overruled)
-        )
-        page.records.append((record, push_back))
-        # the link remembers what the server holds: a local value not on the server yet (a
-        # local change, or one kept by a conflict) is then written by the next push
-        held_back = push_back or bool(result.conflicts) or bool(result.overruled)
-        page.links.append(self._link(resource, theirs if held_back else record, link))
+        page.links.append(self.link_of(resource, remote if on_server_only else record, link))
 
     def _deleted_here(self, remote: m.Record) -> bool:
         """A record deleted here stays deleted whatever the EHR's copy says (its deletion on
@@ -294,19 +208,6 @@ class Incoming:
         """A server resource read as our record, references to resources we know pointed
         back at our records (``MappingError`` when it cannot be read)."""
         return self._read(resource, by_server)
-
-    def _tracking_of(self, task: Json | None, by_server: LinkLookup) -> Json | None:
-        """The tracking a Task holds, read as pull reads any Task (None if unreadable)."""
-        if task is None:
-            return None
-        try:
-            record = self._read(task, by_server)
-        except (MappingError, ValueError):
-            return None
-        tracking = getattr(record, "tracking", None)
-        if not isinstance(tracking, m.Tracking):
-            return None
-        return tracking.model_dump(mode="json", exclude_none=True)
 
     def _read(self, resource: Json, by_server: LinkLookup) -> m.Record:
         result = from_fhir([(self._our_references(resource, by_server), None)], self.ctx)
@@ -427,7 +328,9 @@ class Incoming:
             data["tracking"] = local.model_dump(mode="json", exclude_none=True).get("tracking")
         return {k: v for k, v in data.items() if v is not None}
 
-    def _link(self, resource: Json, record: m.Record, old: Link | None) -> Link:
+    def link_of(self, resource: Json, record: m.Record, old: Link | None) -> Link:
+        """The link a pulled resource leaves: its server id and version, our rendering of
+        ``record`` and its hash, and the server's copy."""
         resource_type = str(resource["resourceType"])
         kind = "referral_task" if resource_type == "Task" else record.kind
         identifier = f"{self.ctx.system(kind)}|{record.id}"
