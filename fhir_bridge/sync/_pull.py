@@ -4,9 +4,9 @@ Per resource type (``PULLED_TYPES``: the managed patients' Patient for the demog
 EHR owns, QuestionnaireResponse (a screening; the Observations derived from it are
 rendered from it, not read back), Condition, MedicationStatement, MedicationRequest, CareTeam,
 Goal, ServiceRequest,
-Encounter (a discharge starts transitional care: ``_discharges``), Task and CarePlan, in
-dependency order so a new resource's references to new ones resolve),
-under a lease on its watermark:
+Encounter (a discharge starts transitional care: ``_discharges``), Task and CarePlan, by
+dependency level so a new resource's references to new ones resolve, two types of a level at
+once), under a lease on its watermark:
 find what changed since the watermark (``_lastUpdated`` where the server declares it and has
 not refused it, else re-read each managed patient's resources and compare them with what
 was last seen; a declared ``_lastUpdated`` search refused at run time is remembered in
@@ -37,19 +37,18 @@ from ._summary import PullSummary
 
 log = logging.getLogger("fhir_bridge.sync")
 Json = dict[str, Any]
-PULLED_TYPES = (
-    "Patient",
-    "QuestionnaireResponse",
-    "Condition",
-    "MedicationStatement",
-    "MedicationRequest",
-    "CareTeam",
-    "Encounter",
-    "Goal",
-    "ServiceRequest",
-    "Task",
-    "CarePlan",
+# the pulled types by dependency level: a type's references name only types of earlier
+# levels (a problem, a goal, a referral, a care team), so that a new resource's references to
+# new ones resolve; the types of one level are pulled ``TYPES_AT_ONCE`` at a time
+PULL_LEVELS: tuple[tuple[str, ...], ...] = (
+    ("Patient",),
+    ("QuestionnaireResponse", "Condition", "CareTeam"),
+    ("MedicationStatement", "MedicationRequest", "Goal"),
+    ("ServiceRequest",),
+    ("Task", "Encounter", "CarePlan"),
 )
+PULLED_TYPES = tuple(t for level in PULL_LEVELS for t in level)
+TYPES_AT_ONCE = 2  # one type's pages applied while another's are read
 # deletions on the server are not read for these: a Task's deletion leaves the referral's
 # tracking, and a Patient deleted (or merged away) in the EHR stays the care manager's patient
 _NO_DELETIONS = frozenset({"Task", "Patient"})
@@ -127,19 +126,21 @@ class Puller:
         run_id = self.store.runs.start(self.connection, "pull", self.clock(), self.holder)
         self.run_id = run_id
         dead = self.leases.dead()
+        wanted = [t for t in types or PULLED_TYPES if caps.can(t, "search-type")]
+        gate = asyncio.Semaphore(TYPES_AT_ONCE)
+
+        async def one(resource_type: str) -> PullSummary:
+            async with gate:
+                return await self._one_type(resource_type, caps, patient_id, dead)
+
         async with self.leases.renewing():
-            for resource_type in types or PULLED_TYPES:
-                if not caps.can(resource_type, "search-type"):
-                    continue  # a type the server does not let us search: nothing to find there
-                # one puller per connection and type at a time: the watermark never races
-                held = self.leases.claim("pull", resource_type, dead=dead)
-                if held is None:
-                    summary.busy += 1
-                    continue
-                with held:
-                    await self._pull_type(resource_type, caps, patient_id, summary, held.claim)
-                if held.lost:  # left to the process holding the lease now
-                    summary.busy += 1
+            for level in PULL_LEVELS:
+                pulled = [t for t in level if t in wanted]
+                done = await asyncio.gather(*map(one, pulled), return_exceptions=True)
+                for result in done:  # every type of the level ended: its counts, or its error
+                    if isinstance(result, BaseException):
+                        raise result
+                    summary.add(result)
         self.store.runs.finish(
             run_id, "ok" if not summary.failed else "partial", summary.counts(), self.clock()
         )
@@ -148,6 +149,26 @@ class Puller:
             "pull finished",
             extra={"action": "pull", "connection": self.connection, "counts": summary.counts()},
         )
+        return summary
+
+    async def _one_type(
+        self,
+        resource_type: str,
+        caps: PullCapabilities,
+        patient_id: str | None,
+        dead: list[str],
+    ) -> PullSummary:
+        """One type under its lease (one puller per connection and type at a time: the
+        watermark never races); its own counts, since types of a level run side by side."""
+        summary = PullSummary()
+        held = self.leases.claim("pull", resource_type, dead=dead)
+        if held is None:
+            summary.busy += 1
+            return summary
+        with held:
+            await self._pull_type(resource_type, caps, patient_id, summary, held.claim)
+        if held.lost:  # left to the process holding the lease now
+            summary.busy += 1
         return summary
 
     def _incoming(self) -> Incoming:

@@ -51,3 +51,9 @@ class PullSummary:
 
     def counts(self) -> dict[str, int]:
         return int_fields(self)
+
+    def add(self, other: PullSummary) -> None:
+        """Count ``other``'s figures and problems in too (one type's, into the run's)."""
+        for name, value in int_fields(other).items():
+            setattr(self, name, getattr(self, name) + value)
+        self.problems += other.problems

@@ -1,4 +1,5 @@
-"""Pull without a server: echoes, remote changes, merges and conflicts, paging, deletions, leases.
+"""Pull without a server: echoes, remote changes, merges and conflicts, paging, deletions,
+leases, types side by side.
 
 The patient is pushed first (so links and the server copies exist), then the in-memory FHIR
 server plays the EHR: clinicians edit, add and delete resources, and the real Puller reads
@@ -7,6 +8,7 @@ them back into the store on SQLite.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +19,8 @@ from fhir_bridge import model as m
 from fhir_bridge.fhir import FhirClient, RetryPolicy
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
-from fhir_bridge.sync import Puller, PullSummary, Pusher, resolve_conflict
+from fhir_bridge.sync import PULLED_TYPES, Puller, PullSummary, Pusher, resolve_conflict
+from fhir_bridge.sync._pull import PULL_LEVELS
 from tests.unit.sync.conftest import CONNECTION, NOW, Clock, patient_records
 from tests.unit.sync.fhir_server import BASE, FhirServer, Json
 
@@ -269,11 +272,18 @@ async def test_a_lease_lost_mid_pull_applies_nothing_of_that_type(
     inner = server.router.async_handler
 
     async def taking_over(request: httpx.Request) -> httpx.Response:
-        holders = [lease.holder for lease in store.leases.current(CONNECTION)]
-        if request.url.path == "/fhir/Goal" and OTHER_HOLDER not in holders:
-            clock.advance(minutes=5)  # past this pull's lease: another process takes it over
+        leases = {lease.key: lease.holder for lease in store.leases.current(CONNECTION)}
+        if request.url.path == "/fhir/Goal" and leases.get("Goal") != OTHER_HOLDER:
+            # another process takes the Goal lease over (as from a holder it found dead); the
+            # types pulled beside Goal keep theirs
             assert store.leases.claim(
-                CONNECTION, "pull", "Goal", holder=OTHER_HOLDER, now=clock(), seconds=600
+                CONNECTION,
+                "pull",
+                "Goal",
+                holder=OTHER_HOLDER,
+                now=clock(),
+                seconds=600,
+                dead=[leases["Goal"]],
             )
         return await inner(request)
 
@@ -302,3 +312,42 @@ async def test_a_pull_of_one_type_reads_only_that_type_from_the_server(
         "/fhir/Goal/_history",
     }
     assert store.watermarks.get(CONNECTION, "CarePlan") == care_plans
+
+
+async def test_the_types_of_a_level_are_pulled_side_by_side_and_levels_in_order(
+    store: Store, server: FhirServer, ctx: MappingContext, clock: Clock, pushed: str
+) -> None:
+    """Two types of one dependency level are read at once (the first one's search is held at
+    the server until a second type's search arrives); a level starts only when the one before
+    it has ended, so a new resource's references to new ones of earlier levels resolve."""
+    inner = server.router.async_handler
+    level = {t: i for i, types in enumerate(PULL_LEVELS) for t in types}
+    events: list[tuple[str, str]] = []  # (what, type)
+    second = asyncio.Event()
+
+    async def holding(request: httpx.Request) -> httpx.Response:
+        resource_type = request.url.path.removeprefix("/fhir/")
+        if request.method != "GET" or resource_type not in level:
+            return await inner(request)
+        events.append(("start", resource_type))
+        if level[resource_type] == 1:
+            if len([e for e in events if e[0] == "start" and level[e[1]] == 1]) == 1:
+                try:  # the level's first search waits for a second type's
+                    await asyncio.wait_for(second.wait(), timeout=5)
+                except TimeoutError:
+                    events.append(("held 5 s", resource_type))
+            else:
+                second.set()
+        response = await inner(request)
+        events.append(("end", resource_type))
+        return response
+
+    summary = await pull(store, server, ctx, clock, transport=httpx.MockTransport(holding))
+    assert (summary.unchanged, summary.failed, summary.busy) == (13, 0, 0)
+    assert not [e for e in events if e[0] == "held 5 s"]
+    for at, (what, resource_type) in enumerate(events):
+        if what == "start":  # every type of an earlier level has ended before
+            earlier = {t for t in level if level[t] < level[resource_type]}
+            ended = {t for w, t in events[:at] if w == "end"}
+            assert earlier <= ended, (resource_type, earlier - ended)
+    assert {t for _, t in events} == set(PULLED_TYPES)
