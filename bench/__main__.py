@@ -15,6 +15,7 @@ from .report import write
 from .run import Bench, Config
 
 RESULTS = Path(__file__).parent / "results"
+PANEL_PARTS = ("mapping", "push", "pull", "latency")  # the others have sizes of their own
 PARTS = ("mapping", "push", "pull", "latency", "network", "memory", "bulk", "scaling", "workers")
 POSTGRES_ENV = ("FHIR_BRIDGE_BENCH_POSTGRES_URL", "FHIR_BRIDGE_TEST_POSTGRES_URL")
 
@@ -98,8 +99,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--merge",
         type=Path,
+        action="append",
+        default=[],
         help="a results.json of an earlier run: parts this run skipped are taken from it "
-        "(marked as measured separately)",
+        "(marked as measured separately); repeatable, the first file holding a part gives it",
     )
     return p.parse_args(argv)
 
@@ -153,14 +156,21 @@ def config(args: argparse.Namespace, base_url: str, *, expunge: bool) -> Config:
 
 
 def merge(results: dict[str, Any], earlier: dict[str, Any]) -> None:
-    """Parts measured in an earlier run (e.g. memory, which CPU noise does not move)."""
+    """Parts measured in an earlier run (e.g. memory, which CPU noise does not move); a part
+    that run had itself taken from another keeps that one's account."""
     for part in PARTS:
         if part not in results and part in earlier:
             results[part] = earlier[part]
-            results.setdefault("measured_separately", {})[part] = {
+            results.setdefault("measured_separately", {})[part] = (
+                earlier.get("measured_separately") or {}
+            ).get(part) or {
                 "when": earlier["machine"]["when"],
                 "load_average_start": earlier["machine"]["load_average_start"],
                 "seconds": (earlier.get("part_seconds") or {}).get(part),
+                "patients": (earlier.get("panel") or {}).get("patients")
+                if part in PANEL_PARTS
+                else None,
+                "repetitions": (earlier.get("config") or {}).get("repetitions"),
             }
 
 
@@ -184,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if started_here:
             sandbox.stop(args.port)
-    if args.merge:
-        merge(results, json.loads(args.merge.read_text()))
+    for earlier in args.merge:
+        merge(results, json.loads(earlier.read_text()))
     for path in write(results, args.out):
         print(path)
     return 0
