@@ -322,4 +322,3 @@ def renew(s: Session, claims: Sequence[Claim], now: datetime, seconds: float) ->
         for c in claims
         if c.token in kept
     ]
-

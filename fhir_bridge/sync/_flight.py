@@ -34,12 +34,14 @@ class InFlight:
         max_in_flight: int,
         *,
         sent: Callable[[int], None] = lambda entries: None,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.packer = packer
         self.summary = summary
         self.directory: dict[str, str] = {}  # fullUrl -> Type/id of directory resources
         self.failures: list[BaseException] = []
         self._sent = sent  # told the entries of each pack ended
+        self._should_stop = should_stop
         self._gate = asyncio.Semaphore(max_in_flight)
         self._running: set[asyncio.Task[Any]] = set()
         self._claimed: dict[int, Patient] = {}
@@ -73,9 +75,10 @@ class InFlight:
         self._written = self._start(after(self._written))
 
     async def send(self, pack: list[Patient]) -> bool:
-        """Start ``pack`` when a place is free (False, and nothing started, after a failure)."""
+        """Start ``pack`` when a place is free (False, and nothing started, after a failure
+        or when asked to stop meanwhile)."""
         await self._gate.acquire()
-        if self.failures:
+        if self.failures or self._should_stop():
             self._gate.release()
             return False
         self._start(self._one(pack, self._written))

@@ -263,7 +263,9 @@ class Pusher:
             if self.progress and total:
                 self.progress(done, total)
 
-        flight = InFlight(packer, summary, self.max_in_flight, sent=sent)
+        flight = InFlight(
+            packer, summary, self.max_in_flight, sent=sent, should_stop=self.should_stop
+        )
         written: set[tuple[str, str]] = set()  # directory resources sent in this run
         try:
             for at in range(0, len(keys), CHUNK):
@@ -283,7 +285,7 @@ class Pusher:
                         partial(self._send_directory, writes, packer, flight.directory)
                     )
                 for pack in packs(ready, self.bundle_size):
-                    if self.should_stop() or not await flight.send(pack):
+                    if not await flight.send(pack):
                         break
         finally:
             await flight.finish()
