@@ -2,13 +2,14 @@
 
 For a first pull of a large panel, one export job replaces thousands of paged searches: a
 Patient-level ``$export`` narrowed to the patients linked on the connection (``patient``
-parameters: only the enrolled patients, never the whole EHR), of the pulled types the
-server's Patient compartment holds (HAPI refuses Task there: it has no search parameter
-that points at a patient), polled as the server asks, its NDJSON files read a line at a
-time and applied in pages with the same merge rules as pull (``_incoming``). Each type's
-watermark is set to the export's ``transactionTime`` once its files are applied, so the
-next (incremental) pull starts where the export stood; the types not exported are pulled
-the ordinary way. The job is deleted on the server at the end, whatever happened.
+parameters: only the enrolled patients, never the whole EHR), of every pulled type the
+server's Patient compartment holds (the patients themselves included; HAPI refuses Task
+there: it has no search parameter that points at a patient), polled as the server asks, its
+NDJSON files read a line at a time and applied in pages with the same merge rules as pull
+(``_incoming``). Each type's watermark is set to the export's ``transactionTime`` once its
+files are applied, so the next (incremental) pull starts where the export stood; the types
+not exported are pulled the ordinary way. The job is deleted on the server at the end,
+whatever happened.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from fhir_bridge.errors import NotSupportedByServer
 from fhir_bridge.fhir import ExportFile, ExportManifest
 
 from ._incoming import Page
-from ._pull import Puller, PullServer
+from ._pull import PULLED_TYPES, Puller, PullServer
 from ._summary import PullSummary
 
 log = logging.getLogger("fhir_bridge.sync")
 Json = dict[str, Any]
-# the pulled types a Patient-level export holds (Task has no patient search parameter)
-EXPORTED_TYPES = ("CarePlan", "Goal", "ServiceRequest")
+# the pulled types a Patient-level export holds (Task has no patient search parameter), in
+# the pull's dependency order
+EXPORTED_TYPES = tuple(t for t in PULLED_TYPES if t != "Task")
 
 
 class BulkServer(PullServer, Protocol):

@@ -93,6 +93,14 @@ class ExportJob:
     polls: int = 0
 
 
+def patient_of(resource: Json) -> str | None:
+    """The ``Patient/id`` a resource belongs to (itself, for a Patient)."""
+    if resource.get("resourceType") == "Patient":
+        return f"Patient/{resource.get('id')}"
+    subject = "for" if resource.get("resourceType") == "Task" else "subject"
+    return (resource.get(subject) or {}).get("reference")
+
+
 @dataclass
 class FhirServer:
     """The server's state and options; ``transport`` is what a FhirClient is built on."""
@@ -581,11 +589,10 @@ class FhirServer:
 
     def _export_file(self, request: httpx.Request, job: str, rtype: str) -> httpx.Response:
         patients = set(self.exports[job].patients)
-        subject = "for" if rtype == "Task" else "subject"
         lines = [
             json.dumps(r)
             for (t, _), r in self.resources.items()
-            if t == rtype and (r.get(subject) or {}).get("reference") in patients
+            if t == rtype and patient_of(r) in patients
         ]
         return httpx.Response(200, content="\n".join(lines).encode())
 

@@ -13,7 +13,7 @@ from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
 from fhir_bridge.sync import EXPORTED_TYPES, BulkPuller, Pusher
 from tests.unit.sync.conftest import CONNECTION, NOW, Clock, patient_records
-from tests.unit.sync.fhir_server import BASE, FhirServer, Json
+from tests.unit.sync.fhir_server import BASE, FhirServer, Json, patient_of
 
 pytestmark = pytest.mark.anyio
 GOAL = "goal-rivera-a1c"
@@ -68,7 +68,7 @@ async def test_an_export_brings_in_the_linked_patients_resources_and_sets_the_wa
         r
         for t in EXPORTED_TYPES
         for r in server.of_type(t)
-        if r["subject"]["reference"] == f"Patient/{patient}"
+        if patient_of(r) == f"Patient/{patient}"
     ]
     assert exported == len(theirs) > 3  # the patient's, not the stranger's goal
     assert (summary.new, summary.updated, summary.failed) == (1, 1, 0)
