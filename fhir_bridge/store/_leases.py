@@ -67,17 +67,10 @@ class Leases:
     ) -> Claim | None:
         """Lease one unit of work (None: another worker holds it). Leases of ``dead``
         holders (processes known to be gone) are taken over without waiting for expiry."""
-        with self._db.session() as s:
-            return take(
-                s,
-                connection=connection,
-                scope=scope,
-                key=key,
-                holder=holder,
-                now=now,
-                seconds=seconds,
-                dead=dead,
-            )
+        claims = self.claim_many(
+            connection, scope, [key], holder=holder, now=now, seconds=seconds, dead=dead
+        )
+        return claims.get(key)
 
     def claim_many(
         self,

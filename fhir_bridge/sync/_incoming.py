@@ -268,17 +268,7 @@ class Incoming:
         if result.changed_remotely or result.overruled:
             result.merged["updated_at"] = max(local_data["updated_at"], remote_data["updated_at"])
         for decided in result.overruled:
-            log.info(
-                "automatic merge decision",
-                extra={
-                    "action": "merge",
-                    "connection": self.connection,
-                    "kind": local.kind,
-                    "record_id": local.id,
-                    "field": decided.field,
-                    "policy": self.policy,
-                },
-            )
+            self.log_decision(local.kind, local.id, decided.field)
             if self.run_id is not None:  # the losing value goes to the sync log, not the logs
                 lost = decided.remote if self.policy == "local-wins" else decided.local
                 self.store.log.add(
@@ -327,6 +317,20 @@ class Incoming:
         if isinstance(local, m.Referral):
             data["tracking"] = local.model_dump(mode="json", exclude_none=True).get("tracking")
         return {k: v for k, v in data.items() if v is not None}
+
+    def log_decision(self, kind: str, record_id: str, element: str) -> None:
+        """An automatic merge decided ``element`` of a record by the connection's policy."""
+        log.info(
+            "automatic merge decision",
+            extra={
+                "action": "merge",
+                "connection": self.connection,
+                "kind": kind,
+                "record_id": record_id,
+                "field": element,
+                "policy": self.policy,
+            },
+        )
 
     def link_of(self, resource: Json, record: m.Record, old: Link | None) -> Link:
         """The link a pulled resource leaves: its server id and version, our rendering of

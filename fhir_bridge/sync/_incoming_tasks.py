@@ -8,7 +8,6 @@ the organisation added that the model has no field for.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -25,7 +24,6 @@ from ._tracking import merge_tracking
 if TYPE_CHECKING:
     from ._incoming import Incoming, Page
 
-log = logging.getLogger("fhir_bridge.sync")
 Json = dict[str, Any]
 
 
@@ -78,17 +76,7 @@ def take_task(
     else:
         summary.unchanged += 1
     for decided in result.overruled:
-        log.info(
-            "automatic merge decision",
-            extra={
-                "action": "merge",
-                "connection": incoming.connection,
-                "kind": "referral",
-                "record_id": referral.id,
-                "field": decided.field,
-                "policy": incoming.policy,
-            },
-        )
+        incoming.log_decision("referral", referral.id, decided.field)
     local_data = referral.model_dump(mode="json", exclude_none=True)
     if result.conflicts:
         summary.conflicts += 1
