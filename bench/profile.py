@@ -67,15 +67,18 @@ def _profile_push(
 ) -> tuple[Path, MappingContext]:
     """A warm-up push of 20 patients, a push of ``patients`` timed (wall and process CPU
     seconds, no profiler), then the same panel pushed again under a fresh namespace into
-    ``work/bridge.db``, profiled: the report's path, and the profiled push's namespace."""
-    _push(base_url, work / "warm.db", generate(20, seed=3))
+    ``work/bridge.db``, profiled: the report's path, and the profiled push's namespace. Each
+    store is loaded before its push's clock starts."""
+    _push(base_url, _loaded(work / "warm.db", generate(20, seed=3)), _ctx())
     panel = generate(patients)
+    timed = _loaded(work / "timed.db", panel)
     wall, cpu = time.perf_counter(), time.process_time()
-    _push(base_url, work / "timed.db", panel)
+    _push(base_url, timed, _ctx())
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    profiled, ctx = _loaded(work / "bridge.db", panel), _ctx()
     profiler = Profiler(async_mode="enabled")
     with profiler:
-        ctx = _push(base_url, work / "bridge.db", panel)
+        _push(base_url, profiled, ctx)
     report = out / f"profile-push{suffix}.txt"
     report.write_text(
         f"The same push without the profiler: {wall:.2f} s, of which the process's CPU "
@@ -84,12 +87,15 @@ def _profile_push(
     return report, ctx
 
 
-def _push(base_url: str, database: Path, panel: Panel) -> MappingContext:
-    """``panel`` loaded into a new store at ``database`` and pushed under a fresh namespace."""
-    ctx, url = _ctx(), f"sqlite:///{database}"
+def _loaded(database: Path, panel: Panel) -> str:
+    """A new store at ``database`` holding ``panel``: its URL."""
+    url = f"sqlite:///{database}"
     push.load(url, panel.records())
+    return url
+
+
+def _push(base_url: str, url: str, ctx: MappingContext) -> None:
     asyncio.run(push.bridge_push(url, base_url, ctx))
-    return ctx
 
 
 if __name__ == "__main__":
