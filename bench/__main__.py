@@ -15,6 +15,7 @@ from .report import write
 from .run import Bench, Config
 
 RESULTS = Path(__file__).parent / "results"
+ONCE_PARTS = ("memory", "bulk")  # measured once per size, whatever --repetitions says
 PANEL_PARTS = ("mapping", "push", "pull", "latency")  # the others have sizes of their own
 PARTS = ("mapping", "push", "pull", "latency", "network", "memory", "bulk", "scaling", "workers")
 POSTGRES_ENV = ("FHIR_BRIDGE_BENCH_POSTGRES_URL", "FHIR_BRIDGE_TEST_POSTGRES_URL")
@@ -170,7 +171,9 @@ def merge(results: dict[str, Any], earlier: dict[str, Any]) -> None:
                 "patients": (earlier.get("panel") or {}).get("patients")
                 if part in PANEL_PARTS
                 else None,
-                "repetitions": (earlier.get("config") or {}).get("repetitions"),
+                "repetitions": (earlier.get("config") or {}).get("repetitions")
+                if part not in ONCE_PARTS
+                else None,
             }
 
 

@@ -33,5 +33,6 @@ def test_each_part_comes_from_the_first_run_holding_it_with_that_runs_account() 
     assert accounts["memory"]["when"] == "noon"  # taken over by the first run: its account
     assert (accounts["push"]["when"], accounts["push"]["patients"]) == ("morning", 500)
     # the bulk part has a panel of its own: the run's panel size is not its
-    assert (accounts["bulk"]["when"], accounts["bulk"]["patients"]) == ("evening", None)
+    bulk = accounts["bulk"]
+    assert (bulk["when"], bulk["patients"], bulk["repetitions"]) == ("evening", None, None)
     assert "pull" not in accounts
