@@ -45,7 +45,7 @@ def searches(database_url: str) -> list[Search]:
         out = []
         for resource_type in PULLED_TYPES:
             watermark = store.watermarks.get(CONNECTION, resource_type)
-            if watermark is None:  # nothing of that type seen yet: the whole type, as pull does
+            if watermark is None:  # no patient read yet (pull would read per patient)
                 out.append(Search(resource_type, {"_count": str(PAGE), "_sort": "_lastUpdated"}))
                 continue
             since = (datetime.fromisoformat(watermark.replace("Z", "+00:00")) - OVERLAP).isoformat()

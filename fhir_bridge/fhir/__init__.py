@@ -22,6 +22,7 @@ from ._client import FhirClient
 from ._client_credentials import ClientCredentials
 from ._core import FhirResponse, Observer, RequestEvent
 from ._outcome import parse_outcome, status_error
+from ._reads import matches
 from ._retry import RetryPolicy, is_safe_to_repeat, parse_retry_after
 from ._secrets import secret_from_env, secret_from_file
 from ._smart import SmartBackendServices
@@ -50,6 +51,7 @@ __all__ = [
     "if_match_value",
     "is_safe_to_repeat",
     "make_auth",
+    "matches",
     "parse_outcome",
     "parse_retry_after",
     "secret_from_env",

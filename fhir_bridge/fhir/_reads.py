@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from datetime import datetime
 
 from fhir_bridge.errors import MalformedResponse
@@ -45,14 +45,9 @@ class Reads(ClientCore):
         holding one page in memory at a time."""
         count = 0
         async for page in self.search_bundles(resource_type, params):
-            for entry in page.get("entry") or []:
-                resource = entry.get("resource") if isinstance(entry, dict) else None
-                mode = ((entry.get("search") or {}).get("mode") or "match") if resource else None
-                if isinstance(resource, dict) and (
-                    mode == "match" or (include and mode == "include")
-                ):
-                    count += 1
-                    yield resource
+            for resource in matches(page, include=include):
+                count += 1
+                yield resource
         log.info(
             "search done",
             extra={"action": "fhir.search", "resource_type": resource_type, "count": count},
@@ -129,6 +124,16 @@ class Reads(ClientCore):
             "pages read",
             extra={"action": "fhir.pages", "resource_type": resource_type, "count": pages},
         )
+
+
+def matches(page: Json, *, include: bool = False) -> Iterator[Json]:
+    """The resources a searchset page holds as matches (with ``include``, the ``_include``d
+    ones too); an ``outcome`` entry, or one without a resource, is none of them."""
+    for entry in page.get("entry") or []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        mode = ((entry.get("search") or {}).get("mode") or "match") if resource else None
+        if isinstance(resource, dict) and (mode == "match" or (include and mode == "include")):
+            yield resource
 
 
 def next_link(bundle: Json) -> str | None:

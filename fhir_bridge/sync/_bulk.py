@@ -22,7 +22,7 @@ from fhir_bridge.errors import NotSupportedByServer
 from fhir_bridge.fhir import ExportFile, ExportManifest
 
 from ._incoming import Page
-from ._pull import PULLED_TYPES, Puller, PullServer
+from ._pull import PULLED_TYPES, Puller, PullServer, Sweep
 from ._summary import PullSummary
 
 log = logging.getLogger("fhir_bridge.sync")
@@ -112,7 +112,7 @@ class BulkPuller(Puller):
                         summary.busy += 1
                         continue
                     with held:
-                        page = Page()
+                        page, sweep = Page(), Sweep(begun=True, since=manifest.transaction_time)
                         for file in files:
                             lines = counted(
                                 self.server.export_lines(
@@ -126,10 +126,10 @@ class BulkPuller(Puller):
                                 page=page,
                                 summary=summary,
                                 lease=held.claim,
-                                keep_watermarks=False,
+                                sweep=sweep,
                             )
                         # every file applied: the next pull starts where the export stood
-                        page.watermark = manifest.transaction_time
+                        page.watermark = sweep.since
                         self._apply(resource_type, page, held.claim)
                     if held.lost:
                         summary.busy += 1

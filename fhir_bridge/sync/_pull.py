@@ -21,10 +21,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from fhir_bridge.errors import BridgeError
+from fhir_bridge.fhir import matches
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Claim, Store
 
@@ -69,6 +71,7 @@ class PullCapabilities(Protocol):
 class PullServer(Protocol):
     async def capabilities(self) -> Any: ...
     def search(self, resource_type: str, params: dict[str, str]) -> AsyncIterator[Json]: ...
+    def search_bundles(self, resource_type: str, params: dict[str, str]) -> AsyncIterator[Json]: ...
     def history(
         self,
         resource_type: str | None = None,
@@ -77,6 +80,18 @@ class PullServer(Protocol):
         since: str | None = None,
         count: int | None = None,
     ) -> AsyncIterator[Json]: ...
+
+
+@dataclass
+class Sweep:
+    """A read whose resources are not in ``_lastUpdated`` order: each managed patient's in
+    turn, or a bulk export's files. No page of it moves the watermark (a later resource of
+    one patient, applied, would pass over an earlier change to another, read before it); the
+    read as a whole, once applied, moves it to ``since``: the server's time when the read
+    began (where known), so that what changed while it ran is read again by the next pull."""
+
+    begun: bool = False
+    since: str | None = None
 
 
 class Puller:
@@ -185,7 +200,11 @@ class Puller:
     # ------------------------------------------------------------------ finding changes
 
     async def _changed(
-        self, resource_type: str, caps: PullCapabilities, managed: dict[str, str]
+        self,
+        resource_type: str,
+        caps: PullCapabilities,
+        managed: dict[str, str],
+        sweep: Sweep,
     ) -> AsyncIterator[Json]:
         watermark = self.store.watermarks.get(self.connection, resource_type)
         refused = {r.what for r in self.store.refusals.of(self.connection)}
@@ -221,13 +240,19 @@ class Puller:
                     status=status,
                     said=None,
                 )
-        # no watermark yet, or no _lastUpdated: read each managed patient's resources
+        # no watermark yet, or no _lastUpdated: read each managed patient's resources, from
+        # the server's time of its first answer (the bridge's clock where it states none)
+        sweep.begun, began = True, self.clock().isoformat()
         for server_patient in managed:
             params = {"patient": server_patient, "_count": str(self.page_size)}
             if resource_type == "Patient":
                 params = {"_id": server_patient.removeprefix("Patient/")}
-            async for resource in self.server.search(resource_type, params):
-                yield resource
+            async for bundle in self.server.search_bundles(resource_type, params):
+                if sweep.since is None:
+                    stated = (bundle.get("meta") or {}).get("lastUpdated")
+                    sweep.since = stated if isinstance(stated, str) else began
+                for resource in matches(bundle):
+                    yield resource
 
     async def _pull_type(
         self,
@@ -247,10 +272,19 @@ class Puller:
             and caps.can(resource_type, "history-type")
         ):
             await self._deletions(resource_type, watermark, by_server, page, summary)
-        changed = self._changed(resource_type, caps, managed)
+        sweep = Sweep()
+        changed = self._changed(resource_type, caps, managed, sweep)
         page = await self._take_all(
-            resource_type, changed, managed=managed, page=page, summary=summary, lease=lease
+            resource_type,
+            changed,
+            managed=managed,
+            page=page,
+            summary=summary,
+            lease=lease,
+            sweep=sweep,
         )
+        if sweep.since is not None and patient_id is None:  # every managed patient read
+            page.watermark = sweep.since
         self._apply(resource_type, page, lease)
 
     async def _take_all(
@@ -262,13 +296,12 @@ class Puller:
         page: Page,
         summary: PullSummary,
         lease: Claim,
-        keep_watermarks: bool = True,
+        sweep: Sweep,
     ) -> Page:
         """Read ``resources`` into pages, applying each full page; the page still open is
         returned. They come a chunk (the page size) at a time, the next read while one is
         applied (``_prefetch``): the chunk's links are read in one go and let go with it.
-        Without ``keep_watermarks`` no page moves the watermark (resources not in
-        ``_lastUpdated`` order: the caller sets it at the end)."""
+        Once a ``sweep`` has begun, no page moves the watermark (the caller sets it at the end)."""
         incoming = self._incoming()
         by_server = ServerLinks(self.store.links, self.connection)
 
@@ -277,7 +310,7 @@ class Puller:
             by_server.load(chunk)
             for resource in chunk:
                 incoming.take(resource, by_server, managed, page, summary)
-                if not keep_watermarks:
+                if sweep.begun:
                     page.watermark = None
                 if len(page.records) + len(page.links) >= self.page_size:
                     self._apply(resource_type, page, lease)

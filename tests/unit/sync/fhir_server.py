@@ -213,6 +213,10 @@ class FhirServer:
 
     def _now(self) -> str:
         self.ticks += 1
+        return self.time()
+
+    def time(self) -> str:
+        """The server's clock (each write moves it on by a second)."""
         return (self.start + timedelta(seconds=self.ticks)).isoformat().replace("+00:00", "Z")
 
     def _store(self, resource: Json, resource_id: str, method: str) -> Json:
@@ -601,6 +605,7 @@ class FhirServer:
         offset = int(params.pop("_offset", "0"))
         bundle: Json = {
             "resourceType": "Bundle",
+            "meta": {"lastUpdated": self.time()},  # as HAPI does: the time of the search
             "type": kind,
             "total": len(entries),
             "entry": entries[offset : offset + count],
