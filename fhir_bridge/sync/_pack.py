@@ -80,7 +80,7 @@ class PackPusher:
             outcomes = await self.sender.send(group, known)
             _raise_access_refused(outcomes)
             part = Part(None, [(o, None) for o in outcomes if not o.blocked])
-            self.recorder.record([part], known, self.summary, self.run_id)
+            await self.recorder.record([part], known, self.summary, self.run_id)
 
     async def push(self, pack: Sequence[Patient], directory: dict[str, str]) -> None:
         """One pack: its bundles sent and recorded, its patients' entries closed."""
@@ -107,7 +107,7 @@ class PackPusher:
                     parts[id(patient)].outcomes.append((outcome, patient.versions.get(key)))
             if at == len(groups) - 1:
                 self._close(pack, parts, results, unfinished)
-            self.recorder.record(list(parts.values()), known, self.summary, self.run_id)
+            await self.recorder.record(list(parts.values()), known, self.summary, self.run_id)
             for part in parts.values():
                 part.outcomes = []
 

@@ -11,6 +11,7 @@ server took for it are distrusted (the next push writes them again), and the res
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -53,7 +54,7 @@ class Recorder:
         self.clock = clock
         self.schedule = schedule
 
-    def record(
+    async def record(
         self,
         parts: Sequence[Part],
         known: dict[str, str],
@@ -61,8 +62,22 @@ class Recorder:
         run_id: int | None,
     ) -> None:
         """Write the parts in one transaction; a part whose lease is lost is dropped (its
-        held marked lost) and the others written. ``known`` learns the server ids."""
-        live = [p for p in parts if not p.lost]
+        held marked lost) and the others written. ``known`` learns the server ids.
+
+        The transaction runs in a thread: the event loop goes on sending and reading the
+        bundles of the other packs in flight meanwhile (a commit waits for the disk)."""
+        live = await asyncio.to_thread(self._write, [p for p in parts if not p.lost], run_id)
+        for part in live:
+            for outcome, _ in part.outcomes:
+                self._count(outcome, known, summary)
+            for closing in part.closing:
+                if closing.status == "failed" and closing.retry_at is None:
+                    summary.dead_lettered += 1
+                elif closing.status == "failed":
+                    summary.failed += 1
+
+    def _write(self, live: list[Part], run_id: int | None) -> list[Part]:
+        """The parts written, in one transaction: those whose lease is still held."""
         while live:
             now = self.clock()
             try:
@@ -84,14 +99,7 @@ class Recorder:
                 live = [p for p in live if p is not lost]
                 continue
             break
-        for part in live:
-            for outcome, _ in part.outcomes:
-                self._count(outcome, known, summary)
-            for closing in part.closing:
-                if closing.status == "failed" and closing.retry_at is None:
-                    summary.dead_lettered += 1
-                elif closing.status == "failed":
-                    summary.failed += 1
+        return live
 
     def _line(self, outcome: Outcome, version: int | None) -> Written:
         write = outcome.write
