@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import typing
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -118,9 +120,22 @@ def _parties(record: m.Record) -> Iterable[m.Party]:
         if isinstance(item, m.Party):
             yield item
         elif isinstance(item, BaseModel):
-            stack.extend(getattr(item, name) for name in type(item).model_fields)
+            stack.extend(getattr(item, name) for name in _nested(type(item)))
         elif isinstance(item, list):
             stack.extend(item)
+
+
+@functools.cache
+def _nested(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of ``model`` that can hold a model (a Party, or one holding a Party): the
+    others (text, codes, dates) are not walked."""
+    return tuple(name for name, info in model.model_fields.items() if _holds_model(info.annotation))
+
+
+def _holds_model(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_holds_model(arg) for arg in typing.get_args(annotation))
 
 
 def directory_entries(ctx: MappingContext, records: Iterable[m.Record]) -> list[Entry]:

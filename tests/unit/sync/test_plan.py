@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 
 from fhir_bridge import model as m
@@ -123,12 +124,17 @@ def test_references_outside_the_bundle_point_at_server_ids() -> None:
         "goal": [{"reference": "urn:uuid:g"}, {"reference": "urn:uuid:x", "display": "X"}],
         "addresses": [{"reference": "Condition/9"}],
     }
+    before = copy.deepcopy(body)
     out = point_references(body, inside={"urn:uuid:g"}, known={"urn:uuid:p": "Patient/7"})
-    assert out["subject"]["reference"] == "Patient/7"
+    assert out["subject"] == {"reference": "Patient/7", "identifier": {"value": "p1"}}
     assert out["goal"][0]["reference"] == "urn:uuid:g"
     assert out["goal"][1] == {"display": "X"}
     assert out["addresses"][0]["reference"] == "Condition/9"
-    assert body["subject"]["reference"] == "urn:uuid:p"
+    assert body == before  # the body is never changed: what changes is new
+    assert out["addresses"] is body["addresses"]  # and what does not is shared
+    assert out["goal"][0] is body["goal"][0]
+    untouched = {"code": {"text": "A1c"}, "subject": {"reference": "urn:uuid:g"}}
+    assert point_references(untouched, {"urn:uuid:g"}, {}) is untouched
 
 
 def test_bundles_are_bounded_and_batches_hold_one_level() -> None:
