@@ -5,38 +5,19 @@ while it ran, against the in-memory FHIR server."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import httpx
 import pytest
 
 from fhir_bridge import model as m
-from fhir_bridge.fhir import FhirClient, RetryPolicy
 from fhir_bridge.mappers import MappingContext, identifiers_of
 from fhir_bridge.store import Store
-from fhir_bridge.sync import Puller, PullSummary, Pusher
 from tests.unit.sync.conftest import CONNECTION, NOW, Clock, patient_records
-from tests.unit.sync.fhir_server import BASE, FhirServer, Json
+from tests.unit.sync.fhir_server import FhirServer, Json
+from tests.unit.sync.test_pull import pull
+from tests.unit.sync.test_pull_types import new_order, push
 
 pytestmark = pytest.mark.anyio
-
-
-async def pull(
-    store: Store,
-    server: FhirServer,
-    ctx: MappingContext,
-    clock: Clock,
-    transport: httpx.AsyncBaseTransport | None = None,
-    **options: Any,
-) -> PullSummary:
-    transport = transport or server.transport
-    async with FhirClient(BASE, transport=transport, retry=RetryPolicy(max_attempts=1)) as client:
-        return await Puller(store, client, CONNECTION, ctx, clock=clock, **options).pull()
-
-
-async def push(store: Store, server: FhirServer, ctx: MappingContext, clock: Clock) -> None:
-    async with server.client() as client:
-        await Pusher(store, client, CONNECTION, ctx, clock=clock).push()
 
 
 def conditions_of(server: FhirServer, server_patient: str) -> list[Json]:
@@ -64,24 +45,7 @@ async def test_a_type_the_ehr_holds_none_of_is_read_per_patient_once_then_by_las
     assert watermark == server.time()  # the server's, not the bridge's clock
 
     patient = server.of_type("Patient")[0]["id"]
-    server.add(
-        {
-            "resourceType": "MedicationRequest",
-            "status": "active",
-            "intent": "order",
-            "subject": {"reference": f"Patient/{patient}"},
-            "medicationCodeableConcept": {
-                "coding": [
-                    {
-                        "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
-                        "code": "197361",
-                        "display": "amlodipine 5 MG Oral Tablet",
-                    }
-                ]
-            },
-            "authoredOn": "2025-02-25",
-        }
-    )
+    server.add(new_order(f"Patient/{patient}"))
     mark = len(server.requests)
     summary = await pull(store, server, ctx, clock)
     (search,) = [r for r in server.requests[mark:] if r.url.path == "/fhir/MedicationRequest"]

@@ -50,6 +50,26 @@ def record(store: Store, kind: str, record_id: str) -> m.Record:
     return found
 
 
+def new_order(server_patient: str) -> Json:
+    """A prescription a clinician enters in the EHR."""
+    return {
+        "resourceType": "MedicationRequest",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": server_patient},
+        "medicationCodeableConcept": {
+            "coding": [
+                {
+                    "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                    "code": "197361",
+                    "display": "amlodipine 5 MG Oral Tablet",
+                }
+            ]
+        },
+        "authoredOn": "2025-02-25",
+    }
+
+
 def without_ours(resource: Json, **changes: Any) -> Json:
     """A copy of ``resource`` as a clinician would create it: no id, meta or our identifier."""
     fresh = {k: v for k, v in resource.items() if k not in ("id", "meta", "identifier", "text")}
@@ -155,24 +175,7 @@ async def test_a_problem_and_a_prescription_entered_in_the_ehr_become_records(
 ) -> None:
     patient = server.ours("Patient", PATIENT)["id"]
     condition = server.add(without_ours(server.ours("Condition", "prob-rivera-hf")))
-    order = server.add(
-        {
-            "resourceType": "MedicationRequest",
-            "status": "active",
-            "intent": "order",
-            "subject": {"reference": f"Patient/{patient}"},
-            "medicationCodeableConcept": {
-                "coding": [
-                    {
-                        "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
-                        "code": "197361",
-                        "display": "amlodipine 5 MG Oral Tablet",
-                    }
-                ]
-            },
-            "authoredOn": "2025-02-25",
-        }
-    )
+    order = server.add(new_order(f"Patient/{patient}"))
     stranger = without_ours(server.ours("Condition", "prob-rivera-t2dm"))
     server.add({**stranger, "subject": {"reference": "Patient/somebody-else"}})
     summary = await pull(store, server, ctx, clock)
