@@ -4,6 +4,7 @@ while it ran, against the in-memory FHIR server."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import httpx
@@ -12,6 +13,7 @@ import pytest
 from fhir_bridge import model as m
 from fhir_bridge.mappers import MappingContext, identifiers_of
 from fhir_bridge.store import Store
+from fhir_bridge.sync import PULLED_TYPES, Puller
 from tests.unit.sync.conftest import CONNECTION, NOW, Clock, patient_records
 from tests.unit.sync.fhir_server import FhirServer, Json
 from tests.unit.sync.test_pull import pull
@@ -98,3 +100,43 @@ async def test_a_change_made_while_patients_are_read_one_by_one_is_read_by_the_n
         problem = store.records.get("problem", str(ours["value"]))
         assert isinstance(problem, m.Problem)
         assert problem.clinical_status == m.ClinicalStatus.resolved
+
+
+async def test_a_pull_of_one_patient_moves_no_watermark(
+    store: Store, server: FhirServer, ctx: MappingContext, clock: Clock
+) -> None:
+    """``pull --patient`` reads one patient's resources: a watermark from it would let the next
+    pull search by ``_lastUpdated`` past the other patients' older resources, never read."""
+    store.put_records(patient_records(), [CONNECTION], NOW)
+    await push(store, server, ctx, clock)
+    async with server.client() as client:
+        summary = await Puller(store, client, CONNECTION, ctx, clock=clock).pull(
+            patient_id="pat-rivera"
+        )
+    assert summary.unchanged > 0  # the patient's resources were read
+    assert [t for t in PULLED_TYPES if store.watermarks.get(CONNECTION, t)] == []
+
+
+class WithoutSearchTime(httpx.AsyncBaseTransport):
+    """The server's transport, its searchset Bundles stripped of ``meta`` (a server that
+    states no time of its search)."""
+
+    def __init__(self, server: FhirServer) -> None:
+        self.inner = server.transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        body = json.loads(await response.aread())
+        if body.get("type") == "searchset":
+            body.pop("meta", None)
+        return httpx.Response(response.status_code, headers=response.headers, json=body)
+
+
+async def test_a_sweep_without_the_servers_time_takes_the_bridges_from_its_start(
+    store: Store, server: FhirServer, ctx: MappingContext, clock: Clock
+) -> None:
+    store.put_records(patient_records(), [CONNECTION], NOW)
+    await push(store, server, ctx, clock)
+    began = clock().isoformat()
+    await pull(store, server, ctx, clock, transport=WithoutSearchTime(server))
+    assert store.watermarks.get(CONNECTION, "MedicationRequest") == began

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -239,3 +240,40 @@ async def test_the_next_chunk_is_read_while_the_directory_is_at_the_server(
     ]
     assert events[answered + 1 :] == ["patients sent"] * 4  # packs of 3, 3, 2, then 2 patients
     assert store.outbox.due(CONNECTION, clock()) == []
+
+
+async def test_a_bundle_is_booked_while_the_next_pack_goes_to_the_server(
+    store: Store, ctx: MappingContext, clock: Clock, tmp_path: Path
+) -> None:
+    """The store transaction booking a pack's bundle does not hold the event loop: the first
+    pack's booking waits (up to 5 s) until the second pack's bundle has reached the server,
+    which it could not while the loop waited for the store."""
+    second_sent = threading.Event()
+    patients_seen: list[str] = []
+
+    def seen(method: str, resource: dict[str, Any]) -> None:
+        if resource["resourceType"] == "Patient":
+            patients_seen.append(method)
+            if len(patients_seen) == 2:
+                second_sent.set()
+
+    server = FhirServer(refuse=seen)
+    store.put_records(patients(2, tmp_path), [CONNECTION], NOW)
+    record_push = store.record_push
+    waited: list[bool] = []
+    picked: list[bool] = []
+    lock = threading.Lock()  # the packs' bookings run in threads of their own
+
+    def slow_booking(**kwargs: Any) -> None:
+        with lock:  # the first patient pack's booking (the directory's holds no lease)
+            first = bool(kwargs["leases"]) and not picked
+            if first:
+                picked.append(True)
+        if first:
+            waited.append(second_sent.wait(timeout=5))
+        record_push(**kwargs)
+
+    store.record_push = slow_booking  # type: ignore[method-assign]
+    summary = await push(store, server, ctx, clock, bundle_size=13)  # one patient a pack
+    assert (summary.failed, summary.created) == (0, 3 + 2 * 13)
+    assert waited == [True]  # the second pack went while the first was being booked
