@@ -17,7 +17,7 @@ from typing import Any
 
 from fhir_bridge.errors import AccessDenied, AuthError
 
-from ._leases import end_all
+from ._leases import Held, end_all
 from ._pack import PackPusher
 from ._plan import Write
 from ._prepare import Patient
@@ -50,14 +50,23 @@ class InFlight:
     def claimed(self, patients: Sequence[Patient]) -> None:
         self._claimed.update((id(p), p) for p in patients)
 
-    async def end(self, patients: Sequence[Patient]) -> None:
-        """The patients' leases given back (once each, in one store transaction, in a thread:
-        the other packs go on), each one found lost counted ``lease_lost``."""
-        for patient in patients:
-            self._claimed.pop(id(patient), None)
-        helds = [p.held for p in patients if p.held is not None and not p.held.ended]
+    def end(self, patients: Sequence[Patient]) -> None:
+        """The patients' leases given back (once each, in one store transaction), each one
+        found lost counted ``lease_lost``."""
+        helds = self._ending(patients)
+        end_all(helds)
+        self.summary.lease_lost += sum(1 for held in helds if held.lost)
+
+    async def _end_aside(self, patients: Sequence[Patient]) -> None:
+        """As :meth:`end`, the store transaction in a thread (the other packs go on)."""
+        helds = self._ending(patients)
         await asyncio.to_thread(end_all, helds)
         self.summary.lease_lost += sum(1 for held in helds if held.lost)
+
+    def _ending(self, patients: Sequence[Patient]) -> list[Held]:
+        for patient in patients:
+            self._claimed.pop(id(patient), None)
+        return [p.held for p in patients if p.held is not None and not p.held.ended]
 
     def write_directory(self, send: Callable[[], Awaitable[None]]) -> None:
         """Start ``send`` (directory writes) once the earlier ones are written."""
@@ -92,7 +101,7 @@ class InFlight:
             self.failures.append(exc)
         finally:
             self._gate.release()
-            await self.end(pack)
+            await self._end_aside(pack)
         self._sent(sum(len(p.entries) for p in pack))
 
     def _start(self, work: Awaitable[Any]) -> asyncio.Task[Any]:
@@ -106,7 +115,7 @@ class InFlight:
         first failure (refused credentials first)."""
         while self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
-        await self.end(list(self._claimed.values()))
+        self.end(list(self._claimed.values()))
         if self.failures:
             raise next(
                 (f for f in self.failures if isinstance(f, AccessDenied | AuthError)),

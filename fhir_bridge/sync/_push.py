@@ -275,10 +275,10 @@ class Pusher:
                 flight.claimed(patients)
                 # local deletions first (``_deletions``); a patient with nothing else is done
                 await self.deleter.delete(patients, sender, summary, run_id)
-                await flight.end([p for p in patients if not p.entries])
+                flight.end([p for p in patients if not p.entries])
                 patients = [p for p in patients if p.entries]
                 ready = await self.preparer.prepare(patients, sender.caps, summary)
-                await flight.end([p for p in patients if p.held_by_ehr])
+                flight.end([p for p in patients if p.held_by_ehr])
                 writes = new_directory(ready, flight.directory, written, summary)
                 if writes:
                     flight.write_directory(
