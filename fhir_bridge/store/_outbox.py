@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, case, delete, func, or_, select, tuple_, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from ._clock import utc
@@ -230,7 +231,8 @@ class Outbox:
         now: datetime,
         lease: Claim | None = None,
     ) -> None:
-        """A failed attempt: retried at ``retry_at``, or dead-lettered when that is None."""
+        """A failed attempt: retried at ``retry_at``, or dead-lettered when that is None (unless
+        the record changed again meanwhile: the new version is tried as queued)."""
         with self._db.session() as s:
             fence(s, lease, now, postgres=self._db.postgres)
             close_failed(s, entry, error, retry_at, now)
@@ -388,34 +390,47 @@ def enqueue(
     deleting: bool = False,
 ) -> None:
     """Queue one record version for one connection (its entry is reset if it had one); with
-    ``deleting``, its deletion rather than a write."""
-    row = s.scalar(
-        select(OutboxRow).where(
+    ``deleting``, its deletion rather than a write.
+
+    The reset is one UPDATE of every column, not a read and a write: read first, an entry a
+    push closed meanwhile (``close_done`` of the older version) could keep its ``done`` (the
+    ORM writes only the columns it sees changed) and the new version would never be sent."""
+    reset = (
+        update(OutboxRow)
+        .where(
             OutboxRow.connection == connection,
             OutboxRow.kind == kind,
             OutboxRow.record_id == record_id,
         )
-    )
-    if row is None:
-        s.add(
-            OutboxRow(
-                connection=connection,
-                kind=kind,
-                record_id=record_id,
-                patient_id=patient_id,
-                record_version=version,
-                status=OutboxStatus.pending,
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-                updated_at=now,
-                deleting=deleting,
-            )
+        .values(
+            record_version=version,
+            status=OutboxStatus.pending,
+            attempts=0,
+            next_attempt_at=now,
+            updated_at=now,
+            last_error=None,
+            patient_id=patient_id,
+            blocked_on=None,
+            deleting=deleting,
         )
+    )
+    if cast("CursorResult[Any]", s.execute(reset)).rowcount:
         return
-    row.record_version, row.status, row.attempts = version, OutboxStatus.pending, 0
-    row.next_attempt_at, row.updated_at, row.last_error, row.patient_id = now, now, None, patient_id
-    row.blocked_on, row.deleting = None, deleting
+    s.add(
+        OutboxRow(
+            connection=connection,
+            kind=kind,
+            record_id=record_id,
+            patient_id=patient_id,
+            record_version=version,
+            status=OutboxStatus.pending,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+            deleting=deleting,
+        )
+    )
 
 
 def enqueue_deletion(
@@ -469,7 +484,8 @@ def close_all_done(s: Session, entries: Sequence[OutboxEntry], now: datetime) ->
 def close_failed(
     s: Session, entry: OutboxEntry, error: str, retry_at: datetime | None, now: datetime
 ) -> None:
-    """A failed attempt: retried at ``retry_at``, or dead-lettered when that is None."""
+    """A failed attempt: retried at ``retry_at``, or dead-lettered when that is None (unless
+    the record changed again meanwhile: the new version is tried as queued)."""
     values: dict[str, Any] = {
         "attempts": OutboxRow.attempts + 1,
         "last_error": error[:4000],
@@ -479,7 +495,11 @@ def close_failed(
         values["status"] = OutboxStatus.dead
     else:
         values["next_attempt_at"] = retry_at
-    s.execute(update(OutboxRow).where(OutboxRow.id == entry.id).values(**values))
+    s.execute(
+        update(OutboxRow)
+        .where(OutboxRow.id == entry.id, OutboxRow.record_version == entry.record_version)
+        .values(**values)
+    )
 
 
 def close_blocked(

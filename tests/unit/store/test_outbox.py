@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
+from typing import Any
 
-from fhir_bridge.store import OutboxStatus, QueueDepth, QueueSchedule, Store
+from sqlalchemy import event
+
+from fhir_bridge.store import Closing, OutboxStatus, QueueDepth, QueueSchedule, Store
 from fhir_bridge.store.testing import MemoryStore
 
 from .records import NOW, goal
@@ -18,6 +22,51 @@ def test_done_does_not_swallow_a_change_made_meanwhile(store: Store) -> None:
     store.outbox.mark_done(taken, NOW)
     (entry,) = store.outbox.due("a", NOW)
     assert entry.record_version == 2
+
+
+def test_a_change_queued_while_a_push_closes_the_older_version_stays_queued(
+    postgres_url: str,
+) -> None:
+    """An edit stored while a push books the version before it (two transactions at once,
+    PostgreSQL): the push's close of the older version is held back by the edit's, or finds
+    it, and the new version stays pending."""
+    editor, pusher = Store(postgres_url), Store(postgres_url, migrate=False)
+    editor.put_records([goal()], ["a"], NOW)
+    (sent,) = pusher.outbox.due("a", NOW)
+    booking = threading.Thread(
+        target=pusher.record_push,
+        kwargs={"run_id": None, "written": [], "now": NOW, "closing": [Closing(sent, "done")]},
+    )
+
+    def book_meanwhile(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "outbox" in statement and not booking.is_alive() and booking.ident is None:
+            booking.start()  # between the edit's first outbox statement and its commit
+            booking.join(timeout=2)
+
+    event.listen(editor.engine, "after_cursor_execute", book_meanwhile)
+    try:
+        editor.put_records([goal("changed while the push books")], ["a"], NOW)
+        booking.join(timeout=60)
+        assert booking.ident is not None
+        (entry,) = editor.outbox.due("a", NOW)
+        assert (entry.record_version, entry.status) == (2, OutboxStatus.pending)
+    finally:
+        event.remove(editor.engine, "after_cursor_execute", book_meanwhile)
+        booking.join(timeout=60)
+        editor.close()
+        pusher.close()
+
+
+def test_a_failure_of_the_older_version_leaves_a_newer_one_queued(store: Store) -> None:
+    """A push of version 1 fails for good after version 2 arrived: version 2 is not
+    dead-lettered with it (the edit may be the fix), it is tried as queued."""
+    store.put_records([goal()], ["a"], NOW)
+    taken = store.outbox.due("a", NOW)[0]
+    store.put_records([goal("fixed meanwhile")], ["a"], NOW)
+    store.outbox.mark_failed(taken, "HTTP 422", None, NOW)
+    (entry,) = store.outbox.due("a", NOW)
+    assert (entry.record_version, entry.attempts, entry.last_error) == (2, 0, None)
+    assert store.outbox.dead_letters("a") == []
 
 
 def test_failures_back_off_then_dead_letter_and_requeue(store: Store) -> None:
