@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -158,45 +158,7 @@ class Leases:
             ]
 
 
-def take(
-    s: Session,
-    *,
-    connection: str,
-    scope: str,
-    key: str,
-    holder: str,
-    now: datetime,
-    seconds: float,
-    dead: Sequence[str] = (),
-) -> Claim | None:
-    """Claim (connection, scope, key) if free, expired, or held by one of the ``dead``
-    holders (processes known to be gone); None when another worker holds it."""
-    token = secrets.token_hex(16)
-    expires = now + timedelta(seconds=seconds)
-    values = {"holder": holder, "token": token, "acquired_at": now, "expires_at": expires}
-    taken = s.execute(
-        update(LeaseRow)
-        .where(
-            LeaseRow.connection == connection,
-            LeaseRow.scope == scope,
-            LeaseRow.key == key,
-            (LeaseRow.expires_at <= now) | LeaseRow.holder.in_(list(dead)),
-        )
-        .values(**values)
-        .returning(LeaseRow.token)
-    ).scalar()
-    if taken is None:
-        dialect = s.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        added = s.execute(
-            insert(LeaseRow)
-            .values(connection=connection, scope=scope, key=key, **values)
-            .on_conflict_do_nothing()
-            .returning(LeaseRow.token)
-        ).scalar()
-        if added is None:
-            return None
-    return Claim(connection, scope, key, holder, token, expires)
+_CHUNK = 200  # keys per statement: well under SQLite's and PostgreSQL's parameter limits
 
 
 def _take_all(
@@ -210,21 +172,59 @@ def _take_all(
     seconds: float,
     dead: Sequence[str],
 ) -> dict[str, Claim]:
-    taken = {}
-    for key in sorted(set(keys)):  # one order for every claimer: no lock cycles
-        claim = take(
-            s,
-            connection=connection,
-            scope=scope,
-            key=key,
-            holder=holder,
-            now=now,
-            seconds=seconds,
-            dead=dead,
+    """Claim each of ``keys`` that is free, expired, or held by one of the ``dead`` holders
+    (processes known to be gone), a chunk of keys at a time: the leases there taken over by
+    one UPDATE, the missing ones added by one INSERT (a key another claimer adds first is
+    not taken). Each claim has a token of its own. On PostgreSQL the chunk's rows are
+    locked first in key order, the same for every claimer: no lock cycles."""
+    wanted = sorted(set(keys))
+    expires = now + timedelta(seconds=seconds)
+    tokens = {key: secrets.token_hex(16) for key in wanted}
+    postgres = s.get_bind().dialect.name == "postgresql"
+    insert = pg_insert if postgres else sqlite_insert
+    taken: set[str] = set()
+    for at in range(0, len(wanted), _CHUNK):
+        chunk = wanted[at : at + _CHUNK]
+        ours = (LeaseRow.connection == connection, LeaseRow.scope == scope, LeaseRow.key.in_(chunk))
+        if postgres:
+            s.execute(select(LeaseRow.key).where(*ours).order_by(LeaseRow.key).with_for_update())
+        over = s.scalars(
+            update(LeaseRow)
+            .where(*ours, (LeaseRow.expires_at <= now) | LeaseRow.holder.in_(list(dead)))
+            .values(
+                holder=holder,
+                token=case({k: tokens[k] for k in chunk}, value=LeaseRow.key),
+                acquired_at=now,
+                expires_at=expires,
+            )
+            .returning(LeaseRow.key)
         )
-        if claim is not None:
-            taken[key] = claim
-    return taken
+        taken.update(over)
+        rest = [k for k in chunk if k not in taken]
+        if rest:
+            added = s.scalars(
+                insert(LeaseRow)
+                .values(
+                    [
+                        {
+                            "connection": connection,
+                            "scope": scope,
+                            "key": k,
+                            "holder": holder,
+                            "token": tokens[k],
+                            "acquired_at": now,
+                            "expires_at": expires,
+                        }
+                        for k in rest
+                    ]
+                )
+                .on_conflict_do_nothing()
+                .returning(LeaseRow.key)
+            )
+            taken.update(added)
+    return {
+        k: Claim(connection, scope, k, holder, tokens[k], expires) for k in wanted if k in taken
+    }
 
 
 def due_patients(

@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from ._database import Database
@@ -217,30 +217,37 @@ class Links:
 
 
 def save_all(s: Session, links: Sequence[Link], now: datetime) -> None:
-    """Insert or replace several links, reading the rows that exist in one query (the last
-    link of a key wins)."""
+    """Insert or replace several links: the keys that exist read in one query per connection
+    (keys only, no resource copies decoded), then one INSERT and one UPDATE statement, each
+    executed with many parameter sets (no ORM object per link). The last link of a key wins."""
     last = {(x.connection, x.resource_type, x.identifier): x for x in links}
     by_connection: dict[str, set[str]] = {}
     for connection, _, identifier in last:
         by_connection.setdefault(connection, set()).add(identifier)
     existing: set[tuple[str, str, str]] = set()
     for connection, identifiers in by_connection.items():
-        rows = s.scalars(
-            select(LinkRow).where(
-                LinkRow.connection == connection, LinkRow.identifier.in_(sorted(identifiers))
+        ordered = sorted(identifiers)
+        for at in range(0, len(ordered), _CHUNK):
+            keys = select(LinkRow.connection, LinkRow.resource_type, LinkRow.identifier).where(
+                LinkRow.connection == connection, LinkRow.identifier.in_(ordered[at : at + _CHUNK])
             )
-        )
-        existing |= {(r.connection, r.resource_type, r.identifier) for r in rows}
-    for key, link in last.items():
-        if key in existing:  # in the session already: merged without a read
-            save(s, link, now)
-        else:
-            s.add(LinkRow(**{name: getattr(link, name) for name in _FIELDS}, synced_at=now))
+            existing.update((c, t, i) for c, t, i in s.execute(keys))
+    rows = {key: {**_values(link), "synced_at": now} for key, link in last.items()}
+    new = [row for key, row in rows.items() if key not in existing]
+    changed = [row for key, row in rows.items() if key in existing]
+    if new:
+        s.execute(insert(LinkRow), new)
+    if changed:
+        s.execute(update(LinkRow), changed)  # by primary key, one statement many times
+
+
+def _values(link: Link) -> dict[str, Any]:
+    return {name: getattr(link, name) for name in _FIELDS}
 
 
 def save(s: Session, link: Link, now: datetime) -> None:
     """Insert or replace one link."""
-    s.merge(LinkRow(**{name: getattr(link, name) for name in _FIELDS}, synced_at=now))
+    s.merge(LinkRow(**_values(link), synced_at=now))
 
 
 def _of_server_ids(connection: str, keys: Iterable[str]) -> Iterator[ColumnElement[bool]]:

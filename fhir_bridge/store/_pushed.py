@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from ._leases import Claim, fence
@@ -61,19 +62,22 @@ def record(
     for lease in leases:
         fence(s, lease, now, postgres=postgres)
     save_all(s, [w.link for w in written if w.link is not None], now)
-    if run_id is not None:
-        s.add_all(
-            SyncLogRow(
-                run_id=run_id,
-                at=now,
-                resource_type=w.resource_type,
-                identifier=w.identifier,
-                action=w.action,
-                record_version=w.record_version,
-                server_version=w.server_version,
-                detail=w.detail,
-            )
-            for w in written
+    if run_id is not None and written:
+        s.execute(
+            insert(SyncLogRow),
+            [
+                {
+                    "run_id": run_id,
+                    "at": now,
+                    "resource_type": w.resource_type,
+                    "identifier": w.identifier,
+                    "action": w.action,
+                    "record_version": w.record_version,
+                    "server_version": w.server_version,
+                    "detail": w.detail,
+                }
+                for w in written
+            ],
         )
     close_all_done(s, [c.entry for c in closing if c.status == "done"], now)
     for c in closing:
