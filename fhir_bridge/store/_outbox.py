@@ -395,6 +395,17 @@ def enqueue(
     The reset is one UPDATE of every column, not a read and a write: read first, an entry a
     push closed meanwhile (``close_done`` of the older version) could keep its ``done`` (the
     ORM writes only the columns it sees changed) and the new version would never be sent."""
+    queued: dict[str, Any] = {
+        "record_version": version,
+        "status": OutboxStatus.pending,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "updated_at": now,
+        "last_error": None,
+        "patient_id": patient_id,
+        "blocked_on": None,
+        "deleting": deleting,
+    }
     reset = (
         update(OutboxRow)
         .where(
@@ -402,34 +413,12 @@ def enqueue(
             OutboxRow.kind == kind,
             OutboxRow.record_id == record_id,
         )
-        .values(
-            record_version=version,
-            status=OutboxStatus.pending,
-            attempts=0,
-            next_attempt_at=now,
-            updated_at=now,
-            last_error=None,
-            patient_id=patient_id,
-            blocked_on=None,
-            deleting=deleting,
-        )
+        .values(**queued)
     )
     if cast("CursorResult[Any]", s.execute(reset)).rowcount:
         return
     s.add(
-        OutboxRow(
-            connection=connection,
-            kind=kind,
-            record_id=record_id,
-            patient_id=patient_id,
-            record_version=version,
-            status=OutboxStatus.pending,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
-            deleting=deleting,
-        )
+        OutboxRow(connection=connection, kind=kind, record_id=record_id, created_at=now, **queued)
     )
 
 
