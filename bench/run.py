@@ -47,7 +47,9 @@ class Config:
     patients: int = 500
     repetitions: int = 3
     warmup: int = 1
-    warmup_patients: int = 50  # the push warm-up round uses a smaller panel
+    # the push warm-up round's panel (None: the measured one's size; a smaller one left the
+    # first full-size push after it, always the bridge's, paying for the server's first growth)
+    warmup_patients: int | None = None
     memory_sizes: tuple[int, ...] = (100, 1000, 10_000)  # the scaling curve (time, peak RSS)
     latency_changes: int = 50
     latencies: tuple[float, ...] = (0.0, 25.0)  # round trips added for the network part, ms
@@ -154,7 +156,8 @@ class Bench:
             Figure("push, 5% changed"),
         )
         edited = list(changed(panel, 0.05))
-        warm = generate(c.warmup_patients, seed=4)  # warms the JVM and the caches
+        size = c.patients if c.warmup_patients is None else c.warmup_patients
+        warm = generate(size, seed=4)  # warms the JVM, the caches and the server's storage
         warm_edited = list(changed(warm, 0.05))
         for rep in self.reps():
             keep = self.measured(rep)
