@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, case, delete, func, or_, select, tuple_, update
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from ._clock import utc
@@ -415,7 +414,7 @@ def enqueue(
         )
         .values(**queued)
     )
-    if cast("CursorResult[Any]", s.execute(reset)).rowcount:
+    if s.execute(reset).rowcount:  # type: ignore[attr-defined]
         return
     s.add(
         OutboxRow(connection=connection, kind=kind, record_id=record_id, created_at=now, **queued)

@@ -139,3 +139,28 @@ def test_a_chunk_is_claimed_and_given_back_in_one_transaction_each(store: Store)
     assert [(lease.key, lease.holder) for lease in store.leases.current("a")] == [("p2", "w2")]
     again = store.leases.claim_many("a", "push", ["p1", "p3"], holder="w3", now=NOW, seconds=60)
     assert sorted(again) == ["p1", "p3"]
+
+
+def test_a_chunk_takes_over_expired_leases_and_adds_new_ones_each_with_its_own_token(
+    store: Store,
+) -> None:
+    """One ``claim_many`` takes over an expired lease, adds a missing one and leaves out one
+    still held; each claim has a token of its own, so giving one back keeps the other."""
+    expired = store.leases.claim("a", "push", "p1", holder="w2", now=NOW, seconds=1)
+    held = store.leases.claim("a", "push", "p3", holder="w3", now=NOW, seconds=600)
+    assert expired is not None
+    assert held is not None
+    later = NOW + timedelta(seconds=5)
+    got = store.leases.claim_many(
+        "a", "push", ["p1", "p2", "p3"], holder="w1", now=later, seconds=60
+    )
+    assert sorted(got) == ["p1", "p2"]
+    assert got["p1"].token != got["p2"].token
+    assert store.leases.holds(got["p1"], later)
+    assert store.leases.holds(got["p2"], later)
+    assert not store.leases.holds(expired, later)  # the old holder's token is gone
+    store.leases.release(got["p1"])
+    assert [(x.key, x.holder) for x in store.leases.current("a")] == [
+        ("p2", "w1"),
+        ("p3", "w3"),
+    ]

@@ -39,7 +39,7 @@ def test_a_change_queued_while_a_push_closes_the_older_version_stays_queued(
     )
 
     def book_meanwhile(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if "outbox" in statement and not booking.is_alive() and booking.ident is None:
+        if "outbox" in statement and booking.ident is None:  # not started yet
             booking.start()  # between the edit's first outbox statement and its commit
             booking.join(timeout=2)
 
