@@ -7,7 +7,8 @@ referrals to an organisation's own endpoint; ``routing`` None sends every record
 and the writes planned (``_plan``, pure). The shared directory (practitioners, organisations,
 their roles) the chunk names and the server does not hold yet is written once, before any pack
 naming it, while the next chunk is read (``_flight``); the patients go in packs (``_pack``:
-small patients together in one bundle of at most ``bundle_size`` entries), up to
+small patients together in one bundle of at most ``bundle_size`` entries, a chunk's last
+pack filled up by the next chunk's patients), up to
 ``max_in_flight`` packs at once. Each bundle goes as
 conditional updates keyed by our identifier (``_send``: a transaction where the server runs
 them, else batches by dependency level, else single requests), and what it left behind
@@ -244,7 +245,9 @@ class Pusher:
         """The patients of ``keys``, a chunk at a time: claimed (``claim``: those another
         process holds are left out), read and planned; the chunk's new directory resources
         are sent (after the earlier chunks' ones) while the next chunk is read, and its packs,
-        up to ``max_in_flight`` at once, each after the directory they may name. Every
+        up to ``max_in_flight`` at once, each after the directory they may name. A chunk's
+        last pack waits for the next chunk's patients to fill it up (fewer, fuller bundles:
+        the server's cost is per bundle as much as per resource). Every
         patient runs to its end (and gives its lease back) before a failure is raised; after
         one, or when asked to stop, no new pack starts (what is left stays queued)."""
         packer = PackPusher(
@@ -267,6 +270,7 @@ class Pusher:
             packer, summary, self.max_in_flight, sent=sent, should_stop=self.should_stop
         )
         written: set[tuple[str, str]] = set()  # directory resources sent in this run
+        carried: list[Patient] = []  # a chunk's last pack, filled up by the next chunk
         try:
             for at in range(0, len(keys), CHUNK):
                 if self.should_stop() or flight.failures:  # what is left stays queued
@@ -284,9 +288,13 @@ class Pusher:
                     flight.write_directory(
                         partial(self._send_directory, writes, packer, flight.directory)
                     )
-                for pack in packs(ready, self.bundle_size):
+                *full, carried = packs(carried + ready, self.bundle_size) or [[]]
+                for pack in full:
                     if not await flight.send(pack):
+                        carried = []  # its patients' leases are given back by finish
                         break
+            if carried:
+                await flight.send(carried)
         finally:
             await flight.finish()
 

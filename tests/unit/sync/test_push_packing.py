@@ -208,6 +208,21 @@ class _HoldingDirectory(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
+async def test_a_chunks_last_pack_is_filled_up_by_the_next_chunks_patients(
+    store: Store, server: FhirServer, ctx: MappingContext, clock: Clock, tmp_path: Path
+) -> None:
+    """Fewer, fuller bundles: with six patients a bundle, two chunks of eight go as packs of
+    6, 6 and 4 patients (not 6, 2, 6, 2); every patient is recorded and its lease given back."""
+    store.put_records(patients(2 * CHUNK, tmp_path), [CONNECTION], NOW)
+    summary = await push(store, server, ctx, clock, bundle_size=6 * 13)
+    assert (summary.failed, summary.created) == (0, 3 + 2 * CHUNK * 13)
+    directory, *rest = bundles_sent(server)
+    assert len(directory["entry"]) == 3
+    assert sorted(len(b["entry"]) // 13 for b in rest) == [4, 6, 6]
+    assert store.outbox.due(CONNECTION, clock()) == []
+    assert store.leases.current(CONNECTION) == []
+
+
 async def test_the_next_chunk_is_read_while_the_directory_is_at_the_server(
     store: Store, server: FhirServer, ctx: MappingContext, clock: Clock, tmp_path: Path
 ) -> None:
@@ -238,7 +253,8 @@ async def test_the_next_chunk_is_read_while_the_directory_is_at_the_server(
         f"chunk of {CHUNK} read",
         "directory sent",
     ]
-    assert events[answered + 1 :] == ["patients sent"] * 4  # packs of 3, 3, 2, then 2 patients
+    # packs of 3 and 3 patients, then 3 and 1 (the first chunk's last two with the second's)
+    assert events[answered + 1 :] == ["patients sent"] * 4
     assert store.outbox.due(CONNECTION, clock()) == []
 
 
