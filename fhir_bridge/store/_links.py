@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, insert, select, tuple_, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from ._database import Database
 from ._leases import Claim, fence
@@ -18,7 +18,8 @@ from ._tables import LinkRow, OutboxRow, OutboxStatus
 @dataclass(frozen=True, slots=True)
 class LinkHead:
     """A link without its two resource copies: enough to tell our own write coming back (the
-    version) and to point a reference at our record (the identifier), without decoding JSON."""
+    version), to point a reference at our record (the identifier) and to tell a rendering
+    unchanged since it was sent (the hash), without decoding JSON."""
 
     resource_type: str
     resource_id: str
@@ -26,6 +27,7 @@ class LinkHead:
     kind: str | None
     record_id: str | None
     version_id: str | None
+    sent_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,7 @@ class Link:
 
 _FIELDS = tuple(f.name for f in fields(Link))
 _HEAD_FIELDS = tuple(f.name for f in fields(LinkHead))
+_HEAD_COLUMNS = tuple(getattr(LinkRow, name) for name in _HEAD_FIELDS)
 
 
 def link_of(row: LinkRow) -> Link:
@@ -83,22 +86,24 @@ class Links:
     def find_all(
         self, connection: str, keys: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], Link]:
-        """The links of these ``(resource type, identifier)`` pairs on one connection, in one
-        query, by pair."""
-        wanted = set(keys)
-        if not wanted:
-            return {}
+        """The links of these ``(resource type, identifier)`` pairs on one connection, by
+        pair (by primary key: one query per type and chunk of identifiers)."""
         with self._db.session() as s:
-            rows = s.scalars(
-                select(LinkRow).where(
-                    LinkRow.connection == connection,
-                    LinkRow.identifier.in_(sorted({i for _, i in wanted})),
-                )
-            )
             return {
                 (r.resource_type, r.identifier): _link(r)
-                for r in rows
-                if (r.resource_type, r.identifier) in wanted
+                for where in _per_type(connection, LinkRow.identifier, keys)
+                for r in s.scalars(select(LinkRow).where(where))
+            }
+
+    def heads_of(
+        self, connection: str, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], LinkHead]:
+        """As :meth:`find_all`, without the resource copies (none is read or decoded)."""
+        with self._db.session() as s:
+            return {
+                (r.resource_type, r.identifier): LinkHead(*r)
+                for where in _per_type(connection, LinkRow.identifier, keys)
+                for r in s.execute(select(*_HEAD_COLUMNS).where(where))
             }
 
     def of_records(
@@ -159,18 +164,17 @@ class Links:
         with self._db.session() as s:
             return {
                 f"{r.resource_type}/{r.resource_id}": _link(r)
-                for where in _of_server_ids(connection, keys)
+                for where in _per_type(connection, LinkRow.resource_id, _split(keys))
                 for r in s.scalars(select(LinkRow).where(where))
             }
 
     def heads_by_server_ids(self, connection: str, keys: Iterable[str]) -> dict[str, LinkHead]:
         """As :meth:`by_server_ids`, without the resource copies (none is read or decoded)."""
-        columns = [getattr(LinkRow, name) for name in _HEAD_FIELDS]
         with self._db.session() as s:
             return {
                 f"{r.resource_type}/{r.resource_id}": LinkHead(*r)
-                for where in _of_server_ids(connection, keys)
-                for r in s.execute(select(*columns).where(where))
+                for where in _per_type(connection, LinkRow.resource_id, _split(keys))
+                for r in s.execute(select(*_HEAD_COLUMNS).where(where))
             }
 
     def patients(self, connection: str, patient_id: str | None = None) -> dict[str, str]:
@@ -250,19 +254,28 @@ def save(s: Session, link: Link, now: datetime) -> None:
     s.merge(LinkRow(**_values(link), synced_at=now))
 
 
-def _of_server_ids(connection: str, keys: Iterable[str]) -> Iterator[ColumnElement[bool]]:
-    """Conditions picking the links of these server ``Type/id`` keys: one per type and chunk
-    of ids, each a statement of its own."""
-    ids: dict[str, set[str]] = {}
+def _split(keys: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """Server ``Type/id`` keys as ``(type, id)`` pairs (a malformed key is left out)."""
     for key in keys:
         resource_type, _, resource_id = key.partition("/")
         if resource_id and "/" not in resource_id:
-            ids.setdefault(resource_type, set()).add(resource_id)
-    for resource_type, wanted in ids.items():
+            yield resource_type, resource_id
+
+
+def _per_type(
+    connection: str, column: InstrumentedAttribute[str], keys: Iterable[tuple[str, str]]
+) -> Iterator[ColumnElement[bool]]:
+    """Conditions picking the links of these ``(resource type, value of column)`` pairs: one
+    per type and chunk of values, each a statement of its own (indexed: the primary key for
+    identifiers, ``ix_links_server`` for server ids)."""
+    values: dict[str, set[str]] = {}
+    for resource_type, value in keys:
+        values.setdefault(resource_type, set()).add(value)
+    for resource_type, wanted in values.items():
         ordered = sorted(wanted)
         for i in range(0, len(ordered), _CHUNK):
             yield and_(
                 LinkRow.connection == connection,
                 LinkRow.resource_type == resource_type,
-                LinkRow.resource_id.in_(ordered[i : i + _CHUNK]),
+                column.in_(ordered[i : i + _CHUNK]),
             )

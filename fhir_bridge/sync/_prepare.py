@@ -1,19 +1,21 @@
 """Push, preparing: what each patient of a push writes, read and planned a chunk at a time.
 
 For a chunk of patients (each under its lease, or none in a dry run) the store is read once:
-their due outbox entries, their records with versions, the links of every resource they
-render, the open conflicts. Per patient: the records routed to this connection are mapped
-(``store.Routing``), the patient matched on the EHR first in match mode (a held patient
-writes nothing), the plan made (``_plan``, pure), and the writes split into the patient's own
-and the shared directory's (practitioners, organisations, their roles), which push sends once,
-before any patient that references them.
+their due outbox entries, their records with versions, the open conflicts, the link heads of
+every resource they render, and the whole links (with the copies the merge needs) of those
+rendered otherwise than last sent. Per patient: the records routed to this connection are
+mapped (``store.Routing``) and checked (a resource rendered as it was last sent passed the
+checks then, and is not checked again), the patient matched on the EHR first in match mode (a
+held patient writes nothing), the plan made (``_plan``, pure), and the writes split into the
+patient's own and the shared directory's (practitioners, organisations, their roles), which
+push sends once, before any patient that references them.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -27,13 +29,13 @@ from fhir_bridge.mappers import (
     plan_note_entries,
     resources_of,
 )
-from fhir_bridge.store import Link, OutboxEntry, Routing, Store, as_shared
+from fhir_bridge.store import Link, LinkHead, OutboxEntry, Routing, Store, as_shared
 
 from ._leases import Held
 from ._limits import Limits
 from ._matcher import MatchCapabilities, Matcher
 from ._outcome import Failure
-from ._plan import Write, identifier_of, plan
+from ._plan import Write, identifier_of, plan, rendering_hash
 from ._summary import PushSummary
 
 RecordKey = tuple[str, str]
@@ -97,7 +99,7 @@ class Preparer:
         notes = not (caps.writable("CarePlan") and caps.writable("Goal")) and caps.writable(
             "DocumentReference"
         )  # the plan's content reaches the EHR as a plan-of-care note instead
-        mapped: dict[str, list[Entry]] = {}
+        rendered: dict[str, Rendered] = {}
         for patient in patients:
             # mapping is CPU work: let the packs in flight and the lease keeper run between
             # patients (a lease not renewed in time is lost)
@@ -105,15 +107,26 @@ class Preparer:
             with_versions = records.get(patient.key, [])
             patient.versions = {(r.kind, r.id): v for r, v in with_versions}
             routed = self._routed(patient.key, [r for r, _ in with_versions])
-            mapped[patient.key], patient.broken = self._map(routed)
+            rendered[patient.key] = self._render(routed)
+        heads = self.store.links.heads_of(
+            self.connection, (key_of(e) for r in rendered.values() for e in r.entries())
+        )
+        mapped: dict[str, list[Entry]] = {}
+        unchanged: set[tuple[str, str]] = set()  # rendered as last sent: nothing to do
+        for patient in patients:
+            await asyncio.sleep(0)
+            mapped[patient.key] = self._checked(rendered[patient.key], heads, unchanged)
+            patient.broken = rendered[patient.key].broken
             if notes:
                 mapped[patient.key] += plan_note_entries(self.ctx, mapped[patient.key])
+        # what changed is compared with the copies we sent and the server returned
         links = self.store.links.find_all(
             self.connection,
             (
-                (str(e.resource["resourceType"]), identifier_of(e.resource))
+                k
                 for entries in mapped.values()
                 for e in entries
+                if (k := key_of(e)) not in unchanged
             ),
         )
         ready = []
@@ -129,16 +142,13 @@ class Preparer:
                     continue
                 # a matched patient's link was just made: read it
                 links |= self.store.links.find_all(
-                    self.connection,
-                    (
-                        ("Patient", identifier_of(e.resource))
-                        for e in entries
-                        if e.kind == "patient"
-                    ),
+                    self.connection, (key_of(e) for e in entries if e.kind == "patient")
                 )
             self._plan(
                 patient,
                 mapped=entries,
+                known={**heads, **links},
+                unchanged=unchanged,
                 links=links,
                 caps=caps,
                 disputed=disputed,
@@ -152,16 +162,25 @@ class Preparer:
         patient: Patient,
         *,
         mapped: list[Entry],
+        known: Mapping[tuple[str, str], LinkHead | Link],
+        unchanged: set[tuple[str, str]],
         links: dict[tuple[str, str], Link],
         caps: Limits,
         disputed: set[RecordKey],
         summary: PushSummary,
     ) -> None:
-        writes = plan(mapped, links)
-        if self.matcher is not None:  # the EHR owns its Patient: never written
-            writes = [w for w in writes if w.resource_type != "Patient"]
-        writes = [w for w in writes if (w.entry.kind, w.entry.record_id) not in disputed]
+        """The patient's writes: the entries not ``unchanged`` planned against their links,
+        the others counted (``known``: the server id of every entry sent before)."""
+
+        def written_here(entry: Entry) -> bool:
+            if self.matcher is not None and entry.kind == "patient":
+                return False  # the EHR owns its Patient: never written
+            return (entry.kind, entry.record_id) not in disputed
+
+        changed = [e for e in mapped if key_of(e) not in unchanged]
+        writes = [w for w in plan(changed, links) if written_here(w.entry)]
         summary.unchanged += sum(w.action == "unchanged" for w in writes)
+        summary.unchanged += sum(written_here(e) for e in mapped if key_of(e) in unchanged)
         patient.closed = [
             w for w in writes if w.action != "unchanged" and not caps.writable(w.resource_type)
         ]
@@ -171,8 +190,7 @@ class Preparer:
         patient.known = {
             e.full_url: f"{e.resource['resourceType']}/{link.resource_id}"
             for e in mapped
-            if (link := links.get((e.resource["resourceType"], identifier_of(e.resource))))
-            is not None
+            if (link := known.get(key_of(e))) is not None
         }
 
     def _routed(self, patient_id: str, records: list[m.Record]) -> list[m.Record]:
@@ -188,23 +206,73 @@ class Preparer:
             if (share := shares.get((r.kind, r.id))) is not None
         ]
 
-    def _map(self, records: Sequence[m.Record]) -> tuple[list[Entry], dict[RecordKey, Failure]]:
-        """Every record's resources and directory resources; records that cannot be mapped
-        (or whose resources fail the checks) are left out, with why."""
-        mapped: list[Entry] = []
-        broken: dict[RecordKey, Failure] = {}
+    def _render(self, records: Sequence[m.Record]) -> Rendered:
+        """Every record's resources, and the directory resources they name; a record that
+        cannot be mapped is left out, with why."""
+        rendered = Rendered()
         for record in records:
             try:
-                entries = resources_of(self.ctx, record)
-                problems = [p for e in entries for p in check_resource(e.resource, e.record_id)]
-                if problems:
-                    raise MappingError(problems)
+                rendered.records.append(((record.kind, record.id), resources_of(self.ctx, record)))
             except MappingError as exc:
-                broken[(record.kind, record.id)] = Failure(exc, f"cannot be mapped: {exc}")
+                rendered.broken[(record.kind, record.id)] = _unmappable(exc)
+        rendered.directory = directory_entries(self.ctx, records)
+        return rendered
+
+    def _checked(
+        self,
+        rendered: Rendered,
+        heads: Mapping[tuple[str, str], LinkHead],
+        unchanged: set[tuple[str, str]],
+    ) -> list[Entry]:
+        """The entries of ``rendered`` whose records pass the checks (a record failing them
+        joins ``rendered.broken``); an entry rendered as it was last sent (it passed them
+        then) is not checked again, and joins ``unchanged``."""
+        found: list[Entry] = []
+        for record, entries in rendered.records:
+            problems = []
+            for entry in entries:
+                key = key_of(entry)
+                if _sent_as_is(entry, heads.get(key)):
+                    unchanged.add(key)
+                else:
+                    problems += check_resource(entry.resource, entry.record_id)
+            if problems:
+                rendered.broken[record] = _unmappable(MappingError(problems))
                 continue
-            mapped += entries
-        mapped += directory_entries(self.ctx, records)
-        return mapped, broken
+            found += entries
+        for entry in rendered.directory:
+            if _sent_as_is(entry, heads.get(key := key_of(entry))):
+                unchanged.add(key)
+        return found + rendered.directory
+
+
+@dataclass
+class Rendered:
+    """One patient's records mapped, not checked yet: each record's entries, the directory
+    entries they name, and the records that could not be mapped."""
+
+    records: list[tuple[RecordKey, list[Entry]]] = field(default_factory=list)
+    directory: list[Entry] = field(default_factory=list)
+    broken: dict[RecordKey, Failure] = field(default_factory=dict)
+
+    def entries(self) -> Iterator[Entry]:
+        for _, entries in self.records:
+            yield from entries
+        yield from self.directory
+
+
+def key_of(entry: Entry) -> tuple[str, str]:
+    """An entry's link key: its resource type and our identifier."""
+    return str(entry.resource["resourceType"]), identifier_of(entry.resource)
+
+
+def _unmappable(exc: MappingError) -> Failure:
+    return Failure(exc, f"cannot be mapped: {exc}")
+
+
+def _sent_as_is(entry: Entry, head: LinkHead | None) -> bool:
+    """Whether the entry renders as it was last sent to the server (the link's hash)."""
+    return head is not None and head.sent_hash == rendering_hash(entry.resource)
 
 
 def by_patient(entries: Sequence[OutboxEntry]) -> dict[str, list[OutboxEntry]]:

@@ -16,7 +16,7 @@ from fhir_bridge import model as m
 from fhir_bridge.errors import AccessDenied
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Store
-from fhir_bridge.sync import Pusher, PushSummary, RetrySchedule
+from fhir_bridge.sync import Pusher, PushSummary, RetrySchedule, _prepare
 from tests.unit.sync.conftest import CONNECTION, NOW, Clock, patient_records
 from tests.unit.sync.fhir_server import FhirServer, Json
 
@@ -155,6 +155,45 @@ async def test_one_changed_goal_is_one_version_aware_update(
     }
     assert on_server["meta"]["versionId"] == "2"
     assert on_server["achievementStatus"]["coding"][0]["code"] == "improving"
+
+
+async def test_only_a_changed_rendering_is_checked_again_and_read_with_its_copies(
+    store: Store,
+    server: FhirServer,
+    ctx: MappingContext,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every record queued again, one goal changed: only the goal's rendering is checked
+    (the others passed the checks when sent as they render now) and only its link is read
+    whole (with the copies the merge needs); the rest is counted unchanged."""
+    records = load(store)
+    await push(store, server, ctx, clock)
+    goal(records).priority = m.GoalPriority.low
+    load(store, records)  # every record queued again
+    checked: list[str] = []
+    check = _prepare.check_resource
+
+    def counting(resource: Json, path: str) -> list[Any]:
+        checked.append(str(resource["resourceType"]))
+        return check(resource, path)
+
+    monkeypatch.setattr(_prepare, "check_resource", counting)
+    read: list[tuple[str, str]] = []
+    find_all = store.links.find_all
+
+    def reading(connection: str, keys: Any) -> Any:
+        keys = list(keys)
+        read.extend(keys)
+        return find_all(connection, keys)
+
+    monkeypatch.setattr(store.links, "find_all", reading)
+    summary = await push(store, server, ctx, clock)
+    assert (summary.created, summary.updated, summary.unchanged) == (0, 1, 15)
+    assert checked == ["Goal"]
+    assert [t for t, _ in read] == ["Goal"]
+    assert server.ours("Goal", GOAL)["priority"]["coding"][0]["code"] == "low-priority"
+    assert pending(store, clock) == 0
 
 
 # ------------------------------------------------------------------ modes
