@@ -192,8 +192,11 @@ def main(argv: list[str] | None = None) -> int:
             base_url = sandbox.start(args.port, progress=progress).base_url
             started_here = True
         expunge = True
+    c = config(args, base_url, expunge=expunge)
+    if not args.fhir_url:  # the sandbox's process: its CPU seconds are read per push
+        c.server_pid = sandbox.status(args.port).pid
     try:
-        results = Bench(config(args, base_url, expunge=expunge)).run()
+        results = Bench(c).run()
     finally:
         if started_here:
             sandbox.stop(args.port)

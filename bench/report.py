@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +145,15 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [f"{name} skipped: {why}.", ""]
     if "mapping" in results:
         mp = results["mapping"]
-        lines += _table("Mapping (one process)", [mp["to_fhir"], mp["from_fhir"]])
+        rows = [mp["to_fhir"], *([mp["rendered"]] if "rendered" in mp else []), mp["from_fhir"]]
+        lines += _table("Mapping (one process)", rows)
+        if "rendering_share_of_push" in mp:
+            lines += [
+                f"Share of the bridge's push time: rendered and checked {mp['share_of_push']} "
+                f"(the target's figure), rendered only {mp['rendering_share_of_push']} (the rest "
+                "is the check: fhir.resources' R4B model, bindings, US Core).",
+                "",
+            ]
     if "push" in results:
         p = results["push"]
         lines += _table(
@@ -156,6 +165,8 @@ def markdown(results: dict[str, Any]) -> str:
             f"{p['ratios']['bridge/fhirpy_async']}, bridge/raw {p['ratios']['bridge/raw']}.",
             "",
         ]
+        if cpu := _cpu(p["contenders"].values()):
+            lines += [f"CPU seconds per push, client + server (medians): {cpu}.", ""]
         lines += _table(
             "Bridge: load, and pushes after the first",
             [p["load"], p["nothing_changed"], p["five_percent_changed"]],
@@ -311,7 +322,18 @@ def _network(net: dict[str, Any]) -> list[str]:
             f"{row['latency_ms']:g} ms: bridge/fhirpy one at a time {r['bridge/fhirpy']}, "
             f"bridge/fhirpy async {r['bridge/fhirpy_async']}, bridge/raw {r['bridge/raw']}."
         )
+        if cpu := _cpu(row["contenders"].values()):
+            lines.append(f"{row['latency_ms']:g} ms, CPU seconds client + server: {cpu}.")
     return [*lines, ""]
+
+
+def _cpu(contenders: Iterable[dict[str, Any]]) -> str:
+    """Each contender's CPU seconds per push, here and at the server (medians)."""
+    return "; ".join(
+        f"{c['name']} {cpu['client']} + {'-' if cpu['server'] is None else cpu['server']}"
+        for c in contenders
+        if (cpu := c.get("cpu_seconds"))
+    )
 
 
 def _curve(mem: dict[str, Any]) -> list[str]:

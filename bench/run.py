@@ -32,7 +32,7 @@ from . import latency, mapping, memory, network, pull, push
 from .machine import describe, other_processes_busy
 from .panel import Panel, changed, generate
 from .prepared import prepare
-from .timing import Figure, percentile, timed
+from .timing import Cpu, Figure, percentile, timed, timed_cpu
 
 FHIR_JSON = "application/fhir+json"
 
@@ -75,6 +75,7 @@ class Config:
         "workers",
     )
     postgres_url: str | None = None  # a PostgreSQL server for the workers part
+    server_pid: int | None = None  # the FHIR server's process, for its CPU seconds per push
     worker_counts: tuple[int, ...] = (1, 2, 4)
     worker_patients: int = 200  # each with worker_goals goals: 1,000 resources
     worker_goals: int = 4
@@ -132,13 +133,20 @@ class Bench:
         ctx = MappingContext(namespace=self.namespace, now=push.NOW)
         prepared = prepare(panel, ctx)
         out, back = Figure("internal -> FHIR (checked)"), Figure("FHIR -> internal")
+        rendered = Figure("internal -> FHIR (not checked)")
         for rep in self.reps():
             count, seconds = mapping.to_fhir(panel, ctx)
+            only, only_seconds = mapping.to_fhir(panel, ctx, check=False)
             read, read_seconds = mapping.from_fhir_per_patient(prepared, ctx)
             if self.measured(rep):
                 out.add(seconds, count)
+                rendered.add(only_seconds, only)
                 back.add(read_seconds, read)
-        return {"to_fhir": out.summary(), "from_fhir": back.summary()}
+        return {
+            "to_fhir": out.summary(),
+            "rendered": rendered.summary(),
+            "from_fhir": back.summary(),
+        }
 
     # ------------------------------------------------------------------ 2. push
 
@@ -172,7 +180,9 @@ class Bench:
                     )
                     if keep:
                         load.add(seconds, count)
-                    seconds, count = timed(lambda url=url, ctx=ctx: self._bridge(url, ctx))
+                    seconds, count, cpu = self._timed(
+                        lambda url=url, ctx=ctx: self._bridge(url, ctx)
+                    )
                     second = timed(lambda url=url, ctx=ctx: self._bridge(url, ctx, expect=0))
                     push.load(url, run_edited)
                     fifth = timed(lambda url=url, ctx=ctx: self._bridge(url, ctx))
@@ -180,9 +190,9 @@ class Bench:
                         again.add(*second)
                         five.add(*fifth)
                 else:
-                    seconds, count = self._peer(name, run_panel, ctx, c.base_url)
+                    seconds, count, cpu = self._peer(name, run_panel, ctx, c.base_url)
                 if keep:
-                    figure.add(seconds, count)
+                    figure.add(seconds, count, cpu)
         summaries = {k: f.summary() for k, f in figures.items()}
         rate = {k: s["per_second"]["median"] for k, s in summaries.items()}
         again_summary = again.summary()
@@ -200,20 +210,26 @@ class Bench:
             },
         }
 
+    def _timed(self, fn: Callable[[], int]) -> tuple[float, int, Cpu]:
+        """``fn`` timed, with the CPU seconds it took here and at the server."""
+        return timed_cpu(fn, self.config.server_pid)
+
     def _peer(
         self, name: str, panel: Panel, ctx: MappingContext, base_url: str
-    ) -> tuple[float, int]:
+    ) -> tuple[float, int, Cpu]:
         """One push of ``panel`` by a peer (fhirpy, fhirpy async) or the raw ceiling, timed."""
         c = self.config
         if name == "fhirpy":
             prepared = prepare(panel, ctx)
-            return timed(lambda: push.fhirpy_one_at_a_time(base_url, prepared))
+            return self._timed(lambda: push.fhirpy_one_at_a_time(base_url, prepared))
         if name == "fhirpy_async":
             prepared = prepare(panel, ctx)
-            return timed(lambda: asyncio.run(push.fhirpy_async(base_url, prepared, c.concurrency)))
+            return self._timed(
+                lambda: asyncio.run(push.fhirpy_async(base_url, prepared, c.concurrency))
+            )
         if name == "raw":
             directory, lanes = push.ceiling_bundles(prepare(panel, ctx), c.bundle_size)
-            return timed(
+            return self._timed(
                 lambda: asyncio.run(
                     push.raw_transactions(base_url, directory, lanes, c.concurrency)
                 )
@@ -328,7 +344,7 @@ class Bench:
                         if name == "bridge":
                             url, _ = self.database()
                             push.load(url, panel.records())
-                            result = timed(
+                            result = self._timed(
                                 lambda url=url, ctx=ctx: self._bridge(url, ctx, base_url=via)
                             )
                         else:
@@ -577,9 +593,10 @@ class Bench:
             results["skipped_parts"] = self.skipped
         results["part_seconds"] = self.seconds
         if "mapping" in results and "push" in results and "bridge" in results["push"]["contenders"]:
-            to_fhir = results["mapping"]["to_fhir"]["seconds"]["median"]
+            mp = results["mapping"]
             push_s = results["push"]["contenders"]["bridge"]["seconds"]["median"]
-            results["mapping"]["share_of_push"] = round(to_fhir / push_s, 3)
+            mp["share_of_push"] = round(mp["to_fhir"]["seconds"]["median"] / push_s, 3)
+            mp["rendering_share_of_push"] = round(mp["rendered"]["seconds"]["median"] / push_s, 3)
         results["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
         results["machine"]["busy_processes_end"] = other_processes_busy()
         results["duration_seconds"] = round(time.perf_counter() - started, 1)

@@ -26,6 +26,10 @@ def test_the_benchmark_runs_every_part_on_a_tiny_panel(fhir_base_url: str, tmp_p
     push = results["push"]["contenders"]
     assert {s["items"] for s in push.values()} == {panel["resources"]}
     assert results["push"]["nothing_changed"]["items"] == 0  # a second push writes nothing
+    # each push's CPU here (the server's process is not known with --fhir-url)
+    assert all(s["cpu_seconds"]["client"] > 0 for s in push.values())
+    mapping = results["mapping"]
+    assert mapping["rendered"]["items"] == mapping["to_fhir"]["items"] > 0
     assert results["push"]["five_percent_changed"]["items"] >= 1
     pull = results["pull"]["contenders"]
     assert len({s["items"] for s in pull.values()}) == 1  # the same responses for all three
