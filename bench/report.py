@@ -425,8 +425,10 @@ def png(results: dict[str, Any], path: Path) -> bool:
     if not panels:
         return False
     columns = min(len(panels), 3)
-    rows = -(-len(panels) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(6 * columns, 4.8 * rows), squeeze=False)
+    grid_rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(
+        grid_rows, columns, figsize=(6 * columns, 4.8 * grid_rows), squeeze=False
+    )
     for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     for ax, key in zip(axes.flat, panels, strict=False):

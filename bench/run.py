@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -175,17 +175,13 @@ class Bench:
                 c.log(f"push {name} rep {rep}{'' if keep else ' (warm-up)'}")
                 if name == "bridge":
                     url, _ = self.database()
-                    seconds, count = timed(
-                        lambda url=url, rp=run_panel: push.load(url, rp.records())
-                    )
+                    seconds, count = timed(partial(push.load, url, run_panel.records()))
                     if keep:
                         load.add(seconds, count)
-                    seconds, count, cpu = self._timed(
-                        lambda url=url, ctx=ctx: self._bridge(url, ctx)
-                    )
-                    second = timed(lambda url=url, ctx=ctx: self._bridge(url, ctx, expect=0))
+                    seconds, count, cpu = self._timed(partial(self._bridge, url, ctx))
+                    second = timed(partial(self._bridge, url, ctx, expect=0))
                     push.load(url, run_edited)
-                    fifth = timed(lambda url=url, ctx=ctx: self._bridge(url, ctx))
+                    fifth = timed(partial(self._bridge, url, ctx))
                     if keep:
                         again.add(*second)
                         five.add(*fifth)
@@ -285,11 +281,7 @@ class Bench:
                 c.log(f"pull {name} rep {rep}")
                 if name == "bridge":
                     copy = pull.copy_store(path, c.work_dir / f"pull-{rep}.db")
-                    seconds, _ = timed(
-                        lambda u=copy: pull.pulled(
-                            asyncio.run(pull.bridge_pull(u, c.base_url, ctx))
-                        )
-                    )
+                    seconds, _ = timed(partial(_pulled, copy, c.base_url, ctx))
                     count = received  # the same responses: the raw count of what was sent
                 elif name == "fhirpy":
                     seconds, count = timed(lambda: pull.fhirpy_searches(c.base_url, plan))
@@ -344,9 +336,7 @@ class Bench:
                         if name == "bridge":
                             url, _ = self.database()
                             push.load(url, panel.records())
-                            result = self._timed(
-                                lambda url=url, ctx=ctx: self._bridge(url, ctx, base_url=via)
-                            )
+                            result = self._timed(partial(self._bridge, url, ctx, base_url=via))
                         else:
                             result = self._peer(name, panel, ctx, via)
                         if self.measured(rep):
@@ -476,16 +466,20 @@ class Bench:
                         push.load(url, panel.records())
                         bridge.add(
                             *timed(
-                                lambda url=url, ctx=ctx, b=bundle_size, n=concurrency: self._bridge(
-                                    url, ctx, bundle_size=b, concurrency=n
+                                partial(
+                                    self._bridge,
+                                    url,
+                                    ctx,
+                                    bundle_size=bundle_size,
+                                    concurrency=concurrency,
                                 )
                             )
                         )
                     ctx = self.fresh()
                     directory, lanes = push.ceiling_bundles(prepare(panel, ctx), bundle_size)
                     r = timed(
-                        lambda d=directory, lanes=lanes, n=concurrency: asyncio.run(
-                            push.raw_transactions(c.base_url, d, lanes, n)
+                        partial(
+                            _run, push.raw_transactions, c.base_url, directory, lanes, concurrency
                         )
                     )
                     raw.add(*r)
@@ -644,3 +638,13 @@ def _spread(seconds: list[float]) -> dict[str, float]:
 
 def _ratio(a: float, b: float) -> float | None:
     return round(a / b, 3) if b else None
+
+
+def _run(fn: Callable[..., Coroutine[Any, Any, int]], *args: Any) -> int:
+    """``fn(*args)`` run to its end in a new event loop."""
+    return asyncio.run(fn(*args))
+
+
+def _pulled(database_url: str, base_url: str, ctx: MappingContext) -> int:
+    """The bridge's pull into ``database_url``: how many resources it read."""
+    return pull.pulled(asyncio.run(pull.bridge_pull(database_url, base_url, ctx)))
