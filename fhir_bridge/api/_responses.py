@@ -110,10 +110,26 @@ class PlannedWrite(BaseModel):
     )
 
 
+class PlannedDeletion(BaseModel):
+    """What a dry run's push would do to one resource a local deletion reaches."""
+
+    action: Literal["entered-in-error", "delete", "blocked", "disputed"] = Field(
+        description="a status update to entered-in-error, a DELETE, waiting (blocked: the "
+        "server takes neither), or waiting for a conflict to be resolved (disputed)"
+    )
+    resource_type: str = Field(description="empty for a disputed record")
+    identifier: str = Field(description="system|value; empty for a disputed record")
+    record: str = Field(description="kind/id of the record deleted here")
+    reason: str = Field(description="why it waits (blocked, disputed)")
+
+
 class Pushed(BaseModel):
     connection: str
     counts: dict[str, int]
     planned: list[PlannedWrite] | None = Field(default=None, description="With dry_run only")
+    planned_deletions: list[PlannedDeletion] | None = Field(
+        default=None, description="With dry_run only: the local deletions due now"
+    )
 
 
 class Pulled(BaseModel):

@@ -81,6 +81,13 @@ def _print_plan(summary: PushSummary) -> None:
             write.identifier.rsplit("|", 1)[-1],
             "\n".join(write.changes) if write.changes else "",
         )
+    for row in summary.planned_deletions:
+        table.add_row(
+            row.action,
+            row.resource_type,
+            row.identifier.rsplit("|", 1)[-1],
+            f"deleted here ({row.record})" + (f": {row.reason}" if row.reason else ""),
+        )
     console().print(table)
     for write in summary.planned:
         for warning in write.warnings:

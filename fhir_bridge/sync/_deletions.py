@@ -48,21 +48,20 @@ from fhir_bridge.errors import (
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Closing, Gone, Link, NewConflict, OutboxEntry, Store, Written
 
+from ._deletion_plan import PlannedDeletion, blocked_on, plan, reached, way_of
 from ._incoming import Incoming
-from ._limits import delete_refusal, write_refusal
+from ._limits import Limits, delete_refusal, write_refusal
 from ._merge import Policy
 from ._outcome import describe, said_of
-from ._plan import LEVELS
 from ._prepare import Patient
 from ._recording import Recorder
-from ._retraction import entered_in_error, has_status, is_entered_in_error
+from ._retraction import entered_in_error, is_entered_in_error
 from ._send import Sender
 from ._server_links import ServerLinks
 from ._summary import PushSummary
 
 log = logging.getLogger("fhir_bridge.sync")
 Json = dict[str, Any]
-DIRECTORY_TYPES = frozenset({"Practitioner", "PractitionerRole", "Organization"})
 
 
 @dataclass
@@ -130,11 +129,7 @@ class Deleter:
         """Each patient's deletion entries taken out of its entries, sent and recorded."""
         if not any(e.deleting for p in patients for e in p.entries):
             return
-        disputed = {
-            (c.kind, c.record_id)
-            for c in self.store.conflicts.find()
-            if c.connection == self.connection
-        }
+        disputed = self._disputed()
         for patient in patients:
             deleting = [e for e in patient.entries if e.deleting]
             if not deleting:
@@ -159,13 +154,7 @@ class Deleter:
         """One record's deletion: each of its resources on the server, the referencing ones
         first; the entry fails if one failed, waits if one is blocked, else is done."""
         entry, summary = job.entry, job.summary
-        ends = []
-        for link in sorted(links, key=lambda x: -LEVELS.get(x.resource_type, 9)):
-            if link.resource_type in DIRECTORY_TYPES:
-                continue
-            if link.resource_type == "Patient" and self.patient_mode == "match":
-                continue  # the EHR's own Patient: never ours to delete
-            ends.append(await self._resource(job, link))
+        ends = [await self._resource(job, link) for link in reached(links, self.patient_mode)]
         failed = next((e for e in ends if e.status == "failed"), None)
         if failed is not None and failed.error is not None:
             return self.recorder.failed(entry, failed.error, failed.reason)
@@ -175,23 +164,42 @@ class Deleter:
             return self.recorder.blocked(entry, blocked.blocked_on, blocked.reason)
         return self.recorder.done(entry)
 
+    def plan(self, entries: Sequence[OutboxEntry], caps: Limits) -> list[PlannedDeletion]:
+        """For a dry run: what a push would do for the deletion entries of ``entries``."""
+        deleting = [e for e in entries if e.deleting]
+        if not deleting:
+            return []
+        links = self.store.links.of_records(
+            self.connection, [(e.kind, e.record_id) for e in deleting]
+        )
+        return plan(
+            deleting, links, caps, patient_mode=self.patient_mode, disputed=self._disputed()
+        )
+
+    def _disputed(self) -> set[tuple[str, str]]:
+        """The records whose deletion is a conflict on this connection not resolved yet."""
+        return {
+            (c.kind, c.record_id)
+            for c in self.store.conflicts.find()
+            if c.connection == self.connection
+        }
+
     async def _resource(self, job: _Job, link: Link, *, again: bool = False) -> _End:
         caps = job.sender.caps
-        rtype = link.resource_type
-        seen = link.server_json or link.sent_json
-        if link.server_json is not None and is_entered_in_error(link.server_json):
+        way = way_of(link, caps)
+        if way == "done":
             return _End()  # sent before: nothing more to do
-        if has_status(rtype) and seen is not None and caps.updatable(rtype):
-            return await self._retract(job, link, seen, again=again)
-        if caps.deletable(rtype):
+        if way == "entered-in-error":
+            return await self._retract(job, link, again=again)
+        if way == "delete":
             return await self._delete(job, link, again=again)
-        if has_status(rtype):
-            return _End("blocked", caps.why_not_deletable(rtype), rtype)
-        return _End("blocked", caps.why_not_deletable(rtype), delete_refusal(rtype))
+        rtype = link.resource_type
+        return _End("blocked", caps.why_not_deletable(rtype), blocked_on(rtype))
 
-    async def _retract(self, job: _Job, link: Link, seen: Json, *, again: bool) -> _End:
+    async def _retract(self, job: _Job, link: Link, *, again: bool) -> _End:
         """``PUT`` the resource as entered in error, ``If-Match`` the version last seen."""
         entry, sender, left = job.entry, job.sender, job.left
+        seen = link.server_json or link.sent_json or {}
         body = {**entered_in_error(seen), "id": link.resource_id}
         try:
             result = await sender.server.update(body, if_match=link.version_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ._deletion_plan import PlannedDeletion
 from ._plan import Write
 
 
@@ -31,6 +32,7 @@ class PushSummary:
     deleted: int = 0  # resources a local deletion reached: entered in error, or deleted
     conflicts: int = 0  # deletions that raced an EHR edit (``_deletions``)
     planned: list[Write] = field(default_factory=list)
+    planned_deletions: list[PlannedDeletion] = field(default_factory=list)  # dry run only
 
     def counts(self) -> dict[str, int]:
         return int_fields(self)

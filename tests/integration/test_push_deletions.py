@@ -126,23 +126,50 @@ def test_a_crash_between_hapis_answer_and_the_bookkeeping_resends_safely(
     assert store.outbox.due("hapi", datetime.now(UTC)) == []
 
 
+class Cli:
+    """The ``fhir-bridge`` command under a namespace of its own, on the test's store."""
+
+    def __init__(self, tmp_path: Path, database_url: str) -> None:
+        self.namespace = f"https://bridge.test/{uuid.uuid4().hex[:10]}"
+        (tmp_path / "none.toml").write_text("")
+        self.env = {
+            **os.environ,
+            "FHIR_BRIDGE_NAMESPACE": self.namespace,
+            "FHIR_BRIDGE_DATABASE_URL": database_url,
+            "FHIR_BRIDGE_CONFIG": str(tmp_path / "none.toml"),
+        }
+        self.exe = str(Path(sys.executable).parent / "fhir-bridge")
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self.exe, *args], env=self.env, capture_output=True, text=True, check=False
+        )
+
+
+def test_cli_dry_run_shows_what_a_deletion_would_do_and_sends_nothing(
+    tmp_path: Path, database_url: str, fhir_base_url: str, fhir: httpx.Client
+) -> None:
+    run = Cli(tmp_path, database_url)
+    assert run("load", str(FIXTURE)).returncode == 0
+    assert run("push", "--fhir-url", fhir_base_url).returncode == 0
+    assert run("delete", "goal", GOAL).returncode == 0
+    before = _goal(fhir, run.namespace)
+    dry = run("push", "--fhir-url", fhir_base_url, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    (line,) = [x for x in dry.stdout.splitlines() if "entered-in-error" in x]
+    assert "Goal" in line
+    assert GOAL in line
+    assert _goal(fhir, run.namespace)["meta"] == before["meta"]  # nothing sent
+    assert run("push", "--fhir-url", fhir_base_url).returncode == 0
+    assert _goal(fhir, run.namespace)["lifecycleStatus"] == EIE
+
+
 def test_cli_delete_then_killed_pushes_leave_one_entered_in_error(
     tmp_path: Path, database_url: str, fhir_base_url: str, fhir: httpx.Client
 ) -> None:
     """``fhir-bridge delete``, then push SIGKILLed at several points, then a final push."""
-    ns = f"https://bridge.test/{uuid.uuid4().hex[:10]}"
-    (tmp_path / "none.toml").write_text("")
-    env = {
-        **os.environ,
-        "FHIR_BRIDGE_NAMESPACE": ns,
-        "FHIR_BRIDGE_DATABASE_URL": database_url,
-        "FHIR_BRIDGE_CONFIG": str(tmp_path / "none.toml"),
-    }
-    exe = str(Path(sys.executable).parent / "fhir-bridge")
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([exe, *args], env=env, capture_output=True, text=True, check=False)
-
+    run = Cli(tmp_path, database_url)
+    exe, env, ns = run.exe, run.env, run.namespace
     assert run("load", str(FIXTURE)).returncode == 0
     first = run("push", "--fhir-url", fhir_base_url)
     assert first.returncode == 0, first.stderr

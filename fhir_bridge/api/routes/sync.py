@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -22,6 +23,7 @@ from .._responses import (
     ConnectionStatus,
     NotSent,
     PatientMatch,
+    PlannedDeletion,
     PlannedWrite,
     Pulled,
     Pushed,
@@ -70,7 +72,10 @@ async def push(
         )
         for w in summary.planned
     ]
-    return Pushed(connection=connection, counts=summary.counts(), planned=planned)
+    deletions = [PlannedDeletion(**asdict(d)) for d in summary.planned_deletions]
+    return Pushed(
+        connection=connection, counts=summary.counts(), planned=planned, planned_deletions=deletions
+    )
 
 
 @router.post("/sync/{connection}/pull", dependencies=[Write])

@@ -411,6 +411,13 @@ def test_a_push_through_the_api_reaches_the_server_and_a_handoff_is_delivered(
     assert pushed.status_code == 200, pushed.text
     assert pushed.json()["counts"]["created"] > 0
     assert len(server.of_type("Patient")) == 1
+    deleted = call("DELETE", "/v1/goals/goal-garcia-nofalls", key=keys["write"])
+    assert deleted.status_code == 204, deleted.text
+    planned = call("POST", "/v1/sync/ehr/push", key=keys["write"], params={"dry_run": True})
+    assert [
+        (d["action"], d["resource_type"], d["record"]) for d in planned.json()["planned_deletions"]
+    ] == [("entered-in-error", "Goal", "goal/goal-garcia-nofalls")]
+    assert call("POST", "/v1/sync/ehr/push", key=keys["write"]).json()["counts"]["deleted"] == 1
     pulled = call("POST", "/v1/sync/ehr/pull", key=keys["write"])
     assert pulled.status_code == 200, pulled.text
     assert pulled.json()["counts"]["new"] == 0
