@@ -151,9 +151,15 @@ class Outbox:
             return drop_patient(s, connection, patient_id)
 
     def due(
-        self, connection: str, now: datetime, patient_id: str | None = None
+        self,
+        connection: str,
+        now: datetime,
+        patient_id: str | None = None,
+        *,
+        deletions_only: bool = False,
     ) -> list[OutboxEntry]:
-        """Pending entries whose next attempt is due, oldest first."""
+        """Pending entries whose next attempt is due, oldest first (``deletions_only``: those
+        carrying a local deletion)."""
         with self._db.session() as s:
             query = select(OutboxRow).where(
                 OutboxRow.connection == connection,
@@ -162,6 +168,8 @@ class Outbox:
             )
             if patient_id is not None:
                 query = query.where(OutboxRow.patient_id == patient_id)
+            if deletions_only:
+                query = query.where(OutboxRow.deleting.is_(True))
             return [_entry(r) for r in s.scalars(query.order_by(OutboxRow.id))]
 
     def due_of(

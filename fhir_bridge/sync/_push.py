@@ -326,7 +326,7 @@ class Pusher:
         """What a push would write (``summary.planned``), every stored record as if queued,
         and what the local deletions due now would do on the server
         (``summary.planned_deletions``)."""
-        due = self.store.outbox.due(self.connection, self.clock(), patient_id)
+        due = self.store.outbox.due(self.connection, self.clock(), patient_id, deletions_only=True)
         summary.planned_deletions = self.deleter.plan(due, sender.caps)
         patients = [Patient(k, v) for k, v in by_patient(self._everything(patient_id)).items()]
         for at in range(0, len(patients), CHUNK):

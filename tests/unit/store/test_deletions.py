@@ -37,6 +37,14 @@ def test_a_delete_is_queued_where_the_record_was_sent_or_queued_and_nowhere_else
     assert store.delete_record("goal", "nothing", NOW) is None
 
 
+def test_due_can_be_asked_for_the_deletions_alone(store: Store) -> None:
+    store.put_records([goal(), goal("rest", goal_id="g2")], ["a"], NOW)
+    store.delete_record("goal", "g1", NOW)
+    assert {e.record_id for e in store.outbox.due("a", NOW)} == {"g1", "g2"}
+    (only,) = store.outbox.due("a", NOW, deletions_only=True)
+    assert (only.record_id, only.deleting) == ("g1", True)
+
+
 def test_putting_the_record_again_turns_its_deletion_back_into_a_write(store: Store) -> None:
     store.put_records([goal()], ["a"], NOW)
     store.delete_record("goal", "g1", NOW)
