@@ -26,6 +26,8 @@ Every error fhir-bridge raises on purpose derives from :class:`BridgeError`::
     │                              the work over: its result is not recorded (scope, key)
     ├── StoreUnavailable           (store) the database could not be reached or dropped the
     │                              connection mid-transaction: try again later (error_type)
+    ├── PatientHasRecords          (store) a patient to delete still has records kept here:
+    │                              delete them with it, or first (patient_id, records)
     ├── UnknownPatient             (sync) an enrolment names a patient the store does not
     │                              hold (patient_id)
     ├── HandoffRefused             (handoff) a strict delivery refused: the completeness check
@@ -402,6 +404,19 @@ class StoreUnavailable(BridgeError):  # noqa: N818 - names the domain uses
     def __init__(self, error_type: str) -> None:
         self.error_type = error_type
         super().__init__(f"the database is unavailable ({error_type})")
+
+
+class PatientHasRecords(BridgeError):  # noqa: N818 - names the domain uses
+    """A patient was to be deleted while records of it are still kept here: deleted alone,
+    those records would go on being pushed naming a patient that is gone."""
+
+    def __init__(self, patient_id: str, records: int) -> None:
+        self.patient_id = patient_id
+        self.records = records
+        super().__init__(
+            f"patient {patient_id!r} still has {records} record{'' if records == 1 else 's'} here: "
+            "delete them with it, or first"
+        )
 
 
 # --- handoff -----------------------------------------------------------------------------

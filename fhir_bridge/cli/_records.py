@@ -20,7 +20,7 @@ from fhir_bridge.documents import (
     read_loaded,
     read_records,
 )
-from fhir_bridge.errors import InputError
+from fhir_bridge.errors import InputError, PatientHasRecords
 from fhir_bridge.mappers import from_fhir, to_bundle
 from fhir_bridge.sync import loaded_enrolments, routing_of
 
@@ -153,12 +153,28 @@ def get(kind: Kind, record_id: RecordId) -> None:
 
 @reports_errors
 @audited("delete")
-def delete(kind: Kind, record_id: RecordId) -> None:
+def delete(
+    kind: Kind,
+    record_id: RecordId,
+    with_records: Annotated[
+        bool,
+        typer.Option(
+            "--with-records",
+            help="A patient: delete its care plans, goals, referrals and other records with "
+            "it (without this, a patient that has any is refused, exit 1)",
+        ),
+    ] = False,
+) -> None:
     """Delete a stored record; the deletion reaches every EHR that holds it on the next push
     (entered-in-error where the resource has that status, else DELETE where allowed)."""
     _checked_kind(kind)
     with opened_store() as store:
-        deleted = store.delete_record(kind, record_id, datetime.now(UTC))
+        try:
+            deleted = store.delete_record(
+                kind, record_id, datetime.now(UTC), with_records=with_records
+            )
+        except PatientHasRecords as exc:
+            raise fail(f"{exc} (--with-records)", 1) from None
         gone = deleted is None and store.records.is_deleted(kind, record_id)
     if gone:
         raise fail(f"{kind} {record_id!r} was deleted already", 1)
@@ -166,6 +182,8 @@ def delete(kind: Kind, record_id: RecordId) -> None:
         raise fail(f"no {kind} {record_id!r} in the store", 1)
     where = ", ".join(deleted.connections)
     typer.echo(
-        f"deleted {kind} {record_id!r}; "
+        f"deleted {kind} {record_id!r}"
+        + (f" and {deleted.records} of its records" if deleted.records else "")
+        + "; "
         + (f"its deletion is queued for {where}" if where else "never sent to an EHR")
     )

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fhir_bridge import model as m
+from fhir_bridge.errors import PatientHasRecords
 
 from ._changes import lock_feed
 from ._conflicts import NewConflict
@@ -34,12 +35,14 @@ from ._tables import LinkRow, OutboxRow, RecordRow
 
 @dataclass(frozen=True, slots=True)
 class Deleted:
-    """A record deleted here: its new version and the connections its deletion goes to."""
+    """A record deleted here: its new version and the connections its deletion goes to (a
+    patient's, with ``records`` of its own records deleted with it: theirs too)."""
 
     kind: str
     record_id: str
     version: int
     connections: tuple[str, ...]
+    records: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +54,50 @@ class Gone:
     identifier: str
 
 
-def delete(s: Session, kind: str, record_id: str, now: datetime) -> Deleted | None:
+def delete(
+    s: Session, kind: str, record_id: str, now: datetime, *, with_records: bool = False
+) -> Deleted | None:
     """Mark a record deleted and queue its deletion where it was sent or queued; None when
-    there was no such record (or it was deleted already)."""
+    there was no such record (or it was deleted already). A patient with records still kept
+    here is refused (:class:`PatientHasRecords`) unless ``with_records``: then each of them is
+    deleted too, in the same transaction."""
+    if kind == "patient":
+        return _delete_patient(s, record_id, now, with_records=with_records)
+    return _delete_one(s, kind, record_id, now)
+
+
+def _delete_patient(
+    s: Session, patient_id: str, now: datetime, *, with_records: bool
+) -> Deleted | None:
+    kept = s.execute(
+        select(RecordRow.kind, RecordRow.id).where(
+            RecordRow.patient_id == patient_id,
+            RecordRow.kind != "patient",
+            RecordRow.deleted.is_(False),
+        )
+    ).all()
+    patient_row = s.get(RecordRow, ("patient", patient_id))
+    if patient_row is None or patient_row.deleted:
+        return None
+    if kept and not with_records:
+        raise PatientHasRecords(patient_id, len(kept))
+    patient = _delete_one(s, "patient", patient_id, now)
+    if patient is None:  # read just above, in this transaction
+        return None
+    connections = set(patient.connections)
+    for kind, record_id in kept:
+        one = _delete_one(s, kind, record_id, now)
+        connections |= set(one.connections if one is not None else ())
+    return Deleted(
+        "patient",
+        patient_id,
+        patient.version,
+        tuple(sorted(connections)),
+        records=len(kept),
+    )
+
+
+def _delete_one(s: Session, kind: str, record_id: str, now: datetime) -> Deleted | None:
     row = mark_deleted(s, kind, record_id, now)
     if row is None:
         return None

@@ -191,11 +191,15 @@ class Store:
 
     # ------------------------------------------------------------------ deletions
 
-    def delete_record(self, kind: str, record_id: str, now: datetime) -> Deleted | None:
+    def delete_record(
+        self, kind: str, record_id: str, now: datetime, *, with_records: bool = False
+    ) -> Deleted | None:
         """Delete a record here and queue its deletion for every connection that holds a
-        resource of it or had it queued (one transaction); None when there was none."""
+        resource of it or had it queued (one transaction); None when there was none. A
+        patient's records go with it when ``with_records``; else a patient with records kept
+        here is refused (:class:`~fhir_bridge.errors.PatientHasRecords`)."""
         with self._db.session() as s:
-            return delete_record(s, kind, record_id, now)
+            return delete_record(s, kind, record_id, now, with_records=with_records)
 
     def record_deletions(
         self,

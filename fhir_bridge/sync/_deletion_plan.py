@@ -33,6 +33,12 @@ class PlannedDeletion:
     reason: str = ""  # why it would wait: the server's refusal, or a conflict to resolve
 
 
+def deletions(entries: Sequence[OutboxEntry]) -> list[OutboxEntry]:
+    """The deletion entries of ``entries`` in the order they are sent: the Patient's own
+    last (the patient's other resources reference it)."""
+    return sorted((e for e in entries if e.deleting), key=lambda e: e.kind == "patient")
+
+
 def reached(links: Sequence[Link], patient_mode: str) -> list[Link]:
     """The resources of one deleted record that its deletion reaches, referencing first."""
     return [
@@ -70,11 +76,11 @@ def plan(
     patient_mode: str,
     disputed: Collection[tuple[str, str]] = (),
 ) -> list[PlannedDeletion]:
-    """What a push would do for the deletion entries ``entries`` (their records' ``links``
+    """What a push would do for the deletion entries of ``entries`` (their records' ``links``
     on the connection); a record whose deletion is a conflict not resolved yet is one
     ``disputed`` row (a person decides first)."""
     rows = []
-    for entry in entries:
+    for entry in deletions(entries):
         key = (entry.kind, entry.record_id)
         record = f"{entry.kind}/{entry.record_id}"
         if key in disputed:

@@ -48,7 +48,7 @@ from fhir_bridge.errors import (
 from fhir_bridge.mappers import MappingContext
 from fhir_bridge.store import Closing, Gone, Link, NewConflict, OutboxEntry, Store, Written
 
-from ._deletion_plan import PlannedDeletion, blocked_on, plan, reached, way_of
+from ._deletion_plan import PlannedDeletion, blocked_on, deletions, plan, reached, way_of
 from ._incoming import Incoming
 from ._limits import Limits, delete_refusal, write_refusal
 from ._merge import Policy
@@ -131,7 +131,7 @@ class Deleter:
             return
         disputed = self._disputed()
         for patient in patients:
-            deleting = [e for e in patient.entries if e.deleting]
+            deleting = deletions(patient.entries)
             if not deleting:
                 continue
             patient.entries = [e for e in patient.entries if not e.deleting]
@@ -166,7 +166,7 @@ class Deleter:
 
     def plan(self, entries: Sequence[OutboxEntry], caps: Limits) -> list[PlannedDeletion]:
         """For a dry run: what a push would do for the deletion entries of ``entries``."""
-        deleting = [e for e in entries if e.deleting]
+        deleting = deletions(entries)
         if not deleting:
             return []
         links = self.store.links.of_records(

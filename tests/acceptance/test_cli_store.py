@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from fhir_bridge.store import Store
@@ -57,6 +58,20 @@ def test_delete_deletes_once_and_says_where_its_deletion_goes(cli: Run) -> None:
     missing = cli("delete", "goal", "no-such-goal")
     assert missing.returncode == 1
     assert "no goal 'no-such-goal'" in missing.stderr
+
+
+def test_a_patient_with_records_is_deleted_only_with_them(cli: Run) -> None:
+    cli("load", PACKAGE)
+    refused = cli("delete", "patient", "pat-rivera")
+    assert refused.returncode == 1
+    assert "still has" in refused.stderr
+    assert "--with-records" in refused.stderr
+    assert cli("get", "goal", "goal-rivera-a1c").returncode == 0  # nothing deleted
+    assert cli("get", "patient", "pat-rivera").returncode == 0
+    done = cli("delete", "patient", "pat-rivera", "--with-records")
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"deleted patient 'pat-rivera' and \d+ of its records", done.stdout)
+    assert "was deleted" in cli("get", "goal", "goal-rivera-a1c").stderr
 
 
 def test_dead_letters_start_empty_and_retry_needs_ids(cli: Run) -> None:

@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,27 @@ def test_a_goal_deleted_here_is_entered_in_error_on_hapi(
     again = push(store, fhir_base_url, ctx)
     assert again.deleted == 0
     assert _goal(fhir, ns)["meta"]["versionId"] == after["meta"]["versionId"]
+
+
+def test_a_patient_deleted_with_its_records_leaves_them_entered_in_error_on_hapi(
+    store: Store, pushed: tuple[str, MappingContext], fhir_base_url: str, fhir: httpx.Client
+) -> None:
+    """HAPI keeps a Patient that other resources reference (its referential integrity on
+    delete): the records are entered in error, the Patient's entry fails with HAPI's reason."""
+    ns, ctx = pushed
+    deleted = store.delete_record("patient", "pat-rivera", NOW, with_records=True)
+    assert deleted is not None
+    assert deleted.records > 0
+    summary = push(store, fhir_base_url, ctx)
+    assert _goal(fhir, ns)["lifecycleStatus"] == EIE
+    assert (summary.failed, summary.dead_lettered) == (1, 0)  # retried on the schedule
+    assert summary.deleted >= deleted.records
+    later = datetime.now(UTC) + timedelta(days=1)
+    (waiting,) = store.outbox.due("hapi", later, deletions_only=True)
+    assert (waiting.kind, waiting.record_id) == ("patient", "pat-rivera")
+    assert "reference" in (waiting.last_error or "")
+    patient = find_by_identifier(fhir, "Patient", f"{ns}/patient", "pat-rivera")
+    assert patient["id"]  # still there
 
 
 def test_a_delete_racing_a_clinicians_edit_is_a_conflict(

@@ -10,7 +10,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from fhir_bridge import model as m
 from fhir_bridge.documents import records_from_data
-from fhir_bridge.errors import MappingError, Problem
+from fhir_bridge.errors import MappingError, PatientHasRecords, Problem
 from fhir_bridge.mappers import to_bundle
 from fhir_bridge.sync import routing_of
 
@@ -100,10 +100,27 @@ def get_record(collection: str, record_id: str, store: StoreDep, response: Respo
 
 
 @router.delete("/{collection}/{record_id}", dependencies=[Write], status_code=204)
-def delete_record(collection: str, record_id: str, store: StoreDep) -> Response:
+def delete_record(
+    collection: str,
+    record_id: str,
+    store: StoreDep,
+    with_records: Annotated[
+        bool,
+        Query(
+            description="A patient: delete its records with it (without this, a patient "
+            "that has any is refused with 409)"
+        ),
+    ] = False,
+) -> Response:
     """Delete a record; its deletion is queued for every connection that holds it (the next
     push marks it entered-in-error there, or deletes it where that is how the EHR takes it)."""
-    if store.delete_record(_kind(collection), record_id, datetime.now(UTC)) is None:
+    try:
+        deleted = store.delete_record(
+            _kind(collection), record_id, datetime.now(UTC), with_records=with_records
+        )
+    except PatientHasRecords as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{exc} (with_records=true)") from None
+    if deleted is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {collection} {record_id!r}")
     return Response(status_code=204)
 

@@ -127,3 +127,19 @@ def test_openapi_is_served(api: Any) -> None:
     call, _ = api
     spec = call("GET", "/openapi.json").json()
     assert "/v1/{collection}/{record_id}" in spec["paths"]
+
+
+def test_a_patient_with_records_is_deleted_only_with_them(api: Any) -> None:
+    call, keys = api
+    write = keys["write"]
+    patient = {"updated_at": "2025-03-01T10:00:00Z"}
+    assert call("PUT", "/v1/patients/pat-1", key=write, json=patient).status_code == 201
+    assert call("PUT", "/v1/goals/g1", key=write, json=GOAL).status_code == 201
+    refused = call("DELETE", "/v1/patients/pat-1", key=write)
+    assert refused.status_code == 409
+    assert "still has 1 record here" in refused.json()["detail"]
+    assert call("GET", "/v1/goals/g1", key=keys["read"]).status_code == 200
+    deleted = call("DELETE", "/v1/patients/pat-1", key=write, params={"with_records": True})
+    assert deleted.status_code == 204
+    assert call("GET", "/v1/goals/g1", key=keys["read"]).status_code == 404
+    assert call("GET", "/v1/patients/pat-1", key=keys["read"]).status_code == 404

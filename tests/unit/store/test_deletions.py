@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
+from fhir_bridge.errors import PatientHasRecords
 from fhir_bridge.store import Closing, Gone, Link, NewConflict, Store, Written
 
-from .records import NOW, goal
+from .records import NOW, goal, patient
 
 
 def _link(connection: str, resource_id: str = "123") -> Link:
@@ -35,6 +38,38 @@ def test_a_delete_is_queued_where_the_record_was_sent_or_queued_and_nowhere_else
     assert _deleting(store, "c") == []
     assert store.delete_record("goal", "g1", NOW) is None  # deleted already
     assert store.delete_record("goal", "nothing", NOW) is None
+
+
+def test_a_patient_with_records_is_refused_alone_and_deleted_with_them(store: Store) -> None:
+    """Deleted alone, its records would go on being pushed naming a patient that is gone."""
+    store.put_records([patient(), goal(), goal("rest", goal_id="g2")], ["a"], NOW)
+    store.delete_record("goal", "g2", NOW)  # deleted before: not counted again
+    with pytest.raises(PatientHasRecords) as refused:
+        store.delete_record("patient", "p1", NOW)
+    assert (refused.value.patient_id, refused.value.records) == ("p1", 1)
+    assert store.records.get("patient", "p1") is not None  # nothing deleted
+    assert store.records.get("goal", "g1") is not None
+
+    deleted = store.delete_record("patient", "p1", NOW, with_records=True)
+
+    assert deleted is not None
+    assert (deleted.records, deleted.connections) == (1, ("a",))
+    assert store.records.is_deleted("patient", "p1")
+    assert store.records.is_deleted("goal", "g1")
+    assert {(e.record_id, e.deleting) for e in store.outbox.due("a", NOW)} == {
+        ("p1", True),
+        ("g1", True),
+        ("g2", True),
+    }
+    assert store.delete_record("patient", "p1", NOW, with_records=True) is None
+
+
+def test_a_patient_without_records_is_deleted_alone(store: Store) -> None:
+    store.put_records([patient()], ["a"], NOW)
+    deleted = store.delete_record("patient", "p1", NOW)
+    assert deleted is not None
+    assert deleted.records == 0
+    assert store.delete_record("patient", "nobody", NOW) is None
 
 
 def test_due_can_be_asked_for_the_deletions_alone(store: Store) -> None:

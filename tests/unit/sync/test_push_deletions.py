@@ -135,16 +135,21 @@ async def test_a_record_never_sent_sends_nothing(
     assert store.outbox.depth(CONNECTION).pending == 0
 
 
-async def test_a_type_without_such_a_status_is_deleted_after_a_read(
+async def test_a_type_without_such_a_status_is_deleted_after_a_read_and_after_its_records(
     store: Store, server: FhirServer, ctx: MappingContext, clock: Clock
 ) -> None:
     await pushed(store, server, ctx, clock)
     patient_id = server.ours("Patient", PATIENT)["id"]
-    store.delete_record("patient", PATIENT, clock())
+    deleted = store.delete_record("patient", PATIENT, clock(), with_records=True)
+    assert deleted is not None
+    assert deleted.records == len(patient_records()) - 1
     start = len(server.requests)
     summary = await push(store, server, ctx, clock)
-    assert summary.deleted == 1
-    assert writes_since(server, start) == [("DELETE", f"Patient/{patient_id}", None)]
+    *retracted, last = writes_since(server, start)
+    assert last == ("DELETE", f"Patient/{patient_id}", None)  # its records reference it
+    assert {method for method, _, _ in retracted} == {"PUT"}  # entered in error, If-Match
+    assert all(if_match for _, _, if_match in retracted)
+    assert summary.deleted == len(retracted) + 1
     assert ("Patient", patient_id) in server.deleted
     assert store.links.of_records(CONNECTION, [("patient", PATIENT)]) == {}
 
@@ -154,9 +159,9 @@ async def test_a_deletion_the_server_takes_in_no_way_waits_blocked_with_why(
 ) -> None:
     server.undeletable = frozenset({"Patient"})
     await pushed(store, server, ctx, clock)
-    store.delete_record("patient", PATIENT, clock())
+    store.delete_record("patient", PATIENT, clock(), with_records=True)
     summary = await push(store, server, ctx, clock)
-    assert (summary.deleted, summary.not_supported) == (0, 1)
+    assert summary.not_supported == 1  # the Patient; its records are entered in error
     assert not server.sent("DELETE")
     (entry,) = store.outbox.blocked_entries(CONNECTION)
     assert entry.deleting
@@ -170,7 +175,7 @@ async def test_a_delete_refused_at_run_time_is_remembered_and_not_sent_again(
 ) -> None:
     server.refuses_deletes = frozenset({"Patient"})
     await pushed(store, server, ctx, clock)
-    store.delete_record("patient", PATIENT, clock())
+    store.delete_record("patient", PATIENT, clock(), with_records=True)
     await push(store, server, ctx, clock)
     assert len(server.sent("DELETE")) == 1
     assert "Patient:delete" in {r.what for r in store.refusals.of(CONNECTION)}

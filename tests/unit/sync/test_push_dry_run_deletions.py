@@ -41,8 +41,9 @@ async def deleted_after_a_push(
     store.put_records(patient_records(), [CONNECTION], NOW)
     assert (await push(store, server, ctx, clock)).failed == 0
     clock.advance(minutes=1)
-    for kind, record_id in (("goal", GOAL), ("referral", REFERRAL), ("patient", PATIENT)):
+    for kind, record_id in (("goal", GOAL), ("referral", REFERRAL)):
         assert store.delete_record(kind, record_id, clock()) is not None
+    assert store.delete_record("patient", PATIENT, clock(), with_records=True) is not None
 
 
 async def test_a_dry_run_lists_each_resource_a_deletion_reaches_and_sends_nothing(
@@ -54,16 +55,16 @@ async def test_a_dry_run_lists_each_resource_a_deletion_reaches_and_sends_nothin
 
     dry = await push(store, server, ctx, clock, dry_run=True)
 
-    assert sorted(rows(dry)) == sorted(
-        [
-            ("entered-in-error", "Goal", GOAL, f"goal/{GOAL}"),
-            ("entered-in-error", "Task", REFERRAL, f"referral/{REFERRAL}"),
-            ("entered-in-error", "ServiceRequest", REFERRAL, f"referral/{REFERRAL}"),
-            ("delete", "Patient", PATIENT, f"patient/{PATIENT}"),
-        ]
-    )
-    task = next(i for i, r in enumerate(rows(dry)) if r[1] == "Task")
-    request = next(i for i, r in enumerate(rows(dry)) if r[1] == "ServiceRequest")
+    *records, patient = rows(dry)
+    assert patient == ("delete", "Patient", PATIENT, f"patient/{PATIENT}")  # last: referenced
+    assert {
+        ("entered-in-error", "Goal", GOAL, f"goal/{GOAL}"),
+        ("entered-in-error", "Task", REFERRAL, f"referral/{REFERRAL}"),
+        ("entered-in-error", "ServiceRequest", REFERRAL, f"referral/{REFERRAL}"),
+    } <= set(records)
+    assert {action for action, *_ in records} == {"entered-in-error"}
+    task = next(i for i, r in enumerate(records) if r[1] == "Task")
+    request = next(i for i, r in enumerate(records) if r[1] == "ServiceRequest")
     assert task < request  # in the order the push sends them
     assert [r.method for r in server.requests[sent:]] == ["GET"]  # the CapabilityStatement
     assert store.outbox.due(CONNECTION, clock()) == due  # nothing closed or claimed
