@@ -69,6 +69,9 @@ def delete(
 def _delete_patient(
     s: Session, patient_id: str, now: datetime, *, with_records: bool
 ) -> Deleted | None:
+    row = s.get(RecordRow, ("patient", patient_id))
+    if row is None or row.deleted:
+        return None
     kept = s.execute(
         select(RecordRow.kind, RecordRow.id).where(
             RecordRow.patient_id == patient_id,
@@ -76,9 +79,6 @@ def _delete_patient(
             RecordRow.deleted.is_(False),
         )
     ).all()
-    patient_row = s.get(RecordRow, ("patient", patient_id))
-    if patient_row is None or patient_row.deleted:
-        return None
     if kept and not with_records:
         raise PatientHasRecords(patient_id, len(kept))
     patient = _delete_one(s, "patient", patient_id, now)
