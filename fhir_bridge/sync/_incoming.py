@@ -168,7 +168,7 @@ class Incoming:
         """A record read from the server: new, or merged with ours; its link noted."""
         local = self.store.records.get(remote.kind, remote.id)
         if local is None and (isinstance(remote, m.Patient) or self._deleted_here(remote)):
-            summary.skipped += 1  # pull never creates a patient, nor brings a deleted record back
+            summary.skipped += 1  # pull never creates a patient, nor brings a deleted one back
             return
         record: m.Record = remote
         push_back = False
@@ -198,11 +198,16 @@ class Incoming:
 
     def _deleted_here(self, remote: m.Record) -> bool:
         """A record deleted here stays deleted whatever the EHR's copy says (its deletion on
-        its way there, or sent and entered in error since); a deleted referral's Task too."""
+        its way there, or sent and entered in error since); a deleted referral's Task too; and
+        a record of a patient deleted here is not brought in (a clinician's new one)."""
         deleted = self.store.records.is_deleted
-        if isinstance(remote, m.ReferralTask) and remote.referral.id is not None:
-            return deleted("referral", remote.referral.id) or deleted(remote.kind, remote.id)
-        return deleted(remote.kind, remote.id)
+        if deleted(remote.kind, remote.id):
+            return True
+        referral = remote.referral.id if isinstance(remote, m.ReferralTask) else None
+        if referral is not None and deleted("referral", referral):
+            return True
+        patient = remote.patient.id if isinstance(remote, m.PatientRecord) else None
+        return patient is not None and deleted("patient", patient)
 
     def read_back(self, resource: Json, by_server: LinkLookup) -> m.Record:
         """A server resource read as our record, references to resources we know pointed

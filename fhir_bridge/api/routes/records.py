@@ -76,6 +76,12 @@ def put_record(
     """Store a record (queued for the connections it goes to); If-Match guards against lost
     updates."""
     record = _validated(_kind(collection), record_id, body)
+    patient_id = record.patient.id if isinstance(record, m.PatientRecord) else None
+    if patient_id is not None and store.records.is_deleted("patient", patient_id):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"patient {patient_id!r} was deleted here: put the patient again first",
+        )
     existed = store.records.get_with_version(record.kind, record.id) is not None
     result = store.put_record_if(
         record, routing_of(settings), datetime.now(UTC), _version(if_match)

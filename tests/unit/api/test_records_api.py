@@ -143,3 +143,8 @@ def test_a_patient_with_records_is_deleted_only_with_them(api: Any) -> None:
     assert deleted.status_code == 204
     assert call("GET", "/v1/goals/g1", key=keys["read"]).status_code == 404
     assert call("GET", "/v1/patients/pat-1", key=keys["read"]).status_code == 404
+    late = call("PUT", "/v1/goals/g2", key=write, json=GOAL)
+    assert late.status_code == 409
+    assert "was deleted here" in late.json()["detail"]
+    assert call("PUT", "/v1/patients/pat-1", key=write, json=patient).status_code == 201
+    assert call("PUT", "/v1/goals/g2", key=write, json=GOAL).status_code == 201

@@ -339,6 +339,27 @@ async def test_pull_never_brings_a_deleted_record_back(
     assert store.records.get("goal", GOAL) is None
 
 
+async def test_pull_brings_in_no_record_of_a_patient_deleted_here(
+    store: Store, server: FhirServer, ctx: MappingContext, clock: Clock
+) -> None:
+    """A clinician adds a goal on the EHR for a patient the care manager has deleted."""
+    await pushed(store, server, ctx, clock)
+    patient = server.ours("Patient", PATIENT)
+    store.delete_record("patient", PATIENT, clock(), with_records=True)
+    server.add(
+        {
+            "resourceType": "Goal",
+            "lifecycleStatus": "active",
+            "description": {"text": "new goal from the clinic"},
+            "subject": {"reference": f"Patient/{patient['id']}"},
+        }
+    )
+    summary = await pull(store, server, ctx, clock)
+    assert summary.new == 0
+    assert summary.skipped >= 1
+    assert [g for g in store.records.of_patient(PATIENT) if g.kind == "goal"] == []
+
+
 async def test_a_status_set_to_entered_in_error_is_not_sent_over_an_edit_pull_merges_first(
     store: Store, server: FhirServer, ctx: MappingContext, clock: Clock
 ) -> None:
