@@ -69,8 +69,8 @@ def delete(
 def _delete_patient(
     s: Session, patient_id: str, now: datetime, *, with_records: bool
 ) -> Deleted | None:
-    row = s.get(RecordRow, ("patient", patient_id))
-    if row is None or row.deleted:
+    patient = _delete_one(s, "patient", patient_id, now)
+    if patient is None:
         return None
     kept = s.execute(
         select(RecordRow.kind, RecordRow.id).where(
@@ -79,11 +79,8 @@ def _delete_patient(
             RecordRow.deleted.is_(False),
         )
     ).all()
-    if kept and not with_records:
+    if kept and not with_records:  # the caller's transaction is rolled back: nothing deleted
         raise PatientHasRecords(patient_id, len(kept))
-    patient = _delete_one(s, "patient", patient_id, now)
-    if patient is None:  # read just above, in this transaction
-        return None
     connections = set(patient.connections)
     for kind, record_id in kept:
         one = _delete_one(s, kind, record_id, now)

@@ -76,11 +76,11 @@ def plan(
     patient_mode: str,
     disputed: Collection[tuple[str, str]] = (),
 ) -> list[PlannedDeletion]:
-    """What a push would do for the deletion entries of ``entries`` (their records' ``links``
-    on the connection); a record whose deletion is a conflict not resolved yet is one
-    ``disputed`` row (a person decides first)."""
+    """What a push would do for the deletion entries ``entries``, in the order they are sent
+    (:func:`deletions`), with their records' ``links`` on the connection; a record whose
+    deletion is a conflict not resolved yet is one ``disputed`` row (a person decides first)."""
     rows = []
-    for entry in deletions(entries):
+    for entry in entries:
         key = (entry.kind, entry.record_id)
         record = f"{entry.kind}/{entry.record_id}"
         if key in disputed:
